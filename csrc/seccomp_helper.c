@@ -1,0 +1,533 @@
+/*
+ * umvu tracer core: everything about ptrace and seccomp that needs no decision.
+ *
+ * Contract with the Python side (umvu/core/tracer.py is the only caller):
+ *  - umvu_spawn() starts the guest seized with PTRACE_O_EXITKILL and, unless
+ *    noseccomp, a seccomp filter that returns SECCOMP_RET_TRACE for the syscall
+ *    numbers set in the bitmap, for every non-x86_64 ABI call and for every
+ *    number outside the x86_64 table (the virtual syscalls are negative).
+ *  - umvu_next() waits for tracees and handles by itself signal-delivery stops
+ *    (the signal is re-injected once), group stops (PTRACE_LISTEN, so job control
+ *    works), re-traps after SIGCONT, and syscall-exit stops nobody asked for.
+ *    It returns only the events Python must see; the tracee stays stopped until
+ *    Python resumes it with one of the umvu_sys_* / umvu_resume calls.
+ *  - All ptrace calls come from the calling thread.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/ptrace.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+
+#include "seccomp_helper.h"
+
+#ifndef PTRACE_GET_SYSCALL_INFO
+#define PTRACE_GET_SYSCALL_INFO 0x420e
+#endif
+#ifndef PTRACE_EVENT_STOP
+#define PTRACE_EVENT_STOP 128
+#endif
+
+/* per-thread flags, indexed by tid (pid_max entries, allocated lazily by the kernel) */
+#define TF_KNOWN     0x01 /* Python knows this thread */
+#define TF_PARKED    0x02 /* initial stop seen before the parent's clone event */
+#define TF_WANT_EXIT 0x04 /* report the next syscall-exit stop */
+#define TF_SKIPRET   0x08 /* -S mode: write skip_ret at the exit stop */
+
+static unsigned char *tflags;
+static long *skipret;
+static long pid_max = 4194304;
+static int noseccomp;
+static int nthreads;
+
+static int resume_request(void) { return noseccomp ? PTRACE_SYSCALL : PTRACE_CONT; }
+
+static int tid_ok(int tid) { return tid > 0 && tid <= pid_max; }
+
+static int tables_init(void)
+{
+	if (tflags)
+		return 0;
+	FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+	if (f) {
+		if (fscanf(f, "%ld", &pid_max) != 1)
+			pid_max = 4194304;
+		fclose(f);
+	}
+	tflags = calloc(pid_max + 1, 1);
+	skipret = calloc(pid_max + 1, sizeof(long));
+	return (tflags && skipret) ? 0 : -ENOMEM;
+}
+
+/* ------------------------------------------------------------------ filter */
+
+#define MAXPROG 4096
+
+static int build_filter(struct sock_filter *prog, const unsigned char *bitmap, int nbits)
+{
+	int n = 0;
+	const struct sock_filter trace = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+	const struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+	prog[n++] = trace; /* int 0x80 and friends: the tracer refuses them */
+	prog[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+	/* x32 numbers and the negative virtual syscalls */
+	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1);
+	prog[n++] = trace;
+	/* ranges of consecutive set bits: if lo <= nr <= hi -> trace */
+	for (int i = 0; i < nbits; i++) {
+		if (!(bitmap[i / 8] & (1 << (i % 8))))
+			continue;
+		int lo = i;
+		while (i + 1 < nbits && (bitmap[(i + 1) / 8] & (1 << ((i + 1) % 8))))
+			i++;
+		int hi = i;
+		if (n + 4 >= MAXPROG)
+			return -E2BIG;
+		/* if nr < lo skip 2; if nr > hi skip 1; else trace */
+		prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, lo, 0, 2);
+		prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, hi, 1, 0);
+		prog[n++] = trace;
+	}
+	prog[n++] = allow;
+	return n;
+}
+
+/* ------------------------------------------------------------------- spawn */
+
+int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int flags)
+{
+	int pipefd[2];
+	static struct sock_filter prog[MAXPROG];
+	int plen = 0;
+
+	noseccomp = (flags & UMVU_NOSECCOMP) != 0;
+	if (tables_init() < 0)
+		return -ENOMEM;
+	if (!noseccomp) {
+		plen = build_filter(prog, bitmap, nbits);
+		if (plen < 0)
+			return plen;
+	}
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		char c;
+		close(pipefd[1]);
+		/* the dispositions the hypervisor changed for itself are not the guest's */
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGXFSZ, SIG_DFL);
+		if (!(flags & UMVU_KEEP_SIGINT_IGN))
+			signal(SIGINT, SIG_DFL);
+		if (!(flags & UMVU_KEEP_SIGQUIT_IGN))
+			signal(SIGQUIT, SIG_DFL);
+		signal(SIGTSTP, SIG_DFL);
+		signal(SIGTTIN, SIG_DFL);
+		signal(SIGTTOU, SIG_DFL);
+		sigset_t empty;
+		sigemptyset(&empty);
+		sigprocmask(SIG_SETMASK, &empty, NULL);
+		/* wait until the parent has seized us; EOF means it died */
+		if (read(pipefd[0], &c, 1) != 1)
+			_exit(127);
+		if (!noseccomp) {
+			struct sock_fprog fprog = { .len = (unsigned short)plen, .filter = prog };
+			if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+			    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0) {
+				dprintf(2, "umvu: cannot install the seccomp filter: %s\n", strerror(errno));
+				_exit(126);
+			}
+		}
+		execvp(argv[0], argv);
+		int e = errno;
+		dprintf(2, "umvu: %s: %s\n", argv[0], strerror(e));
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	close(pipefd[0]);
+	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
+		    PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL;
+	if (!noseccomp)
+		opts |= PTRACE_O_TRACESECCOMP;
+	if (ptrace(PTRACE_SEIZE, pid, 0, opts) < 0) {
+		int e = errno;
+		kill(pid, SIGKILL);
+		close(pipefd[1]);
+		waitpid(pid, NULL, 0);
+		return -e;
+	}
+	tflags[pid] = TF_KNOWN;
+	nthreads = 1;
+	if (write(pipefd[1], "g", 1) != 1) {
+		int e = errno;
+		close(pipefd[1]);
+		return -e;
+	}
+	close(pipefd[1]);
+	return pid;
+}
+
+/* -------------------------------------------------------------------- wait */
+
+static int fill_info(int tid, struct umvu_event *ev)
+{
+	struct ptrace_syscall_info info;
+	if (ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof info, &info) <= 0)
+		return -1;
+	ev->ip = info.instruction_pointer;
+	ev->sp = info.stack_pointer;
+	if (info.op == PTRACE_SYSCALL_INFO_EXIT) {
+		ev->ret = info.exit.rval;
+		return info.op;
+	}
+	ev->nr = (long)info.entry.nr;
+	for (int i = 0; i < 6; i++)
+		ev->args[i] = info.entry.args[i];
+	if (info.arch != AUDIT_ARCH_X86_64 || (ev->nr > 0 && (ev->nr & 0x40000000)))
+		ev->kind = UMVU_EV_ABI32;
+	else
+		ev->kind = UMVU_EV_SYSCALL;
+	return info.op;
+}
+
+static unsigned long clone_flags_of(int tid, int event, const struct user_regs_struct *r)
+{
+	if (event == PTRACE_EVENT_VFORK)
+		return CLONE_VM | CLONE_VFORK | SIGCHLD;
+	if (event == PTRACE_EVENT_FORK)
+		return SIGCHLD;
+	if (r->orig_rax == SYS_clone)
+		return r->rdi;
+	if (r->orig_rax == SYS_clone3) {
+		uint64_t f = 0;
+		struct iovec local = { &f, sizeof f }, remote = { (void *)r->rdi, sizeof f };
+		if (process_vm_readv(tid, &local, 1, &remote, 1, 0) == sizeof f)
+			return f;
+	}
+	return 0;
+}
+
+static void resume(int tid, int sig)
+{
+	ptrace(resume_request(), tid, 0, sig);
+}
+
+/* Returns 1 with *ev filled, 0 when no tracee is left, -errno on error. */
+int umvu_next(struct umvu_event *ev)
+{
+	for (;;) {
+		int status;
+		pid_t tid = waitpid(-1, &status, __WALL);
+		if (tid < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == ECHILD ? 0 : -errno;
+		}
+		memset(ev, 0, sizeof *ev);
+		ev->tid = tid;
+		ev->status = status;
+		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			if (tid_ok(tid))
+				tflags[tid] = 0;
+			ev->kind = UMVU_EV_EXITED;
+			return 1;
+		}
+		if (!WIFSTOPPED(status))
+			continue;
+		int sig = WSTOPSIG(status);
+		int event = (unsigned)status >> 16;
+		struct user_regs_struct r;
+
+		if (sig == (SIGTRAP | 0x80)) {
+			/* syscall-entry (-S) or syscall-exit stop */
+			int op = fill_info(tid, ev);
+			if (op == PTRACE_SYSCALL_INFO_ENTRY)
+				return 1;
+			if (op != PTRACE_SYSCALL_INFO_EXIT) {
+				resume(tid, 0);
+				continue;
+			}
+			if (tflags[tid] & TF_SKIPRET) {
+				tflags[tid] &= ~TF_SKIPRET;
+				if (ptrace(PTRACE_GETREGS, tid, 0, &r) == 0) {
+					r.rax = skipret[tid];
+					ptrace(PTRACE_SETREGS, tid, 0, &r);
+					ev->ret = skipret[tid];
+				}
+			}
+			if (tflags[tid] & TF_WANT_EXIT) {
+				tflags[tid] &= ~TF_WANT_EXIT;
+				ev->kind = UMVU_EV_SYSCALL_EXIT;
+				return 1;
+			}
+			resume(tid, 0);
+			continue;
+		}
+		switch (event) {
+		case PTRACE_EVENT_SECCOMP:
+			if (fill_info(tid, ev) < 0)
+				continue;
+			return 1;
+		case PTRACE_EVENT_FORK:
+		case PTRACE_EVENT_VFORK:
+		case PTRACE_EVENT_CLONE: {
+			unsigned long child = 0;
+			ptrace(PTRACE_GETEVENTMSG, tid, 0, &child);
+			if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+				memset(&r, 0, sizeof r);
+			ev->kind = UMVU_EV_CLONE;
+			ev->msg = (long)child;
+			ev->clone_flags = clone_flags_of(tid, event, &r);
+			return 1;
+		}
+		case PTRACE_EVENT_EXEC: {
+			unsigned long former = 0;
+			ptrace(PTRACE_GETEVENTMSG, tid, 0, &former);
+			if (tid_ok((int)former) && (int)former != tid) {
+				tflags[tid] = tflags[former] | TF_KNOWN;
+				tflags[former] = 0;
+			}
+			ev->kind = UMVU_EV_EXEC;
+			ev->msg = (long)former;
+			return 1;
+		}
+		case PTRACE_EVENT_STOP:
+			if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
+				/* group stop: stay stopped, let the real parent see it */
+				ptrace(PTRACE_LISTEN, tid, 0, 0);
+				continue;
+			}
+			if (!(tflags[tid] & TF_KNOWN)) {
+				/* initial stop of a child whose parent's event is still to come */
+				tflags[tid] |= TF_PARKED;
+				continue;
+			}
+			resume(tid, 0);
+			continue;
+		case 0:
+			/* signal-delivery stop: inject the signal once */
+			resume(tid, sig);
+			continue;
+		default:
+			resume(tid, 0);
+			continue;
+		}
+	}
+}
+
+/* Python registered the child of a clone event: let both run. */
+int umvu_clone_done(int parent, int child)
+{
+	if (tid_ok(child)) {
+		int parked = tflags[child] & TF_PARKED;
+		tflags[child] = TF_KNOWN;
+		if (parked)
+			resume(child, 0);
+	}
+	resume(parent, 0);
+	return 0;
+}
+
+int umvu_resume(int tid, int sig)
+{
+	return ptrace(resume_request(), tid, 0, sig) < 0 ? -errno : 0;
+}
+
+/* At a syscall stop: run it natively; want_exit asks for the exit stop. */
+int umvu_sys_native(int tid, int want_exit)
+{
+	if (want_exit) {
+		tflags[tid] |= TF_WANT_EXIT;
+		return ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0 ? -errno : 0;
+	}
+	return umvu_resume(tid, 0);
+}
+
+/* At a syscall stop: do not run it; the guest sees retval. */
+int umvu_sys_skip(int tid, long retval, int want_exit)
+{
+	struct user_regs_struct r;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	r.orig_rax = (unsigned long)-1;
+	r.rax = (unsigned long)retval;
+	if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0)
+		return -errno;
+	if (noseccomp) {
+		skipret[tid] = retval;
+		tflags[tid] |= TF_SKIPRET;
+	}
+	return umvu_sys_native(tid, want_exit);
+}
+
+/* At a syscall stop: change number and arguments, then run it natively. */
+int umvu_sys_set(int tid, long nr, const unsigned long args[6])
+{
+	struct user_regs_struct r;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	r.orig_rax = (unsigned long)nr;
+	r.rdi = args[0];
+	r.rsi = args[1];
+	r.rdx = args[2];
+	r.r10 = args[3];
+	r.r8 = args[4];
+	r.r9 = args[5];
+	return ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 ? -errno : 0;
+}
+
+/* At a syscall-exit stop: change the result the guest sees, then resume. */
+int umvu_sys_set_return(int tid, long retval)
+{
+	struct user_regs_struct r;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	r.rax = (unsigned long)retval;
+	return ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 ? -errno : 0;
+}
+
+/* Wait for the next stop of one tracee, re-sending any signal that gets in the way. */
+static int wait_one(int tid, int *status, int *pending_sig)
+{
+	for (;;) {
+		if (waitpid(tid, status, __WALL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (!WIFSTOPPED(*status))
+			return -ESRCH;
+		int sig = WSTOPSIG(*status);
+		int event = (unsigned)*status >> 16;
+		if (sig == (SIGTRAP | 0x80) || event == PTRACE_EVENT_SECCOMP)
+			return 0;
+		if (event == 0 && sig != SIGTRAP) {
+			*pending_sig = sig;
+			ptrace(PTRACE_SYSCALL, tid, 0, 0);
+			continue;
+		}
+		ptrace(PTRACE_SYSCALL, tid, 0, 0);
+	}
+}
+
+/*
+ * At a seccomp or syscall-entry stop: run syscall nr(args) in the tracee in place
+ * of the pending one, then put the tracee back at an equivalent stop for the
+ * pending call. Returns the injected call's result (or -errno of ptrace).
+ */
+long umvu_inject(int tid, long nr, const unsigned long args[6])
+{
+	struct user_regs_struct saved, r;
+	int status, pending_sig = 0;
+	long result;
+
+	if (ptrace(PTRACE_GETREGS, tid, 0, &saved) < 0)
+		return -errno;
+	r = saved;
+	r.orig_rax = nr;
+	r.rdi = args[0];
+	r.rsi = args[1];
+	r.rdx = args[2];
+	r.r10 = args[3];
+	r.r8 = args[4];
+	r.r9 = args[5];
+	if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0)
+		return -errno;
+	if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+		return -errno;
+	if (wait_one(tid, &status, &pending_sig) < 0)
+		return -ESRCH;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	result = (long)r.rax;
+	/* re-execute the original syscall instruction to get back to its entry */
+	saved.rip -= 2;
+	saved.rax = saved.orig_rax;
+	if (ptrace(PTRACE_SETREGS, tid, 0, &saved) < 0)
+		return -errno;
+	if (ptrace(noseccomp ? PTRACE_SYSCALL : PTRACE_CONT, tid, 0, 0) < 0)
+		return -errno;
+	if (wait_one(tid, &status, &pending_sig) < 0)
+		return -ESRCH;
+	if (pending_sig)
+		syscall(SYS_tkill, tid, pending_sig);
+	return result;
+}
+
+/* ------------------------------------------------------------------ memory */
+
+long umvu_peek(int tid, unsigned long guest_addr, void *buf, unsigned long len)
+{
+	struct iovec local = { buf, len }, remote = { (void *)guest_addr, len };
+	ssize_t n = process_vm_readv(tid, &local, 1, &remote, 1, 0);
+	return n < 0 ? -errno : n;
+}
+
+/* Read a NUL-terminated string of at most maxlen bytes (NUL included).
+ * Returns its length without NUL, -EFAULT, or -ENAMETOOLONG when no NUL was found. */
+long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen)
+{
+	unsigned long done = 0;
+	while (done < maxlen) {
+		unsigned long addr = guest_addr + done;
+		unsigned long chunk = 4096 - (addr & 4095);
+		if (chunk > maxlen - done)
+			chunk = maxlen - done;
+		long n = umvu_peek(tid, addr, buf + done, chunk);
+		if (n <= 0)
+			return -EFAULT;
+		char *z = memchr(buf + done, 0, n);
+		if (z)
+			return z - buf;
+		done += n;
+	}
+	return -ENAMETOOLONG;
+}
+
+long umvu_poke(int tid, unsigned long guest_addr, const void *buf, unsigned long len)
+{
+	struct iovec local = { (void *)buf, len }, remote = { (void *)guest_addr, len };
+	ssize_t n = process_vm_writev(tid, &local, 1, &remote, 1, 0);
+	if (n == (ssize_t)len)
+		return n;
+	/* read-only mappings: /proc/PID/mem writes with FOLL_FORCE */
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/mem", tid);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = pwrite(fd, buf, len, (off_t)guest_addr);
+	int e = errno;
+	close(fd);
+	return n < 0 ? -e : n;
+}
+
+int umvu_interrupt(int tid)
+{
+	return ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ? -errno : 0;
+}

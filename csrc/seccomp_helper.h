@@ -1,0 +1,40 @@
+/* Interface of csrc/seccomp_helper.c; also parsed by cffi (keep it plain C). */
+#define UMVU_NOSECCOMP        1
+#define UMVU_KEEP_SIGINT_IGN  2
+#define UMVU_KEEP_SIGQUIT_IGN 4
+
+#define UMVU_EV_SYSCALL      1 /* seccomp stop, or syscall-entry stop with -S */
+#define UMVU_EV_SYSCALL_EXIT 2 /* exit stop asked for by umvu_sys_native/skip */
+#define UMVU_EV_CLONE        3 /* fork/vfork/clone: msg = child tid */
+#define UMVU_EV_EXEC         4 /* exec done: msg = former tid */
+#define UMVU_EV_EXITED       5 /* tracee gone: status as from waitpid */
+#define UMVU_EV_ABI32        6 /* a non-x86_64 syscall (int 0x80, x32) */
+
+struct umvu_event {
+	int kind;
+	int tid;
+	int status;
+	long msg;
+	unsigned long clone_flags;
+	long nr;
+	unsigned long args[6];
+	long ret;
+	unsigned long ip;
+	unsigned long sp;
+};
+
+struct user_regs_struct;
+
+int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int flags);
+int umvu_next(struct umvu_event *ev);
+int umvu_clone_done(int parent, int child);
+int umvu_resume(int tid, int sig);
+int umvu_sys_native(int tid, int want_exit);
+int umvu_sys_skip(int tid, long retval, int want_exit);
+int umvu_sys_set(int tid, long nr, const unsigned long args[6]);
+int umvu_sys_set_return(int tid, long retval);
+long umvu_inject(int tid, long nr, const unsigned long args[6]);
+long umvu_peek(int tid, unsigned long guest_addr, void *buf, unsigned long len);
+long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen);
+long umvu_poke(int tid, unsigned long guest_addr, const void *buf, unsigned long len);
+int umvu_interrupt(int tid);

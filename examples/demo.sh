@@ -1,0 +1,13 @@
+#!/bin/sh
+# The main job: show umvu running a real shell session under the hypervisor.
+set -e
+cd "$(dirname "$0")/.."
+PATH="$PWD/bin:$PATH"
+echo "== umvu runs a shell; everything it and its children do passes through umvu"
+umvu bash -c 'echo "inside umvu: $(uname -sm), pid $$"; ls -ld /usr/share/doc | cut -c1-10; seq 3 | tac'
+st=0; umvu sh -c 'kill -9 $$' || st=$?
+echo "== exit statuses are the guest's: umvu sh -c 'kill -9 \$\$' exits $st"
+echo "== umvu -S -d s: every syscall stops in the hypervisor, one line each (first 6)"
+umvu -S -d s -o /tmp/umvu-demo.$$.log true
+head -6 /tmp/umvu-demo.$$.log
+rm -f /tmp/umvu-demo.$$.log

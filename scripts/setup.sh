@@ -1,0 +1,27 @@
+#!/bin/sh
+# Install what umvu needs (Debian bookworm), then build the C core in place.
+# Idempotent and quick when everything is already there.
+set -e
+cd "$(dirname "$0")/.."
+PKGS="gcc make python3 python3-dev python3-cffi python3-pytest python3-pexpect
+python3-hypothesis strace proot e2fsprogs git tar coreutils findutils
+libpython3.11-testsuite util-linux procps"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup: missing packages:$missing (run this as root, or apt-get install them)" >&2
+        exit 1
+    fi
+    echo "setup: installing$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || true
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+# the C core (cffi out-of-line module), rebuilt only when its sources change
+so=$(ls umvu/core/_tracer*.so 2>/dev/null | head -1)
+if [ -z "$so" ] || [ -n "$(find csrc umvu/core/_build_tracer.py -newer "$so" 2>/dev/null)" ]; then
+    /usr/bin/python3 setup.py -q build_ext --inplace >/dev/null
+fi

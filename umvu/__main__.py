@@ -1,0 +1,3 @@
+from umvu.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The hypervisor core: tracer, process table, syscall table, dispatch."""

@@ -1,0 +1,472 @@
+"""The declarative x86_64 system call table: one row per system call.
+
+Each row: number, name, *choice*, argument kinds.
+
+choice: how the core picks the module responsible for a call (VUOS's choice functions)
+    path    the (dirfd-relative) path argument          fd      the fd argument
+    path2   two paths (rename, link)                     fd2     two fds (dup2, splice...)
+    socket  the address family                           ioctl   fd and request number
+    mount   mount type / target                          umount  target path
+    mmap    the fd of a file mapping                     std     the syscall number
+    proc    process life (clone, exec, exit): core-tracked, never a module's
+    none    memory, scheduling, signals...: always the kernel's
+
+argument kinds: fd dirfd path str buf_in buf_out size int uint flags mode off ptr
+    pid uid gid sig addr  (``buf_in:N``/``buf_out:N`` name the size argument index)
+
+Virtual system calls (numbers Linux does not use, as in VUOS) are rows with negative
+numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_TABLE = """
+0 read fd fd buf_out:2 size
+1 write fd fd buf_in:2 size
+2 open path path flags mode
+3 close fd fd
+4 stat path path ptr
+5 fstat fd fd ptr
+6 lstat path path ptr
+7 poll std ptr uint int
+8 lseek fd fd off int
+9 mmap mmap addr size int flags fd off
+10 mprotect none addr size int
+11 munmap std addr size
+12 brk none addr
+13 rt_sigaction none sig ptr ptr size
+14 rt_sigprocmask none int ptr ptr size
+15 rt_sigreturn none
+16 ioctl ioctl fd uint ptr
+17 pread64 fd fd buf_out:2 size off
+18 pwrite64 fd fd buf_in:2 size off
+19 readv fd fd ptr int
+20 writev fd fd ptr int
+21 access path path mode
+22 pipe none ptr
+23 select std int ptr ptr ptr ptr
+24 sched_yield none
+25 mremap std addr size size flags addr
+26 msync std addr size flags
+27 mincore none addr size ptr
+28 madvise none addr size int
+29 shmget none int size flags
+30 shmat none int addr flags
+31 shmctl none int int ptr
+32 dup fd fd
+33 dup2 fd2 fd fd
+34 pause none
+35 nanosleep std ptr ptr
+36 getitimer std int ptr
+37 alarm std uint
+38 setitimer std int ptr ptr
+39 getpid none
+40 sendfile fd2 fd fd ptr size
+41 socket socket int int int
+42 connect fd fd ptr size
+43 accept fd fd ptr ptr
+44 sendto fd fd buf_in:2 size flags ptr size
+45 recvfrom fd fd buf_out:2 size flags ptr ptr
+46 sendmsg fd fd ptr flags
+47 recvmsg fd fd ptr flags
+48 shutdown fd fd int
+49 bind fd fd ptr size
+50 listen fd fd int
+51 getsockname fd fd ptr ptr
+52 getpeername fd fd ptr ptr
+53 socketpair socket int int int ptr
+54 setsockopt fd fd int int ptr size
+55 getsockopt fd fd int int ptr ptr
+56 clone proc flags addr ptr ptr addr
+57 fork proc
+58 vfork proc
+59 execve proc path ptr ptr
+60 exit proc int
+61 wait4 none pid ptr flags ptr
+62 kill none pid sig
+63 uname std ptr
+64 semget none int int flags
+65 semop none int ptr size
+66 semctl none int int int ptr
+67 shmdt none addr
+68 msgget none int flags
+69 msgsnd none int ptr size flags
+70 msgrcv none int ptr size int flags
+71 msgctl none int int ptr
+72 fcntl fd fd int ptr
+73 flock fd fd int
+74 fsync fd fd
+75 fdatasync fd fd
+76 truncate path path off
+77 ftruncate fd fd off
+78 getdents fd fd ptr size
+79 getcwd std buf_out:1 size
+80 chdir path path
+81 fchdir fd fd
+82 rename path2 path path
+83 mkdir path path mode
+84 rmdir path path
+85 creat path path mode
+86 link path2 path path
+87 unlink path path
+88 symlink path str path
+89 readlink path path buf_out:2 size
+90 chmod path path mode
+91 fchmod fd fd mode
+92 chown path path uid gid
+93 fchown fd fd uid gid
+94 lchown path path uid gid
+95 umask std mode
+96 gettimeofday std ptr ptr
+97 getrlimit none int ptr
+98 getrusage none int ptr
+99 sysinfo std ptr
+100 times none ptr
+101 ptrace std int pid addr ptr
+102 getuid std
+103 syslog std int ptr int
+104 getgid std
+105 setuid std uid
+106 setgid std gid
+107 geteuid std
+108 getegid std
+109 setpgid none pid pid
+110 getppid none
+111 getpgrp none
+112 setsid none
+113 setreuid std uid uid
+114 setregid std gid gid
+115 getgroups std int ptr
+116 setgroups std int ptr
+117 setresuid std uid uid uid
+118 getresuid std ptr ptr ptr
+119 setresgid std gid gid gid
+120 getresgid std ptr ptr ptr
+121 getpgid none pid
+122 setfsuid std uid
+123 setfsgid std gid
+124 getsid none pid
+125 capget std ptr ptr
+126 capset std ptr ptr
+127 rt_sigpending none ptr size
+128 rt_sigtimedwait none ptr ptr ptr size
+129 rt_sigqueueinfo none pid sig ptr
+130 rt_sigsuspend none ptr size
+131 sigaltstack none ptr ptr
+132 utime path path ptr
+133 mknod path path mode uint
+134 uselib path path
+135 personality none uint
+136 ustat none uint ptr
+137 statfs path path ptr
+138 fstatfs fd fd ptr
+139 sysfs none int ptr ptr
+140 getpriority none int int
+141 setpriority none int int int
+142 sched_setparam none pid ptr
+143 sched_getparam none pid ptr
+144 sched_setscheduler none pid int ptr
+145 sched_getscheduler none pid
+146 sched_get_priority_max none int
+147 sched_get_priority_min none int
+148 sched_rr_get_interval none pid ptr
+149 mlock none addr size
+150 munlock none addr size
+151 mlockall none flags
+152 munlockall none
+153 vhangup none
+154 modify_ldt none int ptr size
+155 pivot_root path2 path path
+156 _sysctl none ptr
+157 prctl none int uint uint uint uint
+158 arch_prctl none int addr
+159 adjtimex std ptr
+160 setrlimit none int ptr
+161 chroot path path
+162 sync std
+163 acct path path
+164 settimeofday std ptr ptr
+165 mount mount str path str flags ptr
+166 umount2 umount path flags
+167 swapon path path flags
+168 swapoff path path
+169 reboot none int int uint ptr
+170 sethostname std str size
+171 setdomainname std str size
+172 iopl none int
+173 ioperm none uint uint int
+174 create_module none str size
+175 init_module none ptr size str
+176 delete_module none str flags
+177 get_kernel_syms none ptr
+178 query_module none str int ptr size ptr
+179 quotactl path int path int ptr
+180 nfsservctl none int ptr ptr
+181 getpmsg none
+182 putpmsg none
+183 afs_syscall none
+184 tuxcall none
+185 security none
+186 gettid none
+187 readahead fd fd off size
+188 setxattr path path str buf_in:3 size flags
+189 lsetxattr path path str buf_in:3 size flags
+190 fsetxattr fd fd str buf_in:3 size flags
+191 getxattr path path str buf_out:3 size
+192 lgetxattr path path str buf_out:3 size
+193 fgetxattr fd fd str buf_out:3 size
+194 listxattr path path buf_out:2 size
+195 llistxattr path path buf_out:2 size
+196 flistxattr fd fd buf_out:2 size
+197 removexattr path path str
+198 lremovexattr path path str
+199 fremovexattr fd fd str
+200 tkill none pid sig
+201 time std ptr
+202 futex none ptr int int ptr ptr int
+203 sched_setaffinity none pid size ptr
+204 sched_getaffinity none pid size ptr
+205 set_thread_area none ptr
+206 io_setup none uint ptr
+207 io_destroy none uint
+208 io_getevents none uint int int ptr ptr
+209 io_submit none uint int ptr
+210 io_cancel none uint ptr ptr
+211 get_thread_area none ptr
+212 lookup_dcookie none uint ptr size
+213 epoll_create none int
+214 epoll_ctl_old none
+215 epoll_wait_old none
+216 remap_file_pages none addr size int size flags
+217 getdents64 fd fd ptr size
+218 set_tid_address none ptr
+219 restart_syscall none
+220 semtimedop none int ptr size ptr
+221 fadvise64 fd fd off size int
+222 timer_create std int ptr ptr
+223 timer_settime std int flags ptr ptr
+224 timer_gettime std int ptr
+225 timer_getoverrun none int
+226 timer_delete none int
+227 clock_settime std int ptr
+228 clock_gettime std int ptr
+229 clock_getres std int ptr
+230 clock_nanosleep std int flags ptr ptr
+231 exit_group proc int
+232 epoll_wait std fd ptr int int
+233 epoll_ctl std fd int fd ptr
+234 tgkill none pid pid sig
+235 utimes path path ptr
+236 vserver none
+237 mbind none addr size int ptr uint flags
+238 set_mempolicy none int ptr uint
+239 get_mempolicy none ptr ptr uint addr flags
+240 mq_open none str flags mode ptr
+241 mq_unlink none str
+242 mq_timedsend none int ptr size uint ptr
+243 mq_timedreceive none int ptr size ptr ptr
+244 mq_notify none int ptr
+245 mq_getsetattr none int ptr ptr
+246 kexec_load none uint uint ptr flags
+247 waitid none int pid ptr flags ptr
+248 add_key none str str ptr size int
+249 request_key none str str str int
+250 keyctl none int uint uint uint uint
+251 ioprio_set none int int int
+252 ioprio_get none int int
+253 inotify_init none
+254 inotify_add_watch path fd path uint
+255 inotify_rm_watch none fd int
+256 migrate_pages none pid uint ptr ptr
+257 openat path dirfd path flags mode
+258 mkdirat path dirfd path mode
+259 mknodat path dirfd path mode uint
+260 fchownat path dirfd path uid gid flags
+261 futimesat path dirfd path ptr
+262 newfstatat path dirfd path ptr flags
+263 unlinkat path dirfd path flags
+264 renameat path2 dirfd path dirfd path
+265 linkat path2 dirfd path dirfd path flags
+266 symlinkat path str dirfd path
+267 readlinkat path dirfd path buf_out:3 size
+268 fchmodat path dirfd path mode
+269 faccessat path dirfd path mode
+270 pselect6 std int ptr ptr ptr ptr ptr
+271 ppoll std ptr uint ptr ptr size
+272 unshare none flags
+273 set_robust_list none ptr size
+274 get_robust_list none pid ptr ptr
+275 splice fd2 fd ptr fd ptr size flags
+276 tee fd2 fd fd size flags
+277 sync_file_range fd fd off off flags
+278 vmsplice fd fd ptr size flags
+279 move_pages none pid size ptr ptr ptr flags
+280 utimensat path dirfd path ptr flags
+281 epoll_pwait std fd ptr int int ptr size
+282 signalfd none fd ptr size
+283 timerfd_create std int flags
+284 eventfd none uint
+285 fallocate fd fd int off off
+286 timerfd_settime std fd flags ptr ptr
+287 timerfd_gettime std fd ptr
+288 accept4 fd fd ptr ptr flags
+289 signalfd4 none fd ptr size flags
+290 eventfd2 none uint flags
+291 epoll_create1 none flags
+292 dup3 fd2 fd fd flags
+293 pipe2 none ptr flags
+294 inotify_init1 none flags
+295 preadv fd fd ptr int off off
+296 pwritev fd fd ptr int off off
+297 rt_tgsigqueueinfo none pid pid sig ptr
+298 perf_event_open none ptr pid int fd flags
+299 recvmmsg fd fd ptr uint flags ptr
+300 fanotify_init none flags flags
+301 fanotify_mark path fd flags uint dirfd path
+302 prlimit64 none pid int ptr ptr
+303 name_to_handle_at path dirfd path ptr ptr flags
+304 open_by_handle_at fd fd ptr flags
+305 clock_adjtime std int ptr
+306 syncfs fd fd
+307 sendmmsg fd fd ptr uint flags
+308 setns none fd int
+309 getcpu none ptr ptr ptr
+310 process_vm_readv none pid ptr uint ptr uint flags
+311 process_vm_writev none pid ptr uint ptr uint flags
+312 kcmp none pid pid int uint uint
+313 finit_module none fd str flags
+314 sched_setattr none pid ptr flags
+315 sched_getattr none pid ptr uint flags
+316 renameat2 path2 dirfd path dirfd path flags
+317 seccomp none int flags ptr
+318 getrandom none buf_out:1 size flags
+319 memfd_create none str flags
+320 kexec_file_load none fd fd size str flags
+321 bpf none int ptr size
+322 execveat proc dirfd path ptr ptr flags
+323 userfaultfd none flags
+324 membarrier none int flags int
+325 mlock2 none addr size flags
+326 copy_file_range fd2 fd ptr fd ptr size flags
+327 preadv2 fd fd ptr int off off flags
+328 pwritev2 fd fd ptr int off off flags
+329 pkey_mprotect none addr size int int
+330 pkey_alloc none flags uint
+331 pkey_free none int
+332 statx path dirfd path flags uint ptr
+333 io_pgetevents none uint int int ptr ptr ptr
+334 rseq none ptr uint flags uint
+335 uretprobe none
+424 pidfd_send_signal none fd sig ptr flags
+425 io_uring_setup none uint ptr
+426 io_uring_enter none fd uint uint flags ptr size
+427 io_uring_register none fd uint ptr uint
+428 open_tree path dirfd path flags
+429 move_mount path2 dirfd path dirfd path flags
+430 fsopen none str flags
+431 fsconfig none fd uint str ptr int
+432 fsmount none fd flags flags
+433 fspick path dirfd path flags
+434 pidfd_open none pid flags
+435 clone3 proc ptr size
+436 close_range fd uint uint flags
+437 openat2 path dirfd path ptr size
+438 pidfd_getfd none fd int flags
+439 faccessat2 path dirfd path mode flags
+440 process_madvise none fd ptr size int flags
+441 epoll_pwait2 std fd ptr int ptr ptr size
+442 mount_setattr path dirfd path flags ptr size
+443 quotactl_fd fd fd uint int ptr
+444 landlock_create_ruleset none ptr size flags
+445 landlock_add_rule none fd int ptr flags
+446 landlock_restrict_self none fd flags
+447 memfd_secret none flags
+448 process_mrelease none fd flags
+449 futex_waitv none ptr uint flags ptr int
+450 set_mempolicy_home_node none addr size uint flags
+451 cachestat fd fd ptr ptr flags
+452 fchmodat2 path dirfd path mode flags
+453 map_shadow_stack none addr size flags
+454 futex_wake none ptr uint int flags
+455 futex_wait none ptr uint uint flags ptr int
+456 futex_requeue none ptr flags int int
+457 statmount none ptr ptr size flags
+458 listmount none ptr ptr size flags
+459 lsm_get_self_attr none uint ptr ptr flags
+460 lsm_set_self_attr none uint ptr size flags
+461 lsm_list_modules none ptr ptr flags
+462 mseal none addr size flags
+463 setxattrat path dirfd path flags str ptr size
+464 getxattrat path dirfd path flags str ptr size
+465 listxattrat path dirfd path flags buf_out:4 size
+466 removexattrat path dirfd path flags str
+467 open_tree_attr path dirfd path flags ptr size
+468 file_getattr path dirfd path ptr size flags
+469 file_setattr path dirfd path ptr size flags
+-1 vu_insmod virtual str flags
+-2 vu_rmmod virtual str
+-3 vu_lsmod virtual buf_out:1 size
+-4 vuctl virtual int uint uint uint uint
+-5 msocket virtual path int int int
+"""
+
+CHOICES = {"path", "path2", "fd", "fd2", "socket", "ioctl", "mount", "umount",
+           "mmap", "std", "proc", "none", "virtual"}
+ARG_KINDS = {"fd", "dirfd", "path", "str", "buf_in", "buf_out", "size", "int", "uint",
+             "flags", "mode", "off", "ptr", "pid", "uid", "gid", "sig", "addr"}
+
+
+@dataclass(frozen=True)
+class Syscall:
+    """One row: ``args`` are kinds; ``sizes[i]`` is the index of buffer i's size arg."""
+    nr: int
+    name: str
+    choice: str
+    args: tuple[str, ...]
+    sizes: tuple[int | None, ...]
+
+    def path_args(self) -> tuple[int, ...]:
+        return tuple(i for i, k in enumerate(self.args) if k == "path")
+
+
+def _parse(text: str) -> tuple[dict[int, Syscall], dict[str, Syscall]]:
+    by_nr: dict[int, Syscall] = {}
+    by_name: dict[str, Syscall] = {}
+    for line in text.strip().splitlines():
+        nr_s, name, choice, *raw = line.split()
+        kinds, sizes = [], []
+        for a in raw:
+            kind, _, size = a.partition(":")
+            kinds.append(kind)
+            sizes.append(int(size) if size else None)
+        sc = Syscall(int(nr_s), name, choice, tuple(kinds), tuple(sizes))
+        if sc.nr in by_nr or name in by_name:
+            raise ValueError("duplicate syscall row: %s" % line)
+        if choice not in CHOICES or not set(kinds) <= ARG_KINDS:
+            raise ValueError("bad syscall row: %s" % line)
+        by_nr[sc.nr] = sc
+        by_name[name] = sc
+    return by_nr, by_name
+
+
+BY_NR, BY_NAME = _parse(_TABLE)
+NBITS = 512  # filter bitmap size: every x86_64 number is below this
+
+
+def number(name: str) -> int:
+    return BY_NAME[name].nr
+
+
+def name_of(nr: int) -> str:
+    sc = BY_NR.get(nr)
+    return sc.name if sc else "syscall_%d" % nr
+
+
+def bitmap(numbers) -> bytes:
+    """The filter bitmap for a set of non-negative syscall numbers."""
+    bits = bytearray(NBITS // 8)
+    for nr in numbers:
+        if 0 <= nr < NBITS:
+            bits[nr // 8] |= 1 << (nr % 8)
+    return bytes(bits)

@@ -1,0 +1,105 @@
+"""The one Python module that talks to the C tracer (cffi); nothing else uses cffi.
+
+Every method takes guest-side values (``tid``, ``guest_addr``) and raises ``OSError``
+with the errno the guest should see (EFAULT for unreadable guest memory).
+"""
+from __future__ import annotations
+
+import errno
+import os
+
+from umvu.core._tracer import ffi, lib
+
+EV_SYSCALL = lib.UMVU_EV_SYSCALL
+EV_SYSCALL_EXIT = lib.UMVU_EV_SYSCALL_EXIT
+EV_CLONE = lib.UMVU_EV_CLONE
+EV_EXEC = lib.UMVU_EV_EXEC
+EV_EXITED = lib.UMVU_EV_EXITED
+EV_ABI32 = lib.UMVU_EV_ABI32
+
+PATH_MAX = 4096
+
+
+def _check(ret: int) -> int:
+    if ret < 0:
+        raise OSError(-ret, os.strerror(-ret))
+    return ret
+
+
+class Tracer:
+    """Drives the guest tree. ``event`` is refilled in place by :meth:`next`."""
+
+    def __init__(self) -> None:
+        self.event = ffi.new("struct umvu_event *")
+        self._buf = ffi.new("char[]", PATH_MAX + 1)
+        self._args = ffi.new("unsigned long[6]")
+
+    def spawn(self, argv: list[bytes], filter_bitmap: bytes, noseccomp: bool,
+              keep_sigint_ign: bool = False, keep_sigquit_ign: bool = False) -> int:
+        c_args = [ffi.new("char[]", a) for a in argv]
+        c_argv = ffi.new("char *[]", c_args + [ffi.NULL])
+        flags = ((lib.UMVU_NOSECCOMP if noseccomp else 0)
+                 | (lib.UMVU_KEEP_SIGINT_IGN if keep_sigint_ign else 0)
+                 | (lib.UMVU_KEEP_SIGQUIT_IGN if keep_sigquit_ign else 0))
+        bitmap = ffi.new("unsigned char[]", filter_bitmap)
+        return _check(lib.umvu_spawn(c_argv, bitmap, len(filter_bitmap) * 8, flags))
+
+    def next(self) -> bool:
+        """Wait for the next event Python must handle; False when no tracee is left."""
+        return _check(lib.umvu_next(self.event)) == 1
+
+    def args(self) -> tuple[int, ...]:
+        return tuple(self.event.args)
+
+    def clone_done(self, parent_tid: int, child_tid: int) -> None:
+        lib.umvu_clone_done(parent_tid, child_tid)
+
+    def resume(self, tid: int, sig: int = 0) -> None:
+        lib.umvu_resume(tid, sig)
+
+    def native(self, tid: int, want_exit: bool = False) -> None:
+        lib.umvu_sys_native(tid, want_exit)
+
+    def skip(self, tid: int, retval: int, want_exit: bool = False) -> None:
+        lib.umvu_sys_skip(tid, retval, want_exit)
+
+    def set_syscall(self, tid: int, nr: int, args) -> None:
+        for i, a in enumerate(args):
+            self._args[i] = a & 0xFFFFFFFFFFFFFFFF
+        _check(lib.umvu_sys_set(tid, nr, self._args))
+
+    def set_return(self, tid: int, retval: int) -> None:
+        _check(lib.umvu_sys_set_return(tid, retval))
+
+    def inject(self, tid: int, nr: int, *args: int) -> int:
+        """Run syscall ``nr`` in the stopped tracee; returns its raw result."""
+        for i in range(6):
+            self._args[i] = (args[i] if i < len(args) else 0) & 0xFFFFFFFFFFFFFFFF
+        return lib.umvu_inject(tid, nr, self._args)
+
+    def peek(self, tid: int, guest_addr: int, size: int) -> bytes:
+        if size == 0:
+            return b""
+        buf = ffi.new("char[]", size)
+        n = lib.umvu_peek(tid, guest_addr, buf, size)
+        if n != size:
+            raise OSError(errno.EFAULT, "bad guest address")
+        return ffi.buffer(buf, size)[:]
+
+    def peekstr(self, tid: int, guest_addr: int, maxlen: int = PATH_MAX) -> bytes:
+        """A NUL-terminated guest string; ENAMETOOLONG if longer than maxlen - 1."""
+        if guest_addr == 0:
+            raise OSError(errno.EFAULT, "NULL guest address")
+        buf = self._buf if maxlen <= PATH_MAX + 1 else ffi.new("char[]", maxlen)
+        n = _check(lib.umvu_peekstr(tid, guest_addr, buf, maxlen))
+        return ffi.buffer(buf, n)[:]
+
+    def poke(self, tid: int, guest_addr: int, data: bytes) -> None:
+        if not data:
+            return
+        n = lib.umvu_poke(tid, guest_addr, data, len(data))
+        if n != len(data):
+            raise OSError(errno.EFAULT, "bad guest address")
+
+    def interrupt(self, tid: int) -> None:
+        lib.umvu_interrupt(tid)

@@ -1,0 +1,1 @@
+"""Modules: one kind of virtualization each, with a syscall-shaped API."""

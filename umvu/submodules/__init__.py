@@ -1,0 +1,1 @@
+"""Submodules: one concrete thing (an image, a device) served by a module."""
