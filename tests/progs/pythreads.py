@@ -1,0 +1,46 @@
+"""Threads, subprocess, signals and select, with deterministic output."""
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+
+results = [0] * 16
+
+
+def work(i):
+    total = 0
+    for _ in range(200):
+        total += len(os.listdir("/usr/bin")) > 0
+        os.getppid()
+    results[i] = total
+
+
+threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("threads", sum(results))
+
+out = subprocess.run(["sh", "-c", "echo from-child; exit 4"], capture_output=True)
+print("subprocess", out.stdout.decode().strip(), out.returncode)
+
+r, w = os.pipe()
+got = []
+signal.signal(signal.SIGUSR1, lambda s, f: (got.append(s), os.write(w, b"x")))
+pid = os.fork()
+if pid == 0:
+    os.kill(os.getppid(), signal.SIGUSR1)
+    os._exit(9)
+while True:
+    try:
+        ready, _, _ = select.select([r], [], [], 30)
+        break
+    except InterruptedError:
+        continue
+print("select", ready == [r], os.read(r, 1))
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status), "signals", got)
+sys.exit(0)
