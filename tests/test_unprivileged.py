@@ -1,0 +1,66 @@
+"""umvu run by an unprivileged user (issue: core, acceptance 8).
+
+As root (CI), a world-readable copy of the tree is run with ``runuser -u nobody``;
+run by an ordinary user, the tests run as that user directly."""
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import BASE_ENV, REPO
+
+
+@pytest.fixture(scope="module")
+def as_user(request):
+    if os.getuid() != 0:
+        return lambda argv, **kw: subprocess.run(
+            [str(REPO / "bin" / "umvu")] + argv, capture_output=True, env=BASE_ENV, **kw)
+    top = Path(tempfile.mkdtemp(prefix="umvu-unpriv-"))  # pytest's tmp is root-only
+    request.addfinalizer(lambda: shutil.rmtree(top, ignore_errors=True))
+    tree = top / "umvu-tree"
+    shutil.copytree(REPO / "umvu", tree / "umvu",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "bin", tree / "bin", symlinks=True)
+    work = top / "work"
+    work.mkdir()
+    for p in (top, tree, work):
+        os.chmod(p, 0o755)
+    subprocess.run(["chmod", "-R", "a+rX", str(tree)], check=True)
+    subprocess.run(["chown", "nobody", str(work)], check=True)
+    env = dict(BASE_ENV, HOME=str(work),
+               PATH=BASE_ENV["PATH"].replace(str(REPO / "bin"), str(tree / "bin")))
+
+    def run(argv, **kw):
+        return subprocess.run(["runuser", "-u", "nobody", "--", "env", "-i"]
+                              + ["%s=%s" % kv for kv in env.items()]
+                              + [str(tree / "bin" / "umvu")] + argv,
+                              capture_output=True, cwd=str(work), **kw)
+    return run
+
+
+def test_runs_as_unprivileged_user(as_user):
+    r = as_user(["sh", "-c", "id -u; echo $HOME"])
+    assert r.returncode == 0, r.stderr
+    uid, home = r.stdout.decode().split()
+    assert uid != "0"
+    assert int(uid) == (os.getuid() if os.getuid() else 65534)
+
+
+@pytest.mark.parametrize("opts", [[], ["-S"]])
+def test_unprivileged_statuses_and_pipelines(as_user, opts):
+    assert as_user(opts + ["false"]).returncode == 1
+    assert as_user(opts + ["sh", "-c", "kill -9 $$"]).returncode == 137
+    r = as_user(opts + ["bash", "-c", "seq 1 100 | paste -sd+ | bc; "
+                        "echo x > f && cat f && rm f; exit 4"])
+    assert (r.returncode, r.stdout) == (4, b"5050\nx\n")
+
+
+def test_unprivileged_threads_and_subprocess(as_user):
+    r = as_user(["python3", "-c", "import threading, subprocess;"
+                 "ts=[threading.Thread(target=subprocess.run, args=(['true'],)) "
+                 "for _ in range(8)];[t.start() for t in ts];[t.join() for t in ts];"
+                 "print('ok')"])
+    assert (r.returncode, r.stdout) == (0, b"ok\n")
