@@ -50,6 +50,7 @@
 #define TF_PARKED    0x02 /* initial stop seen before the parent's clone event */
 #define TF_WANT_EXIT 0x04 /* report the next syscall-exit stop */
 #define TF_SKIPRET   0x08 /* -S mode: write skip_ret at the exit stop */
+#define TF_BOUNDARY  0x10 /* stop at the next syscall boundary (filter upgrade) */
 
 static unsigned char *tflags;
 static long *skipret;
@@ -57,7 +58,10 @@ static long pid_max = 4194304;
 static int noseccomp;
 static int nthreads;
 
-static int resume_request(void) { return noseccomp ? PTRACE_SYSCALL : PTRACE_CONT; }
+static int resume_request_for(int tid)
+{
+	return (noseccomp || (tflags[tid] & TF_BOUNDARY)) ? PTRACE_SYSCALL : PTRACE_CONT;
+}
 
 static int tid_ok(int tid) { return tid > 0 && tid <= pid_max; }
 
@@ -234,7 +238,7 @@ static unsigned long clone_flags_of(int tid, int event, const struct user_regs_s
 
 static void resume(int tid, int sig)
 {
-	ptrace(resume_request(), tid, 0, sig);
+	ptrace(resume_request_for(tid), tid, 0, sig);
 }
 
 /* Returns 1 with *ev filled, 0 when no tracee is left, -errno on error. */
@@ -266,6 +270,11 @@ int umvu_next(struct umvu_event *ev)
 		if (sig == (SIGTRAP | 0x80)) {
 			/* syscall-entry (-S) or syscall-exit stop */
 			int op = fill_info(tid, ev);
+			if (!noseccomp && (tflags[tid] & TF_BOUNDARY) &&
+			    (op == PTRACE_SYSCALL_INFO_ENTRY || op == PTRACE_SYSCALL_INFO_EXIT)) {
+				ev->kind = UMVU_EV_BOUNDARY;
+				return 1;
+			}
 			if (op == PTRACE_SYSCALL_INFO_ENTRY)
 				return 1;
 			if (op != PTRACE_SYSCALL_INFO_EXIT) {
@@ -355,7 +364,25 @@ int umvu_clone_done(int parent, int child)
 
 int umvu_resume(int tid, int sig)
 {
-	return ptrace(resume_request(), tid, 0, sig) < 0 ? -errno : 0;
+	return ptrace(resume_request_for(tid), tid, 0, sig) < 0 ? -errno : 0;
+}
+
+/* Make tid report its next syscall boundary (entry or exit) as UMVU_EV_BOUNDARY. */
+int umvu_want_boundary(int tid)
+{
+	if (!tid_ok(tid))
+		return -ESRCH;
+	tflags[tid] |= TF_BOUNDARY;
+	return ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ? -errno : 0;
+}
+
+/* No more boundary stops for tid; resume it if resume is set. */
+int umvu_boundary_done(int tid, int do_resume)
+{
+	if (!tid_ok(tid))
+		return -ESRCH;
+	tflags[tid] &= ~TF_BOUNDARY;
+	return do_resume ? umvu_resume(tid, 0) : 0;
 }
 
 /* At a syscall stop: run it natively; want_exit asks for the exit stop. */
@@ -411,69 +438,103 @@ int umvu_sys_set_return(int tid, long retval)
 	return ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 ? -errno : 0;
 }
 
-/* Wait for the next stop of one tracee, re-sending any signal that gets in the way. */
-static int wait_one(int tid, int *status, int *pending_sig)
+static int syscall_op(int tid)
+{
+	struct ptrace_syscall_info info;
+	if (ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof info, &info) <= 0)
+		return -1;
+	return info.op;
+}
+
+/* Run tid until it stops at a syscall stop of kind want_op, suppressing (and
+ * remembering) signals on the way. */
+static int wait_op(int tid, int want_op, int *pending_sig)
 {
 	for (;;) {
-		if (waitpid(tid, status, __WALL) < 0) {
+		int status;
+		if (waitpid(tid, &status, __WALL) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		if (!WIFSTOPPED(*status))
+		if (!WIFSTOPPED(status))
 			return -ESRCH;
-		int sig = WSTOPSIG(*status);
-		int event = (unsigned)*status >> 16;
-		if (sig == (SIGTRAP | 0x80) || event == PTRACE_EVENT_SECCOMP)
-			return 0;
-		if (event == 0 && sig != SIGTRAP) {
+		int sig = WSTOPSIG(status);
+		int event = (unsigned)status >> 16;
+		if (sig == (SIGTRAP | 0x80) || event == PTRACE_EVENT_SECCOMP) {
+			if (syscall_op(tid) == want_op)
+				return 0;
+		} else if (event == 0 && sig != SIGTRAP) {
 			*pending_sig = sig;
-			ptrace(PTRACE_SYSCALL, tid, 0, 0);
-			continue;
 		}
-		ptrace(PTRACE_SYSCALL, tid, 0, 0);
+		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+			return -errno;
 	}
 }
 
 /*
- * At a seccomp or syscall-entry stop: run syscall nr(args) in the tracee in place
- * of the pending one, then put the tracee back at an equivalent stop for the
- * pending call. Returns the injected call's result (or -errno of ptrace).
+ * At a seccomp, syscall-entry or syscall-exit stop: run syscall nr(args) in the
+ * tracee, then put it back at the same kind of stop with the same registers.
+ * Returns the injected call's result (or -errno of ptrace).
  */
 long umvu_inject(int tid, long nr, const unsigned long args[6])
 {
 	struct user_regs_struct saved, r;
-	int status, pending_sig = 0;
+	int pending_sig = 0, e;
 	long result;
+	int op = syscall_op(tid);
 
+	if (op < 0)
+		return -EINVAL;
 	if (ptrace(PTRACE_GETREGS, tid, 0, &saved) < 0)
 		return -errno;
 	r = saved;
 	r.orig_rax = nr;
+	r.rax = nr;
 	r.rdi = args[0];
 	r.rsi = args[1];
 	r.rdx = args[2];
 	r.r10 = args[3];
 	r.r8 = args[4];
 	r.r9 = args[5];
-	if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0)
-		return -errno;
-	if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
-		return -errno;
-	if (wait_one(tid, &status, &pending_sig) < 0)
-		return -ESRCH;
-	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
-		return -errno;
-	result = (long)r.rax;
-	/* re-execute the original syscall instruction to get back to its entry */
-	saved.rip -= 2;
-	saved.rax = saved.orig_rax;
-	if (ptrace(PTRACE_SETREGS, tid, 0, &saved) < 0)
-		return -errno;
-	if (ptrace(noseccomp ? PTRACE_SYSCALL : PTRACE_CONT, tid, 0, 0) < 0)
-		return -errno;
-	if (wait_one(tid, &status, &pending_sig) < 0)
-		return -ESRCH;
+	if (op == PTRACE_SYSCALL_INFO_EXIT) {
+		/* back to the syscall instruction, run it as the injected call */
+		r.rip -= 2;
+		if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 || ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+			return -errno;
+		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
+			return e;
+		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+			return -errno;
+		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_EXIT, &pending_sig)) < 0)
+			return e;
+		if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+			return -errno;
+		result = (long)r.rax;
+		if (ptrace(PTRACE_SETREGS, tid, 0, &saved) < 0)
+			return -errno;
+	} else {
+		if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 || ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+			return -errno;
+		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_EXIT, &pending_sig)) < 0)
+			return e;
+		if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+			return -errno;
+		result = (long)r.rax;
+		/* re-execute the original syscall instruction to get back to its stop */
+		saved.rip -= 2;
+		saved.rax = saved.orig_rax;
+		if (ptrace(PTRACE_SETREGS, tid, 0, &saved) < 0)
+			return -errno;
+		if (op == PTRACE_SYSCALL_INFO_SECCOMP) {
+			if (ptrace(PTRACE_CONT, tid, 0, 0) < 0)
+				return -errno;
+		} else if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0) {
+			return -errno;
+		}
+		if ((e = wait_op(tid, op, &pending_sig)) < 0)
+			return e;
+	}
 	if (pending_sig)
 		syscall(SYS_tkill, tid, pending_sig);
 	return result;
@@ -530,4 +591,24 @@ long umvu_poke(int tid, unsigned long guest_addr, const void *buf, unsigned long
 int umvu_interrupt(int tid)
 {
 	return ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ? -errno : 0;
+}
+
+/* The filter for a bitmap, for stacking onto running tracees (see umvu_spawn). */
+int umvu_build_filter(const unsigned char *bitmap, int nbits, void *out, int max_insns)
+{
+	static struct sock_filter prog[MAXPROG];
+	int n = build_filter(prog, bitmap, nbits);
+	if (n < 0)
+		return n;
+	if (n > max_insns)
+		return -E2BIG;
+	memcpy(out, prog, n * sizeof prog[0]);
+	return n;
+}
+
+/* A raw system call made by this process (the vu_* commands' virtual syscalls). */
+long umvu_raw_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5)
+{
+	long r = syscall(nr, a0, a1, a2, a3, a4, a5);
+	return r < 0 ? -errno : r;
 }

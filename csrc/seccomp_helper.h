@@ -9,6 +9,7 @@
 #define UMVU_EV_EXEC         4 /* exec done: msg = former tid */
 #define UMVU_EV_EXITED       5 /* tracee gone: status as from waitpid */
 #define UMVU_EV_ABI32        6 /* a non-x86_64 syscall (int 0x80, x32) */
+#define UMVU_EV_BOUNDARY     7 /* syscall entry/exit stop asked for by umvu_want_boundary */
 
 struct umvu_event {
 	int kind;
@@ -29,6 +30,8 @@ int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int f
 int umvu_next(struct umvu_event *ev);
 int umvu_clone_done(int parent, int child);
 int umvu_resume(int tid, int sig);
+int umvu_want_boundary(int tid);
+int umvu_boundary_done(int tid, int do_resume);
 int umvu_sys_native(int tid, int want_exit);
 int umvu_sys_skip(int tid, long retval, int want_exit);
 int umvu_sys_set(int tid, long nr, const unsigned long args[6]);
@@ -38,3 +41,5 @@ long umvu_peek(int tid, unsigned long guest_addr, void *buf, unsigned long len);
 long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen);
 long umvu_poke(int tid, unsigned long guest_addr, const void *buf, unsigned long len);
 int umvu_interrupt(int tid);
+int umvu_build_filter(const unsigned char *bitmap, int nbits, void *out, int max_insns);
+long umvu_raw_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5);

@@ -1,8 +1,13 @@
 """The dispatch loop: gets the stops the C tracer cannot decide and answers them.
 
-Today every real syscall goes to the kernel; virtual syscalls (negative numbers) are
-answered here. A module layer plugs in through ``Hypervisor.vsyscalls`` and
-``Hypervisor.filter_numbers``.
+Each syscall row's *choice* picks a handler (path, fd, mount, virtual...). A handler
+returns an action (see umvu.core.vfs): run natively, skip with a result, or run natively
+with rewritten arguments and an exit callback. Handler exceptions become results in
+exactly one place (umvu.core.errors.call_to_retval).
+
+The seccomp filter starts with only the core's needs (the virtual syscalls); loading a
+module widens it by stacking a further filter into every process (an injected
+``seccomp(SET_MODE_FILTER, TSYNC)``), each at its next syscall boundary.
 """
 from __future__ import annotations
 
@@ -10,18 +15,45 @@ import errno
 import logging
 import os
 import signal
+import struct
 
 from umvu.core import syscalls
 from umvu.core.errors import call_to_retval
 from umvu.core.process import ProcessTable
-from umvu.core.tracer import (EV_ABI32, EV_CLONE, EV_EXEC, EV_EXITED, EV_SYSCALL,
-                              EV_SYSCALL_EXIT, Tracer)
+from umvu.core.registry import Entry, Responsibility, load_module_class
+from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
+                              EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_filter)
+from umvu.core.vfs import Native, VirtualFS, s32
+from umvu.core.vsys import VirtualSyscalls
 
 log = logging.getLogger("umvu")
 
 # signals a shell-like supervisor leaves to its foreground job
 _SUPERVISOR_IGNORES = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP,
                        signal.SIGTTIN, signal.SIGTTOU)
+SCRATCH_SIZE = 16 * 4096
+NR_MMAP = syscalls.number("mmap")
+NR_SECCOMP = syscalls.number("seccomp")
+# what the core must see once any module is loaded
+MODULE_CHOICES = {"path", "path2", "fd", "fd2", "mmap", "ioctl", "mount", "umount"}
+MODULE_EXTRA = {"getcwd", "execve", "execveat", "umask"}
+
+
+class ModuleAPI:
+    """What a module may ask of the hypervisor."""
+
+    def __init__(self, hv) -> None:
+        self.hv = hv
+
+    def add_path(self, module, prefix: bytes, service, source=b"", fstype="", flags=0,
+                 options="") -> Entry:
+        return self.hv.table.add(Entry("path", prefix, module, service, source, fstype,
+                                       flags, options))
+
+    def remove_path(self, module, prefix: bytes) -> None:
+        for e in list(self.hv.table.entries):
+            if e.kind == "path" and e.module is module and e.key == prefix:
+                self.hv.table.remove(e)
 
 
 class Hypervisor:
@@ -31,15 +63,27 @@ class Hypervisor:
         self.debugtags = set(debugtags)
         self.view_name = view_name
         self.tracer = Tracer()
-        self.procs = ProcessTable()
+        self.table = Responsibility()
+        self.modules: dict[str, object] = {}
+        self.api = ModuleAPI(self)
+        self.vfs = VirtualFS(self)
+        self.procs = ProcessTable(release=self.vfs.release)
+        self.vsys = VirtualSyscalls(self)
         self.main_tid = 0
+        self.cur_tid = 0
         self.main_status: int | None = None
-        self._pending_debug: dict[int, str] = {}
+        self._pending_exit: dict[int, tuple] = {}
         self._abi32_warned: set[int] = set()
-        # virtual syscalls: nr -> handler(tid, args) -> int (return value or -errno)
-        self.vsyscalls = {}
-        # syscall numbers the seccomp filter must send to the tracer
+        # the filter: numbers traced, and its generation (processes catch up lazily)
         self.filter_numbers: set[int] = set()
+        self.filter_gen = 0
+        self._choice = {
+            "path": self.vfs.on_path, "path2": self.vfs.on_path2, "fd": self.vfs.on_fd,
+            "fd2": self.vfs.on_fd2, "mmap": self.on_mmap, "ioctl": self.vfs.on_fd,
+            "mount": self.vsys.on_mount, "umount": self.vsys.on_umount,
+            "virtual": self.vsys.on_virtual,
+        }
+        self._by_name = {"getcwd": self.on_getcwd, "umask": self.on_umask}
 
     # ------------------------------------------------------------- lifecycle
     def run(self, argv: list[bytes]) -> int:
@@ -56,6 +100,7 @@ class Hypervisor:
         finally:
             for s, h in saved.items():
                 signal.signal(s, h)
+            self.unload_all()
         status = self.main_status
         if status is None:
             return 1
@@ -63,9 +108,18 @@ class Hypervisor:
             return 128 + os.WTERMSIG(status)
         return os.WEXITSTATUS(status)
 
+    def unload_all(self) -> None:
+        for e in list(self.table.entries):
+            if e.mounted:
+                call_to_retval(e.module.umount, e.service, 0)
+            self.table.remove(e)
+        for name in list(self.modules)[::-1]:
+            call_to_retval(self.modules.pop(name).cleanup)
+
     def _loop(self) -> None:
         tracer = self.tracer
         ev = tracer.event
+        procs = self.procs
         while tracer.next():
             kind = ev.kind
             tid = ev.tid
@@ -74,42 +128,86 @@ class Hypervisor:
             elif kind == EV_SYSCALL_EXIT:
                 self.on_syscall_exit(tid, ev.ret)
             elif kind == EV_CLONE:
-                self.procs.clone(tid, ev.msg, ev.clone_flags)
+                child = procs.clone(tid, ev.msg, ev.clone_flags)
                 tracer.clone_done(tid, ev.msg)
+                if child.process.filter_gen < self.filter_gen:
+                    tracer.want_boundary(ev.msg)
             elif kind == EV_EXEC:
-                self.procs.exec(tid, ev.msg)
+                procs.exec(tid, ev.msg)
+                self._pending_exit.pop(ev.msg, None)
                 tracer.resume(tid)
             elif kind == EV_EXITED:
-                self.procs.exited(tid)
-                self._pending_debug.pop(tid, None)
+                procs.exited(tid)
+                self._pending_exit.pop(tid, None)
                 if tid == self.main_tid:
                     self.main_status = ev.status
+            elif kind == EV_BOUNDARY:
+                self.on_boundary(tid)
             elif kind == EV_ABI32:
                 self.on_abi32(tid, ev.nr)
 
+    # ------------------------------------------------------------- calls into modules
+    def call(self, service, method: str, *args):
+        """Call a module/service method; a missing method is ENOSYS."""
+        fn = getattr(service, method, None)
+        if fn is None:
+            raise OSError(errno.ENOSYS, "%s not implemented" % method)
+        return fn(*args)
+
     # ------------------------------------------------------------- syscalls
+    def thread(self, tid: int):
+        t = self.procs.get(tid)
+        if t is None:  # a thread we missed: adopt it with the kernel's view
+            t = self.procs.add_initial(tid, os.fsencode(os.readlink("/proc/%d/cwd" % tid)))
+        return t
+
     def on_syscall(self, tid: int, nr: int) -> None:
         sc = syscalls.BY_NR.get(nr)
+        t = self.thread(tid)
+        self.cur_tid = tid
+        if not self.noseccomp and t.process.filter_gen < self.filter_gen:
+            self.upgrade_filter(t)
+        args = self.tracer.args()
+        handler = None
+        if sc is not None:
+            handler = self._by_name.get(sc.name) or self._choice.get(sc.choice)
+        if handler is None or (not self.modules and sc.choice != "virtual"):
+            action = None
+        else:
+            action = call_to_retval(handler, t, sc, args)
+        self.perform(t, sc, nr, args, action)
+
+    def perform(self, t, sc, nr, args, action) -> None:
+        tid = t.tid
         debug = "s" in self.debugtags
-        if sc is not None and sc.choice == "virtual":
-            handler = self.vsyscalls.get(nr)
-            args = self.tracer.args()
-            if handler is None:
-                ret = -errno.ENOSYS
-            else:
-                ret = call_to_retval(handler, tid, args)
+        line = self.format_call(tid, sc, args, nr) if debug else None
+        if action is None:
             if debug:
-                log.info("%s = %s", self.format_call(tid, sc, args), _format_ret(ret))
-            self.tracer.skip(tid, ret)
-            return
-        if debug:
-            self._pending_debug[tid] = self.format_call(tid, sc, self.tracer.args(), nr)
-            self.tracer.native(tid, want_exit=True)
-            return
-        self.tracer.native(tid)
+                self._pending_exit[tid] = (line, None)
+                self.tracer.native(tid, want_exit=True)
+            else:
+                self.tracer.native(tid)
+        elif isinstance(action, int):
+            if debug:
+                log.info("%s = %s", line, _format_ret(action))
+            self.tracer.skip(tid, action)
+        else:
+            if action.args is not None or action.nr is not None:
+                self.tracer.set_syscall(tid, nr if action.nr is None else action.nr,
+                                        args if action.args is None else action.args)
+            if action.on_exit is not None or debug:
+                self._pending_exit[tid] = (line, action.on_exit)
+                self.tracer.native(tid, want_exit=True)
+            else:
+                self.tracer.native(tid)
 
     def on_syscall_exit(self, tid: int, ret: int) -> None:
-        line = self._pending_debug.pop(tid, None)
+        line, callback = self._pending_exit.pop(tid, (None, None))
+        if callback is not None:
+            new = call_to_retval(callback, ret)
+            if isinstance(new, int) and new != ret:
+                self.tracer.set_return(tid, new)
+                ret = new
         if line is not None:
             log.info("%s = %s", line, _format_ret(ret))
         self.tracer.resume(tid)
@@ -122,6 +220,94 @@ class Hypervisor:
             log.warning("umvu: pid %d: 32-bit/x32 system call %d refused with ENOSYS "
                         "(umvu virtualizes the x86_64 ABI only)", tid, nr)
         self.tracer.skip(tid, -errno.ENOSYS)
+
+    # --- core-handled syscalls
+    def on_getcwd(self, t, sc, args):
+        if t.fs.kernel_cwd:
+            return None
+        return self.vfs._sized_out(t, args[0], max(args[1], 1), t.fs.cwd + b"\0") \
+            if args[1] else -errno.ERANGE
+
+    def on_umask(self, t, sc, args):
+        new = args[0] & 0o777
+
+        def done(ret):
+            if ret >= 0:
+                t.fs.umask = new
+        return Native(None, done)
+
+    def on_mmap(self, t, sc, args):
+        flags = s32(args[3])
+        if flags & 0x20:  # MAP_ANONYMOUS
+            return None
+        vf = t.files.fds.get(s32(args[4]))
+        if vf is None:
+            return None
+        return self.vfs.f_mmap(t, args, vf, s32(args[4]))
+
+    # ------------------------------------------------------------- guest memory
+    def scratch(self, t) -> int:
+        """Guest address of this thread's scratch area (made at first use)."""
+        addr = t.mem.scratch.get(t.tid)
+        if addr is None:
+            ret = self.tracer.inject(t.tid, NR_MMAP, 0, SCRATCH_SIZE, 3, 0x22,
+                                     0xFFFFFFFFFFFFFFFF, 0)
+            if -4096 < ret < 0:
+                raise OSError(-ret, "cannot map a scratch area in the guest")
+            addr = ret
+            t.mem.scratch[t.tid] = addr
+        return addr
+
+    # ------------------------------------------------------------- filter widening
+    def need_syscalls(self) -> None:
+        """A module was loaded: trace what modules need, in every process."""
+        want = {sc.nr for sc in syscalls.BY_NR.values() if sc.nr >= 0 and (
+            sc.choice in MODULE_CHOICES or sc.name in MODULE_EXTRA)}
+        if want <= self.filter_numbers or self.noseccomp:
+            self.filter_numbers |= want
+            return
+        self.filter_numbers |= want
+        self.filter_gen += 1
+        seen = set()
+        for t in list(self.procs.threads.values()):
+            if t.process.tgid in seen or t.tid == self.cur_tid:
+                continue
+            seen.add(t.process.tgid)
+            if t.process.filter_gen < self.filter_gen:
+                self.tracer.want_boundary(t.tid)
+
+    def upgrade_filter(self, t) -> None:
+        """Stack the current filter onto t's process (t is at a syscall stop)."""
+        prog = build_filter(syscalls.bitmap(self.filter_numbers))
+        try:
+            addr = self.scratch(t)
+        except OSError as e:
+            log.error("umvu: pid %d: cannot widen the seccomp filter: %s", t.tid, e)
+            return
+        fprog = struct.pack("<HxxxxxxQ", len(prog) // 8, addr + 16)
+        self.tracer.poke(t.tid, addr, fprog + prog)
+        ret = self.tracer.inject(t.tid, NR_SECCOMP, 1, 1, addr)  # SET_MODE_FILTER, TSYNC
+        if ret != 0:
+            log.error("umvu: pid %d: seccomp filter upgrade failed (%d)", t.tid, ret)
+            return
+        t.process.filter_gen = self.filter_gen
+        # refresh what the core could not follow while it was not tracing these calls
+        try:
+            t.fs.cwd = os.fsencode(os.readlink("/proc/%d/cwd" % t.tid))
+            t.fs.kernel_cwd = True
+            with open("/proc/%d/status" % t.tid, "rb") as f:
+                for line in f:
+                    if line.startswith(b"Umask:"):
+                        t.fs.umask = int(line.split()[1], 8)
+        except OSError:
+            pass
+
+    def on_boundary(self, tid: int) -> None:
+        t = self.thread(tid)
+        self.cur_tid = tid
+        if t.process.filter_gen < self.filter_gen:
+            self.upgrade_filter(t)
+        self.tracer.boundary_done(tid)
 
     # ------------------------------------------------------------- debug output
     def format_call(self, tid: int, sc, args, nr: int | None = None) -> str:
@@ -145,7 +331,7 @@ class Hypervisor:
         if kind == "off":
             return str(value - (1 << 64) if value >= 1 << 63 else value)
         if kind in ("fd", "dirfd", "int", "pid", "sig", "uid", "gid"):
-            v = ((value & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000  # C int
+            v = s32(value)
             return "AT_FDCWD" if kind == "dirfd" and v == -100 else str(v)
         if kind == "mode":
             return "0%o" % value
@@ -154,6 +340,38 @@ class Hypervisor:
         if value == 0:
             return "NULL" if kind in ("ptr", "buf_in", "buf_out") else "0"
         return hex(value)
+
+    # ------------------------------------------------------------- /proc/mounts
+    def proc_mounts(self, t, mountinfo: bool) -> bytes:
+        name = "mountinfo" if mountinfo else "mounts"
+        try:
+            with open("/proc/%d/%s" % (t.tid, name), "rb") as f:
+                real = f.read()
+        except OSError:
+            real = b""
+        lines = []
+        for e in self.table.mounts():
+            opts = ("ro" if e.flags & 1 else "rw") + ("," + e.options if e.options else "")
+            src = _octal_escape(e.source or b"none")
+            dst = _octal_escape(e.key)
+            fstype = (e.fstype or "vu").encode()
+            if mountinfo:
+                lines.append(b"%d 1 0:%d / %s %s - %s %s %s\n" % (
+                    100000 + e.seq, 200 + e.seq, dst, opts.split(",")[0].encode(), fstype,
+                    src, opts.encode()))
+            else:
+                lines.append(b"%s %s %s %s 0 0\n" % (src, dst, fstype, opts.encode()))
+        return real + b"".join(lines)
+
+
+def _octal_escape(path: bytes) -> bytes:
+    out = bytearray()
+    for ch in path:
+        if ch in b" \t\n\\":
+            out += b"\\%03o" % ch
+        else:
+            out.append(ch)
+    return bytes(out)
 
 
 def _format_ret(ret: int) -> str:

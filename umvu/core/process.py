@@ -20,35 +20,44 @@ CLONE_THREAD = 0x10000
 
 @dataclass
 class FsState:
+    """``kernel_cwd``: the kernel's cwd of these threads is ``cwd`` (False while the
+    guest's cwd is inside a virtual mount and the kernel's stays where it was)."""
     cwd: bytes
     root: bytes = b"/"
     umask: int = 0o022
+    kernel_cwd: bool = True
 
     def copy(self) -> "FsState":
-        return FsState(self.cwd, self.root, self.umask)
+        return FsState(self.cwd, self.root, self.umask, self.kernel_cwd)
 
 
 @dataclass
 class FdTable:
-    """guest_fd -> virtual fd entry (opaque to this module)."""
+    """guest_fd -> VFile (an open file description with a ``refs`` count).
+    ``users``: threads sharing this table."""
     fds: dict = field(default_factory=dict)
+    users: int = 1
 
     def copy(self) -> "FdTable":
+        for vf in self.fds.values():
+            vf.refs += 1
         return FdTable(dict(self.fds))
 
 
 @dataclass
 class MemState:
-    scratch_guest_addr: int = 0
+    """An address space: tid -> guest address of that thread's scratch area."""
+    scratch: dict = field(default_factory=dict)
 
     def copy(self) -> "MemState":
-        return MemState(self.scratch_guest_addr)
+        return MemState(dict(self.scratch))
 
 
 @dataclass
 class Process:
     tgid: int
     threads: set = field(default_factory=set)
+    filter_gen: int = 0  # generation of the seccomp filter stack installed
 
 
 @dataclass
@@ -61,8 +70,11 @@ class Thread:
 
 
 class ProcessTable:
-    def __init__(self) -> None:
+    """``release(vfile)`` is called for every reference an fd table drops."""
+
+    def __init__(self, release=None) -> None:
         self.threads: dict[int, Thread] = {}
+        self.release = release or (lambda vf: None)
 
     def add_initial(self, tid: int, cwd: bytes | None = None) -> Thread:
         fs = FsState(cwd if cwd is not None else os.getcwdb(), umask=_current_umask())
@@ -81,11 +93,16 @@ class ProcessTable:
             proc = parent.process
             proc.threads.add(child_tid)
         else:
-            proc = Process(child_tid, {child_tid})
+            proc = Process(child_tid, {child_tid}, parent.process.filter_gen)
+        if flags & CLONE_FILES:
+            files = parent.files
+            files.users += 1
+        else:
+            files = parent.files.copy()
         child = Thread(
             child_tid, proc,
             parent.fs if flags & CLONE_FS else parent.fs.copy(),
-            parent.files if flags & CLONE_FILES else parent.files.copy(),
+            files,
             parent.mem if flags & CLONE_VM else parent.mem.copy(),
         )
         self.threads[child_tid] = child
@@ -95,17 +112,27 @@ class ProcessTable:
         """An exec succeeded in ``tid``'s group (``former_tid`` is the thread that called
         it: the kernel gives it the leader's tid). Other threads are gone, memory is new,
         and a shared fd table is unshared."""
-        t = self.threads.pop(former_tid, None) or self.threads.get(tid)
+        t = self.threads.pop(former_tid, None) or self.threads.pop(tid, None)
         if t is None:
             return None
         for other in list(t.process.threads):
-            if other not in (tid, former_tid):
-                self.threads.pop(other, None)
+            if other != t.tid:
+                self.exited(other)  # killed by the exec (the old leader included)
         t.tid = tid
         t.process.tgid = tid
         t.process.threads = {tid}
         t.mem = MemState()
-        t.files = t.files.copy()
+        if t.files.users > 1:  # exec unshares a shared fd table
+            t.files.users -= 1
+            t.files = t.files.copy()
+        # close-on-exec virtual fds are gone: keep the ones the kernel kept
+        for fd in list(t.files.fds):
+            try:
+                alive = os.readlink("/proc/%d/fd/%d" % (tid, fd)) == "anon_inode:[eventfd]"
+            except OSError:
+                alive = False
+            if not alive:
+                self.release(t.files.fds.pop(fd))
         self.threads[tid] = t
         return t
 
@@ -113,6 +140,12 @@ class ProcessTable:
         t = self.threads.pop(tid, None)
         if t is not None:
             t.process.threads.discard(tid)
+            t.mem.scratch.pop(tid, None)
+            t.files.users -= 1
+            if t.files.users == 0:
+                for vf in t.files.fds.values():
+                    self.release(vf)
+                t.files.fds.clear()
 
     def __len__(self) -> int:
         return len(self.threads)

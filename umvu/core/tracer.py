@@ -16,6 +16,7 @@ EV_CLONE = lib.UMVU_EV_CLONE
 EV_EXEC = lib.UMVU_EV_EXEC
 EV_EXITED = lib.UMVU_EV_EXITED
 EV_ABI32 = lib.UMVU_EV_ABI32
+EV_BOUNDARY = lib.UMVU_EV_BOUNDARY
 
 PATH_MAX = 4096
 
@@ -56,6 +57,12 @@ class Tracer:
 
     def resume(self, tid: int, sig: int = 0) -> None:
         lib.umvu_resume(tid, sig)
+
+    def want_boundary(self, tid: int) -> None:
+        lib.umvu_want_boundary(tid)
+
+    def boundary_done(self, tid: int, resume: bool = True) -> None:
+        lib.umvu_boundary_done(tid, resume)
 
     def native(self, tid: int, want_exit: bool = False) -> None:
         lib.umvu_sys_native(tid, want_exit)
@@ -103,3 +110,26 @@ class Tracer:
 
     def interrupt(self, tid: int) -> None:
         lib.umvu_interrupt(tid)
+
+
+def build_filter(filter_bitmap: bytes) -> bytes:
+    """The BPF program (struct sock_filter[]) for a syscall bitmap."""
+    out = ffi.new("unsigned char[]", 8 * 4096)
+    n = _check(lib.umvu_build_filter(filter_bitmap, len(filter_bitmap) * 8, out, 4096))
+    return ffi.buffer(out, 8 * n)[:]
+
+
+def raw_syscall(nr: int, *args) -> int:
+    """Make a system call from this process; bytes arguments are passed as pointers to
+    copies, bytearray arguments as writable buffers. Returns the result or -errno."""
+    keep = []
+    c_args = []
+    for a in args:
+        if isinstance(a, (bytes, bytearray)):
+            buf = ffi.from_buffer(a) if isinstance(a, bytearray) else ffi.new("char[]", a)
+            keep.append(buf)
+            c_args.append(int(ffi.cast("long", buf)))
+        else:
+            c_args.append(a)
+    c_args += [0] * (6 - len(c_args))
+    return lib.umvu_raw_syscall(nr, *c_args)

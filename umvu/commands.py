@@ -1,0 +1,198 @@
+"""The vu_* commands: thin wrappers of umvu's virtual system calls (console scripts).
+
+Each says clearly when it is not running under umvu (the virtual syscalls answer ENOSYS
+from the real kernel)."""
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+import sys
+
+from umvu.core import syscalls
+from umvu.core.tracer import raw_syscall
+from umvu.core.vsys import (VUCTL_FSTYPES, VUCTL_GETDEBUGTAGS, VUCTL_GETNAME, VUCTL_LSOF,
+                            VUCTL_MOUNTS, VUCTL_PS, VUCTL_SETDEBUGTAGS, VUCTL_SETLOGLEVEL,
+                            VUCTL_SETNAME)
+
+NR = {name: syscalls.number(name) for name in ("vu_insmod", "vu_rmmod", "vu_lsmod", "vuctl")}
+MS_RDONLY, MS_BIND, MS_MOVE, MS_REC = 1, 4096, 8192, 16384
+
+
+class Fail(Exception):
+    pass
+
+
+def _prog() -> str:
+    return os.path.basename(sys.argv[0])
+
+
+def _check(ret: int, what: str = "") -> int:
+    if ret == -errno.ENOSYS:
+        raise Fail("%s: not running under umvu (start a shell with: umvu bash)" % _prog())
+    if ret < 0:
+        raise Fail("%s: %s%s" % (_prog(), what + ": " if what else "", os.strerror(-ret)))
+    return ret
+
+
+def _read_buffer(nr: int, *lead) -> bytes:
+    """Call a buffer-filling virtual syscall: ask the size, then fetch."""
+    for _ in range(5):
+        need = _check(raw_syscall(nr, *lead, 0, 0))
+        buf = bytearray(need + 1)
+        got = raw_syscall(nr, *lead, buf, len(buf))
+        if got == -errno.ERANGE:
+            continue
+        return bytes(buf[:_check(got)])
+    raise Fail("%s: the answer keeps changing" % _prog())
+
+
+def _main(fn):
+    def wrapper(argv=None):
+        try:
+            return fn(sys.argv[1:] if argv is None else argv) or 0
+        except Fail as e:
+            print(e, file=sys.stderr)
+            return 1
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+def _fstypes() -> list[str]:
+    return _read_buffer(NR["vuctl"], VUCTL_FSTYPES).decode().split()
+
+
+@_main
+def vu_insmod(argv):
+    p = argparse.ArgumentParser(prog="vu_insmod", description="load umvu modules")
+    p.add_argument("-p", "--permanent", action="store_true",
+                   help="accepted for VUOS compatibility")
+    p.add_argument("modules", nargs="+", metavar="MODULE",
+                   help="name (umvu/modules/NAME.py), dotted name, or file path")
+    opts = p.parse_args(argv)
+    for name in opts.modules:
+        ret = raw_syscall(NR["vu_insmod"], os.fsencode(name), int(opts.permanent))
+        if ret == -errno.ENOENT:
+            raise Fail("vu_insmod: %s: no such module" % name)
+        if ret == -errno.EEXIST:
+            raise Fail("vu_insmod: %s: module already loaded" % name)
+        if ret == -errno.ENOEXEC:
+            raise Fail("vu_insmod: %s: not a valid umvu module (see the umvu log)" % name)
+        _check(ret, name)
+
+
+@_main
+def vu_rmmod(argv):
+    p = argparse.ArgumentParser(prog="vu_rmmod", description="unload umvu modules")
+    p.add_argument("modules", nargs="+", metavar="MODULE")
+    opts = p.parse_args(argv)
+    for name in opts.modules:
+        ret = raw_syscall(NR["vu_rmmod"], os.fsencode(name))
+        if ret == -errno.ENOENT:
+            raise Fail("vu_rmmod: %s: module not loaded" % name)
+        if ret == -errno.EBUSY:
+            raise Fail("vu_rmmod: %s: module in use (mounted or open)" % name)
+        _check(ret, name)
+
+
+@_main
+def vu_lsmod(argv):
+    argparse.ArgumentParser(prog="vu_lsmod", description="list loaded modules").parse_args(argv)
+    sys.stdout.write(_read_buffer(NR["vu_lsmod"]).decode())
+
+
+@_main
+def vumount(argv):
+    p = argparse.ArgumentParser(prog="vumount", description="mount a virtual file system")
+    p.add_argument("-t", "--types", default="", metavar="TYPE")
+    p.add_argument("-o", "--options", default="", metavar="OPTS")
+    p.add_argument("-r", "--read-only", action="store_true")
+    p.add_argument("-w", "--rw", "--read-write", action="store_true")
+    p.add_argument("-B", "--bind", action="store_true")
+    p.add_argument("-M", "--move", action="store_true")
+    p.add_argument("-R", "--rbind", action="store_true")
+    p.add_argument("source")
+    p.add_argument("target")
+    opts = p.parse_args(argv)
+    fstypes = _fstypes()
+    fstype = opts.types
+    if opts.bind or opts.rbind:
+        fstype = fstype or "vufs"
+    if not fstype:
+        raise Fail("vumount: missing -t TYPE (loaded types: %s)" % (" ".join(fstypes) or "none"))
+    if fstype not in fstypes:
+        raise Fail("vumount: unknown file system type %r (loaded types: %s; load its "
+                   "module with vu_insmod)" % (fstype, " ".join(fstypes) or "none"))
+    flags = (MS_RDONLY if opts.read_only else 0) | (MS_BIND if opts.bind else 0) | \
+        (MS_MOVE if opts.move else 0) | (MS_BIND | MS_REC if opts.rbind else 0)
+    ret = raw_syscall(syscalls.number("mount"), os.fsencode(opts.source),
+                      os.fsencode(opts.target), fstype.encode(), flags,
+                      opts.options.encode())
+    if ret == -errno.EINVAL:
+        raise Fail("vumount: %s: bad option or source (see the umvu log)" % opts.target)
+    _check(ret, opts.target)
+
+
+@_main
+def vuumount(argv):
+    p = argparse.ArgumentParser(prog="vuumount", description="unmount a virtual file system")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-l", "--lazy", action="store_true")
+    p.add_argument("target")
+    opts = p.parse_args(argv)
+    _fstypes()  # fails clearly outside umvu
+    ret = raw_syscall(syscalls.number("umount2"), os.fsencode(opts.target),
+                      (1 if opts.force else 0) | (2 if opts.lazy else 0))
+    if ret == -errno.EBUSY:
+        raise Fail("vuumount: %s: target is busy (use -f to force)" % opts.target)
+    _check(ret, opts.target)
+
+
+@_main
+def vuname(argv):
+    p = argparse.ArgumentParser(prog="vuname", description="show or set the view name")
+    p.add_argument("name", nargs="?")
+    opts = p.parse_args(argv)
+    if opts.name is None:
+        print(_read_buffer(NR["vuctl"], VUCTL_GETNAME).decode())
+    else:
+        _check(raw_syscall(NR["vuctl"], VUCTL_SETNAME, opts.name.encode()))
+
+
+@_main
+def vudebug(argv):
+    p = argparse.ArgumentParser(prog="vudebug", description="show or set debug tags "
+                                "(TAGS, +TAGS to add, -TAGS to remove; s: syscalls)")
+    p.add_argument("tags", nargs="?")
+    opts = p.parse_args(argv)
+    if opts.tags is None:
+        print(_read_buffer(NR["vuctl"], VUCTL_GETDEBUGTAGS).decode())
+    else:
+        _check(raw_syscall(NR["vuctl"], VUCTL_SETDEBUGTAGS, opts.tags.encode()))
+
+
+LEVELS = {"error": 40, "warning": 30, "notice": 20, "info": 20, "debug": 10}
+
+
+@_main
+def vuctl(argv):
+    p = argparse.ArgumentParser(prog="vuctl", description="umvu diagnostics and control")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("ps", help="processes under this hypervisor, with their cwd")
+    sub.add_parser("lsof", help="virtual file descriptors")
+    sub.add_parser("mounts", help="the virtual mount table")
+    lv = sub.add_parser("loglevel", help="set the log level")
+    lv.add_argument("level", choices=sorted(LEVELS))
+    dbg = sub.add_parser("debugtags", help="show or set debug tags")
+    dbg.add_argument("tags", nargs="?")
+    opts = p.parse_args(argv)
+    if opts.cmd == "ps":
+        sys.stdout.write(_read_buffer(NR["vuctl"], VUCTL_PS).decode(errors="replace"))
+    elif opts.cmd == "lsof":
+        sys.stdout.write(_read_buffer(NR["vuctl"], VUCTL_LSOF).decode(errors="replace"))
+    elif opts.cmd == "mounts":
+        sys.stdout.write(_read_buffer(NR["vuctl"], VUCTL_MOUNTS).decode(errors="replace"))
+    elif opts.cmd == "loglevel":
+        _check(raw_syscall(NR["vuctl"], VUCTL_SETLOGLEVEL, LEVELS[opts.level]))
+    elif opts.cmd == "debugtags":
+        return vudebug([opts.tags] if opts.tags else [])

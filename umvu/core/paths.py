@@ -1,0 +1,131 @@
+"""Path canonicalization in the guest's view (cwd, dirfd, ``..``, symlinks inside and
+across virtual mounts, trailing slashes), with the kernel's errors:
+ENOENT, ENOTDIR, ELOOP (more than 40 symlinks), ENAMETOOLONG (component > 255 bytes).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+AT_FDCWD = -100
+MAXSYMLINKS = 40
+NAME_MAX = 255
+
+
+class Resolved:
+    """``path``: canonical absolute guest path; ``entry``: the responsible mount or None
+    (the real kernel); ``rel``: the path inside the mount; ``crossed``: the walk went
+    through a virtual mount (so the kernel could not resolve the guest's string);
+    ``st``: the final object's lstat result when it was looked at (None if absent)."""
+    __slots__ = ("path", "entry", "rel", "crossed", "st", "exists")
+
+    def __init__(self, path, entry, rel, crossed, st, exists):
+        self.path, self.entry, self.rel = path, entry, rel
+        self.crossed, self.st, self.exists = crossed, st, exists
+
+
+def _err(code):
+    return OSError(code, os.strerror(code))
+
+
+class Resolver:
+    """Resolves guest paths against the responsibility table of ``hv``."""
+
+    def __init__(self, hv) -> None:
+        self.hv = hv
+
+    def lstat_at(self, path: bytes):
+        """(entry, rel, lstat or None) of a canonical guest path."""
+        entry, rel = self.hv.table.lookup_path(path)
+        try:
+            if entry is None:
+                return None, rel, os.lstat(path)
+            return entry, rel, self.hv.call(entry.service, "lstat", rel)
+        except FileNotFoundError:
+            return entry, rel, None
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return entry, rel, None
+            raise
+
+    def readlink_at(self, entry, rel, path):
+        if entry is None:
+            return os.readlink(path)
+        return self.hv.call(entry.service, "readlink", rel)
+
+    def resolve(self, base: bytes, path: bytes, follow: bool = True,
+                must_exist: bool = False) -> Resolved:
+        """Resolve ``path`` (bytes) relative to the canonical directory ``base``."""
+        if path == b"":
+            raise _err(errno.ENOENT)
+        trailing = path.endswith(b"/")
+        if path.startswith(b"/"):
+            stack: list[bytes] = []
+        else:
+            stack = [c for c in base.split(b"/") if c]
+        todo = [c for c in path.split(b"/") if c and c != b"."][::-1]
+        if trailing or path.endswith(b"/.") or path in (b".", b".."):
+            follow = True
+        links = 0
+        crossed = False
+        st = None
+        entry, rel = None, b""
+        exists = True
+        while todo:
+            c = todo.pop()
+            if c == b"..":
+                if stack:
+                    stack.pop()
+                st = None
+                continue
+            if len(c) > NAME_MAX:
+                raise _err(errno.ENAMETOOLONG)
+            stack.append(c)
+            if stack[0] == b"proc" and len(stack) >= 2:
+                # /proc/PID/...: magic links resolve per caller; the kernel's business
+                stack.extend(reversed(todo))
+                todo = []
+                st = None
+                break
+            cur = b"/" + b"/".join(stack)
+            last = not todo
+            entry, rel, st = self.lstat_at(cur)
+            crossed = crossed or entry is not None
+            if last and not follow:
+                exists = st is not None
+                break
+            if st is None:
+                if last:
+                    exists = False
+                    break
+                raise _err(errno.ENOENT)
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > MAXSYMLINKS:
+                    raise _err(errno.ELOOP)
+                target = self.readlink_at(entry, rel, cur)
+                if entry is not None:
+                    crossed = True
+                stack.pop()
+                if target.startswith(b"/"):
+                    stack = []
+                todo.extend(reversed([t for t in target.split(b"/") if t and t != b"."]))
+                if last and target.endswith(b"/"):
+                    follow = True
+                st = None
+                continue
+            if not last and not stat.S_ISDIR(st.st_mode):
+                raise _err(errno.ENOTDIR)
+        path_out = b"/" + b"/".join(stack)
+        if st is None and exists and not (stack and stack[0] == b"proc"):
+            entry, rel, st = self.lstat_at(path_out)  # after "..": look again
+            exists = st is not None
+        else:
+            entry, rel = self.hv.table.lookup_path(path_out)
+        crossed = crossed or entry is not None
+        if trailing and st is not None and not stat.S_ISDIR(st.st_mode):
+            raise _err(errno.ENOTDIR)
+        if must_exist and not exists:
+            raise _err(errno.ENOENT)
+        return Resolved(path_out, entry, rel, crossed, st, exists)

@@ -1,0 +1,109 @@
+"""Module loading and the responsibility table (VUOS's "hashtable").
+
+Entries are keyed by kind: ``path`` (prefix), ``fstype``, ``family`` (socket),
+``chrdev``/``blkdev`` (device numbers), ``syscall`` (number), ``ioctl``. For paths the
+longest matching prefix wins, and among equal prefixes the newest entry. Every entry
+records the module that made it, so a module's own calls can be resolved below it.
+"""
+from __future__ import annotations
+
+import errno
+import importlib
+import importlib.util
+import inspect
+import itertools
+import os
+
+from umvu.modules.base import Module
+
+_seq = itertools.count(1)
+
+
+class Entry:
+    __slots__ = ("kind", "key", "module", "service", "seq", "source", "fstype", "flags",
+                 "options", "users", "mounted")
+
+    def __init__(self, kind, key, module, service, source=b"", fstype="", flags=0,
+                 options="", mounted=False):
+        self.kind, self.key, self.module, self.service = kind, key, module, service
+        self.mounted = mounted  # made by mount(2)/vumount (not by a module itself)
+        self.seq = next(_seq)
+        self.source, self.fstype, self.flags, self.options = source, fstype, flags, options
+        self.users = 0  # open virtual fds and cwds inside (busy mounts refuse umount)
+
+
+class Responsibility:
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+        self._paths: list[Entry] = []  # path entries, longest key first, newest first
+
+    def add(self, entry: Entry) -> Entry:
+        self.entries.append(entry)
+        if entry.kind == "path":
+            self._paths = sorted((e for e in self.entries if e.kind == "path"),
+                                 key=lambda e: (-len(e.key), -e.seq))
+        return entry
+
+    def remove(self, entry: Entry) -> None:
+        self.entries.remove(entry)
+        self._paths = [e for e in self._paths if e is not entry]
+
+    def has_paths(self) -> bool:
+        return bool(self._paths)
+
+    def lookup_path(self, path: bytes, below: Entry | None = None):
+        """(entry, path relative to it) for a canonical guest path, or (None, path).
+
+        ``below``: ignore that entry and newer ones (a module's own view)."""
+        for e in self._paths:
+            if below is not None and e.seq >= below.seq:
+                continue
+            key = e.key
+            if path == key:
+                return e, b"/"
+            if path.startswith(key) and (key == b"/" or path[len(key)] == 0x2F):
+                return e, path[len(key):] if key != b"/" else path
+        return None, path
+
+    def find(self, kind: str, key) -> Entry | None:
+        best = None
+        for e in self.entries:
+            if e.kind == kind and e.key == key and (best is None or e.seq > best.seq):
+                best = e
+        return best
+
+    def mounts(self) -> list[Entry]:
+        return [e for e in self.entries if e.kind == "path"]
+
+
+def load_module_class(name: str) -> type[Module]:
+    """A module by short name (umvu.modules.NAME), dotted name, or file path."""
+    if "/" in name or name.endswith(".py"):
+        if not os.path.isfile(name):
+            raise OSError(errno.ENOENT, "no module file %s" % name)
+        spec = importlib.util.spec_from_file_location(
+            "umvu_ext_" + os.path.basename(name)[:-3].replace("-", "_"), name)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    else:
+        if not name.replace("_", "").replace(".", "").isalnum():
+            raise OSError(errno.EINVAL, "bad module name %r" % name)
+        candidates = ["umvu.modules." + name] + ([name] if "." in name else [])
+        mod = None
+        for cand in candidates:
+            try:
+                mod = importlib.import_module(cand)
+                break
+            except ModuleNotFoundError as e:
+                if e.name != cand and not cand.startswith(e.name or "\0"):
+                    raise
+        if mod is None:
+            raise OSError(errno.ENOENT, "no module named %s" % name)
+    classes = [c for _, c in inspect.getmembers(mod, inspect.isclass)
+               if issubclass(c, Module) and c is not Module and c.__module__ == mod.__name__]
+    explicit = getattr(mod, "MODULE", None)
+    if explicit is not None:
+        return explicit
+    if len(classes) != 1:
+        raise OSError(errno.ENOEXEC, "%s defines %d module classes" % (name, len(classes)))
+    return classes[0]

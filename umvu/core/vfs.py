@@ -1,0 +1,978 @@
+"""Path and fd system calls: route each to the kernel or to the responsible module.
+
+A handler gets (thread, syscall row, raw args) and returns an *action*:
+    None              run it natively
+    int               skip it; the guest sees this value (-errno for errors)
+    Native(...)       run it natively after rewriting some arguments, optionally with a
+                      callback at the exit stop that may change the result
+Virtual fds are real fds in the guest (eventfds made by rewriting the guest's own open
+into eventfd2, counter 1 so poll/select/epoll see them readable and writable) mapped
+per fd table to a :class:`VFile` (the open file description: service, handle, offset).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+import struct
+
+from umvu.core import guestabi
+from umvu.core.paths import AT_FDCWD, Resolver
+from umvu.core.syscalls import BY_NAME
+
+O_ACCMODE = 3
+O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 0o100, 0o200, 0o1000, 0o2000
+O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = 0o4000, 0o200000, 0o400000, 0o2000000
+O_PATH, O_TMPFILE = 0o10000000, 0o20200000
+AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_EMPTY_PATH = 0x100, 0x200, 0x400, 0x1000
+NR_EVENTFD2 = BY_NAME["eventfd2"].nr
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
+F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 5, 6, 7, 1030
+SETFL_MASK = O_APPEND | O_NONBLOCK | 0o20000 | 0o40000 | 0o1000000  # ASYNC DIRECT NOATIME
+PROC_MOUNTS = re.compile(rb"^/proc/(?:(?:self|thread-self|\d+)(?:/task/\d+)?/)?"
+                         rb"(mounts|mountinfo)$")
+
+
+def s32(v: int) -> int:
+    return ((v & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000
+
+
+def s64(v: int) -> int:
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+class Native:
+    __slots__ = ("args", "on_exit", "nr")
+
+    def __init__(self, args=None, on_exit=None, nr=None):
+        self.args, self.on_exit, self.nr = args, on_exit, nr
+
+
+class VFile:
+    """An open file description served by a module."""
+    __slots__ = ("entry", "service", "handle", "path", "flags", "pos", "refs", "is_dir")
+
+    def __init__(self, entry, service, handle, path, flags, is_dir):
+        self.entry, self.service, self.handle = entry, service, handle
+        self.path, self.flags, self.is_dir = path, flags, is_dir
+        self.pos = 0
+        self.refs = 0
+
+
+class MemFile:
+    """A read-only in-memory file (the core's /proc/mounts view)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def pread(self, handle, size, offset):
+        return self.data[offset:offset + size]
+
+    def fstat(self, handle):
+        return os.stat_result((stat.S_IFREG | 0o444, 1, 0, 1, 0, 0, len(self.data),
+                               0, 0, 0))
+
+    def close(self, handle):
+        pass
+
+
+# follow-last-symlink rules: name -> (default follow, flags arg index, nofollow bit/follow bit)
+_NOFOLLOW = {"lstat", "lchown", "lgetxattr", "lsetxattr", "llistxattr", "lremovexattr",
+             "readlink", "readlinkat", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat",
+             "symlink", "symlinkat", "mknod", "mknodat", "rename", "renameat", "renameat2",
+             "link", "linkat"}
+_AT_FLAGS = {"newfstatat": 3, "fchownat": 4, "utimensat": 3, "fchmodat2": 3,
+             "faccessat2": 3, "statx": 2, "name_to_handle_at": 4, "open_tree": 2,
+             "mount_setattr": 2, "setxattrat": 2, "getxattrat": 2, "listxattrat": 2,
+             "removexattrat": 2, "file_getattr": 5, "file_setattr": 5}
+
+
+class VirtualFS:
+    def __init__(self, hv) -> None:
+        self.hv = hv
+        self.tracer = hv.tracer
+        self.resolver = Resolver(hv)
+
+    # ------------------------------------------------------------ helpers
+    def call(self, service, method, *args):
+        return self.hv.call(service, method, *args)
+
+    def base_dir(self, t, dirfd: int) -> bytes:
+        if dirfd == AT_FDCWD:
+            return t.fs.cwd
+        vf = t.files.fds.get(dirfd)
+        if vf is not None:
+            if not vf.is_dir:
+                raise OSError(errno.ENOTDIR, "not a directory")
+            return vf.path
+        try:
+            target = os.readlink("/proc/%d/fd/%d" % (t.tid, dirfd))
+        except OSError:
+            raise OSError(errno.EBADF, "bad dirfd") from None
+        target = os.fsencode(target)
+        if not target.startswith(b"/"):
+            raise OSError(errno.ENOTDIR, "not a directory")
+        return target
+
+    def read_path(self, t, guest_addr: int) -> bytes:
+        return self.tracer.peekstr(t.tid, guest_addr)
+
+    def follow_of(self, sc, args) -> bool:
+        name = sc.name
+        if name in _NOFOLLOW:
+            if name == "linkat":
+                return bool(s32(args[4]) & AT_SYMLINK_FOLLOW)
+            return False
+        idx = _AT_FLAGS.get(name)
+        if idx is not None:
+            return not (s32(args[idx]) & AT_SYMLINK_NOFOLLOW)
+        if name in ("open", "openat", "creat", "openat2"):
+            flags = self.open_flags(sc, args)
+            return not (flags & O_NOFOLLOW) and not (flags & O_CREAT and flags & O_EXCL)
+        return True
+
+    def open_flags(self, sc, args) -> int:
+        if sc.name == "open":
+            return s32(args[1])
+        if sc.name == "openat":
+            return s32(args[2])
+        if sc.name == "creat":
+            return os.O_CREAT | os.O_WRONLY | os.O_TRUNC
+        # openat2: struct open_how {u64 flags, mode, resolve} at args[2]
+        raw = self.tracer.peek(self.hv.cur_tid, args[2], 24)
+        return struct.unpack("<QQQ", raw)[0]
+
+    def empty_path_ok(self, sc, args) -> bool:
+        idx = _AT_FLAGS.get(sc.name)
+        return idx is not None and bool(s32(args[idx]) & AT_EMPTY_PATH)
+
+    def scratch_path(self, t, path: bytes, slot: int = 0) -> int:
+        addr = self.hv.scratch(t) + slot * 4096
+        self.tracer.poke(t.tid, addr, path + b"\0")
+        return addr
+
+    # ------------------------------------------------------------ path syscalls
+    def on_path(self, t, sc, args):
+        """Syscalls whose choice is one path (possibly dirfd-relative)."""
+        idx = sc.args.index("path")
+        dirfd = s32(args[idx - 1]) if idx and sc.args[idx - 1] == "dirfd" else AT_FDCWD
+        try:
+            guest_path = self.read_path(t, args[idx])
+        except OSError as e:
+            return -e.errno
+        name = sc.name
+        if guest_path == b"" and self.empty_path_ok(sc, args):
+            vf = t.files.fds.get(dirfd)
+            if vf is None:
+                return None
+            return self.fd_op(t, sc, args, vf, dirfd)
+        virtual_base = (dirfd == AT_FDCWD and not t.fs.kernel_cwd) or \
+            (dirfd != AT_FDCWD and dirfd in t.files.fds)
+        try:
+            if guest_path == b"" or (not self.hv.table.has_paths() and not virtual_base):
+                return self.real_path_hook(t, sc, args, None)
+            if PROC_MOUNTS.match(guest_path) and name in ("open", "openat", "openat2"):
+                return self.open_proc_mounts(t, sc, args, guest_path)
+            r = self.resolver.resolve(self.base_dir(t, dirfd), guest_path,
+                                      follow=self.follow_of(sc, args))
+        except OSError as e:
+            return -e.errno
+        if r.entry is None:
+            if PROC_MOUNTS.match(r.path) and name in ("open", "openat", "openat2"):
+                return self.open_proc_mounts(t, sc, args, r.path)
+            rewrite = None
+            if r.crossed or (virtual_base and not guest_path.startswith(b"/")):
+                new = list(args)
+                new[idx] = self.scratch_path(t, r.path)
+                if idx and sc.args[idx - 1] == "dirfd":
+                    new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
+                rewrite = new
+            return self.real_path_hook(t, sc, args, r, rewrite)
+        handler = getattr(self, "v_" + name, None)
+        if handler is None:
+            return -errno.ENOSYS
+        return handler(t, sc, args, r)
+
+    def real_path_hook(self, t, sc, args, r, rewrite=None):
+        """A path the kernel serves; chdir must be followed to keep the cwd."""
+        if sc.name == "chdir":
+            def done(ret):
+                if ret == 0:
+                    t.fs.cwd = os.fsencode(os.readlink("/proc/%d/cwd" % t.tid))
+                    t.fs.kernel_cwd = True
+                return None
+            return Native(rewrite, done)
+        if sc.name in ("execve", "execveat"):
+            return Native(rewrite) if rewrite else None
+        return Native(rewrite) if rewrite else None
+
+    def on_path2(self, t, sc, args):
+        """rename/link family: both paths must be on the same side (else EXDEV)."""
+        idxs = [i for i, k in enumerate(sc.args) if k == "path"]
+        res = []
+        for n, idx in enumerate(idxs):
+            dirfd = s32(args[idx - 1]) if idx and sc.args[idx - 1] == "dirfd" else AT_FDCWD
+            try:
+                guest_path = self.read_path(t, args[idx])
+                follow = (n == 0 and sc.name == "linkat" and
+                          bool(s32(args[4]) & AT_SYMLINK_FOLLOW))
+                if sc.name == "pivot_root":
+                    follow = True
+                r = self.resolver.resolve(self.base_dir(t, dirfd), guest_path, follow=follow)
+            except OSError as e:
+                return -e.errno
+            res.append((idx, r))
+        (i0, r0), (i1, r1) = res
+        if r0.entry is None and r1.entry is None:
+            if not (r0.crossed or r1.crossed or not t.fs.kernel_cwd):
+                return None
+            new = list(args)
+            for slot, (idx, r) in enumerate(res):
+                new[idx] = self.scratch_path(t, r.path, slot)
+                if idx and sc.args[idx - 1] == "dirfd":
+                    new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
+            return Native(new)
+        if r0.entry is not r1.entry:
+            return -errno.EXDEV
+        if sc.name in ("rename", "renameat", "renameat2"):
+            flags = s32(args[4]) if sc.name == "renameat2" else 0
+            if not r0.exists:
+                return -errno.ENOENT
+            return self.call(r0.entry.service, "rename", r0.rel, r1.rel, flags) or 0
+        if sc.name in ("link", "linkat"):
+            if not r0.exists:
+                return -errno.ENOENT
+            if r1.exists:
+                return -errno.EEXIST
+            return self.call(r0.entry.service, "link", r0.rel, r1.rel) or 0
+        return -errno.EINVAL
+
+    # --- virtual path handlers: (t, sc, args, resolved) -> action
+    def _need(self, r):
+        if not r.exists:
+            raise OSError(errno.ENOENT, "no such file")
+
+    def _stat_out(self, t, guest_addr, st):
+        self.tracer.poke(t.tid, guest_addr, guestabi.encode_stat(st))
+        return 0
+
+    def v_stat(self, t, sc, args, r):
+        self._need(r)
+        return self._stat_out(t, args[1], r.st)
+
+    v_lstat = v_stat
+
+    def v_newfstatat(self, t, sc, args, r):
+        self._need(r)
+        return self._stat_out(t, args[2], r.st)
+
+    def v_statx(self, t, sc, args, r):
+        self._need(r)
+        self.tracer.poke(t.tid, args[4], guestabi.encode_statx(r.st, args[3]))
+        return 0
+
+    def _access(self, t, r, mode):
+        self._need(r)
+        svc = r.entry.service
+        if hasattr(svc, "access"):
+            return self.call(svc, "access", r.rel, mode) or 0
+        return 0
+
+    def v_access(self, t, sc, args, r):
+        return self._access(t, r, s32(args[1]))
+
+    def v_faccessat(self, t, sc, args, r):
+        return self._access(t, r, s32(args[2]))
+
+    v_faccessat2 = v_faccessat
+
+    def v_readlink(self, t, sc, args, r):
+        buf_i = 1 if sc.name == "readlink" else 2
+        self._need(r)
+        if not stat.S_ISLNK(r.st.st_mode):
+            return -errno.EINVAL
+        size = s32(args[buf_i + 1])
+        if size <= 0:
+            return -errno.EINVAL
+        target = self.call(r.entry.service, "readlink", r.rel)[:size]
+        self.tracer.poke(t.tid, args[buf_i], target)
+        return len(target)
+
+    v_readlinkat = v_readlink
+
+    def v_mkdir(self, t, sc, args, r):
+        if r.exists:
+            return -errno.EEXIST
+        mode = s32(args[1] if sc.name == "mkdir" else args[2]) & 0o7777 & ~t.fs.umask
+        return self.call(r.entry.service, "mkdir", r.rel, mode) or 0
+
+    v_mkdirat = v_mkdir
+
+    def v_mknod(self, t, sc, args, r):
+        if r.exists:
+            return -errno.EEXIST
+        base = 1 if sc.name == "mknod" else 2
+        mode = s32(args[base])
+        mode = (mode & ~0o7777) | (mode & 0o7777 & ~t.fs.umask)
+        if stat.S_IFMT(mode) == 0:
+            mode |= stat.S_IFREG
+        return self.call(r.entry.service, "mknod", r.rel, mode, args[base + 1]) or 0
+
+    v_mknodat = v_mknod
+
+    def v_rmdir(self, t, sc, args, r):
+        self._need(r)
+        if not stat.S_ISDIR(r.st.st_mode):
+            return -errno.ENOTDIR
+        if r.rel == b"/":
+            return -errno.EBUSY
+        return self.call(r.entry.service, "rmdir", r.rel) or 0
+
+    def v_unlink(self, t, sc, args, r):
+        self._need(r)
+        if stat.S_ISDIR(r.st.st_mode):
+            return -errno.EISDIR
+        return self.call(r.entry.service, "unlink", r.rel) or 0
+
+    def v_unlinkat(self, t, sc, args, r):
+        if s32(args[2]) & AT_REMOVEDIR:
+            return self.v_rmdir(t, sc, args, r)
+        return self.v_unlink(t, sc, args, r)
+
+    def v_symlink(self, t, sc, args, r):
+        try:
+            target = self.read_path(t, args[0])
+        except OSError as e:
+            return -e.errno
+        if r.exists:
+            return -errno.EEXIST
+        return self.call(r.entry.service, "symlink", target, r.rel) or 0
+
+    v_symlinkat = v_symlink
+
+    def v_chmod(self, t, sc, args, r):
+        self._need(r)
+        mode = s32(args[1] if sc.name == "chmod" else args[2]) & 0o7777
+        return self.call(r.entry.service, "chmod", r.rel, mode) or 0
+
+    v_fchmodat = v_fchmodat2 = v_chmod
+
+    def v_chown(self, t, sc, args, r):
+        self._need(r)
+        base = 1 if sc.name in ("chown", "lchown") else 2
+        return self.call(r.entry.service, "chown", r.rel, s32(args[base]),
+                         s32(args[base + 1])) or 0
+
+    v_lchown = v_fchownat = v_chown
+
+    def v_truncate(self, t, sc, args, r):
+        self._need(r)
+        if s64(args[1]) < 0:
+            return -errno.EINVAL
+        if stat.S_ISDIR(r.st.st_mode):
+            return -errno.EISDIR
+        return self.call(r.entry.service, "truncate", r.rel, s64(args[1])) or 0
+
+    def _times(self, t, guest_addr, kind):
+        """(atime_ns, mtime_ns) from a guest timespec[2]/timeval[2]/utimbuf; None = omit."""
+        import time as _time
+        now = _time.time_ns()
+        if guest_addr == 0:
+            return now, now
+        if kind == "utimbuf":
+            a, m = struct.unpack("<qq", self.tracer.peek(t.tid, guest_addr, 16))
+            return a * 10**9, m * 10**9
+        a_s, a_x, m_s, m_x = struct.unpack("<qqqq", self.tracer.peek(t.tid, guest_addr, 32))
+        if kind == "timeval":
+            return a_s * 10**9 + a_x * 1000, m_s * 10**9 + m_x * 1000
+        out = []
+        for sec, nsec in ((a_s, a_x), (m_s, m_x)):
+            if nsec == UTIME_OMIT:
+                out.append(None)
+            elif nsec == UTIME_NOW:
+                out.append(now)
+            elif not 0 <= nsec < 10**9:
+                raise OSError(errno.EINVAL, "bad timespec")
+            else:
+                out.append(sec * 10**9 + nsec)
+        return tuple(out)
+
+    def _utimens(self, r, times):
+        self._need(r)
+        return self.call(r.entry.service, "utimens", r.rel, *times) or 0
+
+    def v_utimensat(self, t, sc, args, r):
+        return self._utimens(r, self._times(t, args[2], "timespec"))
+
+    def v_utimes(self, t, sc, args, r):
+        return self._utimens(r, self._times(t, args[1], "timeval"))
+
+    def v_futimesat(self, t, sc, args, r):
+        return self._utimens(r, self._times(t, args[2], "timeval"))
+
+    def v_utime(self, t, sc, args, r):
+        return self._utimens(r, self._times(t, args[1], "utimbuf"))
+
+    def v_statfs(self, t, sc, args, r):
+        self._need(r)
+        sv = self.call(r.entry.service, "statfs", r.rel)
+        self.tracer.poke(t.tid, args[1], guestabi.encode_statfs(sv))
+        return 0
+
+    def v_chdir(self, t, sc, args, r):
+        self._need(r)
+        if not stat.S_ISDIR(r.st.st_mode):
+            return -errno.ENOTDIR
+        self._access(t, r, os.X_OK)
+        t.fs.cwd = r.path
+        t.fs.kernel_cwd = False
+        return 0
+
+    def _xattr_name(self, t, guest_addr):
+        name = self.tracer.peekstr(t.tid, guest_addr, 256)
+        if not name:
+            raise OSError(errno.ERANGE, "empty name")
+        return name
+
+    def v_getxattr(self, t, sc, args, r):
+        self._need(r)
+        value = self.call(r.entry.service, "getxattr", r.rel, self._xattr_name(t, args[1]))
+        return self._sized_out(t, args[2], args[3], value)
+
+    v_lgetxattr = v_getxattr
+
+    def v_setxattr(self, t, sc, args, r):
+        self._need(r)
+        value = self.tracer.peek(t.tid, args[2], args[3]) if args[3] else b""
+        return self.call(r.entry.service, "setxattr", r.rel, self._xattr_name(t, args[1]),
+                         value, s32(args[4])) or 0
+
+    v_lsetxattr = v_setxattr
+
+    def v_listxattr(self, t, sc, args, r):
+        self._need(r)
+        names = self.call(r.entry.service, "listxattr", r.rel)
+        return self._sized_out(t, args[1], args[2], b"".join(n + b"\0" for n in names))
+
+    v_llistxattr = v_listxattr
+
+    def v_removexattr(self, t, sc, args, r):
+        self._need(r)
+        return self.call(r.entry.service, "removexattr", r.rel,
+                         self._xattr_name(t, args[1])) or 0
+
+    v_lremovexattr = v_removexattr
+
+    def _sized_out(self, t, guest_addr, size, data: bytes):
+        if size == 0:
+            return len(data)
+        if len(data) > size:
+            return -errno.ERANGE
+        self.tracer.poke(t.tid, guest_addr, data)
+        return len(data)
+
+    def v_execve(self, t, sc, args, r):
+        self._need(r)
+        host = getattr(r.entry.service, "host_path", None)
+        if host is None:
+            return -errno.EACCES
+        new = list(args)
+        new[0] = self.scratch_path(t, host(r.rel))
+        return Native(new)
+
+    # --- open
+    def v_open(self, t, sc, args, r):
+        flags = self.open_flags(sc, args)
+        if sc.name == "open":
+            mode = args[2]
+        elif sc.name == "openat":
+            mode = args[3]
+        elif sc.name == "creat":
+            mode = args[1]
+        else:
+            mode = struct.unpack("<QQQ", self.tracer.peek(t.tid, args[2], 24))[1]
+        mode = mode & 0o7777 & ~t.fs.umask
+        if flags & O_TMPFILE == O_TMPFILE:
+            return -errno.EOPNOTSUPP
+        if r.exists:
+            if flags & O_CREAT and flags & O_EXCL:
+                return -errno.EEXIST
+            if stat.S_ISLNK(r.st.st_mode) and flags & O_NOFOLLOW and not flags & O_PATH:
+                return -errno.ELOOP
+            if flags & O_DIRECTORY and not stat.S_ISDIR(r.st.st_mode):
+                return -errno.ENOTDIR
+            if stat.S_ISDIR(r.st.st_mode) and (flags & O_ACCMODE) != os.O_RDONLY:
+                return -errno.EISDIR
+        elif not flags & O_CREAT:
+            return -errno.ENOENT
+        elif flags & O_DIRECTORY:
+            return -errno.EINVAL
+        handle = self.call(r.entry.service, "open", r.rel, flags & ~O_CLOEXEC, mode)
+        is_dir = stat.S_ISDIR(r.st.st_mode) if r.exists else False
+        vf = VFile(r.entry, r.entry.service, handle, r.path, flags & ~O_CLOEXEC, is_dir)
+        return self.install(t, vf, flags & O_CLOEXEC)
+
+    v_openat = v_creat = v_openat2 = v_open
+
+    def open_proc_mounts(self, t, sc, args, path):
+        data = self.hv.proc_mounts(t, path.endswith(b"mountinfo"))
+        vf = VFile(None, MemFile(data), None, path, os.O_RDONLY, False)
+        return self.install(t, vf, self.open_flags(sc, args) & O_CLOEXEC)
+
+    def install(self, t, vf: VFile, cloexec: int):
+        """Turn the pending syscall into eventfd2 and map the fd it returns to vf."""
+        def done(ret):
+            if ret < 0:
+                self.release(vf)
+                return None
+            self.bind(t.files, ret, vf)
+            return None
+        vf.refs += 1  # held until bound
+        if vf.entry is not None:
+            vf.entry.users += 1  # until the last reference goes
+        new = [1, (O_CLOEXEC if cloexec else 0), 0, 0, 0, 0]
+        return Native(new, lambda ret: (done(ret), self.unhold(vf))[0], nr=NR_EVENTFD2)
+
+    def unhold(self, vf):
+        self.release(vf)
+
+    def bind(self, files, fd: int, vf: VFile) -> None:
+        old = files.fds.get(fd)
+        files.fds[fd] = vf
+        vf.refs += 1
+        if old is not None and old is not vf:
+            self.release(old)
+
+    def release(self, vf: VFile) -> None:
+        vf.refs -= 1
+        if vf.refs == 0:
+            if vf.entry is not None:
+                vf.entry.users -= 1
+            if vf.handle is not None or vf.entry is not None:
+                close = getattr(vf.service, "close", None)
+                if close is not None:
+                    self.hv.call(vf.service, "close", vf.handle)
+
+    def unbind(self, files, fd: int) -> None:
+        vf = files.fds.pop(fd, None)
+        if vf is not None:
+            self.release(vf)
+
+    # ------------------------------------------------------------ fd syscalls
+    def on_fd(self, t, sc, args):
+        fd = s32(args[0])
+        vf = t.files.fds.get(fd)
+        name = sc.name
+        if vf is None:
+            if name in ("dup2", "dup3") or (name == "fcntl" and s32(args[1]) in (
+                    F_DUPFD, F_DUPFD_CLOEXEC)):
+                return self.real_dup(t, sc, args)
+            if name == "fchdir":
+                return Native(None, lambda ret: self._fchdir_done(t, ret))
+            if name == "close_range":
+                return self.on_close_range(t, args)
+            return None
+        return self.fd_op(t, sc, args, vf, fd)
+
+    def _fchdir_done(self, t, ret):
+        if ret == 0:
+            t.fs.cwd = os.fsencode(os.readlink("/proc/%d/cwd" % t.tid))
+            t.fs.kernel_cwd = True
+
+    def real_dup(self, t, sc, args):
+        """dup2/dup3/F_DUPFD of a real fd over a virtual one: forget the virtual one."""
+        target = s32(args[1]) if sc.name != "fcntl" else None
+        if target is None or target not in t.files.fds:
+            return None
+        return Native(None, lambda ret: self.unbind(t.files, target) if ret >= 0 else None)
+
+    def on_close_range(self, t, args):
+        lo, hi, flags = args[0], args[1], s32(args[2])
+        victims = [fd for fd in t.files.fds if lo <= fd <= hi]
+        if not victims:
+            return None
+
+        def done(ret):
+            if ret == 0 and not flags & 4:  # CLOSE_RANGE_CLOEXEC keeps them open
+                for fd in victims:
+                    self.unbind(t.files, fd)
+        return Native(None, done)
+
+    def fd_op(self, t, sc, args, vf, fd):
+        handler = getattr(self, "f_" + sc.name, None)
+        if handler is None:
+            return -errno.EINVAL if sc.choice in ("fd", "fd2") else -errno.ENOSYS
+        return handler(t, args, vf, fd)
+
+    # data
+    def _read(self, vf, size, offset=None):
+        if vf.is_dir:
+            raise OSError(errno.EISDIR, "is a directory")
+        if (vf.flags & O_ACCMODE) == os.O_WRONLY or vf.flags & O_PATH:
+            raise OSError(errno.EBADF, "not open for reading")
+        svc = vf.service
+        if hasattr(svc, "pread"):
+            pos = vf.pos if offset is None else offset
+            data = self.hv.call(svc, "pread", vf.handle, size, pos)
+            if offset is None:
+                vf.pos += len(data)
+            return data
+        if offset is not None:
+            raise OSError(errno.ESPIPE, "not seekable")
+        return self.hv.call(svc, "read", vf.handle, size)
+
+    def _write(self, vf, data, offset=None):
+        if (vf.flags & O_ACCMODE) == os.O_RDONLY or vf.flags & O_PATH:
+            raise OSError(errno.EBADF, "not open for writing")
+        svc = vf.service
+        if hasattr(svc, "pwrite"):
+            if offset is None:
+                if vf.flags & O_APPEND:
+                    vf.pos = self.hv.call(svc, "fstat", vf.handle).st_size
+                n = self.hv.call(svc, "pwrite", vf.handle, data, vf.pos)
+                vf.pos += n
+                return n
+            return self.hv.call(svc, "pwrite", vf.handle, data, offset)
+        if offset is not None:
+            raise OSError(errno.ESPIPE, "not seekable")
+        return self.hv.call(svc, "write", vf.handle, data)
+
+    def f_read(self, t, args, vf, fd):
+        data = self._read(vf, min(args[2], 1 << 24))
+        self.tracer.poke(t.tid, args[1], data)
+        return len(data)
+
+    def f_pread64(self, t, args, vf, fd):
+        if s64(args[3]) < 0:
+            return -errno.EINVAL
+        data = self._read(vf, min(args[2], 1 << 24), s64(args[3]))
+        self.tracer.poke(t.tid, args[1], data)
+        return len(data)
+
+    def f_write(self, t, args, vf, fd):
+        data = self.tracer.peek(t.tid, args[1], min(args[2], 1 << 24))
+        return self._write(vf, data)
+
+    def f_pwrite64(self, t, args, vf, fd):
+        if s64(args[3]) < 0:
+            return -errno.EINVAL
+        data = self.tracer.peek(t.tid, args[1], min(args[2], 1 << 24))
+        return self._write(vf, data, s64(args[3]))
+
+    def _iov(self, t, guest_addr, count):
+        if count < 0 or count > 1024:
+            raise OSError(errno.EINVAL, "bad iovcnt")
+        raw = self.tracer.peek(t.tid, guest_addr, 16 * count)
+        return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(count)]
+
+    def _readv(self, t, args, vf, offset):
+        total = 0
+        for base, length in self._iov(t, args[1], s32(args[2])):
+            if not length:
+                continue
+            data = self._read(vf, length, None if offset is None else offset + total)
+            self.tracer.poke(t.tid, base, data)
+            total += len(data)
+            if len(data) < length:
+                break
+        return total
+
+    def _writev(self, t, args, vf, offset):
+        total = 0
+        for base, length in self._iov(t, args[1], s32(args[2])):
+            if not length:
+                continue
+            data = self.tracer.peek(t.tid, base, length)
+            n = self._write(vf, data, None if offset is None else offset + total)
+            total += n
+            if n < length:
+                break
+        return total
+
+    def f_readv(self, t, args, vf, fd):
+        return self._readv(t, args, vf, None)
+
+    def f_writev(self, t, args, vf, fd):
+        return self._writev(t, args, vf, None)
+
+    def f_preadv(self, t, args, vf, fd):
+        off = s64(args[3])
+        return self._readv(t, args, vf, None if off == -1 else off)
+
+    def f_pwritev(self, t, args, vf, fd):
+        off = s64(args[3])
+        return self._writev(t, args, vf, None if off == -1 else off)
+
+    f_preadv2, f_pwritev2 = f_preadv, f_pwritev
+
+    def f_lseek(self, t, args, vf, fd):
+        off, whence = s64(args[1]), s32(args[2])
+        if not hasattr(vf.service, "pread") and not vf.is_dir:
+            return -errno.ESPIPE
+        if whence == os.SEEK_SET:
+            new = off
+        elif whence == os.SEEK_CUR:
+            new = vf.pos + off
+        elif whence == os.SEEK_END:
+            new = self.hv.call(vf.service, "fstat", vf.handle).st_size + off
+        elif whence in (3, 4):  # SEEK_DATA / SEEK_HOLE: the whole file is data
+            size = self.hv.call(vf.service, "fstat", vf.handle).st_size
+            if off >= size:
+                return -errno.ENXIO
+            new = off if whence == 3 else size
+        else:
+            return -errno.EINVAL
+        if new < 0:
+            return -errno.EINVAL
+        vf.pos = new
+        return new
+
+    def _fstat(self, vf):
+        svc = vf.service
+        if hasattr(svc, "fstat"):
+            return self.hv.call(svc, "fstat", vf.handle)
+        rel = self.hv.table.lookup_path(vf.path)[1]
+        return self.hv.call(svc, "lstat", rel)
+
+    def f_fstat(self, t, args, vf, fd):
+        return self._stat_out(t, args[1], self._fstat(vf))
+
+    def f_newfstatat(self, t, args, vf, fd):
+        return self._stat_out(t, args[2], self._fstat(vf))
+
+    def f_statx(self, t, args, vf, fd):
+        self.tracer.poke(t.tid, args[4], guestabi.encode_statx(self._fstat(vf), args[3]))
+        return 0
+
+    def f_fstatfs(self, t, args, vf, fd):
+        if vf.entry is None:
+            return -errno.ENOSYS
+        sv = self.hv.call(vf.service, "statfs", self.hv.table.lookup_path(vf.path)[1])
+        self.tracer.poke(t.tid, args[1], guestabi.encode_statfs(sv))
+        return 0
+
+    def f_getdents64(self, t, args, vf, fd):
+        if not vf.is_dir:
+            return -errno.ENOTDIR
+        size = args[2]
+        out = bytearray()
+        for name, ino, d_type, next_off in self.hv.call(vf.service, "getdents",
+                                                        vf.handle, vf.pos):
+            rec = guestabi.encode_dirent(name, ino, d_type, next_off)
+            if len(out) + len(rec) > size:
+                if not out:
+                    return -errno.EINVAL
+                break
+            out += rec
+            vf.pos = next_off
+        self.tracer.poke(t.tid, args[1], bytes(out))
+        return len(out)
+
+    def f_getdents(self, t, args, vf, fd):
+        return -errno.ENOSYS if not vf.is_dir else -errno.EINVAL
+
+    def f_close(self, t, args, vf, fd):
+        return Native(None, lambda ret: self.unbind(t.files, fd) if ret == 0 else None)
+
+    def f_dup(self, t, args, vf, fd):
+        return Native(None, lambda ret: self.bind(t.files, ret, vf) if ret >= 0 else None)
+
+    def f_dup2(self, t, args, vf, fd):
+        new = s32(args[1])
+        if new == fd:
+            return None
+        return Native(None, lambda ret: self.bind(t.files, ret, vf) if ret >= 0 else None)
+
+    f_dup3 = f_dup2
+
+    def f_fcntl(self, t, args, vf, fd):
+        cmd = s32(args[1])
+        if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+            return self.f_dup(t, args, vf, fd)
+        if cmd == F_GETFL:
+            return (vf.flags & ~O_CLOEXEC) | (0o100000 if vf.entry else 0)
+        if cmd == F_SETFL:
+            vf.flags = (vf.flags & ~SETFL_MASK) | (s32(args[2]) & SETFL_MASK)
+            return 0
+        if cmd in (F_SETLK, F_SETLKW, 37, 38):  # and OFD locks: advisory, granted
+            return 0
+        if cmd in (F_GETLK, 36):
+            raw = bytearray(self.tracer.peek(t.tid, args[2], 32))
+            raw[0:2] = struct.pack("<h", 2)  # F_UNLCK
+            self.tracer.poke(t.tid, args[2], bytes(raw))
+            return 0
+        return None  # F_GETFD/F_SETFD and the rest act on the placeholder itself
+
+    def f_flock(self, t, args, vf, fd):
+        return 0
+
+    def f_fsync(self, t, args, vf, fd):
+        svc = vf.service
+        if hasattr(svc, "fsync"):
+            self.hv.call(svc, "fsync", vf.handle)
+        return 0
+
+    f_fdatasync = f_syncfs = f_fsync
+
+    def f_ftruncate(self, t, args, vf, fd):
+        if (vf.flags & O_ACCMODE) == os.O_RDONLY:
+            return -errno.EINVAL
+        if s64(args[1]) < 0:
+            return -errno.EINVAL
+        return self.hv.call(vf.service, "ftruncate", vf.handle, s64(args[1])) or 0
+
+    def _rel(self, vf):
+        return self.hv.table.lookup_path(vf.path)[1]
+
+    def f_fchmod(self, t, args, vf, fd):
+        return self.hv.call(vf.service, "chmod", self._rel(vf), s32(args[1]) & 0o7777) or 0
+
+    def f_fchmodat(self, t, args, vf, fd):
+        return self.hv.call(vf.service, "chmod", self._rel(vf), s32(args[2]) & 0o7777) or 0
+
+    def f_fchown(self, t, args, vf, fd):
+        return self.hv.call(vf.service, "chown", self._rel(vf), s32(args[1]),
+                            s32(args[2])) or 0
+
+    def f_fchownat(self, t, args, vf, fd):
+        return self.hv.call(vf.service, "chown", self._rel(vf), s32(args[2]),
+                            s32(args[3])) or 0
+
+    def f_utimensat(self, t, args, vf, fd):
+        return self.hv.call(vf.service, "utimens", self._rel(vf),
+                            *self._times(t, args[2], "timespec")) or 0
+
+    def f_fchdir(self, t, args, vf, fd):
+        if not vf.is_dir:
+            return -errno.ENOTDIR
+        t.fs.cwd = vf.path
+        t.fs.kernel_cwd = False
+        return 0
+
+    def f_fgetxattr(self, t, args, vf, fd):
+        value = self.hv.call(vf.service, "getxattr", self._rel(vf),
+                             self._xattr_name(t, args[1]))
+        return self._sized_out(t, args[2], args[3], value)
+
+    def f_fsetxattr(self, t, args, vf, fd):
+        value = self.tracer.peek(t.tid, args[2], args[3]) if args[3] else b""
+        return self.hv.call(vf.service, "setxattr", self._rel(vf),
+                            self._xattr_name(t, args[1]), value, s32(args[4])) or 0
+
+    def f_flistxattr(self, t, args, vf, fd):
+        names = self.hv.call(vf.service, "listxattr", self._rel(vf))
+        return self._sized_out(t, args[1], args[2], b"".join(n + b"\0" for n in names))
+
+    def f_fremovexattr(self, t, args, vf, fd):
+        return self.hv.call(vf.service, "removexattr", self._rel(vf),
+                            self._xattr_name(t, args[1])) or 0
+
+    def f_ioctl(self, t, args, vf, fd):
+        svc = vf.service
+        req = args[1] & 0xFFFFFFFF
+        if req in (0x5451, 0x5450):  # FIOCLEX / FIONCLEX act on the placeholder
+            return None
+        if hasattr(svc, "ioctl"):
+            return self.hv.call(svc, "ioctl", vf.handle, req, args[2])
+        return -errno.ENOTTY
+
+    def f_fadvise64(self, t, args, vf, fd):
+        return 0
+
+    def f_fallocate(self, t, args, vf, fd):
+        return -errno.EOPNOTSUPP
+
+    def f_readahead(self, t, args, vf, fd):
+        return 0
+
+    def f_sync_file_range(self, t, args, vf, fd):
+        return self.f_fsync(t, args, vf, fd)
+
+    def f_mmap(self, t, args, vf, fd):
+        return -errno.ENODEV
+
+    # sockets on a virtual file fd
+    def _enotsock(self, t, args, vf, fd):
+        return -errno.ENOTSOCK
+
+    f_connect = f_accept = f_accept4 = f_sendto = f_recvfrom = f_sendmsg = f_recvmsg = \
+        f_shutdown = f_bind = f_listen = f_getsockname = f_getpeername = f_setsockopt = \
+        f_getsockopt = f_recvmmsg = f_sendmmsg = _enotsock
+
+    # ------------------------------------------------------------ two-fd syscalls
+    def on_fd2(self, t, sc, args):
+        name = sc.name
+        if name in ("dup2", "dup3"):
+            return self.on_fd(t, sc, args)
+        if name in ("sendfile", "copy_file_range", "splice", "tee"):
+            out_fd = s32(args[0] if name == "sendfile" else args[2])
+            in_fd = s32(args[1] if name == "sendfile" else args[0])
+            if name == "tee":
+                out_fd = s32(args[1])
+            vin, vout = t.files.fds.get(in_fd), t.files.fds.get(out_fd)
+            if vin is None and vout is None:
+                return None
+            return self.copy_between(t, sc, args, in_fd, vin, out_fd, vout)
+        return None
+
+    def copy_between(self, t, sc, args, in_fd, vin, out_fd, vout):
+        """sendfile/copy_file_range/splice with a virtual end, done by the core."""
+        name = sc.name
+        if name in ("splice", "tee"):
+            return -errno.EINVAL  # the kernel requires a pipe end; ours are not pipes
+        count = args[3] if name == "sendfile" else args[4]
+        off_addr = args[2] if name == "sendfile" else args[1]
+        out_off_addr = args[3] if name == "copy_file_range" else 0
+        if vin is None or vout is None:
+            if name == "copy_file_range":
+                return -errno.EXDEV
+            if vin is None:  # real -> virtual: not with sendfile on Linux either
+                return -errno.EINVAL
+            return self.sendfile_to_real(t, args, vin, out_fd, off_addr, count)
+        offset = None
+        if off_addr:
+            offset = struct.unpack("<q", self.tracer.peek(t.tid, off_addr, 8))[0]
+        out_offset = None
+        if out_off_addr:
+            out_offset = struct.unpack("<q", self.tracer.peek(t.tid, out_off_addr, 8))[0]
+        total = 0
+        while total < count:
+            data = self._read(vin, min(count - total, 1 << 20),
+                              None if offset is None else offset + total)
+            if not data:
+                break
+            n = self._write(vout, data, None if out_offset is None else out_offset + total)
+            total += n
+            if n < len(data):
+                break
+        if off_addr:
+            self.tracer.poke(t.tid, off_addr, struct.pack("<q", offset + total))
+        if out_off_addr:
+            self.tracer.poke(t.tid, out_off_addr, struct.pack("<q", out_offset + total))
+        return total
+
+    def sendfile_to_real(self, t, args, vin, out_fd, off_addr, count):
+        """Virtual in, real out: read here, write in the guest with an injected write."""
+        offset = None
+        if off_addr:
+            offset = struct.unpack("<q", self.tracer.peek(t.tid, off_addr, 8))[0]
+        chunk = min(count, 4096 * 15)
+        data = self._read(vin, chunk, offset)
+        if not data:
+            return 0
+        buf = self.hv.scratch(t) + 8192
+        self.tracer.poke(t.tid, buf, data[:4096 * 14])
+        data = data[:4096 * 14]
+        n = self.tracer.inject(t.tid, BY_NAME["write"].nr, out_fd, buf, len(data))
+        n = s64(n & 0xFFFFFFFFFFFFFFFF)
+        if n < 0:
+            if offset is None:
+                vin.pos -= len(data)
+            return n
+        if offset is None:
+            vin.pos -= len(data) - n
+        else:
+            self.tracer.poke(t.tid, off_addr, struct.pack("<q", offset + n))
+        return n

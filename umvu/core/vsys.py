@@ -1,0 +1,230 @@
+"""Virtual system calls (numbers Linux does not use, as VUOS) and mount/umount2.
+
+ABI (all return -errno on error):
+    vu_insmod(-1)  (const char *name, int flags)         load one module
+    vu_rmmod(-2)   (const char *name)                    unload it (EBUSY if in use)
+    vu_lsmod(-3)   (char *buf, size_t size)              "name\\tdescription\\n"...
+    vuctl(-4)      (int op, ...)                         see VUCTL_* below
+Results that fill a buffer return the length needed; with size 0 (or too small) nothing
+is written (size too small: ERANGE), like listxattr.
+``mount(2)`` with a file system type served by a loaded module mounts it virtually;
+``umount2(2)`` of a virtual mount point unmounts it (EBUSY while in use, unless
+MNT_FORCE or MNT_DETACH).
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+
+from umvu.core.paths import AT_FDCWD
+from umvu.core.registry import Entry, load_module_class
+from umvu.core.vfs import s32
+
+log = logging.getLogger("umvu")
+
+VUCTL_GETNAME, VUCTL_SETNAME, VUCTL_GETDEBUGTAGS, VUCTL_SETDEBUGTAGS = 1, 2, 3, 4
+VUCTL_SETLOGLEVEL, VUCTL_PS, VUCTL_LSOF, VUCTL_MOUNTS, VUCTL_FSTYPES = 5, 6, 7, 8, 9
+MS_RDONLY = 1
+MNT_FORCE, MNT_DETACH = 1, 2
+
+
+class VirtualSyscalls:
+    def __init__(self, hv) -> None:
+        self.hv = hv
+        self.tracer = hv.tracer
+
+    def on_virtual(self, t, sc, args):
+        handler = getattr(self, sc.name, None)
+        if handler is None:
+            return -errno.ENOSYS
+        return handler(t, args)
+
+    def _out(self, t, guest_addr, size, data: bytes) -> int:
+        if size == 0:
+            return len(data)
+        if len(data) > size:
+            return -errno.ERANGE
+        self.tracer.poke(t.tid, guest_addr, data)
+        return len(data)
+
+    # ------------------------------------------------------------ modules
+    def vu_insmod(self, t, args):
+        name = self.tracer.peekstr(t.tid, args[0]).decode("utf-8", "surrogateescape")
+        return self.insmod(name)
+
+    def insmod(self, name: str) -> int:
+        hv = self.hv
+        short = os.path.basename(name)[:-3] if name.endswith(".py") else name
+        if short in hv.modules:
+            return -errno.EEXIST
+        try:
+            cls = load_module_class(name)
+        except OSError:
+            raise
+        except Exception as e:  # a module that does not even import
+            log.error("umvu: module %s: %s: %s", name, type(e).__name__, e)
+            return -errno.ENOEXEC
+        key = cls.name or short
+        if key in hv.modules:
+            return -errno.EEXIST
+        hv.need_syscalls()
+        hv.modules[key] = cls(hv.api)
+        return 0
+
+    def vu_rmmod(self, t, args):
+        name = self.tracer.peekstr(t.tid, args[0]).decode("utf-8", "surrogateescape")
+        hv = self.hv
+        mod = hv.modules.get(name)
+        if mod is None:
+            return -errno.ENOENT
+        for e in hv.table.entries:
+            if e.module is mod and (e.users > 0 or e.mounted):
+                return -errno.EBUSY
+        if self._cwd_inside([e.key for e in hv.table.entries
+                             if e.module is mod and e.kind == "path"]):
+            return -errno.EBUSY
+        mod.cleanup()
+        for e in list(hv.table.entries):
+            if e.module is mod:
+                hv.table.remove(e)
+        del hv.modules[name]
+        return 0
+
+    def vu_lsmod(self, t, args):
+        text = "".join("%s\t%s\n" % (n, m.description) for n, m in self.hv.modules.items())
+        return self._out(t, args[0], args[1], text.encode())
+
+    # ------------------------------------------------------------ vuctl
+    def vuctl(self, t, args):
+        op = s32(args[0])
+        hv = self.hv
+        if op == VUCTL_GETNAME:
+            return self._out(t, args[1], args[2], hv.view_name)
+        if op == VUCTL_SETNAME:
+            hv.view_name = self.tracer.peekstr(t.tid, args[1], 256)
+            return 0
+        if op == VUCTL_GETDEBUGTAGS:
+            return self._out(t, args[1], args[2], "".join(sorted(hv.debugtags)).encode())
+        if op == VUCTL_SETDEBUGTAGS:
+            tags = self.tracer.peekstr(t.tid, args[1], 256).decode()
+            if tags.startswith("+"):
+                hv.debugtags |= set(tags[1:])
+            elif tags.startswith("-"):
+                hv.debugtags -= set(tags[1:])
+            else:
+                hv.debugtags = set(tags)
+            if "s" in hv.debugtags:
+                log.setLevel(min(log.level or logging.WARNING, logging.INFO))
+            return 0
+        if op == VUCTL_SETLOGLEVEL:
+            log.setLevel(s32(args[1]))
+            return 0
+        if op == VUCTL_PS:
+            return self._out(t, args[1], args[2], self.ps())
+        if op == VUCTL_LSOF:
+            return self._out(t, args[1], args[2], self.lsof())
+        if op == VUCTL_MOUNTS:
+            return self._out(t, args[1], args[2], self.mounts())
+        if op == VUCTL_FSTYPES:
+            types = sorted({ft for m in hv.modules.values() for ft in m.filesystems})
+            return self._out(t, args[1], args[2], "".join(x + "\n" for x in types).encode())
+        return -errno.EINVAL
+
+    def ps(self) -> bytes:
+        lines = [b"PID\tTGID\tCWD\tCOMMAND\n"]
+        for tid, t in sorted(self.hv.procs.threads.items()):
+            try:
+                with open("/proc/%d/comm" % tid, "rb") as f:
+                    comm = f.read().strip()
+            except OSError:
+                comm = b"?"
+            lines.append(b"%d\t%d\t%s\t%s\n" % (tid, t.process.tgid, t.fs.cwd, comm))
+        return b"".join(lines)
+
+    def lsof(self) -> bytes:
+        lines = [b"PID\tFD\tMOUNT\tPATH\n"]
+        seen = set()
+        for tid, t in sorted(self.hv.procs.threads.items()):
+            if (t.process.tgid, id(t.files)) in seen:
+                continue
+            seen.add((t.process.tgid, id(t.files)))
+            for fd, vf in sorted(t.files.fds.items()):
+                mnt = vf.entry.key if vf.entry is not None else b"(core)"
+                lines.append(b"%d\t%d\t%s\t%s\n" % (t.process.tgid, fd, mnt, vf.path))
+        return b"".join(lines)
+
+    def mounts(self) -> bytes:
+        lines = [b"TARGET\tSOURCE\tTYPE\tMODULE\tOPTIONS\tUSERS\n"]
+        for e in self.hv.table.mounts():
+            opts = ("ro" if e.flags & MS_RDONLY else "rw") + (
+                "," + e.options if e.options else "")
+            lines.append(b"%s\t%s\t%s\t%s\t%s\t%d\n" % (
+                e.key, e.source or b"none", (e.fstype or "-").encode(),
+                e.module.name.encode(), opts.encode(), e.users))
+        return b"".join(lines)
+
+    # ------------------------------------------------------------ mount / umount2
+    def fs_module(self, fstype: str):
+        for mod in self.hv.modules.values():
+            if fstype in mod.filesystems:
+                return mod
+        return None
+
+    def on_mount(self, t, sc, args):
+        try:
+            fstype = self.tracer.peekstr(t.tid, args[2], 256).decode() if args[2] else ""
+        except OSError as e:
+            return -e.errno
+        mod = self.fs_module(fstype)
+        if mod is None:
+            return None  # the kernel's (usually EPERM for an ordinary user)
+        vfs = self.hv.vfs
+        source = self.tracer.peekstr(t.tid, args[0]) if args[0] else b"none"
+        target = self.tracer.peekstr(t.tid, args[1])
+        options = self.tracer.peekstr(t.tid, args[4], 4096).decode() if args[4] else ""
+        r = vfs.resolver.resolve(vfs.base_dir(t, AT_FDCWD), target, follow=True,
+                                 must_exist=True)
+        if source not in (b"none", b"") and not source.startswith(b"/"):
+            # a path source is taken in the guest's view, relative to its cwd
+            try:
+                source = vfs.resolver.resolve(t.fs.cwd, source, follow=True).path
+            except OSError:
+                pass
+        flags = args[3] & 0xFFFFFFFF
+        service = mod.mount(source, r.path, fstype, flags, options)
+        self.hv.table.add(Entry("path", r.path, mod, service, source, fstype, flags,
+                                options, mounted=True))
+        return 0
+
+    def _cwd_inside(self, prefixes) -> bool:
+        for t in self.hv.procs.threads.values():
+            for p in prefixes:
+                if t.fs.cwd == p or t.fs.cwd.startswith(p.rstrip(b"/") + b"/"):
+                    return True
+        return False
+
+    def on_umount(self, t, sc, args):
+        try:
+            target = self.tracer.peekstr(t.tid, args[0])
+        except OSError as e:
+            return -e.errno
+        flags = s32(args[1])
+        vfs = self.hv.vfs
+        try:
+            path = vfs.resolver.resolve(vfs.base_dir(t, AT_FDCWD), target,
+                                        follow=not flags & 8).path
+        except OSError:
+            path = None
+        entry = None
+        for e in self.hv.table.mounts():
+            if e.key in (path, target) and e.fstype and (entry is None or e.seq > entry.seq):
+                entry = e
+        if entry is None:
+            return None  # not ours: the kernel answers
+        if not flags & (MNT_FORCE | MNT_DETACH):
+            if entry.users > 0 or self._cwd_inside([entry.key]):
+                return -errno.EBUSY
+        entry.module.umount(entry.service, flags)
+        self.hv.table.remove(entry)
+        return 0

@@ -1,0 +1,149 @@
+"""unreal (VUOS's test module): ``/unreal`` shows the whole host tree again.
+
+Every operation is performed by umvu itself on the host path (no path rewriting in the
+guest), so the complete virtual-fd path of the core is exercised.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from umvu.modules.base import Module
+
+PREFIX = b"/unreal"
+
+
+class HostTree:
+    """A service showing the host directory ``root`` (bytes)."""
+
+    def __init__(self, root: bytes = b"/") -> None:
+        self.root = root.rstrip(b"/")
+        self._listings: dict[int, list] = {}  # fd -> names read at offset 0
+
+    def host(self, path: bytes) -> bytes:
+        return self.root + path if path != b"/" else (self.root or b"/")
+
+    # --- paths
+    def lstat(self, path):
+        return os.lstat(self.host(path))
+
+    def access(self, path, mode):
+        if not os.access(self.host(path), mode, follow_symlinks=False):
+            raise OSError(errno.EACCES, "access")
+
+    def readlink(self, path):
+        return os.readlink(self.host(path))
+
+    def open(self, path, flags, mode):
+        fd = os.open(self.host(path), (flags | os.O_CLOEXEC | os.O_NOFOLLOW) & ~os.O_NOCTTY,
+                     mode)
+        return fd
+
+    def mkdir(self, path, mode):
+        os.mkdir(self.host(path), mode)
+
+    def rmdir(self, path):
+        os.rmdir(self.host(path))
+
+    def unlink(self, path):
+        os.unlink(self.host(path))
+
+    def rename(self, old, new, flags):
+        if flags:
+            raise OSError(errno.EINVAL, "rename flags")
+        os.rename(self.host(old), self.host(new))
+
+    def link(self, old, new):
+        os.link(self.host(old), self.host(new), follow_symlinks=False)
+
+    def symlink(self, target, path):
+        os.symlink(target, self.host(path))
+
+    def mknod(self, path, mode, rdev):
+        os.mknod(self.host(path), mode, rdev)
+
+    def chmod(self, path, mode):
+        if stat.S_ISLNK(os.lstat(self.host(path)).st_mode):
+            raise OSError(errno.EOPNOTSUPP, "chmod of a symlink")
+        os.chmod(self.host(path), mode)
+
+    def chown(self, path, uid, gid):
+        os.chown(self.host(path), uid, gid, follow_symlinks=False)
+
+    def truncate(self, path, length):
+        os.truncate(self.host(path), length)
+
+    def utimens(self, path, atime_ns, mtime_ns):
+        st = os.lstat(self.host(path))
+        os.utime(self.host(path), ns=(st.st_atime_ns if atime_ns is None else atime_ns,
+                                      st.st_mtime_ns if mtime_ns is None else mtime_ns),
+                 follow_symlinks=False)
+
+    def statfs(self, path):
+        return os.statvfs(self.host(path))
+
+    def getxattr(self, path, name):
+        return os.getxattr(self.host(path), name, follow_symlinks=False)
+
+    def setxattr(self, path, name, value, flags):
+        os.setxattr(self.host(path), name, value, flags, follow_symlinks=False)
+
+    def listxattr(self, path):
+        return [os.fsencode(n) for n in os.listxattr(self.host(path), follow_symlinks=False)]
+
+    def removexattr(self, path, name):
+        os.removexattr(self.host(path), name, follow_symlinks=False)
+
+    # --- handles (host fds held by umvu)
+    def close(self, fd):
+        self._listings.pop(fd, None)
+        os.close(fd)
+
+    def pread(self, fd, size, offset):
+        return os.pread(fd, size, offset)
+
+    def pwrite(self, fd, data, offset):
+        return os.pwrite(fd, data, offset)
+
+    def fstat(self, fd):
+        return os.fstat(fd)
+
+    def ftruncate(self, fd, length):
+        os.ftruncate(fd, length)
+
+    def fsync(self, fd):
+        os.fsync(fd)
+
+    def getdents(self, fd, offset):
+        """Entries from ``offset`` (an index into the sorted listing, with . and ..)."""
+        st = os.fstat(fd)
+        if offset == 0 or fd not in self._listings:
+            os.lseek(fd, 0, os.SEEK_SET)
+            self._listings[fd] = [b".", b".."] + sorted(os.fsencode(n) for n in os.listdir(fd))
+        names = self._listings[fd]
+        out = []
+        for i in range(offset, len(names)):
+            name = names[i]
+            if name in (b".", b".."):
+                out.append((name, st.st_ino if name == b"." else 0, 4, i + 1))
+                continue
+            try:
+                est = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except OSError:
+                continue
+            out.append((name, est.st_ino, stat.S_IFMT(est.st_mode) >> 12, i + 1))
+        return out
+
+
+class Unreal(Module):
+    name = "unreal"
+    description = "/unreal shows the host tree (VUOS test module)"
+
+    def __init__(self, api) -> None:
+        super().__init__(api)
+        self.service = HostTree(b"/")
+        api.add_path(self, PREFIX, self.service, source=b"/", fstype="unreal")
+
+    def cleanup(self) -> None:
+        self.api.remove_path(self, PREFIX)
