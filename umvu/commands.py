@@ -11,7 +11,8 @@ import sys
 
 from umvu.core import syscalls
 from umvu.core.tracer import raw_syscall
-from umvu.core.vsys import (VUCTL_FSTYPES, VUCTL_GETDEBUGTAGS, VUCTL_GETNAME, VUCTL_LSOF,
+from umvu.core.vsys import (VUCTL_FSTYPES, VUCTL_GETDEBUGTAGS, VUCTL_GETNAME,
+                            VUCTL_LASTERROR, VUCTL_LSOF,
                             VUCTL_MOUNTS, VUCTL_PS, VUCTL_SETDEBUGTAGS, VUCTL_SETLOGLEVEL,
                             VUCTL_SETNAME)
 
@@ -58,6 +59,10 @@ def _main(fn):
     return wrapper
 
 
+def _last_error() -> str:
+    return _read_buffer(NR["vuctl"], VUCTL_LASTERROR).decode(errors="replace")
+
+
 def _fstypes() -> list[str]:
     return _read_buffer(NR["vuctl"], VUCTL_FSTYPES).decode().split()
 
@@ -77,7 +82,7 @@ def vu_insmod(argv):
         if ret == -errno.EEXIST:
             raise Fail("vu_insmod: %s: module already loaded" % name)
         if ret == -errno.ENOEXEC:
-            raise Fail("vu_insmod: %s: not a valid umvu module (see the umvu log)" % name)
+            raise Fail("vu_insmod: %s: not a valid umvu module: %s" % (name, _last_error()))
         _check(ret, name)
 
 
@@ -128,9 +133,9 @@ def vumount(argv):
     ret = raw_syscall(syscalls.number("mount"), os.fsencode(opts.source),
                       os.fsencode(opts.target), fstype.encode(), flags,
                       opts.options.encode())
-    if ret == -errno.EINVAL:
-        raise Fail("vumount: %s: bad option or source (see the umvu log)" % opts.target)
-    _check(ret, opts.target)
+    if ret < 0 and ret != -errno.ENOSYS:
+        raise Fail("vumount: " + (_last_error() or "%s: %s" % (opts.target,
+                                                              os.strerror(-ret))))
 
 
 @_main
@@ -161,14 +166,19 @@ def vuname(argv):
 
 @_main
 def vudebug(argv):
-    p = argparse.ArgumentParser(prog="vudebug", description="show or set debug tags "
-                                "(TAGS, +TAGS to add, -TAGS to remove; s: syscalls)")
-    p.add_argument("tags", nargs="?")
-    opts = p.parse_args(argv)
-    if opts.tags is None:
+    """vudebug [TAGS|+TAGS|-TAGS]: show, set, add or remove debug tags (s: syscalls)."""
+    if argv and argv[0] in ("-h", "--help"):
+        print("usage: vudebug [TAGS | +TAGS | -TAGS]\n" + vudebug_doc)
+        return 0
+    if len(argv) > 1:
+        raise Fail("vudebug: one argument at most (usage: vudebug [TAGS|+TAGS|-TAGS])")
+    if not argv:
         print(_read_buffer(NR["vuctl"], VUCTL_GETDEBUGTAGS).decode())
     else:
-        _check(raw_syscall(NR["vuctl"], VUCTL_SETDEBUGTAGS, opts.tags.encode()))
+        _check(raw_syscall(NR["vuctl"], VUCTL_SETDEBUGTAGS, argv[0].encode()))
+
+
+vudebug_doc = "show or set umvu debug tags: s = one line per intercepted syscall"
 
 
 LEVELS = {"error": 40, "warning": 30, "notice": 20, "info": 20, "debug": 10}

@@ -11,10 +11,15 @@ _DIRENT_HDR = struct.Struct("<QqHB")                # linux_dirent64 without nam
 STATX_BASIC_STATS = 0x7FF
 
 
+def _f(st, name, default=0):
+    v = getattr(st, name, None)
+    return default if v is None else v
+
+
 def _ns(st, name):
     ns = getattr(st, name + "_ns", None)
     if ns is None:
-        ns = int(getattr(st, name, 0) * 1e9)
+        ns = int(_f(st, name) * 1e9)
     return divmod(int(ns), 1_000_000_000)
 
 
@@ -22,9 +27,9 @@ def encode_stat(st) -> bytes:
     a, an = _ns(st, "st_atime")
     m, mn = _ns(st, "st_mtime")
     c, cn = _ns(st, "st_ctime")
-    return _STAT.pack(getattr(st, "st_dev", 0), st.st_ino, st.st_nlink, st.st_mode,
-                      st.st_uid, st.st_gid, 0, getattr(st, "st_rdev", 0), st.st_size,
-                      getattr(st, "st_blksize", 4096), getattr(st, "st_blocks", 0),
+    return _STAT.pack(_f(st, "st_dev"), st.st_ino, st.st_nlink, st.st_mode,
+                      st.st_uid, st.st_gid, 0, _f(st, "st_rdev"), st.st_size,
+                      _f(st, "st_blksize", 4096), _f(st, "st_blocks"),
                       a, an, m, mn, c, cn, 0, 0, 0)
 
 
@@ -32,11 +37,11 @@ def encode_statx(st, mask: int) -> bytes:
     def ts(name):
         s, n = _ns(st, name)
         return struct.pack("<qIi", s, n, 0)
-    dev = getattr(st, "st_dev", 0)
-    rdev = getattr(st, "st_rdev", 0)
-    head = struct.pack("<IIQIIIHHQQQQ", STATX_BASIC_STATS, getattr(st, "st_blksize", 4096),
+    dev = _f(st, "st_dev")
+    rdev = _f(st, "st_rdev")
+    head = struct.pack("<IIQIIIHHQQQQ", STATX_BASIC_STATS, _f(st, "st_blksize", 4096),
                        0, st.st_nlink, st.st_uid, st.st_gid, st.st_mode, 0, st.st_ino,
-                       st.st_size, getattr(st, "st_blocks", 0), 0)
+                       st.st_size, _f(st, "st_blocks"), 0)
     body = head + ts("st_atime") + struct.pack("<qIi", 0, 0, 0) + ts("st_ctime") + \
         ts("st_mtime") + struct.pack("<IIIIQ", os.major(rdev), os.minor(rdev),
                                      os.major(dev), os.minor(dev), 0)

@@ -82,7 +82,9 @@ def load_module_class(name: str) -> type[Module]:
         if not os.path.isfile(name):
             raise OSError(errno.ENOENT, "no module file %s" % name)
         spec = importlib.util.spec_from_file_location(
-            "umvu_ext_" + os.path.basename(name)[:-3].replace("-", "_"), name)
+            "umvu_ext_" + os.path.basename(name).rsplit(".", 1)[0].replace("-", "_"), name)
+        if spec is None or spec.loader is None:
+            raise OSError(errno.ENOEXEC, "%s is not a Python file" % name)
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
     else:

@@ -25,6 +25,7 @@ log = logging.getLogger("umvu")
 
 VUCTL_GETNAME, VUCTL_SETNAME, VUCTL_GETDEBUGTAGS, VUCTL_SETDEBUGTAGS = 1, 2, 3, 4
 VUCTL_SETLOGLEVEL, VUCTL_PS, VUCTL_LSOF, VUCTL_MOUNTS, VUCTL_FSTYPES = 5, 6, 7, 8, 9
+VUCTL_LASTERROR = 10  # the message of this process's last failed mount/insmod
 MS_RDONLY = 1
 MNT_FORCE, MNT_DETACH = 1, 2
 
@@ -33,6 +34,13 @@ class VirtualSyscalls:
     def __init__(self, hv) -> None:
         self.hv = hv
         self.tracer = hv.tracer
+        self.last_error: dict[int, str] = {}  # tgid -> message
+
+    def _failed(self, t, e: OSError, what: str) -> None:
+        msg = e.strerror or os.strerror(e.errno or 0)
+        if e.errno and msg != os.strerror(e.errno):
+            msg = "%s: %s" % (msg, os.strerror(e.errno))
+        self.last_error[t.process.tgid] = "%s: %s" % (what, msg)
 
     def on_virtual(self, t, sc, args):
         handler = getattr(self, sc.name, None)
@@ -51,7 +59,14 @@ class VirtualSyscalls:
     # ------------------------------------------------------------ modules
     def vu_insmod(self, t, args):
         name = self.tracer.peekstr(t.tid, args[0]).decode("utf-8", "surrogateescape")
-        return self.insmod(name)
+        try:
+            ret = self.insmod(name)
+        except OSError as e:
+            self.last_error[t.process.tgid] = e.strerror or ""
+            raise
+        if ret == -errno.ENOEXEC:
+            self.last_error[t.process.tgid] = self._load_error
+        return ret
 
     def insmod(self, name: str) -> int:
         hv = self.hv
@@ -63,7 +78,8 @@ class VirtualSyscalls:
         except OSError:
             raise
         except Exception as e:  # a module that does not even import
-            log.error("umvu: module %s: %s: %s", name, type(e).__name__, e)
+            self._load_error = "%s: %s" % (type(e).__name__, e)
+            log.info("umvu: module %s: %s", name, self._load_error)
             return -errno.ENOEXEC
         key = cls.name or short
         if key in hv.modules:
@@ -126,6 +142,9 @@ class VirtualSyscalls:
             return self._out(t, args[1], args[2], self.lsof())
         if op == VUCTL_MOUNTS:
             return self._out(t, args[1], args[2], self.mounts())
+        if op == VUCTL_LASTERROR:
+            return self._out(t, args[1], args[2],
+                             self.last_error.get(t.process.tgid, "").encode())
         if op == VUCTL_FSTYPES:
             types = sorted({ft for m in hv.modules.values() for ft in m.filesystems})
             return self._out(t, args[1], args[2], "".join(x + "\n" for x in types).encode())
@@ -192,9 +211,17 @@ class VirtualSyscalls:
             except OSError:
                 pass
         flags = args[3] & 0xFFFFFFFF
-        service = mod.mount(source, r.path, fstype, flags, options)
+        try:
+            service = mod.mount(source, r.path, fstype, flags, options)
+        except OSError as e:
+            self._failed(t, e, "%s on %s" % (fstype, r.path.decode(errors="replace")))
+            raise
+        words = [w for w in options.split(",") if w]
+        if "ro" in words:
+            flags |= MS_RDONLY
+        shown = ",".join(w for w in words if w not in ("ro", "rw"))
         self.hv.table.add(Entry("path", r.path, mod, service, source, fstype, flags,
-                                options, mounted=True))
+                                shown, mounted=True))
         return 0
 
     def _cwd_inside(self, prefixes) -> bool:

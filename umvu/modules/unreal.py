@@ -17,8 +17,15 @@ PREFIX = b"/unreal"
 class HostTree:
     """A service showing the host directory ``root`` (bytes)."""
 
-    def __init__(self, root: bytes = b"/") -> None:
+    WRITE_METHODS = ("mkdir", "rmdir", "unlink", "rename", "link", "symlink", "mknod",
+                     "chmod", "chown", "truncate", "utimens", "setxattr", "removexattr")
+
+    def __init__(self, root: bytes = b"/", readonly: bool = False) -> None:
         self.root = root.rstrip(b"/")
+        self.readonly = readonly
+        if readonly:
+            for name in self.WRITE_METHODS:
+                setattr(self, name, self._erofs)
         self._listings: dict[int, list] = {}  # fd -> names read at offset 0
 
     def host(self, path: bytes) -> bytes:
@@ -35,7 +42,15 @@ class HostTree:
     def readlink(self, path):
         return os.readlink(self.host(path))
 
+    def _erofs(self, *args):
+        raise OSError(errno.EROFS, "read-only file system")
+
+    def host_path(self, path):
+        return self.host(path)
+
     def open(self, path, flags, mode):
+        if self.readonly and (flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC)):
+            raise OSError(errno.EROFS, "read-only file system")
         fd = os.open(self.host(path), (flags | os.O_CLOEXEC | os.O_NOFOLLOW) & ~os.O_NOCTTY,
                      mode)
         return fd
