@@ -36,7 +36,7 @@ NR_MMAP = syscalls.number("mmap")
 NR_SECCOMP = syscalls.number("seccomp")
 # what the core must see once any module is loaded
 MODULE_CHOICES = {"path", "path2", "fd", "fd2", "mmap", "ioctl", "mount", "umount"}
-MODULE_EXTRA = {"getcwd", "execve", "execveat", "umask"}
+MODULE_EXTRA = {"getcwd", "execve", "execveat", "umask", "msync", "munmap"}
 
 
 class ModuleAPI:
@@ -83,7 +83,12 @@ class Hypervisor:
             "mount": self.vsys.on_mount, "umount": self.vsys.on_umount,
             "virtual": self.vsys.on_virtual,
         }
-        self._by_name = {"getcwd": self.on_getcwd, "umask": self.on_umask}
+        self._by_name = {"getcwd": self.on_getcwd, "umask": self.on_umask,
+                         "msync": self.vfs.on_msync_munmap,
+                         "munmap": self.vfs.on_msync_munmap,
+                         "execve": self.vfs.on_path, "execveat": self.vfs.on_path}
+        self.shared_maps: list = []  # vfs.SharedMap of live MAP_SHARED mappings
+        self._exec_dir: str | None = None  # host copies of executed virtual files
 
     # ------------------------------------------------------------- lifecycle
     def run(self, argv: list[bytes]) -> int:
@@ -109,6 +114,13 @@ class Hypervisor:
         return os.WEXITSTATUS(status)
 
     def unload_all(self) -> None:
+        self.vfs.writeback_all()
+        for sm in self.shared_maps:
+            os.close(sm.memfd)
+        self.shared_maps.clear()
+        if self._exec_dir is not None:
+            import shutil
+            shutil.rmtree(self._exec_dir, ignore_errors=True)
         for e in list(self.table.entries):
             if e.mounted:
                 call_to_retval(e.module.umount, e.service, 0)
@@ -244,6 +256,32 @@ class Hypervisor:
         if vf is None:
             return None
         return self.vfs.f_mmap(t, args, vf, s32(args[4]))
+
+    def exec_copy(self, entry, rel: bytes, st) -> bytes:
+        """A host copy of a virtual executable, readable and executable by the guest."""
+        import hashlib
+        import tempfile
+        if self._exec_dir is None:
+            self._exec_dir = tempfile.mkdtemp(prefix="umvu-exec-")
+            os.chmod(self._exec_dir, 0o711)
+        handle = self.call(entry.service, "open", rel, os.O_RDONLY, 0)
+        try:
+            data = bytearray()
+            while True:
+                chunk = self.call(entry.service, "pread", handle, 1 << 20, len(data))
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            self.call(entry.service, "close", handle)
+        name = hashlib.sha256(entry.key + rel + bytes(data)).hexdigest()[:24]
+        path = os.path.join(self._exec_dir, name)
+        if not os.path.exists(path):
+            with open(path + ".tmp", "wb") as f:
+                f.write(data)
+            os.chmod(path + ".tmp", 0o755)
+            os.rename(path + ".tmp", path)
+        return os.fsencode(path)
 
     # ------------------------------------------------------------- guest memory
     def scratch(self, t) -> int:

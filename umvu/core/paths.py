@@ -55,8 +55,11 @@ class Resolver:
         return self.hv.call(entry.service, "readlink", rel)
 
     def resolve(self, base: bytes, path: bytes, follow: bool = True,
-                must_exist: bool = False) -> Resolved:
-        """Resolve ``path`` (bytes) relative to the canonical directory ``base``."""
+                must_exist: bool = False, entry_op: bool = False) -> Resolved:
+        """Resolve ``path`` (bytes) relative to the canonical directory ``base``.
+
+        ``entry_op``: the call acts on the directory entry itself (unlink, rmdir,
+        mkdir, rename, link...): a trailing slash does not make it follow a symlink."""
         if path == b"":
             raise _err(errno.ENOENT)
         trailing = path.endswith(b"/")
@@ -64,8 +67,9 @@ class Resolver:
             stack: list[bytes] = []
         else:
             stack = [c for c in base.split(b"/") if c]
-        todo = [c for c in path.split(b"/") if c and c != b"."][::-1]
-        if trailing or path.endswith(b"/.") or path in (b".", b".."):
+        # "." is kept: "x/." requires x to be a directory, as in the kernel
+        todo = [c for c in path.split(b"/") if c][::-1]
+        if (trailing and not entry_op) or path.endswith(b"/.") or path in (b".", b".."):
             follow = True
         links = 0
         crossed = False
@@ -74,6 +78,8 @@ class Resolver:
         exists = True
         while todo:
             c = todo.pop()
+            if c == b".":
+                continue
             if c == b"..":
                 if stack:
                     stack.pop()
@@ -110,9 +116,9 @@ class Resolver:
                 stack.pop()
                 if target.startswith(b"/"):
                     stack = []
-                todo.extend(reversed([t for t in target.split(b"/") if t and t != b"."]))
-                if last and target.endswith(b"/"):
-                    follow = True
+                if target.endswith(b"/"):
+                    todo.append(b".")  # popped after the target: it must be a directory
+                todo.extend(reversed([t for t in target.split(b"/") if t]))
                 st = None
                 continue
             if not last and not stat.S_ISDIR(st.st_mode):

@@ -52,13 +52,28 @@ class Native:
 
 class VFile:
     """An open file description served by a module."""
-    __slots__ = ("entry", "service", "handle", "path", "flags", "pos", "refs", "is_dir")
+    __slots__ = ("entry", "service", "handle", "path", "flags", "pos", "refs", "is_dir",
+                 "shared")
 
     def __init__(self, entry, service, handle, path, flags, is_dir):
         self.entry, self.service, self.handle = entry, service, handle
         self.path, self.flags, self.is_dir = path, flags, is_dir
         self.pos = 0
         self.refs = 0
+        self.shared = None  # SharedMap while MAP_SHARED mappings may exist
+
+
+class SharedMap:
+    """The memfd (held by umvu) behind MAP_SHARED mappings of one virtual file; its
+    pages are the guest's mapped pages, so umvu can write them back at any time."""
+    __slots__ = ("memfd", "entry", "rel", "snapshot")
+
+    def __init__(self, memfd, entry, rel, snapshot):
+        self.memfd, self.entry, self.rel, self.snapshot = memfd, entry, rel, snapshot
+
+    def content(self) -> bytes:
+        size = os.fstat(self.memfd).st_size
+        return os.pread(self.memfd, size, 0)
 
 
 class MemFile:
@@ -83,6 +98,8 @@ _NOFOLLOW = {"lstat", "lchown", "lgetxattr", "lsetxattr", "llistxattr", "lremove
              "readlink", "readlinkat", "unlink", "unlinkat", "rmdir", "mkdir", "mkdirat",
              "symlink", "symlinkat", "mknod", "mknodat", "rename", "renameat", "renameat2",
              "link", "linkat"}
+_ENTRY_OPS = {"unlink", "unlinkat", "rmdir", "mkdir", "mkdirat", "symlink", "symlinkat",
+              "mknod", "mknodat"}
 _AT_FLAGS = {"newfstatat": 3, "fchownat": 4, "utimensat": 3, "fchmodat2": 3,
              "faccessat2": 3, "statx": 2, "name_to_handle_at": 4, "open_tree": 2,
              "mount_setattr": 2, "setxattrat": 2, "getxattrat": 2, "listxattrat": 2,
@@ -158,11 +175,14 @@ class VirtualFS:
         """Syscalls whose choice is one path (possibly dirfd-relative)."""
         idx = sc.args.index("path")
         dirfd = s32(args[idx - 1]) if idx and sc.args[idx - 1] == "dirfd" else AT_FDCWD
+        name = sc.name
+        if name == "utimensat" and args[1] == 0:  # Linux: a NULL path means the fd itself
+            vf = t.files.fds.get(dirfd)
+            return None if vf is None else self.fd_op(t, sc, args, vf, dirfd)
         try:
             guest_path = self.read_path(t, args[idx])
         except OSError as e:
             return -e.errno
-        name = sc.name
         if guest_path == b"" and self.empty_path_ok(sc, args):
             vf = t.files.fds.get(dirfd)
             if vf is None:
@@ -176,7 +196,8 @@ class VirtualFS:
             if PROC_MOUNTS.match(guest_path) and name in ("open", "openat", "openat2"):
                 return self.open_proc_mounts(t, sc, args, guest_path)
             r = self.resolver.resolve(self.base_dir(t, dirfd), guest_path,
-                                      follow=self.follow_of(sc, args))
+                                      follow=self.follow_of(sc, args),
+                                      entry_op=name in _ENTRY_OPS)
         except OSError as e:
             return -e.errno
         if r.entry is None:
@@ -220,7 +241,8 @@ class VirtualFS:
                           bool(s32(args[4]) & AT_SYMLINK_FOLLOW))
                 if sc.name == "pivot_root":
                     follow = True
-                r = self.resolver.resolve(self.base_dir(t, dirfd), guest_path, follow=follow)
+                r = self.resolver.resolve(self.base_dir(t, dirfd), guest_path, follow=follow,
+                                          entry_op=True)
             except OSError as e:
                 return -e.errno
             res.append((idx, r))
@@ -474,13 +496,25 @@ class VirtualFS:
         return len(data)
 
     def v_execve(self, t, sc, args, r):
+        """The kernel execs a real file: the module's own host file when it has one,
+        else a private copy of the content (the kernel then reads #! lines from it)."""
         self._need(r)
-        host = getattr(r.entry.service, "host_path", None)
-        if host is None:
+        if not stat.S_ISREG(r.st.st_mode):
             return -errno.EACCES
+        self._access(t, r, os.X_OK)
+        host = getattr(r.entry.service, "host_path", None)
+        if host is not None:
+            real = host(r.rel)
+        else:
+            real = self.hv.exec_copy(r.entry, r.rel, r.st)
+        idx = sc.args.index("path")
         new = list(args)
-        new[0] = self.scratch_path(t, host(r.rel))
+        new[idx] = self.scratch_path(t, real)
+        if sc.name == "execveat":
+            new[0] = AT_FDCWD & 0xFFFFFFFF
         return Native(new)
+
+    v_execveat = v_execve
 
     # --- open
     def v_open(self, t, sc, args, r):
@@ -509,6 +543,17 @@ class VirtualFS:
             return -errno.ENOENT
         elif flags & O_DIRECTORY:
             return -errno.EINVAL
+        host = getattr(r.entry.service, "host_path", None)
+        if r.exists and host is not None and not (stat.S_ISREG(r.st.st_mode) or
+                                                  stat.S_ISDIR(r.st.st_mode)):
+            # fifos, devices, sockets of a host tree: the kernel opens the real object
+            # (a blocking fifo open must block the guest, not the hypervisor)
+            idx = sc.args.index("path")
+            new = list(args)
+            new[idx] = self.scratch_path(t, host(r.rel))
+            if sc.args[idx - 1:idx] == ("dirfd",):
+                new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
+            return Native(new)
         handle = self.call(r.entry.service, "open", r.rel, flags & ~O_CLOEXEC, mode)
         is_dir = stat.S_ISDIR(r.st.st_mode) if r.exists else False
         vf = VFile(r.entry, r.entry.service, handle, r.path, flags & ~O_CLOEXEC, is_dir)
@@ -548,6 +593,8 @@ class VirtualFS:
     def release(self, vf: VFile) -> None:
         vf.refs -= 1
         if vf.refs == 0:
+            if vf.shared is not None:  # the mapping may outlive the fd: write back now,
+                self.writeback(vf.shared)  # and again at munmap/msync/session end
             if vf.entry is not None:
                 vf.entry.users -= 1
             if vf.handle is not None or vf.entry is not None:
@@ -891,7 +938,85 @@ class VirtualFS:
         return self.f_fsync(t, args, vf, fd)
 
     def f_mmap(self, t, args, vf, fd):
-        return -errno.ENODEV
+        """Map a memfd holding the file's content in place of the virtual fd.
+        MAP_PRIVATE gets a snapshot; MAP_SHARED shares one memfd per open file, written
+        back to the module on msync, munmap, last close and at the end of the session."""
+        prot, flags = s32(args[2]), s32(args[3])
+        shared = flags & 3 in (1, 3)
+        acc = vf.flags & O_ACCMODE
+        if vf.is_dir:
+            return -errno.ENODEV
+        if acc == os.O_WRONLY or (shared and prot & 2 and acc != os.O_RDWR):
+            return -errno.EACCES
+        if shared:
+            if vf.shared is None:
+                data = self._whole(vf)
+                mfd = os.memfd_create("umvu-shared", os.MFD_CLOEXEC)
+                os.write(mfd, data)
+                rel = self.hv.table.lookup_path(vf.path)[1]
+                vf.shared = SharedMap(mfd, vf.entry, rel, data)
+                self.hv.shared_maps.append(vf.shared)
+            mfd = vf.shared.memfd
+        else:
+            mfd = os.memfd_create("umvu-private", os.MFD_CLOEXEC)
+            os.write(mfd, self._whole(vf))
+        try:
+            link = b"/proc/%d/fd/%d" % (os.getpid(), mfd)
+            mode = os.O_RDWR if shared and prot & 2 else os.O_RDONLY
+            guest_fd = self.tracer.inject(t.tid, BY_NAME["openat"].nr, AT_FDCWD & 0xFFFFFFFF,
+                                          self.scratch_path(t, link, 1), mode | O_CLOEXEC)
+        finally:
+            if not shared:
+                os.close(mfd)
+        if guest_fd < 0:
+            return guest_fd
+        new = list(args)
+        new[4] = guest_fd
+
+        def done(ret):
+            self.tracer.inject(t.tid, BY_NAME["close"].nr, guest_fd)
+        return Native(new, done)
+
+    def _whole(self, vf) -> bytes:
+        size = self._fstat(vf).st_size
+        out = bytearray()
+        while len(out) < size:
+            data = self.hv.call(vf.service, "pread", vf.handle, size - len(out), len(out))
+            if not data:
+                break
+            out += data
+        return bytes(out)
+
+    def writeback(self, sm: SharedMap) -> None:
+        """Write the changed bytes of a shared mapping back to its module."""
+        data = sm.content()
+        if data == sm.snapshot:
+            return
+        svc = sm.entry.service
+        handle = self.hv.call(svc, "open", sm.rel, os.O_WRONLY, 0)
+        try:
+            old = sm.snapshot
+            start = 0
+            while start < len(data) and start < len(old) and data[start] == old[start]:
+                start += 1
+            self.hv.call(svc, "pwrite", handle, data[start:], start)
+        finally:
+            self.hv.call(svc, "close", handle)
+        sm.snapshot = data
+
+    def writeback_all(self) -> None:
+        for sm in list(self.hv.shared_maps):
+            try:
+                self.writeback(sm)
+            except Exception as e:  # keep going: other files still need theirs
+                import logging
+                logging.getLogger("umvu").error("umvu: write-back of %s failed: %s",
+                                                sm.rel, e)
+
+    def on_msync_munmap(self, t, sc, args):
+        if not self.hv.shared_maps:
+            return None
+        return Native(None, lambda ret: self.writeback_all())
 
     # sockets on a virtual file fd
     def _enotsock(self, t, args, vf, fd):
