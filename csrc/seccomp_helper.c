@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -118,7 +119,8 @@ static int build_filter(struct sock_filter *prog, const unsigned char *bitmap, i
 
 /* ------------------------------------------------------------------- spawn */
 
-int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int flags)
+int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int flags,
+	       int guest_umask)
 {
 	int pipefd[2];
 	static struct sock_filter prog[MAXPROG];
@@ -157,6 +159,7 @@ int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int f
 		sigset_t empty;
 		sigemptyset(&empty);
 		sigprocmask(SIG_SETMASK, &empty, NULL);
+		umask(guest_umask);
 		/* wait until the parent has seized us; EOF means it died */
 		if (read(pipefd[0], &c, 1) != 1)
 			_exit(127);

@@ -26,7 +26,8 @@ struct umvu_event {
 
 struct user_regs_struct;
 
-int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int flags);
+int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int flags,
+               int guest_umask);
 int umvu_next(struct umvu_event *ev);
 int umvu_clone_done(int parent, int child);
 int umvu_resume(int tid, int sig);

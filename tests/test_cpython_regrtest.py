@@ -32,3 +32,29 @@ def test_regrtest_module(mode, module):
     assert native.get(module) == "passed", "must pass natively first:\n" + native_tail
     guest, tail = regrtest(mode)
     assert guest.get(module) == "passed", tail
+
+
+UNREAL_MODULES = ["test_os", "test_shutil", "test_tempfile", "test_glob", "test_fileio"]
+_unreal_results = {}
+
+
+def regrtest_unreal(mode, tmpdir):
+    """The same, with TMPDIR (and so the tests' files and cwd) under /unreal."""
+    if mode not in _unreal_results:
+        script = ("vu_insmod unreal && TMPDIR=/unreal%s exec %s -m test -j2 --timeout 900 %s"
+                  % (tmpdir, sys.executable, " ".join(UNREAL_MODULES)))
+        r = run(mode, ["bash", "-c", script], timeout=3000)
+        out = r.stdout.decode(errors="replace")
+        found = dict(re.findall(r"\] (test_\w+) (passed|failed|skipped|crashed|"
+                                r"timed out|interrupted)", out))
+        _unreal_results[mode] = (found, out[-3000:] + r.stderr.decode(errors="replace")[-2000:])
+    return _unreal_results[mode]
+
+
+@pytest.mark.parametrize("module", UNREAL_MODULES)
+@pytest.mark.parametrize("mode", ["umvu", "umvu-S"])
+def test_regrtest_module_with_tmpdir_under_unreal(mode, module, tmp_path_factory):
+    native, native_tail = regrtest("native")
+    assert native.get(module) == "passed", native_tail
+    guest, tail = regrtest_unreal(mode, tmp_path_factory.mktemp("unreal-tmp"))
+    assert guest.get(module) == "passed", tail

@@ -96,16 +96,21 @@ class Hypervisor:
         keep_int = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
         keep_quit = signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN
         saved = {s: signal.signal(s, signal.SIG_IGN) for s in _SUPERVISOR_IGNORES}
+        # modules create files with exactly the mode the core computed from the
+        # guest's umask, so umvu's own is 0; the guest starts with the original
+        guest_umask = os.umask(0)
         try:
             self.main_tid = self.tracer.spawn(
                 argv, syscalls.bitmap(self.filter_numbers), self.noseccomp,
-                keep_sigint_ign=keep_int, keep_sigquit_ign=keep_quit)
-            self.procs.add_initial(self.main_tid)
+                keep_sigint_ign=keep_int, keep_sigquit_ign=keep_quit,
+                guest_umask=guest_umask)
+            self.procs.add_initial(self.main_tid).fs.umask = guest_umask
             self._loop()
         finally:
             for s, h in saved.items():
                 signal.signal(s, h)
             self.unload_all()
+            os.umask(guest_umask)
         status = self.main_status
         if status is None:
             return 1

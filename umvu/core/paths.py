@@ -18,11 +18,12 @@ class Resolved:
     (the real kernel); ``rel``: the path inside the mount; ``crossed``: the walk went
     through a virtual mount (so the kernel could not resolve the guest's string);
     ``st``: the final object's lstat result when it was looked at (None if absent)."""
-    __slots__ = ("path", "entry", "rel", "crossed", "st", "exists")
+    __slots__ = ("path", "entry", "rel", "crossed", "st", "exists", "trailing")
 
-    def __init__(self, path, entry, rel, crossed, st, exists):
+    def __init__(self, path, entry, rel, crossed, st, exists, trailing=False):
         self.path, self.entry, self.rel = path, entry, rel
         self.crossed, self.st, self.exists = crossed, st, exists
+        self.trailing = trailing  # the guest's string ended with "/"
 
 
 def _err(code):
@@ -134,4 +135,4 @@ class Resolver:
             raise _err(errno.ENOTDIR)
         if must_exist and not exists:
             raise _err(errno.ENOENT)
-        return Resolved(path_out, entry, rel, crossed, st, exists)
+        return Resolved(path_out, entry, rel, crossed, st, exists, trailing)

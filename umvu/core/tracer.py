@@ -36,14 +36,16 @@ class Tracer:
         self._args = ffi.new("unsigned long[6]")
 
     def spawn(self, argv: list[bytes], filter_bitmap: bytes, noseccomp: bool,
-              keep_sigint_ign: bool = False, keep_sigquit_ign: bool = False) -> int:
+              keep_sigint_ign: bool = False, keep_sigquit_ign: bool = False,
+              guest_umask: int = 0o022) -> int:
         c_args = [ffi.new("char[]", a) for a in argv]
         c_argv = ffi.new("char *[]", c_args + [ffi.NULL])
         flags = ((lib.UMVU_NOSECCOMP if noseccomp else 0)
                  | (lib.UMVU_KEEP_SIGINT_IGN if keep_sigint_ign else 0)
                  | (lib.UMVU_KEEP_SIGQUIT_IGN if keep_sigquit_ign else 0))
         bitmap = ffi.new("unsigned char[]", filter_bitmap)
-        return _check(lib.umvu_spawn(c_argv, bitmap, len(filter_bitmap) * 8, flags))
+        return _check(lib.umvu_spawn(c_argv, bitmap, len(filter_bitmap) * 8, flags,
+                                     guest_umask))
 
     def next(self) -> bool:
         """Wait for the next event Python must handle; False when no tracee is left."""

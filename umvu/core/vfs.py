@@ -541,6 +541,8 @@ class VirtualFS:
                 return -errno.EISDIR
         elif not flags & O_CREAT:
             return -errno.ENOENT
+        elif r.trailing:
+            return -errno.EISDIR
         elif flags & O_DIRECTORY:
             return -errno.EINVAL
         host = getattr(r.entry.service, "host_path", None)
@@ -1042,62 +1044,83 @@ class VirtualFS:
             return self.copy_between(t, sc, args, in_fd, vin, out_fd, vout)
         return None
 
+    CHUNK = 14 * 4096  # guest I/O through the scratch area, one chunk per call
+
+    def guest_io(self, t, nr_name, fd, data_or_size, offset=None):
+        """Inject read/write/pread64/pwrite64 on a real guest fd through the scratch
+        area; returns bytes read, bytes written, or -errno."""
+        buf = self.hv.scratch(t) + 8192
+        nr = BY_NAME[nr_name].nr
+        if isinstance(data_or_size, (bytes, bytearray)):
+            data = bytes(data_or_size[:self.CHUNK])
+            self.tracer.poke(t.tid, buf, data)
+            args = (fd, buf, len(data)) + ((offset,) if offset is not None else ())
+            return s64(self.tracer.inject(t.tid, nr, *args) & 0xFFFFFFFFFFFFFFFF)
+        size = min(data_or_size, self.CHUNK)
+        args = (fd, buf, size) + ((offset,) if offset is not None else ())
+        n = s64(self.tracer.inject(t.tid, nr, *args) & 0xFFFFFFFFFFFFFFFF)
+        return n if n < 0 else self.tracer.peek(t.tid, buf, n)
+
+    def _offset(self, t, guest_addr):
+        if not guest_addr:
+            return None
+        return struct.unpack("<q", self.tracer.peek(t.tid, guest_addr, 8))[0]
+
+    def _set_offset(self, t, guest_addr, value):
+        if guest_addr:
+            self.tracer.poke(t.tid, guest_addr, struct.pack("<q", value))
+
     def copy_between(self, t, sc, args, in_fd, vin, out_fd, vout):
-        """sendfile/copy_file_range/splice with a virtual end, done by the core."""
+        """sendfile/copy_file_range/splice with a virtual end, done by the core: data
+        moves through umvu, the real end is read or written by injected calls."""
         name = sc.name
-        if name in ("splice", "tee"):
-            return -errno.EINVAL  # the kernel requires a pipe end; ours are not pipes
-        count = args[3] if name == "sendfile" else args[4]
-        off_addr = args[2] if name == "sendfile" else args[1]
-        out_off_addr = args[3] if name == "copy_file_range" else 0
-        if vin is None or vout is None:
-            if name == "copy_file_range":
+        if name == "tee":
+            return -errno.EINVAL  # both ends must be pipes
+        if name == "splice":
+            in_off_addr, out_off_addr, count = args[1], args[3], args[4]
+            if vin is not None and vout is not None:
+                return -errno.EINVAL  # the kernel needs one end to be a pipe
+        elif name == "sendfile":
+            in_off_addr, out_off_addr, count = args[2], 0, args[3]
+        else:  # copy_file_range: both ends on the same file system
+            if vin is None or vout is None:
                 return -errno.EXDEV
-            if vin is None:  # real -> virtual: not with sendfile on Linux either
-                return -errno.EINVAL
-            return self.sendfile_to_real(t, args, vin, out_fd, off_addr, count)
-        offset = None
-        if off_addr:
-            offset = struct.unpack("<q", self.tracer.peek(t.tid, off_addr, 8))[0]
-        out_offset = None
-        if out_off_addr:
-            out_offset = struct.unpack("<q", self.tracer.peek(t.tid, out_off_addr, 8))[0]
+            in_off_addr, out_off_addr, count = args[1], args[3], args[4]
+        in_off = self._offset(t, in_off_addr)
+        out_off = self._offset(t, out_off_addr)
         total = 0
         while total < count:
-            data = self._read(vin, min(count - total, 1 << 20),
-                              None if offset is None else offset + total)
+            want = min(count - total, self.CHUNK)
+            if vin is not None:
+                data = self._read(vin, want, None if in_off is None else in_off + total)
+            else:
+                data = self.guest_io(t, "pread64" if in_off is not None else "read",
+                                     in_fd, want,
+                                     None if in_off is None else in_off + total)
+                if isinstance(data, int):
+                    if total:
+                        break
+                    return data
             if not data:
                 break
-            n = self._write(vout, data, None if out_offset is None else out_offset + total)
+            if vout is not None:
+                n = self._write(vout, data, None if out_off is None else out_off + total)
+            else:
+                n = self.guest_io(t, "pwrite64" if out_off is not None else "write",
+                                  out_fd, data, None if out_off is None else out_off + total)
+                if n < 0:
+                    if vin is not None and in_off is None:
+                        vin.pos -= len(data)
+                    if total:
+                        break
+                    return n
+            if n < len(data) and vin is not None and in_off is None:
+                vin.pos -= len(data) - n  # not consumed
             total += n
-            if n < len(data):
-                break
-        if off_addr:
-            self.tracer.poke(t.tid, off_addr, struct.pack("<q", offset + total))
-        if out_off_addr:
-            self.tracer.poke(t.tid, out_off_addr, struct.pack("<q", out_offset + total))
+            if n < len(data) or name == "splice":
+                break  # splice moves at most one pipe buffer's worth per call
+        if in_off is not None:
+            self._set_offset(t, in_off_addr, in_off + total)
+        if out_off is not None:
+            self._set_offset(t, out_off_addr, out_off + total)
         return total
-
-    def sendfile_to_real(self, t, args, vin, out_fd, off_addr, count):
-        """Virtual in, real out: read here, write in the guest with an injected write."""
-        offset = None
-        if off_addr:
-            offset = struct.unpack("<q", self.tracer.peek(t.tid, off_addr, 8))[0]
-        chunk = min(count, 4096 * 15)
-        data = self._read(vin, chunk, offset)
-        if not data:
-            return 0
-        buf = self.hv.scratch(t) + 8192
-        self.tracer.poke(t.tid, buf, data[:4096 * 14])
-        data = data[:4096 * 14]
-        n = self.tracer.inject(t.tid, BY_NAME["write"].nr, out_fd, buf, len(data))
-        n = s64(n & 0xFFFFFFFFFFFFFFFF)
-        if n < 0:
-            if offset is None:
-                vin.pos -= len(data)
-            return n
-        if offset is None:
-            vin.pos -= len(data) - n
-        else:
-            self.tracer.poke(t.tid, off_addr, struct.pack("<q", offset + n))
-        return n
