@@ -132,3 +132,26 @@ def test_efault_on_intercepted_path_syscall(guest_mode):
             "print(r, errno.errorcode[ctypes.get_errno()])")
     r = sh(guest_mode, "vu_insmod unreal; python3 -c '%s'" % code)
     assert r.stdout == b"-1 EFAULT\n"
+
+
+def test_rc_files(guest_mode, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".vurc").write_text("vu_insmod unreal\n")
+    rc = tmp_path / "other.rc"
+    rc.write_text("vu_insmod mountreal\n")
+    host = open("/etc/hostname", "rb").read()
+    r = run(guest_mode, ["sh", "-c", "vu_lsmod | cut -f1; cat /unreal/etc/hostname"],
+            env={"HOME": str(home)})
+    assert r.stdout == b"unreal\n" + host
+    r = run(guest_mode, ["vu_lsmod"], env={"HOME": str(home)}, umvu_opts=("-N",))
+    assert r.stdout == b""
+    r = run(guest_mode, ["vu_lsmod"], env={"HOME": str(home)}, umvu_opts=("-f", str(rc)))
+    assert r.stdout.split(b"\t")[0] == b"mountreal"
+    assert r.returncode == 0
+
+
+def test_module_by_dotted_name_and_path(guest_mode):
+    r = sh(guest_mode, "vu_insmod umvu.modules.unreal && vu_lsmod | cut -f1 && "
+                       "vu_insmod %s/buggy.py && vu_lsmod | cut -f1" % MODULES_DIR)
+    assert r.stdout == b"unreal\nunreal\nbuggy\n"

@@ -36,7 +36,7 @@ NR_MMAP = syscalls.number("mmap")
 NR_SECCOMP = syscalls.number("seccomp")
 # what the core must see once any module is loaded
 MODULE_CHOICES = {"path", "path2", "fd", "fd2", "mmap", "ioctl", "mount", "umount"}
-MODULE_EXTRA = {"getcwd", "execve", "execveat", "umask", "msync", "munmap"}
+MODULE_EXTRA = {"getcwd", "execve", "execveat", "umask", "msync", "munmap", "epoll_ctl"}
 
 
 class ModuleAPI:
@@ -86,7 +86,8 @@ class Hypervisor:
         self._by_name = {"getcwd": self.on_getcwd, "umask": self.on_umask,
                          "msync": self.vfs.on_msync_munmap,
                          "munmap": self.vfs.on_msync_munmap,
-                         "execve": self.vfs.on_path, "execveat": self.vfs.on_path}
+                         "execve": self.vfs.on_path, "execveat": self.vfs.on_path,
+                         "epoll_ctl": self.vfs.on_epoll_ctl}
         self.shared_maps: list = []  # vfs.SharedMap of live MAP_SHARED mappings
         self._exec_dir: str | None = None  # host copies of executed virtual files
 

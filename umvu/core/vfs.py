@@ -677,6 +677,10 @@ class VirtualFS:
             raise OSError(errno.EBADF, "not open for writing")
         svc = vf.service
         if hasattr(svc, "pwrite"):
+            if offset is not None and vf.flags & O_APPEND:
+                # Linux: pwrite on an O_APPEND file appends, whatever the offset
+                end = self.hv.call(svc, "fstat", vf.handle).st_size
+                return self.hv.call(svc, "pwrite", vf.handle, data, end)
             if offset is None:
                 if vf.flags & O_APPEND:
                     vf.pos = self.hv.call(svc, "fstat", vf.handle).st_size
@@ -1027,6 +1031,16 @@ class VirtualFS:
     f_connect = f_accept = f_accept4 = f_sendto = f_recvfrom = f_sendmsg = f_recvmsg = \
         f_shutdown = f_bind = f_listen = f_getsockname = f_getpeername = f_setsockopt = \
         f_getsockopt = f_recvmmsg = f_sendmmsg = _enotsock
+
+    def on_epoll_ctl(self, t, sc, args):
+        """Regular files and directories cannot be watched by epoll (EPERM); the
+        placeholder (an eventfd) could, so the core answers for them."""
+        vf = t.files.fds.get(s32(args[2]))
+        if vf is None or s32(args[1]) != 1:  # EPOLL_CTL_ADD
+            return None
+        if vf.is_dir or hasattr(vf.service, "pread"):
+            return -errno.EPERM
+        return None
 
     # ------------------------------------------------------------ two-fd syscalls
     def on_fd2(self, t, sc, args):
