@@ -64,3 +64,23 @@ def test_unprivileged_threads_and_subprocess(as_user):
                  "for _ in range(8)];[t.start() for t in ts];[t.join() for t in ts];"
                  "print('ok')"])
     assert (r.returncode, r.stdout) == (0, b"ok\n")
+
+
+def test_setuid_runs_unprivileged_under_seccomp(as_user):
+    """The README's documented difference: setuid programs run unprivileged."""
+    if os.getuid() != 0:
+        pytest.skip("making a setuid-root file needs root (CI runs this as root)")
+    top = Path(tempfile.mkdtemp(prefix="umvu-setuid-"))
+    try:
+        prog = top / "id"
+        shutil.copy("/usr/bin/id", prog)
+        os.chmod(prog, 0o4755)
+        os.chmod(top, 0o755)
+        native = subprocess.run(["runuser", "-u", "nobody", "--", str(prog), "-u"],
+                                capture_output=True)
+        assert native.stdout == b"0\n"  # natively the setuid bit gives euid 0
+        assert as_user([str(prog), "-u"]).stdout == b"65534\n"
+        # -S has no seccomp filter, but an unprivileged tracer also suppresses setuid
+        assert as_user(["-S", str(prog), "-u"]).stdout == b"65534\n"
+    finally:
+        shutil.rmtree(top)
