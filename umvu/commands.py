@@ -11,7 +11,7 @@ import sys
 
 from umvu.core import syscalls
 from umvu.core.tracer import raw_syscall
-from umvu.core.vsys import (VUCTL_FSTYPES, VUCTL_GETDEBUGTAGS, VUCTL_GETNAME,
+from umvu.core.vsys import (VUCTL_ACCEPTS, VUCTL_FSTYPES, VUCTL_GETDEBUGTAGS, VUCTL_GETNAME,
                             VUCTL_LASTERROR, VUCTL_LSOF,
                             VUCTL_MOUNTS, VUCTL_PS, VUCTL_SETDEBUGTAGS, VUCTL_SETLOGLEVEL,
                             VUCTL_SETNAME)
@@ -125,7 +125,7 @@ def vumount(argv):
         fstype = fstype or "vufs"
     if not fstype:
         raise Fail("vumount: missing -t TYPE (loaded types: %s)" % (" ".join(fstypes) or "none"))
-    if fstype not in fstypes:
+    if raw_syscall(NR["vuctl"], VUCTL_ACCEPTS, fstype.encode()) != 0:
         raise Fail("vumount: unknown file system type %r (loaded types: %s; load its "
                    "module with vu_insmod)" % (fstype, " ".join(fstypes) or "none"))
     flags = (MS_RDONLY if opts.read_only else 0) | (MS_BIND if opts.bind else 0) | \

@@ -50,6 +50,33 @@ class ModuleAPI:
         return self.hv.table.add(Entry("path", prefix, module, service, source, fstype,
                                        flags, options))
 
+    def caller(self):
+        """(uid, gid, pid, umask) of the guest thread whose call is being served."""
+        hv = self.hv
+        t = hv.procs.get(hv.cur_tid)
+        uid = gid = 0
+        try:
+            with open("/proc/%d/status" % hv.cur_tid, "rb") as f:
+                for line in f:
+                    if line.startswith(b"Uid:"):
+                        uid = int(line.split()[4])  # the fs uid, as the kernel checks
+                    elif line.startswith(b"Gid:"):
+                        gid = int(line.split()[4])
+                        break
+        except OSError:
+            pass
+        return uid, gid, t.process.tgid if t else hv.cur_tid, t.fs.umask if t else 0o022
+
+    def caller_groups(self) -> set:
+        try:
+            with open("/proc/%d/status" % self.hv.cur_tid, "rb") as f:
+                for line in f:
+                    if line.startswith(b"Groups:"):
+                        return {int(g) for g in line.split()[1:]}
+        except OSError:
+            pass
+        return set()
+
     def remove_path(self, module, prefix: bytes) -> None:
         for e in list(self.hv.table.entries):
             if e.kind == "path" and e.module is module and e.key == prefix:

@@ -26,6 +26,7 @@ log = logging.getLogger("umvu")
 VUCTL_GETNAME, VUCTL_SETNAME, VUCTL_GETDEBUGTAGS, VUCTL_SETDEBUGTAGS = 1, 2, 3, 4
 VUCTL_SETLOGLEVEL, VUCTL_PS, VUCTL_LSOF, VUCTL_MOUNTS, VUCTL_FSTYPES = 5, 6, 7, 8, 9
 VUCTL_LASTERROR = 10  # the message of this process's last failed mount/insmod
+VUCTL_ACCEPTS = 11    # (const char *fstype): 0 if a loaded module serves it, else ENODEV
 MS_RDONLY = 1
 MNT_FORCE, MNT_DETACH = 1, 2
 
@@ -145,6 +146,9 @@ class VirtualSyscalls:
         if op == VUCTL_LASTERROR:
             return self._out(t, args[1], args[2],
                              self.last_error.get(t.process.tgid, "").encode())
+        if op == VUCTL_ACCEPTS:
+            fstype = self.tracer.peekstr(t.tid, args[1], 256).decode(errors="replace")
+            return 0 if self.fs_module(fstype) else -errno.ENODEV
         if op == VUCTL_FSTYPES:
             types = sorted({ft for m in hv.modules.values() for ft in m.filesystems})
             return self._out(t, args[1], args[2], "".join(x + "\n" for x in types).encode())
@@ -186,7 +190,7 @@ class VirtualSyscalls:
     # ------------------------------------------------------------ mount / umount2
     def fs_module(self, fstype: str):
         for mod in self.hv.modules.values():
-            if fstype in mod.filesystems:
+            if mod.accepts(fstype):
                 return mod
         return None
 

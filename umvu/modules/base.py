@@ -44,6 +44,10 @@ class Module:
     def __init__(self, api) -> None:
         self.api = api
 
+    def accepts(self, fstype: str) -> bool:
+        """Whether ``vumount -t fstype`` is this module's."""
+        return fstype in self.filesystems
+
     def mount(self, source: bytes, target: bytes, fstype: str, flags: int,
               options: str):
         """Return the service for a new mount of ``fstype`` at ``target``."""

@@ -1,0 +1,112 @@
+"""vufuse: pyfuse3 file systems inside umvu without the kernel (issue: vufuse)."""
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import BASE_ENV, MODES, REPO, run
+from test_unreal_differential import CASES
+
+
+@pytest.mark.parametrize("fstype", ["vufusememfs", "vufusereal"])
+@pytest.mark.parametrize("cmd", CASES, ids=range(len(CASES)))
+def test_differential_inside_vufuse(cmd, fstype, tmp_path, guest_mode):
+    results = {}
+    for mode in ("native", guest_mode):
+        work = tmp_path / "w"
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir()
+        if mode == "native":
+            script = cmd
+        else:
+            src = tmp_path / "src"
+            shutil.rmtree(src, ignore_errors=True)
+            src.mkdir()
+            script = ("vu_insmod vufuse && vumount -t %s %s %s && cd %s && { %s\n}"
+                      % (fstype, src if fstype == "vufusereal" else "none", work, work, cmd))
+        r = run(mode, ["bash", "-c", script], cwd=work, timeout=300)
+        results[mode] = (r.returncode, r.stdout)
+    assert results[guest_mode] == results["native"], cmd
+
+
+def test_mount_is_private_to_the_session(tmp_path, guest_mode):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = ("vu_insmod vufuse && vumount -t vufusememfs none %s && echo {} > %s/f && "
+              "sleep 0.5 && ls %s && cat %s/f" % (mnt, mnt, mnt, mnt))
+    # two sessions at once, each with its own mount on the same path
+    procs = [subprocess.Popen(MODES[guest_mode] + ["bash", "-c", script.format(word)],
+                              stdout=subprocess.PIPE, env=BASE_ENV)
+             for word in ("one", "two")]
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+    assert outs == [b"f\none\n", b"f\ntwo\n"]
+    assert os.listdir(mnt) == []  # the host sees nothing at the mount point
+
+
+def test_program_and_python_package_run_from_memfs(tmp_path, guest_mode):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    (tmp_path / "hello.c").write_text('#include <stdio.h>\n'
+                                      'int main(void){puts("hello from memfs");return 0;}\n')
+    script = f"""
+        vu_insmod vufuse && vumount -t vufusememfs none {mnt} && cd {mnt} &&
+        gcc -o hello {tmp_path}/hello.c && ./hello &&
+        mkdir -p pkg/mypkg && printf 'def f():\\n    return 42\\n' > pkg/mypkg/__init__.py &&
+        PYTHONPATH={mnt}/pkg python3 -c 'import mypkg; print(mypkg.f(), mypkg.__file__)' &&
+        printf '#!/bin/sh\\necho script ok\\n' > s.sh && chmod +x s.sh && ./s.sh
+    """
+    r = run(guest_mode, ["bash", "-c", script])
+    assert r.stdout.decode().splitlines() == [
+        "hello from memfs", "42 %s/pkg/mypkg/__init__.py" % mnt, "script ok"], r.stderr
+
+
+BAD_FS = '''
+import errno, os, stat, pyfuse3
+
+class Bad(pyfuse3.Operations):
+    def _root(self):
+        a = pyfuse3.EntryAttributes()
+        a.st_ino, a.st_mode, a.st_nlink = 1, stat.S_IFDIR | 0o755, 2
+        return a
+    async def getattr(self, inode, ctx=None):
+        return self._root()
+    async def lookup(self, parent, name, ctx=None):
+        if name == b"raise":
+            raise RuntimeError("bug in lookup")
+        if name == b"garbage":
+            return "not attributes"
+        if name == b"denied":
+            raise pyfuse3.FUSEError(errno.EACCES)
+        if name == b"wait":
+            import trio
+            await trio.sleep(1)
+        raise pyfuse3.FUSEError(errno.ENOENT)
+'''
+
+
+def test_bad_submodule_answers_eio_or_its_errno(tmp_path, guest_mode):
+    (tmp_path / "badfs.py").write_text(BAD_FS)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = run(guest_mode, ["bash", "-c",
+                         "vu_insmod vufuse && vumount -t vufuse -o fs=%s/badfs.py none %s && "
+                         "for n in raise garbage denied wait missing; do "
+                         "stat %s/$n > /dev/null 2>&1; python3 -c \"import os,sys\n"
+                         "try: os.stat(sys.argv[1])\nexcept OSError as e: print(e.strerror)\" "
+                         "%s/$n; done; echo alive" % (tmp_path, mnt, mnt, mnt)],
+            umvu_opts=("-o", str(tmp_path / "log")))
+    assert r.stdout.decode().splitlines() == [
+        "Input/output error", "Input/output error", "Permission denied",
+        "Input/output error", "No such file or directory", "alive"]
+    assert "RuntimeError: bug in lookup" in (tmp_path / "log").read_text()
+
+
+def test_unknown_option_and_submodule(guest_mode, tmp_path):
+    r = run(guest_mode, ["bash", "-c", "vu_insmod vufuse; vumount -t vufusememfs -o bogus "
+                         "none %s; vumount -t vufusenosuch none %s" % (tmp_path, tmp_path)])
+    assert r.stderr.decode().splitlines() == [
+        "vumount: vufusememfs on %s: unknown mount option 'bogus': Invalid argument" % tmp_path,
+        "vumount: vufusenosuch on %s: no file system module umvu.submodules.vufusenosuch "
+        "(No module named 'umvu.submodules.vufusenosuch'): No such device" % tmp_path]

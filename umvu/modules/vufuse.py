@@ -1,0 +1,556 @@
+"""vufuse: FUSE file systems inside umvu, with no kernel FUSE, on the pyfuse3 API.
+
+``vumount -t vufuseNAME [-o OPTS] SOURCE TARGET`` mounts submodule
+``umvu.submodules.vufuseNAME``; ``vumount -t vufuse -o fs=PATH_OR_DOTTED[:Class]`` mounts
+any ``pyfuse3.Operations`` subclass (a third party's, or pyfuse3's own examples). The class
+is built as ``Class(SOURCE, options)``, ``Class(SOURCE)`` or ``Class()``, whichever its
+constructor takes (a module-level ``vufuse_operations(source, options)`` wins if present),
+then its ``init()`` runs, as pyfuse3.init would.
+
+Options: ``ro``; ``rw`` and ``rw+`` (fuse-ext2's spelling) for read-write (the default);
+``fs=`` as above; ``default_permissions`` (on by default: mode bits are checked against
+the guest's credentials like the kernel does); anything else is offered to the
+submodule's ``OPTIONS`` (a {name: type} dict) and otherwise rejected.
+
+Operations methods may be ``async def`` (pyfuse3) or plain functions. They run in umvu's
+own thread: a coroutine that really waits for an event loop is answered EIO.
+"""
+from __future__ import annotations
+
+import errno
+import importlib
+import importlib.util
+import inspect
+import logging
+import os
+import stat
+import sys
+import types
+
+from umvu.modules.base import Module
+
+log = logging.getLogger("umvu")
+ROOT_INODE = 1
+READDIR_BATCH = 128
+# what the kernel does when a FUSE file system answers ENOSYS
+ENOSYS_IS_OK = {"release", "releasedir", "flush", "fsync", "forget", "destroy", "init",
+                "access"}
+ENOSYS_IS_EOPNOTSUPP = {"getxattr", "setxattr", "listxattr", "removexattr"}
+BASE_OPTIONS = {"ro", "rw", "rw+", "fs", "default_permissions", "allow_other", "suid",
+                "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime"}
+
+
+def _pyfuse3():
+    """pyfuse3 with the calls that talk to the kernel replaced for use in umvu."""
+    import pyfuse3
+    if not getattr(pyfuse3, "_umvu_patched", False):
+        pyfuse3.readdir_reply = _readdir_reply
+        pyfuse3.invalidate_inode = lambda *a, **k: None
+        pyfuse3.invalidate_entry = lambda *a, **k: None
+        pyfuse3._umvu_patched = True
+    return pyfuse3
+
+
+class ReaddirToken:
+    __slots__ = ("entries", "limit")
+
+    def __init__(self, limit):
+        self.entries = []
+        self.limit = limit
+
+
+def _readdir_reply(token, name, attr, next_id):
+    if len(token.entries) >= token.limit:
+        return False
+    token.entries.append((name, attr, next_id))
+    return True
+
+
+def run_op(result):
+    """Run a coroutine that does not wait for anything; plain values pass through."""
+    if not inspect.iscoroutine(result):
+        return result
+    try:
+        result.send(None)
+    except StopIteration as stop:
+        return stop.value
+    result.close()
+    raise OSError(errno.EIO, "the file system waited for an event loop (not supported)")
+
+
+class Ctx:
+    """A pyfuse3.RequestContext look-alike for the calling guest thread."""
+    __slots__ = ("uid", "gid", "pid", "umask")
+
+    def __init__(self, uid=0, gid=0, pid=0, umask=0o022):
+        self.uid, self.gid, self.pid, self.umask = uid, gid, pid, umask
+
+
+class Fields:
+    """A pyfuse3.SetattrFields look-alike."""
+    __slots__ = ("update_atime", "update_mtime", "update_ctime", "update_mode",
+                 "update_uid", "update_gid", "update_size")
+
+    def __init__(self, **flags):
+        for name in self.__slots__:
+            setattr(self, name, flags.get(name, False))
+
+
+class Handle:
+    __slots__ = ("fh", "inode", "is_dir")
+
+    def __init__(self, fh, inode, is_dir):
+        self.fh, self.inode, self.is_dir = fh, inode, is_dir
+
+
+def _fuse_errno(e):
+    code = getattr(e, "errno", None)
+    return code if isinstance(code, int) and code > 0 else errno.EIO
+
+
+class FuseService:
+    """Serves one mount: the core's path/handle calls become pyfuse3 Operations calls."""
+
+    def __init__(self, ops, api, dev: int, readonly: bool, default_permissions: bool):
+        self.ops = ops
+        self.api = api
+        self.dev = dev
+        self.readonly = readonly
+        self.default_permissions = default_permissions
+        self.pf = _pyfuse3()
+        self.inodes: dict[bytes, int] = {b"/": ROOT_INODE}  # lookup cache
+        self.lookups: dict[int, int] = {}  # inode -> lookup count (for forget)
+
+    # ---------------------------------------------------------------- plumbing
+    def call(self, name, *args):
+        fn = getattr(self.ops, name, None)
+        if fn is None:
+            raise OSError(errno.ENOSYS, name)
+        try:
+            return run_op(fn(*args))
+        except self.pf.FUSEError as e:
+            code = _fuse_errno(e)
+            if code == errno.ENOSYS and name in ENOSYS_IS_OK:
+                return None
+            if code == errno.ENOSYS and name in ENOSYS_IS_EOPNOTSUPP:
+                code = errno.EOPNOTSUPP
+            raise OSError(code, os.strerror(code)) from None
+
+    def ctx(self):
+        return Ctx(*self.api.caller())
+
+    def attr(self, ea):
+        """EntryAttributes -> a stat-like object (attributes checked: garbage is EIO)."""
+        try:
+            st = types.SimpleNamespace(
+                st_mode=int(ea.st_mode), st_ino=int(ea.st_ino), st_dev=self.dev,
+                st_nlink=int(ea.st_nlink), st_uid=int(ea.st_uid), st_gid=int(ea.st_gid),
+                st_rdev=int(ea.st_rdev), st_size=int(ea.st_size),
+                st_blksize=int(ea.st_blksize) or 4096, st_blocks=int(ea.st_blocks),
+                st_atime_ns=int(ea.st_atime_ns), st_mtime_ns=int(ea.st_mtime_ns),
+                st_ctime_ns=int(ea.st_ctime_ns))
+        except (AttributeError, TypeError, ValueError, OverflowError):
+            raise OSError(errno.EIO, "bad attributes from the file system") from None
+        if stat.S_IFMT(st.st_mode) == 0 or st.st_size < 0 or st.st_ino <= 0:
+            raise OSError(errno.EIO, "bad attributes from the file system")
+        return st
+
+    def _counted(self, ea):
+        ino = int(ea.st_ino)
+        self.lookups[ino] = self.lookups.get(ino, 0) + 1
+        return ino
+
+    def forget_path(self, path: bytes) -> None:
+        """Drop cached lookups of path and everything below it."""
+        victims = [p for p in self.inodes if p == path or p.startswith(path + b"/")]
+        todo = []
+        for p in victims:
+            if p == b"/":
+                continue
+            ino = self.inodes.pop(p)
+            n = self.lookups.pop(ino, 0)
+            if n:
+                todo.append((ino, n))
+        if todo and hasattr(self.ops, "forget"):
+            try:
+                self.call("forget", todo)
+            except OSError:
+                pass
+
+    def inode(self, path: bytes) -> int:
+        ino = self.inodes.get(path)
+        if ino is not None:
+            return ino
+        parent, name = self.split(path)
+        ea = self.call("lookup", self.inode(parent), name, self.ctx())
+        ino = self._counted(ea)
+        if ino <= 0:
+            raise OSError(errno.EIO, "bad inode")
+        self.inodes[path] = ino
+        return ino
+
+    @staticmethod
+    def split(path: bytes):
+        parent, _, name = path.rpartition(b"/")
+        return parent or b"/", name
+
+    def _getattr(self, ino):
+        return self.attr(self.call("getattr", ino, self.ctx()))
+
+    def _rofs(self):
+        if self.readonly:
+            raise OSError(errno.EROFS, "read-only file system")
+
+    def check(self, st, want: int, ctx=None) -> None:
+        """The kernel's default_permissions: mode bits against the guest's ids."""
+        if not self.default_permissions or not want:
+            return
+        ctx = ctx or self.ctx()
+        if ctx.uid == 0:
+            if want & 1 and not stat.S_ISDIR(st.st_mode) and not st.st_mode & 0o111:
+                raise OSError(errno.EACCES, "permission denied")
+            return
+        if ctx.uid == st.st_uid:
+            bits = (st.st_mode >> 6) & 7
+        elif ctx.gid == st.st_gid or st.st_gid in self.api.caller_groups():
+            bits = (st.st_mode >> 3) & 7
+        else:
+            bits = st.st_mode & 7
+        if want & ~bits:
+            raise OSError(errno.EACCES, "permission denied")
+
+    def check_parent(self, path: bytes, ctx=None) -> int:
+        parent = self.split(path)[0]
+        ino = self.inode(parent)
+        self.check(self._getattr(ino), 3, ctx)  # write + search
+        return ino
+
+    # ---------------------------------------------------------------- paths
+    def lstat(self, path):
+        return self._getattr(self.inode(path))
+
+    def access(self, path, mode):
+        st = self.lstat(path)
+        if mode & 2:
+            self._rofs()
+        self.check(st, mode & 7)
+        if hasattr(self.ops, "access") and not self.default_permissions:
+            if not self.call("access", self.inode(path), mode, self.ctx()):
+                raise OSError(errno.EACCES, "permission denied")
+
+    def readlink(self, path):
+        return bytes(self.call("readlink", self.inode(path), self.ctx()))
+
+    def open(self, path, flags, mode):
+        ctx = self.ctx()
+        acc = flags & os.O_ACCMODE
+        writing = acc != os.O_RDONLY or flags & os.O_TRUNC
+        try:
+            ino = self.inode(path)
+        except FileNotFoundError:
+            ino = None
+        except OSError as e:
+            if e.errno != errno.ENOENT:
+                raise
+            ino = None
+        if ino is None:
+            self._rofs()
+            parent = self.check_parent(path, ctx)
+            ctx.umask = 0  # the core already applied the guest's umask
+            name = self.split(path)[1]
+            try:
+                fi, ea = self.call("create", parent, name, stat.S_IFREG | (mode & 0o7777),
+                                   flags, ctx)
+            except OSError as e:
+                if e.errno != errno.ENOSYS:
+                    raise
+                # as the kernel: no create() means mknod() then open()
+                ea = self.call("mknod", parent, name, stat.S_IFREG | (mode & 0o7777), 0, ctx)
+                fi = self.call("open", int(ea.st_ino), flags & ~(os.O_CREAT | os.O_EXCL),
+                               ctx)
+            self.inodes[path] = self._counted(ea)
+            return Handle(getattr(fi, "fh", fi), int(ea.st_ino), False)
+        st = self._getattr(ino)
+        if stat.S_ISDIR(st.st_mode):
+            self.check(st, 4, ctx)
+            fh = self.call("opendir", ino, ctx)
+            return Handle(fh, ino, True)
+        if writing:
+            self._rofs()
+        self.check(st, (4 if acc in (os.O_RDONLY, os.O_RDWR) else 0) |
+                   (2 if acc in (os.O_WRONLY, os.O_RDWR) or flags & os.O_TRUNC else 0), ctx)
+        if flags & os.O_TRUNC and st.st_size:
+            self._setattr(ino, size=0)
+        fi = self.call("open", ino, flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC), ctx)
+        return Handle(getattr(fi, "fh", fi), ino, False)
+
+    def mkdir(self, path, mode):
+        self._rofs()
+        ctx = self.ctx()
+        parent = self.check_parent(path, ctx)
+        ctx.umask = 0
+        ea = self.call("mkdir", parent, self.split(path)[1], stat.S_IFDIR | mode, ctx)
+        self.inodes[path] = self._counted(ea)
+
+    def mknod(self, path, mode, rdev):
+        self._rofs()
+        ctx = self.ctx()
+        parent = self.check_parent(path, ctx)
+        ctx.umask = 0
+        ea = self.call("mknod", parent, self.split(path)[1], mode, rdev, ctx)
+        self.inodes[path] = self._counted(ea)
+
+    def symlink(self, target, path):
+        self._rofs()
+        ctx = self.ctx()
+        parent = self.check_parent(path, ctx)
+        ea = self.call("symlink", parent, self.split(path)[1], target, ctx)
+        self.inodes[path] = self._counted(ea)
+
+    def link(self, old, new):
+        self._rofs()
+        ctx = self.ctx()
+        parent = self.check_parent(new, ctx)
+        ea = self.call("link", self.inode(old), parent, self.split(new)[1], ctx)
+        self.inodes[new] = self._counted(ea)
+
+    def _remove(self, op, path):
+        self._rofs()
+        ctx = self.ctx()
+        parent = self.check_parent(path, ctx)
+        self.call(op, parent, self.split(path)[1], ctx)
+        self.forget_path(path)
+
+    def unlink(self, path):
+        self._remove("unlink", path)
+
+    def rmdir(self, path):
+        self._remove("rmdir", path)
+
+    def rename(self, old, new, flags):
+        self._rofs()
+        ctx = self.ctx()
+        p_old = self.check_parent(old, ctx)
+        p_new = self.check_parent(new, ctx)
+        self.call("rename", p_old, self.split(old)[1], p_new, self.split(new)[1], flags, ctx)
+        self.forget_path(old)
+        self.forget_path(new)
+
+    def _setattr(self, ino, fh=None, **values):
+        ea = self.pf.EntryAttributes()
+        flags = {}
+        for key, value in values.items():
+            setattr(ea, "st_" + key if not key.endswith("_ns") else "st_" + key, value)
+            flags["update_" + key.replace("_ns", "")] = True
+        self.call("setattr", ino, ea, Fields(**flags), fh, self.ctx())
+
+    def chmod(self, path, mode):
+        self._rofs()
+        ino = self.inode(path)
+        st = self._getattr(ino)
+        ctx = self.ctx()
+        if self.default_permissions and ctx.uid not in (0, st.st_uid):
+            raise OSError(errno.EPERM, "not the owner")
+        self._setattr(ino, mode=stat.S_IFMT(st.st_mode) | (mode & 0o7777))
+
+    def chown(self, path, uid, gid):
+        self._rofs()
+        ino = self.inode(path)
+        values = {}
+        if uid != -1:
+            values["uid"] = uid
+        if gid != -1:
+            values["gid"] = gid
+        ctx = self.ctx()
+        if self.default_permissions and ctx.uid != 0 and values:
+            st = self._getattr(ino)
+            if uid not in (-1, st.st_uid) or ctx.uid != st.st_uid:
+                raise OSError(errno.EPERM, "not permitted")
+        if values:
+            self._setattr(ino, **values)
+
+    def truncate(self, path, length):
+        self._rofs()
+        ino = self.inode(path)
+        self.check(self._getattr(ino), 2)
+        self._setattr(ino, size=length)
+
+    def utimens(self, path, atime_ns, mtime_ns):
+        self._rofs()
+        values = {}
+        if atime_ns is not None:
+            values["atime_ns"] = atime_ns
+        if mtime_ns is not None:
+            values["mtime_ns"] = mtime_ns
+        if values:
+            self._setattr(self.inode(path), **values)
+
+    def statfs(self, path):
+        sv = self.call("statfs", self.ctx())
+        return types.SimpleNamespace(
+            f_bsize=sv.f_bsize, f_frsize=sv.f_frsize or sv.f_bsize, f_blocks=sv.f_blocks,
+            f_bfree=sv.f_bfree, f_bavail=sv.f_bavail, f_files=sv.f_files,
+            f_ffree=sv.f_ffree, f_namemax=sv.f_namemax or 255, f_type=0x65735546,
+            f_flag=1 if self.readonly else 0)
+
+    def getxattr(self, path, name):
+        return bytes(self.call("getxattr", self.inode(path), name, self.ctx()))
+
+    def setxattr(self, path, name, value, flags):
+        self._rofs()
+        self.call("setxattr", self.inode(path), name, value, self.ctx())
+
+    def listxattr(self, path):
+        return [bytes(n) for n in self.call("listxattr", self.inode(path), self.ctx())]
+
+    def removexattr(self, path, name):
+        self._rofs()
+        self.call("removexattr", self.inode(path), name, self.ctx())
+
+    # ---------------------------------------------------------------- handles
+    def close(self, h):
+        if h.is_dir:
+            if hasattr(self.ops, "releasedir"):
+                self.call("releasedir", h.fh)
+            return
+        if hasattr(self.ops, "flush"):
+            self.call("flush", h.fh)
+        if hasattr(self.ops, "release"):
+            self.call("release", h.fh)
+
+    def pread(self, h, size, offset):
+        return bytes(self.call("read", h.fh, offset, size))
+
+    def pwrite(self, h, data, offset):
+        self._rofs()
+        return self.call("write", h.fh, offset, data)
+
+    def fstat(self, h):
+        return self._getattr(h.inode)
+
+    def ftruncate(self, h, length):
+        self._rofs()
+        self._setattr(h.inode, fh=h.fh, size=length)
+
+    def fsync(self, h):
+        if hasattr(self.ops, "fsync"):
+            self.call("fsync", h.fh, False)
+
+    def getdents(self, h, offset):
+        token = ReaddirToken(READDIR_BATCH)
+        self.call("readdir", h.fh, offset, token)
+        out = []
+        for name, ea, next_id in token.entries:
+            out.append((bytes(name), int(ea.st_ino), stat.S_IFMT(int(ea.st_mode)) >> 12,
+                        int(next_id)))
+        return out
+
+    def destroy(self):
+        self.forget_path(b"/")
+        if hasattr(self.ops, "destroy"):
+            try:
+                self.call("destroy")
+            except OSError:
+                pass
+
+
+def load_operations_class(spec: str):
+    """``PATH.py[:Class]`` or ``dotted.module[:Class]``: the Operations class in it."""
+    where, _, clsname = spec.partition(":")
+    if where.endswith(".py") or "/" in where:
+        if not os.path.isfile(where):
+            raise OSError(errno.ENOENT, "no file system module %s" % where)
+        name = "vufuse_ext_" + os.path.basename(where).rsplit(".", 1)[0]
+        mspec = importlib.util.spec_from_file_location(name, where)
+        if mspec is None or mspec.loader is None:
+            raise OSError(errno.ENOEXEC, "%s is not a Python file" % where)
+        mod = importlib.util.module_from_spec(mspec)
+        sys.modules[name] = mod
+        mspec.loader.exec_module(mod)
+    else:
+        try:
+            mod = importlib.import_module(where)
+        except ModuleNotFoundError as e:
+            raise OSError(errno.ENODEV, "no file system module %s (%s)" % (where, e)) from None
+    factory = getattr(mod, "vufuse_operations", None)
+    if factory is not None and not clsname:
+        return mod, factory
+    pf = _pyfuse3()
+    if clsname:
+        cls = getattr(mod, clsname, None)
+        if cls is None:
+            raise OSError(errno.ENODEV, "%s has no class %s" % (where, clsname))
+        return mod, cls
+    classes = [c for _, c in inspect.getmembers(mod, inspect.isclass)
+               if issubclass(c, pf.Operations) and c is not pf.Operations
+               and c.__module__ == mod.__name__]
+    if len(classes) != 1:
+        raise OSError(errno.ENODEV, "%s defines %d Operations classes; name one with "
+                      "fs=%s:Class" % (where, len(classes), where))
+    return mod, classes[0]
+
+
+def build_operations(factory, source: bytes, options: dict):
+    if not inspect.isclass(factory):
+        return factory(source, options)
+    params = [p for p in inspect.signature(factory.__init__).parameters.values()][1:]
+    required = [p for p in params if p.default is p.empty and
+                p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(required) >= 2:
+        return factory(os.fsdecode(source), options)
+    if len(required) == 1:
+        return factory(os.fsdecode(source))
+    return factory()
+
+
+class VuFuse(Module):
+    name = "vufuse"
+    description = "FUSE file systems (pyfuse3 API) without the kernel"
+
+    def __init__(self, api) -> None:
+        super().__init__(api)
+        self.mounts = 0
+
+    def accepts(self, fstype: str) -> bool:
+        return fstype == "vufuse" or (fstype.startswith("vufuse") and
+                                      fstype[6:].replace("_", "").isalnum())
+
+    @property
+    def filesystems(self):
+        here = os.path.join(os.path.dirname(os.path.dirname(__file__)), "submodules")
+        names = sorted(f[:-3] for f in os.listdir(here)
+                       if f.startswith("vufuse") and f.endswith(".py"))
+        return tuple(["vufuse"] + names)
+
+    def mount(self, source, target, fstype, flags, options):
+        opts = {}
+        for item in filter(None, options.split(",")):
+            key, eq, value = item.partition("=")
+            opts[key] = value if eq else True
+        spec = opts.pop("fs", None)
+        if fstype == "vufuse":
+            if not spec or spec is True:
+                raise OSError(errno.EINVAL, "vufuse needs -o fs=MODULE[:Class]")
+        else:
+            spec = "umvu.submodules." + fstype
+        mod, factory = load_operations_class(spec)
+        accepted = dict(getattr(mod, "OPTIONS", {}))
+        sub_opts = {}
+        for key, value in opts.items():
+            if key in BASE_OPTIONS:
+                continue
+            if key not in accepted:
+                raise OSError(errno.EINVAL, "unknown mount option %r" % key)
+            try:
+                sub_opts[key] = True if accepted[key] is bool else accepted[key](value)
+            except (TypeError, ValueError):
+                raise OSError(errno.EINVAL, "bad value for option %r" % key) from None
+        readonly = (bool(flags & 1 or opts.get("ro")) or getattr(mod, "READONLY", False)) \
+            and not (opts.get("rw") or opts.get("rw+"))
+        ops = build_operations(factory, source, sub_opts)
+        if hasattr(ops, "init"):
+            run_op(ops.init())
+        self.mounts += 1
+        dev = os.makedev(0, 0x80 + self.mounts)
+        return FuseService(ops, self.api, dev, readonly,
+                           default_permissions=True)
