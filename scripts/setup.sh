@@ -3,7 +3,7 @@
 # Idempotent and quick when everything is already there.
 set -e
 cd "$(dirname "$0")/.."
-PKGS="gcc make python3 python3-dev python3-cffi python3-pytest python3-pexpect python3-pyfuse3 python3-trio fuse3
+PKGS="gcc make python3 python3-dev python3-cffi python3-pytest python3-pexpect python3-pyfuse3 python3-trio fuse3 libfuse3-dev pkg-config
 python3-hypothesis strace proot e2fsprogs git tar coreutils findutils
 libpython3.11-testsuite util-linux procps"
 missing=""

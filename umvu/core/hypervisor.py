@@ -124,9 +124,8 @@ class Hypervisor:
         keep_int = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
         keep_quit = signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN
         saved = {s: signal.signal(s, signal.SIG_IGN) for s in _SUPERVISOR_IGNORES}
-        # modules create files with exactly the mode the core computed from the
-        # guest's umask, so umvu's own is 0; the guest starts with the original
-        guest_umask = os.umask(0)
+        guest_umask = os.umask(0o022)  # the guest starts with umvu's own
+        os.umask(guest_umask)
         try:
             self.main_tid = self.tracer.spawn(
                 argv, syscalls.bitmap(self.filter_numbers), self.noseccomp,
@@ -138,7 +137,6 @@ class Hypervisor:
             for s, h in saved.items():
                 signal.signal(s, h)
             self.unload_all()
-            os.umask(guest_umask)
         status = self.main_status
         if status is None:
             return 1

@@ -14,6 +14,19 @@ from umvu.modules.base import Module
 PREFIX = b"/unreal"
 
 
+class _ExactMode:
+    """The core has applied the guest's umask already: create with exactly ``mode``."""
+
+    def __enter__(self):
+        self.old = os.umask(0)
+
+    def __exit__(self, *exc):
+        os.umask(self.old)
+
+
+exact_mode = _ExactMode()
+
+
 class HostTree:
     """A service showing the host directory ``root`` (bytes)."""
 
@@ -51,12 +64,13 @@ class HostTree:
     def open(self, path, flags, mode):
         if self.readonly and (flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC)):
             raise OSError(errno.EROFS, "read-only file system")
-        fd = os.open(self.host(path), (flags | os.O_CLOEXEC | os.O_NOFOLLOW) & ~os.O_NOCTTY,
-                     mode)
-        return fd
+        with exact_mode:
+            return os.open(self.host(path),
+                           (flags | os.O_CLOEXEC | os.O_NOFOLLOW) & ~os.O_NOCTTY, mode)
 
     def mkdir(self, path, mode):
-        os.mkdir(self.host(path), mode)
+        with exact_mode:
+            os.mkdir(self.host(path), mode)
 
     def rmdir(self, path):
         os.rmdir(self.host(path))
@@ -76,7 +90,8 @@ class HostTree:
         os.symlink(target, self.host(path))
 
     def mknod(self, path, mode, rdev):
-        os.mknod(self.host(path), mode, rdev)
+        with exact_mode:
+            os.mknod(self.host(path), mode, rdev)
 
     def chmod(self, path, mode):
         if stat.S_ISLNK(os.lstat(self.host(path)).st_mode):

@@ -68,14 +68,15 @@ def _readdir_reply(token, name, attr, next_id):
 
 def run_op(result):
     """Run a coroutine that does not wait for anything; plain values pass through."""
-    if not inspect.iscoroutine(result):
-        return result
-    try:
-        result.send(None)
-    except StopIteration as stop:
-        return stop.value
-    result.close()
-    raise OSError(errno.EIO, "the file system waited for an event loop (not supported)")
+    while inspect.iscoroutine(result):  # (a returned coroutine is awaited too)
+        try:
+            result.send(None)
+        except StopIteration as stop:
+            result = stop.value
+            continue
+        result.close()
+        raise OSError(errno.EIO, "the file system waited for an event loop (not supported)")
+    return result
 
 
 class Ctx:

@@ -134,11 +134,13 @@ class RealFS(pyfuse3.Operations):
     async def mkdir(self, parent_inode, name, mode, ctx):
         path = self._child(parent_inode, name)
         self._do(os.mkdir, path, mode & ~ctx.umask)
+        self._do(os.chmod, path, mode & ~ctx.umask & 0o7777)  # not this process's umask
         return self._remember(path)
 
     async def mknod(self, parent_inode, name, mode, rdev, ctx):
         path = self._child(parent_inode, name)
         self._do(os.mknod, path, mode & ~ctx.umask, rdev)
+        self._do(os.chmod, path, mode & ~ctx.umask & 0o7777)
         return self._remember(path)
 
     async def symlink(self, parent_inode, name, target, ctx):
@@ -173,6 +175,7 @@ class RealFS(pyfuse3.Operations):
     async def create(self, parent_inode, name, mode, flags, ctx):
         path = self._child(parent_inode, name)
         fd = self._do(os.open, path, flags | os.O_CREAT | os.O_CLOEXEC, mode & ~ctx.umask)
+        self._do(os.fchmod, fd, mode & ~ctx.umask & 0o7777)
         return pyfuse3.FileInfo(fh=fd), self._remember(path)
 
     async def read(self, fh, off, size):
