@@ -155,3 +155,18 @@ def test_module_by_dotted_name_and_path(guest_mode):
     r = sh(guest_mode, "vu_insmod umvu.modules.unreal && vu_lsmod | cut -f1 && "
                        "vu_insmod %s/buggy.py && vu_lsmod | cut -f1" % MODULES_DIR)
     assert r.stdout == b"unreal\nunreal\nbuggy\n"
+
+
+def test_modules_stack_through_open_path(guest_mode, tmp_path):
+    """A module reads its SOURCE in the guest's view: here a file inside a vufusememfs
+    mount, so one module sits on another."""
+    mem, top = tmp_path / "mem", tmp_path / "top"
+    mem.mkdir()
+    top.mkdir()
+    r = sh(guest_mode, f"""
+        vu_insmod vufuse {MODULES_DIR}/catfs.py
+        vumount -t vufusememfs none {mem} && seq 1 1000 > {mem}/data
+        vumount -t catfs {mem}/data {top} && ls {top} && cmp {mem}/data {top}/content &&
+        echo stacked; vuumount {top}; vuumount {mem}
+    """)
+    assert r.stdout == b"content\nstacked\n", r.stderr

@@ -50,6 +50,24 @@ class ModuleAPI:
         return self.hv.table.add(Entry("path", prefix, module, service, source, fstype,
                                        flags, options))
 
+    def open_path(self, path: bytes, flags: int = os.O_RDONLY, mode: int = 0o644,
+                  below=None) -> "ModuleFile":
+        """Open a guest-view path for a module's own use (an image file, a device).
+
+        ``below``: the module's own entry (or the module): mounts made at or after it are
+        not seen, so a module never calls into its own layer and modules stack (a vudev
+        disk under a file system module). Real paths are opened on the host."""
+        hv = self.hv
+        seq = None
+        if below is not None:
+            entries = [e for e in hv.table.entries if e is below or e.module is below]
+            seq = min((e.seq for e in entries), default=None)
+        entry, rel = hv.table.lookup_path(path, below_seq=seq)
+        if entry is None:
+            return ModuleFile(None, os.open(path, flags | os.O_CLOEXEC, mode), path)
+        handle = hv.call(entry.service, "open", rel, flags, mode)
+        return ModuleFile(entry.service, handle, path)
+
     def caller(self):
         """(uid, gid, pid, umask) of the guest thread whose call is being served."""
         hv = self.hv
@@ -81,6 +99,40 @@ class ModuleAPI:
         for e in list(self.hv.table.entries):
             if e.kind == "path" and e.module is module and e.key == prefix:
                 self.hv.table.remove(e)
+
+
+class ModuleFile:
+    """A file a module opened through ModuleAPI.open_path: host fd or virtual handle."""
+
+    def __init__(self, service, handle, path: bytes) -> None:
+        self.service, self.handle, self.path = service, handle, path
+
+    def pread(self, size: int, offset: int) -> bytes:
+        if self.service is None:
+            return os.pread(self.handle, size, offset)
+        return self.service.pread(self.handle, size, offset)
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        if self.service is None:
+            return os.pwrite(self.handle, data, offset)
+        return self.service.pwrite(self.handle, data, offset)
+
+    def fstat(self):
+        if self.service is None:
+            return os.fstat(self.handle)
+        return self.service.fstat(self.handle)
+
+    def fsync(self) -> None:
+        if self.service is None:
+            os.fsync(self.handle)
+        elif hasattr(self.service, "fsync"):
+            self.service.fsync(self.handle)
+
+    def close(self) -> None:
+        if self.service is None:
+            os.close(self.handle)
+        elif hasattr(self.service, "close"):
+            self.service.close(self.handle)
 
 
 class Hypervisor:

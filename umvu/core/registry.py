@@ -51,12 +51,13 @@ class Responsibility:
     def has_paths(self) -> bool:
         return bool(self._paths)
 
-    def lookup_path(self, path: bytes, below: Entry | None = None):
+    def lookup_path(self, path: bytes, below_seq: int | None = None):
         """(entry, path relative to it) for a canonical guest path, or (None, path).
 
-        ``below``: ignore that entry and newer ones (a module's own view)."""
+        ``below_seq``: ignore entries of that sequence number and newer (the view a
+        module has of the system: what was there before it)."""
         for e in self._paths:
-            if below is not None and e.seq >= below.seq:
+            if below_seq is not None and e.seq >= below_seq:
                 continue
             key = e.key
             if path == key:
