@@ -68,6 +68,10 @@ class ModuleAPI:
         handle = hv.call(entry.service, "open", rel, flags, mode)
         return ModuleFile(entry.service, handle, path)
 
+    def private_dir(self) -> bytes:
+        """A directory of this session's own (exec copies, fifos), removed at the end."""
+        return os.fsencode(self.hv.private_dir())
+
     def caller(self):
         """(uid, gid, pid, umask) of the guest thread whose call is being served."""
         hv = self.hv
@@ -340,13 +344,17 @@ class Hypervisor:
             return None
         return self.vfs.f_mmap(t, args, vf, s32(args[4]))
 
+    def private_dir(self) -> str:
+        if self._exec_dir is None:
+            import tempfile
+            self._exec_dir = tempfile.mkdtemp(prefix="umvu-")
+            os.chmod(self._exec_dir, 0o711)
+        return self._exec_dir
+
     def exec_copy(self, entry, rel: bytes, st) -> bytes:
         """A host copy of a virtual executable, readable and executable by the guest."""
         import hashlib
-        import tempfile
-        if self._exec_dir is None:
-            self._exec_dir = tempfile.mkdtemp(prefix="umvu-exec-")
-            os.chmod(self._exec_dir, 0o711)
+        self.private_dir()
         handle = self.call(entry.service, "open", rel, os.O_RDONLY, 0)
         try:
             data = bytearray()

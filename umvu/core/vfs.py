@@ -545,14 +545,15 @@ class VirtualFS:
             return -errno.EISDIR
         elif flags & O_DIRECTORY:
             return -errno.EINVAL
-        host = getattr(r.entry.service, "host_path", None)
-        if r.exists and host is not None and not (stat.S_ISREG(r.st.st_mode) or
-                                                  stat.S_ISDIR(r.st.st_mode)):
-            # fifos, devices, sockets of a host tree: the kernel opens the real object
-            # (a blocking fifo open must block the guest, not the hypervisor)
+        special = getattr(r.entry.service, "special_path", None)
+        if r.exists and special is not None and not (stat.S_ISREG(r.st.st_mode) or
+                                                     stat.S_ISDIR(r.st.st_mode)):
+            # fifos (devices, sockets) of a module: the kernel opens a real object the
+            # module names (a blocking fifo open must block the guest, not umvu)
             idx = sc.args.index("path")
             new = list(args)
-            new[idx] = self.scratch_path(t, host(r.rel))
+            new[idx] = self.scratch_path(t, self.call(r.entry.service, "special_path",
+                                                      r.rel, r.st))
             if sc.args[idx - 1:idx] == ("dirfd",):
                 new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
             return Native(new)

@@ -61,6 +61,9 @@ class HostTree:
     def host_path(self, path):
         return self.host(path)
 
+    def special_path(self, path, st):
+        return self.host(path)
+
     def open(self, path, flags, mode):
         if self.readonly and (flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC)):
             raise OSError(errno.EROFS, "read-only file system")

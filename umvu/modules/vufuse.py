@@ -164,11 +164,10 @@ class FuseService:
     def forget_path(self, path: bytes) -> None:
         """Drop cached lookups of path and everything below it."""
         victims = [p for p in self.inodes if p == path or p.startswith(path + b"/")]
+        dropped = {self.inodes.pop(p) for p in victims if p != b"/"}
+        still = set(self.inodes.values())  # hard links: other names keep the inode
         todo = []
-        for p in victims:
-            if p == b"/":
-                continue
-            ino = self.inodes.pop(p)
+        for ino in dropped - still:
             n = self.lookups.pop(ino, 0)
             if n:
                 todo.append((ino, n))
@@ -394,11 +393,18 @@ class FuseService:
             f_ffree=sv.f_ffree, f_namemax=sv.f_namemax or 255, f_type=0x65735546,
             f_flag=1 if self.readonly else 0)
 
+    def _acl(self, name):
+        # as the kernel for a FUSE file system without FUSE_POSIX_ACL
+        if name.startswith(b"system.posix_acl_") and not getattr(self.ops, "posix_acl", False):
+            raise OSError(errno.EOPNOTSUPP, "no POSIX ACLs")
+
     def getxattr(self, path, name):
+        self._acl(name)
         return bytes(self.call("getxattr", self.inode(path), name, self.ctx()))
 
     def setxattr(self, path, name, value, flags):
         self._rofs()
+        self._acl(name)
         self.call("setxattr", self.inode(path), name, value, self.ctx())
 
     def listxattr(self, path):
@@ -406,7 +412,19 @@ class FuseService:
 
     def removexattr(self, path, name):
         self._rofs()
+        self._acl(name)
         self.call("removexattr", self.inode(path), name, self.ctx())
+
+    def special_path(self, path, st):
+        """FIFOs of a FUSE file system live in the kernel, not in the daemon: the guest
+        opens a private host fifo standing for this inode."""
+        if not stat.S_ISFIFO(st.st_mode):
+            raise OSError(errno.ENXIO, "device and socket files of a vufuse mount")
+        fifo = os.path.join(self.api.private_dir(), b"fifo-%d-%d" % (self.dev, st.st_ino))
+        if not os.path.exists(fifo):
+            os.mkfifo(fifo, 0o666)
+            os.chmod(fifo, 0o666)
+        return fifo
 
     # ---------------------------------------------------------------- handles
     def close(self, h):
