@@ -1,7 +1,9 @@
 """vufuse: pyfuse3 file systems inside umvu without the kernel (issue: vufuse)."""
 import os
+import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -113,3 +115,43 @@ def test_unknown_option_and_submodule(guest_mode, tmp_path):
         "vumount: vufusememfs on %s: unknown mount option 'bogus': Invalid argument" % tmp_path,
         "vumount: vufusenosuch on %s: no file system module umvu.submodules.vufusenosuch "
         "(No module named 'umvu.submodules.vufusenosuch'): No such device" % tmp_path]
+
+
+def test_example_script_runs(tmp_path):
+    r = subprocess.run(["bash", str(REPO / "examples" / "vufuse.sh")], capture_output=True,
+                       env=BASE_ENV, timeout=300)
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr
+    for line in ("C program running from vufusememfs",
+                 "python package imported from vufusememfs", "from the host",
+                 "on the host, the mount points are empty: 0 entries",
+                 "written through vufusereal"):
+        assert line in out
+
+
+TMPDIR_MODULES = ["test_os", "test_shutil", "test_tempfile", "test_glob", "test_fileio",
+                  "test_mmap"]
+_regr = {}
+
+
+def _regrtest(script):
+    if script not in _regr:
+        r = run("native" if script.startswith("native") else "umvu",
+                ["bash", "-c", script.split(":", 1)[1]], timeout=3000)
+        out = r.stdout.decode(errors="replace")
+        _regr[script] = (dict(re.findall(r"\] (test_\w+) (passed|failed|skipped|crashed|"
+                                         r"timed out|interrupted)", out)), out[-3000:])
+    return _regr[script]
+
+
+@pytest.mark.parametrize("module", TMPDIR_MODULES)
+def test_cpython_tests_with_tmpdir_in_memfs(module, tmp_path_factory):
+    mods = " ".join(TMPDIR_MODULES)
+    native, ntail = _regrtest("native:exec %s -m test -j2 %s" % (sys.executable, mods))
+    assert native.get(module) == "passed", ntail
+    mnt = tmp_path_factory.getbasetemp() / "memfs-tmpdir"
+    mnt.mkdir(exist_ok=True)
+    guest, tail = _regrtest(
+        "umvu:vu_insmod vufuse && vumount -t vufusememfs -o size=2000000000 none %s && "
+        "TMPDIR=%s exec %s -m test -j2 %s" % (mnt, mnt, sys.executable, mods))
+    assert guest.get(module) == "passed", tail

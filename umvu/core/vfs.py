@@ -545,9 +545,15 @@ class VirtualFS:
             return -errno.EISDIR
         elif flags & O_DIRECTORY:
             return -errno.EINVAL
+        if flags & O_PATH:  # a location only: no module open (fstat, *at, fchdir work)
+            if not r.exists:
+                return -errno.ENOENT
+            vf = VFile(r.entry, r.entry.service, None, r.path, flags & ~O_CLOEXEC,
+                       stat.S_ISDIR(r.st.st_mode))
+            return self.install(t, vf, flags & O_CLOEXEC)
         special = getattr(r.entry.service, "special_path", None)
-        if r.exists and special is not None and not (stat.S_ISREG(r.st.st_mode) or
-                                                     stat.S_ISDIR(r.st.st_mode)):
+        if r.exists and special is not None and stat.S_IFMT(r.st.st_mode) in (
+                stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK):
             # fifos (devices, sockets) of a module: the kernel opens a real object the
             # module names (a blocking fifo open must block the guest, not umvu)
             idx = sc.args.index("path")
@@ -566,7 +572,7 @@ class VirtualFS:
 
     def open_proc_mounts(self, t, sc, args, path):
         data = self.hv.proc_mounts(t, path.endswith(b"mountinfo"))
-        vf = VFile(None, MemFile(data), None, path, os.O_RDONLY, False)
+        vf = VFile(None, MemFile(data), 0, path, os.O_RDONLY, False)
         return self.install(t, vf, self.open_flags(sc, args) & O_CLOEXEC)
 
     def install(self, t, vf: VFile, cloexec: int):
@@ -600,10 +606,8 @@ class VirtualFS:
                 self.writeback(vf.shared)  # and again at munmap/msync/session end
             if vf.entry is not None:
                 vf.entry.users -= 1
-            if vf.handle is not None or vf.entry is not None:
-                close = getattr(vf.service, "close", None)
-                if close is not None:
-                    self.hv.call(vf.service, "close", vf.handle)
+            if vf.handle is not None and hasattr(vf.service, "close"):
+                self.hv.call(vf.service, "close", vf.handle)
 
     def unbind(self, files, fd: int) -> None:
         vf = files.fds.pop(fd, None)
@@ -785,7 +789,7 @@ class VirtualFS:
 
     def _fstat(self, vf):
         svc = vf.service
-        if hasattr(svc, "fstat"):
+        if vf.handle is not None and hasattr(svc, "fstat"):
             return self.hv.call(svc, "fstat", vf.handle)
         rel = self.hv.table.lookup_path(vf.path)[1]
         return self.hv.call(svc, "lstat", rel)
@@ -1103,6 +1107,8 @@ class VirtualFS:
             in_off_addr, out_off_addr, count = args[1], args[3], args[4]
         in_off = self._offset(t, in_off_addr)
         out_off = self._offset(t, out_off_addr)
+        if (in_off is not None and in_off < 0) or (out_off is not None and out_off < 0):
+            return -errno.EINVAL
         total = 0
         while total < count:
             want = min(count - total, self.CHUNK)

@@ -25,6 +25,7 @@ import logging
 import os
 import stat
 import sys
+import time
 import types
 
 from umvu.modules.base import Module
@@ -120,6 +121,7 @@ class FuseService:
         self.default_permissions = default_permissions
         self.pf = _pyfuse3()
         self.inodes: dict[bytes, int] = {b"/": ROOT_INODE}  # lookup cache
+        self.expires: dict[bytes, float] = {}  # path -> end of its entry_timeout
         self.lookups: dict[int, int] = {}  # inode -> lookup count (for forget)
 
     # ---------------------------------------------------------------- plumbing
@@ -165,6 +167,8 @@ class FuseService:
         """Drop cached lookups of path and everything below it."""
         victims = [p for p in self.inodes if p == path or p.startswith(path + b"/")]
         dropped = {self.inodes.pop(p) for p in victims if p != b"/"}
+        for p in victims:
+            self.expires.pop(p, None)
         still = set(self.inodes.values())  # hard links: other names keep the inode
         todo = []
         for ino in dropped - still:
@@ -178,15 +182,22 @@ class FuseService:
                 pass
 
     def inode(self, path: bytes) -> int:
+        """The inode of a path, from the lookup cache while its entry_timeout lasts
+        (changes made through vufuse itself update the cache at once)."""
         ino = self.inodes.get(path)
         if ino is not None:
-            return ino
+            if time.monotonic() < self.expires.get(path, float("inf")):
+                return ino
+            self.forget_path(path)
         parent, name = self.split(path)
         ea = self.call("lookup", self.inode(parent), name, self.ctx())
         ino = self._counted(ea)
         if ino <= 0:
             raise OSError(errno.EIO, "bad inode")
         self.inodes[path] = ino
+        timeout = getattr(ea, "entry_timeout", 300)
+        if timeout < 300:
+            self.expires[path] = time.monotonic() + timeout
         return ino
 
     @staticmethod
@@ -405,7 +416,20 @@ class FuseService:
     def setxattr(self, path, name, value, flags):
         self._rofs()
         self._acl(name)
-        self.call("setxattr", self.inode(path), name, value, self.ctx())
+        ino = self.inode(path)
+        if flags & 3:  # XATTR_CREATE / XATTR_REPLACE: pyfuse3 does not pass them on
+            try:
+                self.call("getxattr", ino, name, self.ctx())
+                exists = True
+            except OSError as e:
+                if e.errno not in (errno.ENODATA, errno.EOPNOTSUPP):
+                    raise
+                exists = False
+            if flags & 1 and exists:
+                raise OSError(errno.EEXIST, "attribute exists")
+            if flags & 2 and not exists:
+                raise OSError(errno.ENODATA, "no such attribute")
+        self.call("setxattr", ino, name, value, self.ctx())
 
     def listxattr(self, path):
         return [bytes(n) for n in self.call("listxattr", self.inode(path), self.ctx())]
