@@ -11,3 +11,10 @@ echo "== umvu -S -d s: every syscall stops in the hypervisor, one line each (fir
 umvu -S -d s -o /tmp/umvu-demo.$$.log true
 head -6 /tmp/umvu-demo.$$.log
 rm -f /tmp/umvu-demo.$$.log
+echo "== modules: a private in-memory file system, seen by this process tree only"
+mnt=$(mktemp -d)
+umvu bash -c "vu_insmod vufuse unreal && vumount -t vufusememfs none $mnt &&
+  cp -a /usr/share/doc/bash $mnt/ && ls -l $mnt/bash | head -4 && grep $mnt /proc/mounts &&
+  echo \"/unreal shows the host again: \$(cat /unreal/etc/hostname)\" && vuctl mounts"
+echo "== after umvu, on the host, $mnt holds $(ls -A "$mnt" | wc -l) entries"
+rmdir "$mnt"
