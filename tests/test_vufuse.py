@@ -87,6 +87,9 @@ class Bad(pyfuse3.Operations):
         if name == b"wait":
             import trio
             await trio.sleep(1)
+        if name == b"block":
+            import time
+            time.sleep(3600)
         raise pyfuse3.FUSEError(errno.ENOENT)
 '''
 
@@ -96,16 +99,18 @@ def test_bad_submodule_answers_eio_or_its_errno(tmp_path, guest_mode):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     r = run(guest_mode, ["bash", "-c",
-                         "vu_insmod vufuse && vumount -t vufuse -o fs=%s/badfs.py none %s && "
-                         "for n in raise garbage denied wait missing; do "
+                         "vu_insmod vufuse && vumount -t vufuse -o fs=%s/badfs.py,timeout=1 "
+                         "none %s && for n in raise garbage denied wait block missing; do "
                          "stat %s/$n > /dev/null 2>&1; python3 -c \"import os,sys\n"
                          "try: os.stat(sys.argv[1])\nexcept OSError as e: print(e.strerror)\" "
                          "%s/$n; done; echo alive" % (tmp_path, mnt, mnt, mnt)],
             umvu_opts=("-o", str(tmp_path / "log")))
     assert r.stdout.decode().splitlines() == [
         "Input/output error", "Input/output error", "Permission denied",
-        "Input/output error", "No such file or directory", "alive"]
-    assert "RuntimeError: bug in lookup" in (tmp_path / "log").read_text()
+        "Input/output error", "Input/output error", "No such file or directory", "alive"]
+    log = (tmp_path / "log").read_text()
+    assert "RuntimeError: bug in lookup" in log
+    assert "lookup blocked for more than 1s, answering EIO" in log
 
 
 def test_unknown_option_and_submodule(guest_mode, tmp_path):

@@ -8,7 +8,7 @@ constructor takes (a module-level ``vufuse_operations(source, options)`` wins if
 then its ``init()`` runs, as pyfuse3.init would.
 
 Options: ``ro``; ``rw`` and ``rw+`` (fuse-ext2's spelling) for read-write (the default);
-``fs=`` as above; ``default_permissions`` (on by default: mode bits are checked against
+``fs=`` as above; ``timeout=SECONDS`` (30): an operation blocked longer answers EIO; ``default_permissions`` (on by default: mode bits are checked against
 the guest's credentials like the kernel does); anything else is offered to the
 submodule's ``OPTIONS`` (a {name: type} dict) and otherwise rejected.
 
@@ -23,6 +23,7 @@ import importlib.util
 import inspect
 import logging
 import os
+import signal
 import stat
 import sys
 import time
@@ -37,8 +38,8 @@ READDIR_BATCH = 128
 ENOSYS_IS_OK = {"release", "releasedir", "flush", "fsync", "forget", "destroy", "init",
                 "access"}
 ENOSYS_IS_EOPNOTSUPP = {"getxattr", "setxattr", "listxattr", "removexattr"}
-BASE_OPTIONS = {"ro", "rw", "rw+", "fs", "default_permissions", "allow_other", "suid",
-                "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime"}
+BASE_OPTIONS = {"ro", "rw", "rw+", "fs", "timeout", "default_permissions", "allow_other",
+                "suid", "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime"}
 
 
 def _pyfuse3():
@@ -105,6 +106,14 @@ class Handle:
         self.fh, self.inode, self.is_dir = fh, inode, is_dir
 
 
+class OperationTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise OperationTimeout()
+
+
 def _fuse_errno(e):
     code = getattr(e, "errno", None)
     return code if isinstance(code, int) and code > 0 else errno.EIO
@@ -113,8 +122,11 @@ def _fuse_errno(e):
 class FuseService:
     """Serves one mount: the core's path/handle calls become pyfuse3 Operations calls."""
 
-    def __init__(self, ops, api, dev: int, readonly: bool, default_permissions: bool):
+    def __init__(self, ops, api, dev: int, readonly: bool, default_permissions: bool,
+                 timeout: float = 30.0):
         self.ops = ops
+        self.timeout = timeout  # seconds an operation may block before it answers EIO
+        signal.signal(signal.SIGALRM, _on_alarm)
         self.api = api
         self.dev = dev
         self.readonly = readonly
@@ -129,8 +141,15 @@ class FuseService:
         fn = getattr(self.ops, name, None)
         if fn is None:
             raise OSError(errno.ENOSYS, name)
+        outer = signal.getitimer(signal.ITIMER_REAL)[0]  # nested call: keep the outer
+        if not outer:
+            signal.setitimer(signal.ITIMER_REAL, self.timeout)
         try:
             return run_op(fn(*args))
+        except OperationTimeout:
+            log.error("umvu: vufuse: %s blocked for more than %gs, answering EIO",
+                      name, self.timeout)
+            raise OSError(errno.EIO, "file system operation timed out") from None
         except self.pf.FUSEError as e:
             code = _fuse_errno(e)
             if code == errno.ENOSYS and name in ENOSYS_IS_OK:
@@ -138,6 +157,9 @@ class FuseService:
             if code == errno.ENOSYS and name in ENOSYS_IS_EOPNOTSUPP:
                 code = errno.EOPNOTSUPP
             raise OSError(code, os.strerror(code)) from None
+        finally:
+            if not outer:
+                signal.setitimer(signal.ITIMER_REAL, 0)
 
     def ctx(self):
         return Ctx(*self.api.caller())
@@ -595,5 +617,9 @@ class VuFuse(Module):
             run_op(ops.init())
         self.mounts += 1
         dev = os.makedev(0, 0x80 + self.mounts)
-        return FuseService(ops, self.api, dev, readonly,
-                           default_permissions=True)
+        try:
+            timeout = float(opts.get("timeout", 30))
+        except ValueError:
+            raise OSError(errno.EINVAL, "bad value for option 'timeout'") from None
+        return FuseService(ops, self.api, dev, readonly, default_permissions=True,
+                           timeout=timeout)
