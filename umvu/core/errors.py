@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import traceback
 
 log = logging.getLogger("umvu")
 
@@ -18,6 +17,7 @@ def call_to_retval(fn, *args) -> int | object:
     except OSError as e:
         return -(e.errno or errno.EIO)
     except Exception:  # a module bug must not kill the guest or umvu
+        import traceback
         log.error("module error in %s, answering EIO:\n%s",
                   getattr(fn, "__qualname__", fn), traceback.format_exc().rstrip())
         return -errno.EIO

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 CLONE_VM = 0x100
 CLONE_FS = 0x200
@@ -18,25 +17,27 @@ CLONE_VFORK = 0x4000
 CLONE_THREAD = 0x10000
 
 
-@dataclass
 class FsState:
     """``kernel_cwd``: the kernel's cwd of these threads is ``cwd`` (False while the
     guest's cwd is inside a virtual mount and the kernel's stays where it was)."""
-    cwd: bytes
-    root: bytes = b"/"
-    umask: int = 0o022
-    kernel_cwd: bool = True
+    __slots__ = ("cwd", "root", "umask", "kernel_cwd")
+
+    def __init__(self, cwd: bytes, root: bytes = b"/", umask: int = 0o022,
+                 kernel_cwd: bool = True) -> None:
+        self.cwd, self.root, self.umask, self.kernel_cwd = cwd, root, umask, kernel_cwd
 
     def copy(self) -> "FsState":
         return FsState(self.cwd, self.root, self.umask, self.kernel_cwd)
 
 
-@dataclass
 class FdTable:
     """guest_fd -> VFile (an open file description with a ``refs`` count).
     ``users``: threads sharing this table."""
-    fds: dict = field(default_factory=dict)
-    users: int = 1
+    __slots__ = ("fds", "users")
+
+    def __init__(self, fds: dict | None = None, users: int = 1) -> None:
+        self.fds = {} if fds is None else fds
+        self.users = users
 
     def copy(self) -> "FdTable":
         for vf in self.fds.values():
@@ -44,29 +45,32 @@ class FdTable:
         return FdTable(dict(self.fds))
 
 
-@dataclass
 class MemState:
     """An address space: tid -> guest address of that thread's scratch area."""
-    scratch: dict = field(default_factory=dict)
+    __slots__ = ("scratch",)
+
+    def __init__(self, scratch: dict | None = None) -> None:
+        self.scratch = {} if scratch is None else scratch
 
     def copy(self) -> "MemState":
         return MemState(dict(self.scratch))
 
 
-@dataclass
 class Process:
-    tgid: int
-    threads: set = field(default_factory=set)
-    filter_gen: int = 0  # generation of the seccomp filter stack installed
+    __slots__ = ("tgid", "threads", "filter_gen")
+
+    def __init__(self, tgid: int, threads: set | None = None, filter_gen: int = 0) -> None:
+        self.tgid = tgid
+        self.threads = set() if threads is None else threads
+        self.filter_gen = filter_gen  # generation of the seccomp filter stack installed
 
 
-@dataclass
 class Thread:
-    tid: int
-    process: Process
-    fs: FsState
-    files: FdTable
-    mem: MemState
+    __slots__ = ("tid", "process", "fs", "files", "mem")
+
+    def __init__(self, tid: int, process: Process, fs: FsState, files: FdTable,
+                 mem: MemState) -> None:
+        self.tid, self.process, self.fs, self.files, self.mem = tid, process, fs, files, mem
 
 
 class ProcessTable:

@@ -8,9 +8,6 @@ records the module that made it, so a module's own calls can be resolved below i
 from __future__ import annotations
 
 import errno
-import importlib
-import importlib.util
-import inspect
 import itertools
 import os
 
@@ -79,6 +76,9 @@ class Responsibility:
 
 def load_module_class(name: str) -> type[Module]:
     """A module by short name (umvu.modules.NAME), dotted name, or file path."""
+    import importlib
+    import importlib.util
+    import inspect
     if "/" in name or name.endswith(".py"):
         if not os.path.isfile(name):
             raise OSError(errno.ENOENT, "no module file %s" % name)

@@ -19,8 +19,6 @@ numbers.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 _TABLE = """
 0 read fd fd buf_out:2 size
 1 write fd fd buf_in:2 size
@@ -417,14 +415,15 @@ ARG_KINDS = {"fd", "dirfd", "path", "str", "buf_in", "buf_out", "size", "int", "
              "flags", "mode", "off", "ptr", "pid", "uid", "gid", "sig", "addr"}
 
 
-@dataclass(frozen=True)
 class Syscall:
     """One row: ``args`` are kinds; ``sizes[i]`` is the index of buffer i's size arg."""
-    nr: int
-    name: str
-    choice: str
-    args: tuple[str, ...]
-    sizes: tuple[int | None, ...]
+    __slots__ = ("nr", "name", "choice", "args", "sizes")
+
+    def __init__(self, nr: int, name: str, choice: str, args: tuple, sizes: tuple):
+        self.nr, self.name, self.choice, self.args, self.sizes = nr, name, choice, args, sizes
+
+    def __repr__(self) -> str:
+        return "Syscall(%d, %s, %s, %s)" % (self.nr, self.name, self.choice, self.args)
 
     def path_args(self) -> tuple[int, ...]:
         return tuple(i for i, k in enumerate(self.args) if k == "path")
