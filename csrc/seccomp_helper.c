@@ -54,6 +54,14 @@
 #define TF_BOUNDARY  0x10 /* stop at the next syscall boundary (filter upgrade) */
 
 static unsigned char *tflags;
+/* fd fast path: fd_arg_of[nr] is the index of the fd argument of an fd-choice syscall
+ * (0xff: none); vfd_count[fd] counts the fd tables in which fd is virtual. A seccomp
+ * stop for such a syscall on an fd virtual nowhere resumes at once, without Python. */
+#define FASTNR 512
+#define FASTFD 65536
+static unsigned char fd_arg_of[FASTNR];
+static unsigned int vfd_count[FASTFD];
+static int fastpath;
 static long *skipret;
 static long pid_max = 4194304;
 static int noseccomp;
@@ -304,6 +312,14 @@ int umvu_next(struct umvu_event *ev)
 		case PTRACE_EVENT_SECCOMP:
 			if (fill_info(tid, ev) < 0)
 				continue;
+			if (fastpath && ev->kind == UMVU_EV_SYSCALL && ev->nr >= 0 && ev->nr < FASTNR &&
+			    fd_arg_of[ev->nr] < 6) {
+				int fd = (int)ev->args[fd_arg_of[ev->nr]];
+				if (fd < 0 || (fd < FASTFD && vfd_count[fd] == 0)) {
+					resume(tid, 0);
+					continue;
+				}
+			}
 			return 1;
 		case PTRACE_EVENT_FORK:
 		case PTRACE_EVENT_VFORK:
@@ -614,4 +630,26 @@ long umvu_raw_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long
 {
 	long r = syscall(nr, a0, a1, a2, a3, a4, a5);
 	return r < 0 ? -errno : r;
+}
+
+/* Configure the fd fast path: table[nr] = fd argument index or 0xff; enable 0/1. */
+int umvu_set_fastpath(const unsigned char *table, int n, int enable)
+{
+	memset(fd_arg_of, 0xff, sizeof fd_arg_of);
+	if (n > FASTNR)
+		n = FASTNR;
+	memcpy(fd_arg_of, table, n);
+	fastpath = enable;
+	return 0;
+}
+
+/* Count fd as virtual in one more (delta 1) or one less (delta -1) fd table. */
+int umvu_vfd_ref(int fd, int delta)
+{
+	if (fd < 0 || fd >= FASTFD)
+		return 0;
+	if (delta < 0 && vfd_count[fd] == 0)
+		return -EINVAL;
+	vfd_count[fd] += delta;
+	return 0;
 }

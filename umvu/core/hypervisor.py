@@ -19,7 +19,7 @@ import struct
 
 from umvu.core import syscalls
 from umvu.core.errors import call_to_retval
-from umvu.core.process import ProcessTable
+from umvu.core.process import FdTable, ProcessTable
 from umvu.core.registry import Entry, Responsibility, load_module_class
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
                               EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_filter)
@@ -151,6 +151,7 @@ class Hypervisor:
         self.api = ModuleAPI(self)
         self.vfs = VirtualFS(self)
         self.procs = ProcessTable(release=self.vfs.release)
+        FdTable.count = self.tracer.vfd_ref
         self.vsys = VirtualSyscalls(self)
         self.main_tid = 0
         self.cur_tid = 0
@@ -397,6 +398,7 @@ class Hypervisor:
             return
         self.filter_numbers |= want
         self.filter_gen += 1
+        self.update_fastpath()
         seen = set()
         for t in list(self.procs.threads.values()):
             if t.process.tgid in seen or t.tid == self.cur_tid:
@@ -404,6 +406,22 @@ class Hypervisor:
             seen.add(t.process.tgid)
             if t.process.filter_gen < self.filter_gen:
                 self.tracer.want_boundary(t.tid)
+
+    # fd-choice syscalls the C loop may resume by itself when their fd is virtual in no
+    # fd table (fchdir and close_range need the core even for real fds)
+    FASTPATH_EXCLUDE = {"fchdir", "close_range"}
+
+    def update_fastpath(self) -> None:
+        table = bytearray([255]) * syscalls.NBITS
+        for sc in syscalls.BY_NR.values():
+            if not 0 <= sc.nr < syscalls.NBITS or sc.name in self.FASTPATH_EXCLUDE:
+                continue
+            if sc.choice in ("fd", "ioctl") and sc.args and sc.args[0] == "fd":
+                table[sc.nr] = 0
+            elif sc.choice == "mmap":
+                table[sc.nr] = 4
+        enable = not self.noseccomp and "s" not in self.debugtags
+        self.tracer.set_fastpath(bytes(table), enable)
 
     def upgrade_filter(self, t) -> None:
         """Stack the current filter onto t's process (t is at a syscall stop)."""

@@ -30,18 +30,46 @@ class FsState:
         return FsState(self.cwd, self.root, self.umask, self.kernel_cwd)
 
 
+def _no_count(guest_fd: int, delta: int) -> None:
+    pass
+
+
 class FdTable:
     """guest_fd -> VFile (an open file description with a ``refs`` count).
-    ``users``: threads sharing this table."""
+    ``users``: threads sharing this table. Every change goes through the methods, which
+    report to ``FdTable.count(guest_fd, +1/-1)`` (the C fast path's per-fd counts)."""
     __slots__ = ("fds", "users")
+    count = staticmethod(_no_count)
 
     def __init__(self, fds: dict | None = None, users: int = 1) -> None:
         self.fds = {} if fds is None else fds
         self.users = users
 
+    def set(self, guest_fd: int, vf):
+        """Map guest_fd to vf; returns the VFile it replaced, if any."""
+        old = self.fds.get(guest_fd)
+        self.fds[guest_fd] = vf
+        if old is None:
+            FdTable.count(guest_fd, 1)
+        return old
+
+    def pop(self, guest_fd: int):
+        vf = self.fds.pop(guest_fd, None)
+        if vf is not None:
+            FdTable.count(guest_fd, -1)
+        return vf
+
+    def clear(self) -> list:
+        gone = list(self.fds.values())
+        for fd in self.fds:
+            FdTable.count(fd, -1)
+        self.fds.clear()
+        return gone
+
     def copy(self) -> "FdTable":
-        for vf in self.fds.values():
+        for fd, vf in self.fds.items():
             vf.refs += 1
+            FdTable.count(fd, 1)
         return FdTable(dict(self.fds))
 
 
@@ -136,7 +164,7 @@ class ProcessTable:
             except OSError:
                 alive = False
             if not alive:
-                self.release(t.files.fds.pop(fd))
+                self.release(t.files.pop(fd))
         self.threads[tid] = t
         return t
 
@@ -147,9 +175,8 @@ class ProcessTable:
             t.mem.scratch.pop(tid, None)
             t.files.users -= 1
             if t.files.users == 0:
-                for vf in t.files.fds.values():
+                for vf in t.files.clear():
                     self.release(vf)
-                t.files.fds.clear()
 
     def __len__(self) -> int:
         return len(self.threads)

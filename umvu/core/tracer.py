@@ -110,6 +110,14 @@ class Tracer:
         if n != len(data):
             raise OSError(errno.EFAULT, "bad guest address")
 
+    def set_fastpath(self, fd_arg_of: bytes, enable: bool) -> None:
+        """fd_arg_of[nr]: index of the fd argument (255: none) of syscalls the C loop may
+        resume by itself when that fd is virtual in no fd table."""
+        lib.umvu_set_fastpath(fd_arg_of, len(fd_arg_of), int(enable))
+
+    def vfd_ref(self, guest_fd: int, delta: int) -> None:
+        lib.umvu_vfd_ref(guest_fd, delta)
+
     def interrupt(self, tid: int) -> None:
         lib.umvu_interrupt(tid)
 

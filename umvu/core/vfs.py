@@ -593,10 +593,9 @@ class VirtualFS:
         self.release(vf)
 
     def bind(self, files, fd: int, vf: VFile) -> None:
-        old = files.fds.get(fd)
-        files.fds[fd] = vf
+        old = files.set(fd, vf)
         vf.refs += 1
-        if old is not None and old is not vf:
+        if old is not None:
             self.release(old)
 
     def release(self, vf: VFile) -> None:
@@ -610,7 +609,7 @@ class VirtualFS:
                 self.hv.call(vf.service, "close", vf.handle)
 
     def unbind(self, files, fd: int) -> None:
-        vf = files.fds.pop(fd, None)
+        vf = files.pop(fd)
         if vf is not None:
             self.release(vf)
 

@@ -133,6 +133,7 @@ class VirtualSyscalls:
                 hv.debugtags = set(tags)
             if "s" in hv.debugtags:
                 log.setLevel(min(log.level or logging.WARNING, logging.INFO))
+            hv.update_fastpath()
             return 0
         if op == VUCTL_SETLOGLEVEL:
             log.setLevel(s32(args[1]))
