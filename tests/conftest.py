@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -37,3 +39,37 @@ def run(mode: str, argv: list[str], *, cwd=None, env=None, timeout=600,
 @pytest.fixture(params=GUEST_MODES)
 def guest_mode(request):
     return request.param
+
+
+@pytest.fixture(scope="session")
+def as_user(request):
+    if os.getuid() != 0:
+        def run_self(argv, **kw):
+            return subprocess.run([str(REPO / "bin" / "umvu")] + argv, capture_output=True,
+                                  env=BASE_ENV, **kw)
+        run_self.work = Path(tempfile.mkdtemp(prefix="umvu-unpriv-"))
+        return run_self
+    top = Path(tempfile.mkdtemp(prefix="umvu-unpriv-"))  # pytest's tmp is root-only
+    request.addfinalizer(lambda: shutil.rmtree(top, ignore_errors=True))
+    tree = top / "umvu-tree"
+    shutil.copytree(REPO / "umvu", tree / "umvu",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "bin", tree / "bin", symlinks=True)
+    work = top / "work"
+    work.mkdir()
+    for p in (top, tree, work):
+        os.chmod(p, 0o755)
+    subprocess.run(["chmod", "-R", "a+rX", str(tree)], check=True)
+    subprocess.run(["chown", "nobody", str(work)], check=True)
+    env = dict(BASE_ENV, HOME=str(work),
+               PATH=BASE_ENV["PATH"].replace(str(REPO / "bin"), str(tree / "bin")))
+
+    def run(argv, **kw):
+        return subprocess.run(["runuser", "-u", "nobody", "--", "env", "-i"]
+                              + ["%s=%s" % kv for kv in env.items()]
+                              + [str(tree / "bin" / "umvu")] + argv,
+                              capture_output=True, cwd=str(work), **kw)
+    run.work = work  # a directory the unprivileged user owns
+    return run
+
+

@@ -13,34 +13,6 @@ import pytest
 from conftest import BASE_ENV, REPO
 
 
-@pytest.fixture(scope="module")
-def as_user(request):
-    if os.getuid() != 0:
-        return lambda argv, **kw: subprocess.run(
-            [str(REPO / "bin" / "umvu")] + argv, capture_output=True, env=BASE_ENV, **kw)
-    top = Path(tempfile.mkdtemp(prefix="umvu-unpriv-"))  # pytest's tmp is root-only
-    request.addfinalizer(lambda: shutil.rmtree(top, ignore_errors=True))
-    tree = top / "umvu-tree"
-    shutil.copytree(REPO / "umvu", tree / "umvu",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "bin", tree / "bin", symlinks=True)
-    work = top / "work"
-    work.mkdir()
-    for p in (top, tree, work):
-        os.chmod(p, 0o755)
-    subprocess.run(["chmod", "-R", "a+rX", str(tree)], check=True)
-    subprocess.run(["chown", "nobody", str(work)], check=True)
-    env = dict(BASE_ENV, HOME=str(work),
-               PATH=BASE_ENV["PATH"].replace(str(REPO / "bin"), str(tree / "bin")))
-
-    def run(argv, **kw):
-        return subprocess.run(["runuser", "-u", "nobody", "--", "env", "-i"]
-                              + ["%s=%s" % kv for kv in env.items()]
-                              + [str(tree / "bin" / "umvu")] + argv,
-                              capture_output=True, cwd=str(work), **kw)
-    return run
-
-
 def test_runs_as_unprivileged_user(as_user):
     r = as_user(["sh", "-c", "id -u; echo $HOME"])
     assert r.returncode == 0, r.stderr

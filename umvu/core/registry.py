@@ -60,6 +60,9 @@ class Responsibility:
             if path == key:
                 return e, b"/"
             if path.startswith(key) and (key == b"/" or path[len(key)] == 0x2F):
+                excepts = getattr(e.service, "excepts", None)
+                if excepts and any(path == x or path.startswith(x + b"/") for x in excepts):
+                    continue  # a hole: what is below shows through
                 return e, path[len(key):] if key != b"/" else path
         return None, path
 

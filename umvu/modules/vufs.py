@@ -1,0 +1,389 @@
+"""vufs (VUOS semantics): ``vumount -t vufs [-o MODE[,ro][,except=PATH...]] SOURCE TARGET``
+
+- ``bind`` (default): TARGET shows SOURCE (a directory or a single file).
+- ``merge``: TARGET shows SOURCE over the real content of TARGET: names from both, SOURCE
+  wins; changes go to the layer holding the name, new names to SOURCE.
+- ``cow``: as merge, but every change lands in SOURCE (the upper layer): files are copied
+  up before a write, chmod, chown, utimens or rename; deletions of lower names are kept
+  as whiteouts under ``SOURCE/.-`` (VUOS's place); the real TARGET is never modified.
+- ``mincow``: as cow, but a lower file the guest may write is changed in place; only
+  what the guest may not change is copied up.
+- ``except=PATH`` (repeatable, relative to TARGET or absolute inside it): holes where the
+  real tree shows through.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+
+from umvu.modules.base import Module
+from umvu.modules.unreal import HostTree, exact_mode
+
+WHITEOUT_DIR = b".-"
+MODES = ("bind", "merge", "cow", "mincow")
+
+
+def _exists(path: bytes) -> bool:
+    try:
+        os.lstat(path)
+        return True
+    except OSError:
+        return False
+
+
+class Handle:
+    __slots__ = ("fd", "path", "listing")
+
+    def __init__(self, fd, path):
+        self.fd, self.path, self.listing = fd, path, None
+
+
+class LayeredTree:
+    """Upper (SOURCE) over lower (the real TARGET), per ``mode``."""
+
+    def __init__(self, upper: bytes, lower: bytes, mode: str, readonly: bool) -> None:
+        self.upper = upper.rstrip(b"/") or b"/"
+        self.lower = lower.rstrip(b"/") or b"/"
+        self.mode = mode
+        self.readonly = readonly
+        self.wdir = os.path.join(self.upper, WHITEOUT_DIR)
+
+    # ------------------------------------------------------------ layers
+    def up(self, path: bytes) -> bytes:
+        return self.upper + path if path != b"/" else self.upper
+
+    def low(self, path: bytes) -> bytes:
+        return self.lower + path if path != b"/" else self.lower
+
+    def whiteout(self, path: bytes) -> bytes:
+        """The marker file of a deleted lower name: SOURCE/.-/DIR/.wh.NAME."""
+        parent, _, name = path.rpartition(b"/")
+        return self.wdir + parent + b"/.wh." + name
+
+    def _mark_deleted(self, path: bytes) -> None:
+        w = self.whiteout(path)
+        os.makedirs(os.path.dirname(w), exist_ok=True)
+        with open(w, "wb"):
+            pass
+
+    def hidden(self, path: bytes) -> bool:
+        """A lower name deleted in this view (it, or a parent, has a whiteout); an upper
+        name of the same path still shows (see where())."""
+        if self.mode not in ("cow", "mincow"):
+            return False
+        p = path
+        while p not in (b"/", b""):
+            if _exists(self.whiteout(p)):
+                return True
+            p = p.rpartition(b"/")[0] or b"/"
+        return False
+
+    def where(self, path: bytes) -> bytes | None:
+        """The host path that holds ``path`` in this view, or None."""
+        if path.startswith(b"/" + WHITEOUT_DIR) and self.mode in ("cow", "mincow"):
+            return None
+        u = self.up(path)
+        if _exists(u):
+            return u
+        if self.hidden(path):
+            return None
+        lo = self.low(path)
+        return lo if _exists(lo) else None
+
+    def must(self, path: bytes) -> bytes:
+        h = self.where(path)
+        if h is None:
+            raise OSError(errno.ENOENT, "no such file")
+        return h
+
+    def _rofs(self):
+        if self.readonly:
+            raise OSError(errno.EROFS, "read-only file system")
+
+    def _parent_up(self, path: bytes) -> None:
+        """Make the parent directories of path exist in the upper layer."""
+        parent = path.rpartition(b"/")[0] or b"/"
+        if parent == b"/" or _exists(self.up(parent)):
+            return
+        self._parent_up(parent)
+        src = self.must(parent)
+        with exact_mode:
+            os.mkdir(self.up(parent), stat.S_IMODE(os.lstat(src).st_mode))
+        shutil.copystat(src, self.up(parent), follow_symlinks=False)
+
+    def copy_up(self, path: bytes) -> bytes:
+        """The upper copy of path (made now if it lives below)."""
+        u = self.up(path)
+        if _exists(u):
+            return u
+        lo = self.must(path)
+        self._parent_up(path)
+        st = os.lstat(lo)
+        if stat.S_ISDIR(st.st_mode):
+            with exact_mode:
+                os.mkdir(u, stat.S_IMODE(st.st_mode))
+        elif stat.S_ISLNK(st.st_mode):
+            os.symlink(os.readlink(lo), u)
+        elif stat.S_ISREG(st.st_mode):
+            shutil.copyfile(lo, u, follow_symlinks=False)
+        else:
+            raise OSError(errno.EOPNOTSUPP, "cannot copy up a special file")
+        shutil.copystat(lo, u, follow_symlinks=False)
+        return u
+
+    def for_change(self, path: bytes, write_data: bool = True) -> bytes:
+        """Where a change to an existing path goes."""
+        self._rofs()
+        h = self.must(path)
+        if self.mode in ("bind", "merge") or h.startswith(self.upper + b"/") or h == self.upper:
+            return h
+        if self.mode == "mincow" and os.access(h, os.W_OK, follow_symlinks=False):
+            return h
+        return self.copy_up(path)
+
+    def for_new(self, path: bytes) -> bytes:
+        """Where a new name goes (and its whiteout, if any, is dropped)."""
+        self._rofs()
+        if self.mode == "bind":
+            return self.up(path)
+        if self.mode == "mincow" and not self.hidden(path):
+            parent = path.rpartition(b"/")[0] or b"/"
+            lp = self.where(parent)
+            if lp == self.low(parent) and os.access(lp, os.W_OK):
+                return self.low(path)
+        self._parent_up(path)
+        # a whiteout stays: the new upper name wins, and a directory made again over a
+        # deleted lower one starts empty (its lower content stays hidden)
+        return self.up(path)
+
+    def remove(self, path: bytes, is_dir: bool) -> None:
+        self._rofs()
+        h = self.must(path)
+        if is_dir and self.listdir(path) - {b".", b".."}:
+            raise OSError(errno.ENOTEMPTY, "directory not empty")
+        in_upper = h.startswith(self.upper + b"/")
+        if self.mode in ("bind", "merge") or (self.mode == "mincow" and not in_upper and
+                                               os.access(os.path.dirname(h), os.W_OK)):
+            (os.rmdir if is_dir else os.unlink)(h)
+            return
+        if in_upper:
+            if is_dir:
+                shutil.rmtree(h)
+            else:
+                os.unlink(h)
+        if _exists(self.low(path)):  # a lower name stays hidden
+            self._mark_deleted(path)
+
+    def listdir(self, path: bytes) -> set:
+        names = set()
+        u = self.up(path)
+        if os.path.isdir(u):
+            names |= set(os.listdir(u))
+            if path == b"/" and self.mode in ("cow", "mincow"):
+                names.discard(WHITEOUT_DIR)
+        if self.mode != "bind" and not self.hidden(path):
+            lo = self.low(path)
+            if os.path.isdir(lo) and not (os.path.lexists(u) and not os.path.isdir(u)):
+                for n in os.listdir(lo):
+                    if not self.hidden(path.rstrip(b"/") + b"/" + n):
+                        names.add(n)
+        return names
+
+    # ------------------------------------------------------------ the service API
+    def lstat(self, path):
+        return os.lstat(self.must(path))
+
+    def access(self, path, mode):
+        if mode & os.W_OK:
+            self._rofs()
+        if not os.access(self.must(path), mode, follow_symlinks=False):
+            raise OSError(errno.EACCES, "permission denied")
+
+    def readlink(self, path):
+        return os.readlink(self.must(path))
+
+    def host_path(self, path):
+        return self.must(path)
+
+    def special_path(self, path, st):
+        return self.must(path)
+
+    def open(self, path, flags, mode):
+        writing = flags & (os.O_WRONLY | os.O_RDWR | os.O_TRUNC)
+        h = self.where(path)
+        if h is None:
+            if not flags & os.O_CREAT:
+                raise OSError(errno.ENOENT, "no such file")
+            h = self.for_new(path)
+        elif writing:
+            h = self.for_change(path)
+        with exact_mode:
+            fd = os.open(h, (flags | os.O_CLOEXEC | os.O_NOFOLLOW) & ~os.O_NOCTTY, mode)
+        return Handle(fd, path)
+
+    def close(self, h):
+        os.close(h.fd)
+
+    def pread(self, h, size, offset):
+        return os.pread(h.fd, size, offset)
+
+    def pwrite(self, h, data, offset):
+        return os.pwrite(h.fd, data, offset)
+
+    def fstat(self, h):
+        return os.fstat(h.fd)
+
+    def ftruncate(self, h, length):
+        os.ftruncate(h.fd, length)
+
+    def fsync(self, h):
+        os.fsync(h.fd)
+
+    def getdents(self, h, offset):
+        if offset == 0 or h.listing is None:
+            h.listing = [b".", b".."] + sorted(self.listdir(h.path))
+        out = []
+        for i in range(offset, len(h.listing)):
+            name = h.listing[i]
+            if name in (b".", b".."):
+                out.append((name, 0, 4, i + 1))
+                continue
+            child = h.path.rstrip(b"/") + b"/" + name
+            try:
+                st = os.lstat(self.must(child))
+            except OSError:
+                continue
+            out.append((name, st.st_ino, stat.S_IFMT(st.st_mode) >> 12, i + 1))
+        return out
+
+    def mkdir(self, path, mode):
+        if self.where(path) is not None:
+            raise OSError(errno.EEXIST, "exists")
+        with exact_mode:
+            os.mkdir(self.for_new(path), mode)
+
+    def mknod(self, path, mode, rdev):
+        if self.where(path) is not None:
+            raise OSError(errno.EEXIST, "exists")
+        with exact_mode:
+            os.mknod(self.for_new(path), mode, rdev)
+
+    def symlink(self, target, path):
+        if self.where(path) is not None:
+            raise OSError(errno.EEXIST, "exists")
+        os.symlink(target, self.for_new(path))
+
+    def link(self, old, new):
+        if self.where(new) is not None:
+            raise OSError(errno.EEXIST, "exists")
+        src = self.for_change(old)
+        os.link(src, self.for_new(new), follow_symlinks=False)
+
+    def unlink(self, path):
+        self.remove(path, False)
+
+    def rmdir(self, path):
+        self.remove(path, True)
+
+    def rename(self, old, new, flags):
+        if flags:
+            raise OSError(errno.EINVAL, "rename flags")
+        self._rofs()
+        st = os.lstat(self.must(old))
+        if self.mode in ("cow", "mincow"):
+            src = self.must(old)
+            if not src.startswith(self.upper + b"/"):
+                if stat.S_ISDIR(st.st_mode):  # copy the whole lower subtree up
+                    self._copy_tree_up(old)
+                else:
+                    self.copy_up(old)
+            src = self.up(old)
+        else:
+            src = self.must(old)
+        target = self.where(new)
+        if target is not None and os.path.isdir(target) and not os.path.islink(target):
+            if not stat.S_ISDIR(st.st_mode):
+                raise OSError(errno.EISDIR, "is a directory")
+            if self.listdir(new) - {b".", b".."}:
+                raise OSError(errno.ENOTEMPTY, "directory not empty")
+        dst = self.for_new(new)  # a lower name there is hidden by the upper one
+        os.rename(src, dst)
+        if self.mode in ("cow", "mincow") and _exists(self.low(old)):
+            self._mark_deleted(old)
+
+    def _copy_tree_up(self, path: bytes) -> None:
+        self.copy_up(path)
+        for name in self.listdir(path) - {b".", b".."}:
+            child = path.rstrip(b"/") + b"/" + name
+            if os.path.isdir(self.must(child)) and not os.path.islink(self.must(child)):
+                self._copy_tree_up(child)
+            else:
+                self.copy_up(child)
+
+    def chmod(self, path, mode):
+        os.chmod(self.for_change(path), mode)
+
+    def chown(self, path, uid, gid):
+        os.chown(self.for_change(path), uid, gid, follow_symlinks=False)
+
+    def truncate(self, path, length):
+        os.truncate(self.for_change(path), length)
+
+    def utimens(self, path, atime_ns, mtime_ns):
+        h = self.for_change(path)
+        st = os.lstat(h)
+        os.utime(h, ns=(st.st_atime_ns if atime_ns is None else atime_ns,
+                        st.st_mtime_ns if mtime_ns is None else mtime_ns),
+                 follow_symlinks=False)
+
+    def statfs(self, path):
+        return os.statvfs(self.upper if self.mode != "bind" or _exists(self.upper)
+                          else self.lower)
+
+    def getxattr(self, path, name):
+        return os.getxattr(self.must(path), name, follow_symlinks=False)
+
+    def setxattr(self, path, name, value, flags):
+        os.setxattr(self.for_change(path), name, value, flags, follow_symlinks=False)
+
+    def listxattr(self, path):
+        return [os.fsencode(n) for n in os.listxattr(self.must(path), follow_symlinks=False)]
+
+    def removexattr(self, path, name):
+        os.removexattr(self.for_change(path), name, follow_symlinks=False)
+
+
+class VuFS(Module):
+    name = "vufs"
+    description = "bind, merge, cow and mincow mounts of host trees (VUOS vufs)"
+    filesystems = ("vufs",)
+
+    def mount(self, source, target, fstype, flags, options):
+        mode = "bind"
+        readonly = bool(flags & 1)
+        excepts = []
+        for item in filter(None, options.split(",")):
+            key, eq, value = item.partition("=")
+            if key in MODES and not eq:
+                mode = key
+            elif key == "ro" and not eq:
+                readonly = True
+            elif key == "rw" and not eq:
+                readonly = False
+            elif key == "except" and eq and value:
+                excepts.append(value)
+            else:
+                raise OSError(errno.EINVAL, "unknown mount option %r" % item)
+        if not _exists(source):
+            raise OSError(errno.ENOENT, "source %s does not exist" % os.fsdecode(source))
+        if mode != "bind" and not os.path.isdir(source):
+            raise OSError(errno.ENOTDIR, "%s needs a source directory" % mode)
+        if mode == "bind":
+            tree = HostTree(source, readonly=readonly)
+        else:
+            tree = LayeredTree(source, target, mode, readonly)
+        tree.excepts = [os.fsencode(e) if e.startswith("/") else
+                        target.rstrip(b"/") + b"/" + os.fsencode(e) for e in excepts]
+        return tree
