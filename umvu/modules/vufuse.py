@@ -100,6 +100,7 @@ class Fields:
 
 
 class Handle:
+    """An open file or directory of a vufuse mount."""
     __slots__ = ("fh", "inode", "is_dir")
 
     def __init__(self, fh, inode, is_dir):
@@ -135,6 +136,8 @@ class FuseService:
         self.inodes: dict[bytes, int] = {b"/": ROOT_INODE}  # lookup cache
         self.expires: dict[bytes, float] = {}  # path -> end of its entry_timeout
         self.lookups: dict[int, int] = {}  # inode -> lookup count (for forget)
+        self.opened: dict[int, int] = {}  # inode -> open handles (no forget while open)
+        self.pending_forget: dict[int, int] = {}
 
     # ---------------------------------------------------------------- plumbing
     def call(self, name, *args):
@@ -195,8 +198,13 @@ class FuseService:
         todo = []
         for ino in dropped - still:
             n = self.lookups.pop(ino, 0)
-            if n:
+            if n and self.opened.get(ino):  # as the kernel: not while a file is open
+                self.pending_forget[ino] = self.pending_forget.get(ino, 0) + n
+            elif n:
                 todo.append((ino, n))
+        self._forget(todo)
+
+    def _forget(self, todo) -> None:
         if todo and hasattr(self.ops, "forget"):
             try:
                 self.call("forget", todo)
@@ -210,7 +218,9 @@ class FuseService:
         if ino is not None:
             if time.monotonic() < self.expires.get(path, float("inf")):
                 return ino
-            self.forget_path(path)
+            # expired: look it up again (the old reference is forgotten at umount,
+            # unlink or rename, as the kernel drops a dentry it revalidated)
+            del self.inodes[path]
         parent, name = self.split(path)
         ea = self.call("lookup", self.inode(parent), name, self.ctx())
         ino = self._counted(ea)
@@ -302,12 +312,12 @@ class FuseService:
                 fi = self.call("open", int(ea.st_ino), flags & ~(os.O_CREAT | os.O_EXCL),
                                ctx)
             self.inodes[path] = self._counted(ea)
-            return Handle(getattr(fi, "fh", fi), int(ea.st_ino), False)
+            return self._opened(Handle(getattr(fi, "fh", fi), int(ea.st_ino), False))
         st = self._getattr(ino)
         if stat.S_ISDIR(st.st_mode):
             self.check(st, 4, ctx)
             fh = self.call("opendir", ino, ctx)
-            return Handle(fh, ino, True)
+            return self._opened(Handle(fh, ino, True))
         if writing:
             self._rofs()
         self.check(st, (4 if acc in (os.O_RDONLY, os.O_RDWR) else 0) |
@@ -315,7 +325,7 @@ class FuseService:
         if flags & os.O_TRUNC and st.st_size:
             self._setattr(ino, size=0)
         fi = self.call("open", ino, flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC), ctx)
-        return Handle(getattr(fi, "fh", fi), ino, False)
+        return self._opened(Handle(getattr(fi, "fh", fi), ino, False))
 
     def mkdir(self, path, mode):
         self._rofs()
@@ -473,15 +483,29 @@ class FuseService:
         return fifo
 
     # ---------------------------------------------------------------- handles
+    def _opened(self, h):
+        self.opened[h.inode] = self.opened.get(h.inode, 0) + 1
+        return h
+
     def close(self, h):
-        if h.is_dir:
-            if hasattr(self.ops, "releasedir"):
-                self.call("releasedir", h.fh)
-            return
-        if hasattr(self.ops, "flush"):
-            self.call("flush", h.fh)
-        if hasattr(self.ops, "release"):
-            self.call("release", h.fh)
+        try:
+            if h.is_dir:
+                if hasattr(self.ops, "releasedir"):
+                    self.call("releasedir", h.fh)
+                return
+            if hasattr(self.ops, "flush"):
+                self.call("flush", h.fh)
+            if hasattr(self.ops, "release"):
+                self.call("release", h.fh)
+        finally:
+            left = self.opened.get(h.inode, 1) - 1
+            if left:
+                self.opened[h.inode] = left
+            else:
+                self.opened.pop(h.inode, None)
+                n = self.pending_forget.pop(h.inode, 0)
+                if n:
+                    self._forget([(h.inode, n)])
 
     def pread(self, h, size, offset):
         return bytes(self.call("read", h.fh, offset, size))
