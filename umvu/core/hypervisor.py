@@ -141,8 +141,12 @@ class ModuleFile:
 
 class Hypervisor:
     def __init__(self, noseccomp: bool = False, debugtags: str = "",
-                 view_name: bytes = b"") -> None:
-        self.noseccomp = noseccomp
+                 view_name: bytes = b"", ptrace_only: bool = False) -> None:
+        # noseccomp (-S): every syscall stops and goes through the dispatcher, trapped
+        # by a trace-everything seccomp filter (one stop per call); ptrace_only: no
+        # filter at all, PTRACE_SYSCALL entry and exit stops (kernels without seccomp)
+        self.noseccomp = noseccomp or ptrace_only
+        self.ptrace_only = ptrace_only
         self.debugtags = set(debugtags)
         self.view_name = view_name
         self.tracer = Tracer()
@@ -159,7 +163,8 @@ class Hypervisor:
         self._pending_exit: dict[int, tuple] = {}
         self._abi32_warned: set[int] = set()
         # the filter: numbers traced, and its generation (processes catch up lazily)
-        self.filter_numbers: set[int] = set()
+        self.filter_numbers: set[int] = (set(range(syscalls.NBITS)) if self.noseccomp
+                                         else set())
         self.filter_gen = 0
         self._choice = {
             "path": self.vfs.on_path, "path2": self.vfs.on_path2, "fd": self.vfs.on_fd,
@@ -185,7 +190,7 @@ class Hypervisor:
         os.umask(guest_umask)
         try:
             self.main_tid = self.tracer.spawn(
-                argv, syscalls.bitmap(self.filter_numbers), self.noseccomp,
+                argv, syscalls.bitmap(self.filter_numbers), self.ptrace_only,
                 keep_sigint_ign=keep_int, keep_sigquit_ign=keep_quit,
                 guest_umask=guest_umask)
             self.procs.add_initial(self.main_tid).fs.umask = guest_umask
