@@ -431,19 +431,25 @@ int umvu_sys_skip(int tid, long retval, int want_exit)
 	return umvu_sys_native(tid, want_exit);
 }
 
+/* Registers of syscall nr(args) per the x86_64 syscall ABI. */
+static void set_call(struct user_regs_struct *r, long nr, const unsigned long args[6])
+{
+	r->orig_rax = (unsigned long)nr;
+	r->rdi = args[0];
+	r->rsi = args[1];
+	r->rdx = args[2];
+	r->r10 = args[3];
+	r->r8 = args[4];
+	r->r9 = args[5];
+}
+
 /* At a syscall stop: change number and arguments, then run it natively. */
 int umvu_sys_set(int tid, long nr, const unsigned long args[6])
 {
 	struct user_regs_struct r;
 	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
 		return -errno;
-	r.orig_rax = (unsigned long)nr;
-	r.rdi = args[0];
-	r.rsi = args[1];
-	r.rdx = args[2];
-	r.r10 = args[3];
-	r.r8 = args[4];
-	r.r9 = args[5];
+	set_call(&r, nr, args);
 	return ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 ? -errno : 0;
 }
 
@@ -508,14 +514,8 @@ long umvu_inject(int tid, long nr, const unsigned long args[6])
 	if (ptrace(PTRACE_GETREGS, tid, 0, &saved) < 0)
 		return -errno;
 	r = saved;
-	r.orig_rax = nr;
+	set_call(&r, nr, args);
 	r.rax = nr;
-	r.rdi = args[0];
-	r.rsi = args[1];
-	r.rdx = args[2];
-	r.r10 = args[3];
-	r.r8 = args[4];
-	r.r9 = args[5];
 	if (op == PTRACE_SYSCALL_INFO_EXIT) {
 		/* back to the syscall instruction, run it as the injected call */
 		r.rip -= 2;

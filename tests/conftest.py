@@ -36,6 +36,22 @@ def run(mode: str, argv: list[str], *, cwd=None, env=None, timeout=600,
                           timeout=timeout)
 
 
+def differential(cmd: str, tmp_path, guest_mode: str, wrap=None):
+    """Run ``bash -c cmd`` natively and in guest_mode, each in a fresh ``tmp_path/w``;
+    ``wrap(work, cmd)`` gives the guest's script (to mount something first). Returns
+    {mode: (status, stdout)}."""
+    results = {}
+    for mode in ("native", guest_mode):
+        work = tmp_path / "w"
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir()
+        script = cmd if mode == "native" or wrap is None else wrap(work, cmd)
+        r = run(mode, ["bash", "-c", script], cwd=work, timeout=300)
+        results[mode] = (r.returncode, r.stdout)
+    return results
+
+
 @pytest.fixture(params=GUEST_MODES)
 def guest_mode(request):
     return request.param

@@ -1,11 +1,9 @@
 """The same command lines natively, under umvu and under umvu -S: same stdout, same
 exit status (issue: core, acceptance 2)."""
-import shutil
-from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run
+from conftest import REPO, differential
 
 PROGS = REPO / "tests" / "progs"
 GIT_ENV = ("GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@x GIT_COMMITTER_NAME=t "
@@ -72,14 +70,7 @@ COMMANDS = [
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=range(len(COMMANDS)))
 def test_differential(cmd, tmp_path, guest_mode):
-    results = {}
-    for mode in ("native", guest_mode):
-        work = tmp_path / "w"
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir()
-        r = run(mode, ["bash", "-c", cmd], cwd=work, timeout=300)
-        results[mode] = (r.returncode, r.stdout)
+    results = differential(cmd, tmp_path, guest_mode)
     assert results[guest_mode] == results["native"], cmd
 
 

@@ -1,10 +1,8 @@
 """The core differential suite re-run in a work directory under /unreal/<real dir>:
 same output as natively in <real dir> (issue: modules framework, acceptance 2)."""
-import shutil
-
 import pytest
 
-from conftest import run
+from conftest import differential
 from test_differential import COMMANDS
 
 # these print the cwd's own name, which differs by the /unreal prefix by design
@@ -31,16 +29,6 @@ CASES = [c for i, c in enumerate(COMMANDS) if i not in CWD_NAMED] + [
 
 @pytest.mark.parametrize("cmd", CASES, ids=range(len(CASES)))
 def test_unreal_differential(cmd, tmp_path, guest_mode):
-    results = {}
-    for mode in ("native", guest_mode):
-        work = tmp_path / "w"
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir()
-        if mode == "native":
-            script = cmd
-        else:
-            script = "vu_insmod unreal && cd /unreal%s && { %s\n}" % (work, cmd)
-        r = run(mode, ["bash", "-c", script], cwd=work, timeout=300)
-        results[mode] = (r.returncode, r.stdout)
+    results = differential(cmd, tmp_path, guest_mode, lambda work, c: (
+        "vu_insmod unreal && cd /unreal%s && { %s\n}" % (work, c)))
     assert results[guest_mode] == results["native"], cmd

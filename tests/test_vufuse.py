@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import BASE_ENV, MODES, REPO, run
+from conftest import BASE_ENV, MODES, REPO, differential, run
 from test_unreal_differential import CASES
 
 
@@ -16,24 +16,16 @@ from test_unreal_differential import CASES
 def test_differential_inside_vufuse(cmd, fstype, tmp_path):
     # umvu only: umvu -S runs the same dispatch for every syscall and takes 3x longer;
     # the -S path is covered by the core and /unreal suites
-    guest_mode = "umvu"
-    results = {}
-    for mode in ("native", guest_mode):
-        work = tmp_path / "w"
-        if work.exists():
-            shutil.rmtree(work)
-        work.mkdir()
-        if mode == "native":
-            script = cmd
-        else:
-            src = tmp_path / "src"
-            shutil.rmtree(src, ignore_errors=True)
-            src.mkdir()
-            script = ("vu_insmod vufuse && vumount -t %s %s %s && cd %s && { %s\n}"
-                      % (fstype, src if fstype == "vufusereal" else "none", work, work, cmd))
-        r = run(mode, ["bash", "-c", script], cwd=work, timeout=300)
-        results[mode] = (r.returncode, r.stdout)
-    assert results[guest_mode] == results["native"], cmd
+    src = tmp_path / "src"
+    src.mkdir()
+
+    def wrap(work, c):
+        shutil.rmtree(src)
+        src.mkdir()
+        return ("vu_insmod vufuse && vumount -t %s %s %s && cd %s && { %s\n}"
+                % (fstype, src if fstype == "vufusereal" else "none", work, work, c))
+    results = differential(cmd, tmp_path, "umvu", wrap)
+    assert results["umvu"] == results["native"], cmd
 
 
 def test_mount_is_private_to_the_session(tmp_path, guest_mode):

@@ -50,12 +50,7 @@ class VirtualSyscalls:
         return handler(t, args)
 
     def _out(self, t, guest_addr, size, data: bytes) -> int:
-        if size == 0:
-            return len(data)
-        if len(data) > size:
-            return -errno.ERANGE
-        self.tracer.poke(t.tid, guest_addr, data)
-        return len(data)
+        return self.hv.vfs._sized_out(t, guest_addr, size, data)
 
     # ------------------------------------------------------------ modules
     def vu_insmod(self, t, args):
