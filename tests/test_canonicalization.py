@@ -3,8 +3,6 @@ cross the mount boundary, trailing slashes) under /unreal compared with the kern
 own answer on the same tree natively (issue: modules framework, acceptance 3)."""
 import os
 
-import pytest
-
 from conftest import REPO, run
 
 PROG = str(REPO / "tests" / "progs" / "canon.py")

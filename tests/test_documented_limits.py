@@ -1,10 +1,8 @@
 """Where umvu cannot behave natively, the guest gets the clean error the README lists
 (issue: core, documented differences)."""
-import os
 import subprocess
 import textwrap
 
-import pytest
 
 from conftest import run
 

@@ -1,8 +1,5 @@
 """The module framework: vu_* commands, unreal, mountreal, errors, diagnostics
 (issue: modules framework, acceptance 1, 4, 5, 6)."""
-import os
-import subprocess
-
 import pytest
 
 from conftest import REPO, run

@@ -2,16 +2,14 @@
 here), mounted inside umvu with vufuse and through the kernel with real pyfuse3: the same
 workload gives the same results (issue: vufuse, acceptance 1; kernel side needs root)."""
 import os
-import shutil
 import subprocess
 import sys
 import tarfile
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import BASE_ENV, run
+from conftest import run
 
 WORKLOAD = r"""
 set +e

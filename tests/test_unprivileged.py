@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BASE_ENV, REPO
 
 
 def test_runs_as_unprivileged_user(as_user):

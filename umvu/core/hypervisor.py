@@ -20,7 +20,7 @@ import struct
 from umvu.core import syscalls
 from umvu.core.errors import call_to_retval
 from umvu.core.process import FdTable, ProcessTable
-from umvu.core.registry import Entry, Responsibility, load_module_class
+from umvu.core.registry import Entry, Responsibility
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
                               EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_filter)
 from umvu.core.vfs import Native, VirtualFS, s32

@@ -225,8 +225,6 @@ class VirtualFS:
                     t.fs.kernel_cwd = True
                 return None
             return Native(rewrite, done)
-        if sc.name in ("execve", "execveat"):
-            return Native(rewrite) if rewrite else None
         return Native(rewrite) if rewrite else None
 
     def on_path2(self, t, sc, args):
@@ -578,19 +576,14 @@ class VirtualFS:
     def install(self, t, vf: VFile, cloexec: int):
         """Turn the pending syscall into eventfd2 and map the fd it returns to vf."""
         def done(ret):
-            if ret < 0:
-                self.release(vf)
-                return None
-            self.bind(t.files, ret, vf)
-            return None
+            if ret >= 0:
+                self.bind(t.files, ret, vf)
+            self.release(vf)  # the hold taken below: the fd table holds it now, or none
         vf.refs += 1  # held until bound
         if vf.entry is not None:
             vf.entry.users += 1  # until the last reference goes
         new = [1, (O_CLOEXEC if cloexec else 0), 0, 0, 0, 0]
-        return Native(new, lambda ret: (done(ret), self.unhold(vf))[0], nr=NR_EVENTFD2)
-
-    def unhold(self, vf):
-        self.release(vf)
+        return Native(new, done, nr=NR_EVENTFD2)
 
     def bind(self, files, fd: int, vf: VFile) -> None:
         old = files.set(fd, vf)
