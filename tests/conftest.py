@@ -47,7 +47,7 @@ def differential(cmd: str, tmp_path, guest_mode: str, wrap=None):
             shutil.rmtree(work)
         work.mkdir()
         script = cmd if mode == "native" or wrap is None else wrap(work, cmd)
-        r = run(mode, ["bash", "-c", script], cwd=work, timeout=300)
+        r = run(mode, ["bash", "-c", script], cwd=work, timeout=900)
         results[mode] = (r.returncode, r.stdout)
     return results
 

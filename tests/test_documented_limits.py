@@ -36,17 +36,3 @@ def test_int80_is_refused_with_enosys_and_a_warning(tmp_path, guest_mode):
     r = run(guest_mode, [str(tmp_path / "a")])
     assert r.stdout == b"-38\n"  # -ENOSYS
     assert b"32-bit/x32 system call 20 refused with ENOSYS" in r.stderr
-
-
-def test_ptrace_only_mode_without_seccomp():
-    """--ptrace-only (for kernels without seccomp): PTRACE_SYSCALL stops, same results."""
-    opts = ("--ptrace-only",)
-    assert run("umvu", ["sh", "-c", "kill -9 $$"], umvu_opts=opts).returncode == 137
-    cmd = ["bash", "-c", "seq 1 300 | sort -rn | head -3; (exit 6)"]
-    native = run("native", cmd)
-    guest = run("umvu", cmd, umvu_opts=opts)
-    assert (guest.returncode, guest.stdout) == (native.returncode, native.stdout) == (
-        6, b"300\n299\n298\n")
-    r = run("umvu", ["bash", "-c", "vu_insmod unreal && cat /unreal/etc/hostname"],
-            umvu_opts=opts)
-    assert r.stdout == open("/etc/hostname", "rb").read()

@@ -21,9 +21,6 @@ def build_parser() -> argparse.ArgumentParser:
         "and those of all its descendants go to the kernel or to umvu modules.")
     p.add_argument("-S", "--noseccomp", action="store_true",
                    help="no seccomp acceleration: every syscall stops in the hypervisor")
-    p.add_argument("--ptrace-only", action="store_true",
-                   help="no seccomp filter at all: PTRACE_SYSCALL entry and exit stops "
-                   "(for kernels without seccomp; implies -S)")
     p.add_argument("-d", "--debugtags", default="", metavar="TAGS",
                    help="debug tags (s: one strace-like line per intercepted syscall)")
     p.add_argument("-D", "--debugcolors", default="", metavar="COLORS",
@@ -105,8 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print("umvu: cannot open %s: %s" % (opts.output, e.strerror), file=sys.stderr)
         return 2
-    hv = Hypervisor(noseccomp=opts.noseccomp, ptrace_only=opts.ptrace_only,
-                    debugtags=opts.debugtags,
+    hv = Hypervisor(noseccomp=opts.noseccomp, debugtags=opts.debugtags,
                     view_name=os.fsencode(opts.vu_name))
     try:
         return hv.run(guest_argv(opts))

@@ -6,18 +6,20 @@ import subprocess
 import sys
 import threading
 
-results = [0] * 16
+# (kept small: under any ptrace tracer, strace included, GIL hand-offs between threads
+# making syscalls cost a stop each, and this part alone takes minutes at 16 x 200)
+results = [0] * 8
 
 
 def work(i):
     total = 0
-    for _ in range(200):
+    for _ in range(50):
         total += len(os.listdir("/usr/bin")) > 0
         os.getppid()
     results[i] = total
 
 
-threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
 for t in threads:
     t.start()
 for t in threads:

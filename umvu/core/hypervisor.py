@@ -141,12 +141,10 @@ class ModuleFile:
 
 class Hypervisor:
     def __init__(self, noseccomp: bool = False, debugtags: str = "",
-                 view_name: bytes = b"", ptrace_only: bool = False) -> None:
-        # noseccomp (-S): every syscall stops and goes through the dispatcher, trapped
-        # by a trace-everything seccomp filter (one stop per call); ptrace_only: no
-        # filter at all, PTRACE_SYSCALL entry and exit stops (kernels without seccomp)
-        self.noseccomp = noseccomp or ptrace_only
-        self.ptrace_only = ptrace_only
+                 view_name: bytes = b"") -> None:
+        # noseccomp (-S): no filter; every syscall stops (PTRACE_SYSCALL entry and exit
+        # stops) and goes through the dispatcher
+        self.noseccomp = noseccomp
         self.debugtags = set(debugtags)
         self.view_name = view_name
         self.tracer = Tracer()
@@ -163,8 +161,7 @@ class Hypervisor:
         self._pending_exit: dict[int, tuple] = {}
         self._abi32_warned: set[int] = set()
         # the filter: numbers traced, and its generation (processes catch up lazily)
-        self.filter_numbers: set[int] = (set(range(syscalls.NBITS)) if self.noseccomp
-                                         else set())
+        self.filter_numbers: set[int] = set()
         self.filter_gen = 0
         self._choice = {
             "path": self.vfs.on_path, "path2": self.vfs.on_path2, "fd": self.vfs.on_fd,
@@ -190,7 +187,7 @@ class Hypervisor:
         os.umask(guest_umask)
         try:
             self.main_tid = self.tracer.spawn(
-                argv, syscalls.bitmap(self.filter_numbers), self.ptrace_only,
+                argv, syscalls.bitmap(self.filter_numbers), self.noseccomp,
                 keep_sigint_ign=keep_int, keep_sigquit_ign=keep_quit,
                 guest_umask=guest_umask)
             self.procs.add_initial(self.main_tid).fs.umask = guest_umask
