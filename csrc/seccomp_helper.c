@@ -497,6 +497,23 @@ static int wait_op(int tid, int want_op, int *pending_sig)
 	}
 }
 
+/* Run the injected call (its registers set, tid at a stop before it) to its exit
+ * stop and read its result. */
+static int finish_injected(int tid, int *pending_sig, long *result)
+{
+	struct user_regs_struct r;
+	int e;
+
+	if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+		return -errno;
+	if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_EXIT, pending_sig)) < 0)
+		return e;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	*result = (long)r.rax;
+	return 0;
+}
+
 /*
  * At a seccomp, syscall-entry or syscall-exit stop: run syscall nr(args) in the
  * tracee, then put it back at the same kind of stop with the same registers.
@@ -523,23 +540,15 @@ long umvu_inject(int tid, long nr, const unsigned long args[6])
 			return -errno;
 		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
 			return e;
-		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
-			return -errno;
-		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_EXIT, &pending_sig)) < 0)
+		if ((e = finish_injected(tid, &pending_sig, &result)) < 0)
 			return e;
-		if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
-			return -errno;
-		result = (long)r.rax;
 		if (ptrace(PTRACE_SETREGS, tid, 0, &saved) < 0)
 			return -errno;
 	} else {
-		if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 || ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+		if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0)
 			return -errno;
-		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_EXIT, &pending_sig)) < 0)
+		if ((e = finish_injected(tid, &pending_sig, &result)) < 0)
 			return e;
-		if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
-			return -errno;
-		result = (long)r.rax;
 		/* re-execute the original syscall instruction to get back to its stop */
 		saved.rip -= 2;
 		saved.rax = saved.orig_rax;

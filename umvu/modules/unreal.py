@@ -27,6 +27,14 @@ class _ExactMode:
 exact_mode = _ExactMode()
 
 
+def utime_ns(host_path: bytes, atime_ns, mtime_ns) -> None:
+    """Set a host file's times; None leaves that time as it is."""
+    st = os.lstat(host_path)
+    os.utime(host_path, ns=(st.st_atime_ns if atime_ns is None else atime_ns,
+                            st.st_mtime_ns if mtime_ns is None else mtime_ns),
+             follow_symlinks=False)
+
+
 class HostTree:
     """A service showing the host directory ``root`` (bytes)."""
 
@@ -108,10 +116,7 @@ class HostTree:
         os.truncate(self.host(path), length)
 
     def utimens(self, path, atime_ns, mtime_ns):
-        st = os.lstat(self.host(path))
-        os.utime(self.host(path), ns=(st.st_atime_ns if atime_ns is None else atime_ns,
-                                      st.st_mtime_ns if mtime_ns is None else mtime_ns),
-                 follow_symlinks=False)
+        utime_ns(self.host(path), atime_ns, mtime_ns)
 
     def statfs(self, path):
         return os.statvfs(self.host(path))

@@ -19,7 +19,7 @@ import shutil
 import stat
 
 from umvu.modules.base import Module
-from umvu.modules.unreal import HostTree, exact_mode
+from umvu.modules.unreal import HostTree, exact_mode, utime_ns
 
 WHITEOUT_DIR = b".-"
 MODES = ("bind", "merge", "cow", "mincow")
@@ -332,11 +332,7 @@ class LayeredTree:
         os.truncate(self.for_change(path), length)
 
     def utimens(self, path, atime_ns, mtime_ns):
-        h = self.for_change(path)
-        st = os.lstat(h)
-        os.utime(h, ns=(st.st_atime_ns if atime_ns is None else atime_ns,
-                        st.st_mtime_ns if mtime_ns is None else mtime_ns),
-                 follow_symlinks=False)
+        utime_ns(self.for_change(path), atime_ns, mtime_ns)
 
     def statfs(self, path):
         return os.statvfs(self.upper if self.mode != "bind" or _exists(self.upper)
