@@ -10,7 +10,8 @@ setup(
     packages=find_packages(include=["umvu", "umvu.*"]),
     setup_requires=["cffi>=1.15"],
     install_requires=["cffi>=1.15"],
-    cffi_modules=["umvu/core/_build_tracer.py:ffibuilder"],
+    cffi_modules=["umvu/core/_build_tracer.py:ffibuilder",
+                  "umvu/submodules/_build_ext2fs.py:ffibuilder"],
     entry_points={"console_scripts": ["umvu=umvu.cli:main"]
                   + ["%s=umvu.commands:%s" % (c, c) for c in COMMANDS]},
     python_requires=">=3.11",

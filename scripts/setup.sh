@@ -5,7 +5,8 @@ set -e
 cd "$(dirname "$0")/.."
 PKGS="gcc make python3 python3-dev python3-cffi python3-pytest python3-pexpect python3-pyfuse3 python3-trio fuse3 libfuse3-dev pkg-config
 python3-hypothesis strace proot e2fsprogs git tar coreutils findutils
-libpython3.11-testsuite util-linux procps"
+libpython3.11-testsuite util-linux procps
+libext2fs-dev fuse2fs gdisk fdisk dosfstools mtools"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -20,8 +21,14 @@ if [ -n "$missing" ]; then
     apt-get update -qq || true
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-# the C core (cffi out-of-line module), rebuilt only when its sources change
-so=$(ls umvu/core/_tracer*.so 2>/dev/null | head -1)
-if [ -z "$so" ] || [ -n "$(find csrc umvu/core/_build_tracer.py -newer "$so" 2>/dev/null)" ]; then
+# the C parts (cffi out-of-line modules), rebuilt only when their sources change
+stale=""
+for so_glob in "umvu/core/_tracer*.so" "umvu/submodules/_ext2fs*.so"; do
+    so=$(ls $so_glob 2>/dev/null | head -1)
+    if [ -z "$so" ] || [ -n "$(find csrc umvu/core/_build_tracer.py umvu/submodules/_build_ext2fs.py -newer "$so" 2>/dev/null)" ]; then
+        stale=1
+    fi
+done
+if [ -n "$stale" ]; then
     /usr/bin/python3 setup.py -q build_ext --inplace >/dev/null
 fi

@@ -15,6 +15,7 @@ import errno
 import logging
 import os
 import signal
+import stat
 import struct
 
 from umvu.core import syscalls
@@ -58,15 +59,36 @@ class ModuleAPI:
         not seen, so a module never calls into its own layer and modules stack (a vudev
         disk under a file system module). Real paths are opened on the host."""
         hv = self.hv
-        seq = None
-        if below is not None:
-            entries = [e for e in hv.table.entries if e is below or e.module is below]
-            seq = min((e.seq for e in entries), default=None)
-        entry, rel = hv.table.lookup_path(path, below_seq=seq)
+        entry, rel = self._lookup_below(path, below)
         if entry is None:
             return ModuleFile(None, os.open(path, flags | os.O_CLOEXEC, mode), path)
         handle = hv.call(entry.service, "open", rel, flags, mode)
         return ModuleFile(entry.service, handle, path)
+
+    def _lookup_below(self, path: bytes, below):
+        """(entry, rel) serving a guest path, not seeing mounts made at or after below."""
+        seq = None
+        if below is not None:
+            entries = [e for e in self.hv.table.entries if e is below or e.module is below]
+            seq = min((e.seq for e in entries), default=None)
+        return self.hv.table.lookup_path(path, below_seq=seq)
+
+    def image_source(self, path: bytes, below=None):
+        """The host file behind a guest-view image path, as (host_path, offset, size):
+        a real file is itself (size None); a device of a module is the window its
+        service's ``host_backing(rel)`` names (vudev partitions, ramdisks)."""
+        hv = self.hv
+        entry, rel = self._lookup_below(path, below)
+        if entry is None:
+            st = os.stat(path)  # ENOENT, EACCES... as the guest would see them
+            if stat.S_ISDIR(st.st_mode):
+                raise OSError(errno.EISDIR, "%s is a directory" % os.fsdecode(path))
+            return path, 0, None
+        backing = getattr(entry.service, "host_backing", None)
+        if backing is None:
+            raise OSError(errno.ENOTBLK, "%s is served by module %s, which offers no "
+                          "image" % (os.fsdecode(path), entry.module.name))
+        return hv.call(entry.service, "host_backing", rel)
 
     def private_dir(self) -> bytes:
         """A directory of this session's own (exec copies, fifos), removed at the end."""

@@ -634,8 +634,20 @@ class VuFuse(Module):
                 sub_opts[key] = True if accepted[key] is bool else accepted[key](value)
             except (TypeError, ValueError):
                 raise OSError(errno.EINVAL, "bad value for option %r" % key) from None
-        readonly = (bool(flags & 1 or opts.get("ro")) or getattr(mod, "READONLY", False)) \
-            and not (opts.get("rw") or opts.get("rw+"))
+        writable = bool(opts.get("rw") or opts.get("rw+"))
+        readonly = (bool(flags & 1 or opts.get("ro")) or getattr(mod, "READONLY", False)
+                    or getattr(mod, "DEFAULT_READONLY", False)) and not writable
+        if "readonly" in accepted:
+            sub_opts["readonly"] = readonly
+        if getattr(mod, "SOURCE_IMAGE", False):
+            # an image file or a device of another module: the host file behind it
+            if source in (b"", b"none"):
+                raise OSError(errno.EINVAL, "%s needs an image file or device" % fstype)
+            source, offset, size = self.api.image_source(source, below=self)
+            if offset:
+                sub_opts["offset"] = offset
+            if size is not None:
+                sub_opts["size"] = size
         ops = build_operations(factory, source, sub_opts)
         if hasattr(ops, "init"):
             run_op(ops.init())

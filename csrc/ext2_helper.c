@@ -1,0 +1,841 @@
+/* umvu: helpers around libext2fs for the vufuseext2 submodule.
+ *
+ * Each helper does one file-system operation from start to end: it reads the
+ * inodes it needs, changes them, and writes them back, so no stale inode copy
+ * survives between calls (libext2fs file handles and xattr handles keep their
+ * own copies).  Errors are returned as errcode_t and mapped to errno in Python.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+
+#include <et/com_err.h>
+#include <ext2fs/ext2_fs.h>
+#include <ext2fs/ext2fs.h>
+
+#include "ext2_helper.h"
+
+typedef struct ext2_inode_large inode_t;
+
+#define UE2_LINK_MAX 65000  /* the kernel's EXT4_LINK_MAX */
+
+#define FS(p) ((ext2_filsys)(p))
+
+static errcode_t rd(ext2_filsys fs, ext2_ino_t ino, inode_t *in)
+{
+    memset(in, 0, sizeof *in);
+    return ext2fs_read_inode_full(fs, ino, (struct ext2_inode *)in, sizeof *in);
+}
+
+static errcode_t wr(ext2_filsys fs, ext2_ino_t ino, inode_t *in)
+{
+    return ext2fs_write_inode_full(fs, ino, (struct ext2_inode *)in, sizeof *in);
+}
+
+/* does the large-inode field ending at offset end exist in this inode? */
+static int fits(ext2_filsys fs, const inode_t *in, size_t end)
+{
+    return EXT2_INODE_SIZE(fs->super) > EXT2_GOOD_OLD_INODE_SIZE &&
+           EXT2_GOOD_OLD_INODE_SIZE + (size_t)in->i_extra_isize >= end;
+}
+#define FITS(fs, in, field) \
+    fits(fs, in, offsetof(inode_t, field) + sizeof(((inode_t *)0)->field))
+
+static int64_t get_time(uint32_t lo, uint32_t extra, int has_extra)
+{
+    int64_t sec = (int32_t)lo;
+    int64_t nsec = 0;
+    if (has_extra) {
+        sec += (int64_t)(extra & EXT4_EPOCH_MASK) << 32;
+        nsec = extra >> EXT4_EPOCH_BITS;
+        if (nsec > 999999999)
+            nsec = 0;
+    }
+    return sec * 1000000000LL + nsec;
+}
+
+static void put_time(uint32_t *lo, uint32_t *extra, int has_extra, int64_t ns)
+{
+    int64_t sec = ns / 1000000000LL, nsec = ns % 1000000000LL;
+    if (nsec < 0) {
+        nsec += 1000000000LL;
+        sec -= 1;
+    }
+    *lo = (uint32_t)sec;
+    if (has_extra)
+        *extra = ((uint32_t)nsec << EXT4_EPOCH_BITS) |
+                 (uint32_t)(((sec - (int32_t)sec) >> 32) & EXT4_EPOCH_MASK);
+}
+
+#define SET_T(fs, in, f, ns) \
+    put_time(&(in)->i_##f, &(in)->i_##f##_extra, FITS(fs, in, i_##f##_extra), ns)
+#define GET_T(fs, in, f) \
+    get_time((in)->i_##f, (in)->i_##f##_extra, FITS(fs, in, i_##f##_extra))
+
+static void set_ids(inode_t *in, uint32_t uid, uint32_t gid)
+{
+    in->i_uid = uid & 0xffff;
+    ext2fs_set_i_uid_high(*in, uid >> 16);
+    in->i_gid = gid & 0xffff;
+    ext2fs_set_i_gid_high(*in, gid >> 16);
+}
+
+static int filetype_of(uint32_t mode)
+{
+    switch (mode & S_IFMT) {
+    case S_IFREG: return EXT2_FT_REG_FILE;
+    case S_IFDIR: return EXT2_FT_DIR;
+    case S_IFCHR: return EXT2_FT_CHRDEV;
+    case S_IFBLK: return EXT2_FT_BLKDEV;
+    case S_IFIFO: return EXT2_FT_FIFO;
+    case S_IFSOCK: return EXT2_FT_SOCK;
+    case S_IFLNK: return EXT2_FT_SYMLINK;
+    }
+    return EXT2_FT_UNKNOWN;
+}
+
+/* ext2fs_link, growing a linear directory when it is full (an htree directory
+ * grows by itself in ext2fs_link) */
+static errcode_t link_expand(ext2_filsys fs, ext2_ino_t dir, const char *name,
+                             ext2_ino_t ino, int ft)
+{
+    errcode_t err = ext2fs_link(fs, dir, name, ino, ft);
+    if (err == EXT2_ET_DIR_NO_SPACE) {
+        struct ext2_inode din;
+        if (ext2fs_read_inode(fs, dir, &din) || (din.i_flags & EXT2_INDEX_FL))
+            return err;
+        err = ext2fs_expand_dir(fs, dir);
+        if (!err)
+            err = ext2fs_link(fs, dir, name, ino, ft);
+    }
+    return err;
+}
+
+/* a directory's mtime and ctime (after an entry was added or removed) and
+ * its link count (delta for a subdirectory's "..") */
+static errcode_t touch_dir(ext2_filsys fs, ext2_ino_t dir, int64_t now_ns, int links)
+{
+    inode_t in;
+    errcode_t err = rd(fs, dir, &in);
+    if (err)
+        return err;
+    SET_T(fs, &in, mtime, now_ns);
+    SET_T(fs, &in, ctime, now_ns);
+    if (links > 0 && in.i_links_count >= 1) {
+        /* dir_nlink: past UE2_LINK_MAX a directory counts 1 */
+        if (in.i_links_count + 1 >= UE2_LINK_MAX || in.i_links_count == 1)
+            in.i_links_count = 1;
+        else
+            in.i_links_count++;
+    } else if (links < 0 && in.i_links_count > 2) {
+        in.i_links_count--;
+    }
+    return wr(fs, dir, &in);
+}
+
+long ue2_open(const char *name, const char *io_options, int rw, void **ret_fs)
+{
+    ext2_filsys fs = NULL;
+    int flags = EXT2_FLAG_64BITS | (rw ? EXT2_FLAG_RW : 0);
+    errcode_t err;
+
+    add_error_table(&et_ext2_error_table);
+    err = ext2fs_open2(name, io_options && *io_options ? io_options : NULL, flags, 0, 0,
+                       unix_io_manager, &fs);
+    if (err)
+        return err;
+    err = ext2fs_check_desc(fs);
+    if (!err)
+        err = ext2fs_read_bitmaps(fs);
+    if (err) {
+        ext2fs_free(fs);
+        return err;
+    }
+    *ret_fs = fs;
+    return 0;
+}
+
+long ue2_info(void *p, struct ue2_info *info)
+{
+    ext2_filsys fs = FS(p);
+    struct ext2_super_block *sb = fs->super;
+    memset(info, 0, sizeof *info);
+    info->block_size = fs->blocksize;
+    info->inode_size = EXT2_INODE_SIZE(sb);
+    info->inodes_count = sb->s_inodes_count;
+    info->free_inodes = sb->s_free_inodes_count;
+    info->state = sb->s_state;
+    info->errors = sb->s_error_count;
+    info->feature_compat = sb->s_feature_compat;
+    info->feature_incompat = sb->s_feature_incompat;
+    info->feature_ro_compat = sb->s_feature_ro_compat;
+    info->blocks_count = ext2fs_blocks_count(sb);
+    info->free_blocks = ext2fs_free_blocks_count(sb);
+    info->r_blocks = ext2fs_r_blocks_count(sb);
+    info->needs_recovery = ext2fs_has_feature_journal_needs_recovery(sb);
+    info->has_journal = ext2fs_has_feature_journal(sb);
+    memcpy(info->volume_name, sb->s_volume_name, 16);
+    return 0;
+}
+
+/* a read-write mount: the image says "not cleanly unmounted" until ue2_close */
+long ue2_mark_mounted(void *p)
+{
+    ext2_filsys fs = FS(p);
+    fs->super->s_mnt_count++;
+    fs->super->s_mtime = time(NULL);
+    fs->super->s_state &= ~EXT2_VALID_FS;
+    ext2fs_mark_super_dirty(fs);
+    return ext2fs_flush(fs);
+}
+
+/* how: 0 = drop without writing anything, 1 = close (a rw mount: cleanly) */
+long ue2_close(void *p, int how)
+{
+    ext2_filsys fs = FS(p);
+    if (!how) {
+        ext2fs_free(fs);
+        return 0;
+    }
+    if (fs->flags & EXT2_FLAG_RW) {
+        fs->super->s_state |= EXT2_VALID_FS;
+        if (fs->super->s_error_count)
+            fs->super->s_state |= EXT2_ERROR_FS;
+        fs->super->s_wtime = time(NULL);
+        ext2fs_mark_super_dirty(fs);
+    }
+    errcode_t err = ext2fs_close2(fs, 0);
+    if (err)
+        ext2fs_free(fs);
+    return err;
+}
+
+long ue2_flush(void *p)
+{
+    ext2_filsys fs = FS(p);
+    if (!(fs->flags & EXT2_FLAG_RW))
+        return 0;
+    return ext2fs_flush(fs);
+}
+
+long ue2_getattr(void *p, uint32_t ino, struct ue2_attr *a)
+{
+    ext2_filsys fs = FS(p);
+    inode_t in;
+    errcode_t err = rd(fs, ino, &in);
+    if (err)
+        return err;
+    memset(a, 0, sizeof *a);
+    a->ino = ino;
+    a->mode = in.i_mode;
+    a->uid = inode_uid(in);
+    a->gid = inode_gid(in);
+    a->nlink = in.i_links_count;
+    a->flags = in.i_flags;
+    a->generation = in.i_generation;
+    a->size = EXT2_I_SIZE(&in);
+    a->blocks = ext2fs_get_stat_i_blocks(fs, (struct ext2_inode *)&in);
+    if (S_ISCHR(in.i_mode) || S_ISBLK(in.i_mode)) {
+        uint32_t b0 = in.i_block[0], b1 = in.i_block[1];
+        if (b0)
+            a->rdev = makedev((b0 >> 8) & 255, b0 & 255);
+        else
+            a->rdev = makedev((b1 & 0xfff00) >> 8, (b1 & 0xff) | ((b1 >> 12) & 0xfff00));
+    }
+    a->atime_ns = GET_T(fs, &in, atime);
+    a->mtime_ns = GET_T(fs, &in, mtime);
+    a->ctime_ns = GET_T(fs, &in, ctime);
+    if (FITS(fs, &in, i_crtime_extra))
+        a->crtime_ns = get_time(in.i_crtime, in.i_crtime_extra, 1);
+    return 0;
+}
+
+long ue2_setattr(void *p, uint32_t ino, const struct ue2_attr *a, int which)
+{
+    ext2_filsys fs = FS(p);
+    inode_t in;
+    errcode_t err = rd(fs, ino, &in);
+    if (err)
+        return err;
+    if (which & UE2_SET_MODE)
+        in.i_mode = (in.i_mode & S_IFMT) | (a->mode & 07777);
+    if (which & (UE2_SET_UID | UE2_SET_GID))
+        set_ids(&in, which & UE2_SET_UID ? a->uid : inode_uid(in),
+                which & UE2_SET_GID ? a->gid : inode_gid(in));
+    if (which & UE2_SET_ATIME)
+        SET_T(fs, &in, atime, a->atime_ns);
+    if (which & UE2_SET_MTIME)
+        SET_T(fs, &in, mtime, a->mtime_ns);
+    if (which & UE2_SET_CTIME)
+        SET_T(fs, &in, ctime, a->ctime_ns);
+    return wr(fs, ino, &in);
+}
+
+long ue2_lookup(void *p, uint32_t dir, const char *name, int len, uint32_t *ino)
+{
+    ext2_ino_t found = 0;
+    errcode_t err = ext2fs_lookup(FS(p), dir, name, len, NULL, &found);
+    *ino = found;
+    return err;
+}
+
+struct listing {
+    char *buf;
+    size_t len, cap;
+    errcode_t err;
+    int count;
+};
+
+static int list_one(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offset,
+                    int blocksize, char *buf, void *priv)
+{
+    struct listing *l = priv;
+    int nlen = ext2fs_dirent_name_len(d);
+    (void)dir; (void)entry; (void)offset; (void)blocksize; (void)buf;
+    if (!d->inode)
+        return 0;
+    if (l->len + 6 + nlen > l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 65536;
+        char *nb = realloc(l->buf, cap);
+        if (!nb) {
+            l->err = ENOMEM;
+            return DIRENT_ABORT;
+        }
+        l->buf = nb;
+        l->cap = cap;
+    }
+    /* record: inode (4 bytes, host order), name length, file type, name */
+    memcpy(l->buf + l->len, &d->inode, 4);
+    l->buf[l->len + 4] = (char)nlen;
+    l->buf[l->len + 5] = (char)ext2fs_dirent_file_type(d);
+    memcpy(l->buf + l->len + 6, d->name, nlen);
+    l->len += 6 + nlen;
+    l->count++;
+    return 0;
+}
+
+long ue2_dir_list(void *p, uint32_t dir, char **buf, size_t *len)
+{
+    struct listing l = {0};
+    errcode_t err = ext2fs_dir_iterate2(FS(p), dir, 0, NULL, list_one, &l);
+    if (!err)
+        err = l.err;
+    if (err) {
+        free(l.buf);
+        return err;
+    }
+    *buf = l.buf;
+    *len = l.len;
+    return 0;
+}
+
+static int count_one(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offset,
+                     int blocksize, char *buf, void *priv)
+{
+    int *others = priv;
+    (void)dir; (void)offset; (void)blocksize; (void)buf;
+    if (d->inode && entry != DIRENT_DOT_FILE && entry != DIRENT_DOT_DOT_FILE) {
+        *others = 1;
+        return DIRENT_ABORT;
+    }
+    return 0;
+}
+
+long ue2_dir_is_empty(void *p, uint32_t dir, int *empty)
+{
+    int others = 0;
+    errcode_t err = ext2fs_dir_iterate2(FS(p), dir, 0, NULL, count_one, &others);
+    *empty = !others;
+    return err;
+}
+
+long ue2_read(void *p, uint32_t ino, char *buf, size_t size, uint64_t offset, size_t *got)
+{
+    ext2_filsys fs = FS(p);
+    ext2_file_t f;
+    unsigned int n = 0;
+    errcode_t err = ext2fs_file_open(fs, ino, 0, &f);
+    *got = 0;
+    if (err)
+        return err;
+    err = ext2fs_file_llseek(f, offset, EXT2_SEEK_SET, NULL);
+    while (!err && *got < size) {
+        size_t want = size - *got;
+        if (want > (1U << 30))
+            want = 1U << 30;
+        err = ext2fs_file_read(f, buf + *got, (unsigned int)want, &n);
+        if (err || n == 0)
+            break;
+        *got += n;
+    }
+    errcode_t err2 = ext2fs_file_close(f);
+    return err ? err : err2;
+}
+
+long ue2_write(void *p, uint32_t ino, const char *buf, size_t size, uint64_t offset,
+               size_t *written, int64_t now_ns)
+{
+    ext2_filsys fs = FS(p);
+    ext2_file_t f;
+    unsigned int n = 0;
+    inode_t in;
+    errcode_t err = ext2fs_file_open(fs, ino, EXT2_FILE_WRITE, &f);
+    *written = 0;
+    if (err)
+        return err;
+    err = ext2fs_file_llseek(f, offset, EXT2_SEEK_SET, NULL);
+    while (!err && *written < size) {
+        err = ext2fs_file_write(f, buf + *written, (unsigned int)(size - *written), &n);
+        if (err || n == 0)
+            break;
+        *written += n;
+    }
+    errcode_t err2 = ext2fs_file_close(f);
+    if (!err)
+        err = err2;
+    if (*written) {  /* partial writes count, as on the kernel */
+        errcode_t err3 = rd(fs, ino, &in);
+        if (!err3) {
+            SET_T(fs, &in, mtime, now_ns);
+            SET_T(fs, &in, ctime, now_ns);
+            /* writing clears set-user-ID (and set-group-ID with group exec) */
+            if (in.i_mode & (S_ISUID | S_ISGID)) {
+                in.i_mode &= ~S_ISUID;
+                if (in.i_mode & S_IXGRP)
+                    in.i_mode &= ~S_ISGID;
+            }
+            err3 = wr(fs, ino, &in);
+        }
+        return err3;
+    }
+    return err;
+}
+
+long ue2_truncate(void *p, uint32_t ino, uint64_t size, int64_t now_ns)
+{
+    ext2_filsys fs = FS(p);
+    ext2_file_t f;
+    inode_t in;
+    errcode_t err = ext2fs_file_open(fs, ino, EXT2_FILE_WRITE, &f);
+    if (err)
+        return err;
+    err = ext2fs_file_set_size2(f, size);
+    errcode_t err2 = ext2fs_file_close(f);
+    if (err || err2)
+        return err ? err : err2;
+    err = rd(fs, ino, &in);
+    if (err)
+        return err;
+    SET_T(fs, &in, mtime, now_ns);
+    SET_T(fs, &in, ctime, now_ns);
+    return wr(fs, ino, &in);
+}
+
+long ue2_readlink(void *p, uint32_t ino, char *buf, size_t size, size_t *got)
+{
+    ext2_filsys fs = FS(p);
+    inode_t in;
+    errcode_t err = rd(fs, ino, &in);
+    *got = 0;
+    if (err)
+        return err;
+    if (!S_ISLNK(in.i_mode))
+        return EINVAL;
+    uint64_t len = EXT2_I_SIZE(&in);
+    if (len > size)
+        len = size;
+    if (ext2fs_is_fast_symlink((struct ext2_inode *)&in)) {
+        if (len > sizeof in.i_block)
+            return EXT2_ET_INODE_CORRUPTED;
+        memcpy(buf, in.i_block, len);
+        *got = len;
+        return 0;
+    }
+    return ue2_read(p, ino, buf, len, 0, got);
+}
+
+static errcode_t new_inode_common(ext2_filsys fs, ext2_ino_t ino, inode_t *in,
+                                  uint32_t mode, uint32_t uid, uint32_t gid, int64_t now_ns)
+{
+    in->i_mode = mode;
+    set_ids(in, uid, gid);
+    if (EXT2_INODE_SIZE(fs->super) > EXT2_GOOD_OLD_INODE_SIZE && !in->i_extra_isize)
+        in->i_extra_isize = sizeof(inode_t) - EXT2_GOOD_OLD_INODE_SIZE;
+    SET_T(fs, in, atime, now_ns);
+    SET_T(fs, in, mtime, now_ns);
+    SET_T(fs, in, ctime, now_ns);
+    if (FITS(fs, in, i_crtime_extra))
+        put_time(&in->i_crtime, &in->i_crtime_extra, 1, now_ns);
+    (void)ino;
+    return 0;
+}
+
+/* a regular file, device node, fifo or socket named name in parent */
+long ue2_mknode(void *p, uint32_t parent, const char *name, uint32_t mode,
+                uint32_t uid, uint32_t gid, uint64_t rdev, int64_t now_ns, uint32_t *ret_ino)
+{
+    ext2_filsys fs = FS(p);
+    ext2_ino_t ino;
+    inode_t in;
+    errcode_t err;
+
+    if (!S_ISREG(mode) && !S_ISCHR(mode) && !S_ISBLK(mode) && !S_ISFIFO(mode) &&
+        !S_ISSOCK(mode))
+        return EINVAL;
+    err = ext2fs_new_inode(fs, parent, mode, NULL, &ino);
+    if (err)
+        return err;
+    memset(&in, 0, sizeof in);
+    in.i_links_count = 1;
+    new_inode_common(fs, ino, &in, mode, uid, gid, now_ns);
+    if (S_ISCHR(mode) || S_ISBLK(mode)) {
+        unsigned int ma = major(rdev), mi = minor(rdev);
+        if (ma < 256 && mi < 256)
+            in.i_block[0] = (ma << 8) | mi;
+        else
+            in.i_block[1] = (mi & 0xff) | (ma << 8) | ((mi & ~0xffU) << 12);
+    }
+    if (S_ISREG(mode) && ext2fs_has_feature_extents(fs->super)) {
+        ext2_extent_handle_t h;
+        /* an empty extent tree in i_block, as the kernel makes */
+        err = ext2fs_extent_open2(fs, ino, (struct ext2_inode *)&in, &h);
+        if (err)
+            return err;
+        ext2fs_extent_free(h);
+    }
+    err = ext2fs_write_new_inode(fs, ino, (struct ext2_inode *)&in);
+    if (err)
+        return err;
+    ext2fs_inode_alloc_stats2(fs, ino, +1, 0);
+    err = link_expand(fs, parent, name, ino, filetype_of(mode));
+    if (err) {
+        in.i_links_count = 0;
+        in.i_dtime = time(NULL);
+        wr(fs, ino, &in);
+        ext2fs_inode_alloc_stats2(fs, ino, -1, 0);
+        return err;
+    }
+    *ret_ino = ino;
+    return touch_dir(fs, parent, now_ns, 0);
+}
+
+/* give a node made by a libext2fs helper its owner, mode and times */
+static errcode_t adopt(ext2_filsys fs, ext2_ino_t ino, uint32_t mode, uint32_t uid,
+                       uint32_t gid, int64_t now_ns)
+{
+    inode_t in;
+    errcode_t err = rd(fs, ino, &in);
+    if (err)
+        return err;
+    new_inode_common(fs, ino, &in, (in.i_mode & S_IFMT) | (mode & 07777), uid, gid,
+                     now_ns);
+    return wr(fs, ino, &in);
+}
+
+long ue2_mkdir(void *p, uint32_t parent, const char *name, uint32_t mode,
+               uint32_t uid, uint32_t gid, int64_t now_ns, uint32_t *ret_ino)
+{
+    ext2_filsys fs = FS(p);
+    ext2_ino_t ino = 0;
+    errcode_t err = ext2fs_mkdir(fs, parent, 0, name);
+    if (err == EXT2_ET_DIR_NO_SPACE) {
+        err = ext2fs_expand_dir(fs, parent);
+        if (!err)
+            err = ext2fs_mkdir(fs, parent, 0, name);
+    }
+    if (err)
+        return err;
+    err = ext2fs_lookup(fs, parent, name, strlen(name), NULL, &ino);
+    if (err)
+        return err;
+    err = adopt(fs, ino, S_IFDIR | mode, uid, gid, now_ns);
+    if (err)
+        return err;
+    *ret_ino = ino;
+    return touch_dir(fs, parent, now_ns, 0);  /* ext2fs_mkdir counted the link */
+}
+
+long ue2_symlink(void *p, uint32_t parent, const char *name, const char *target,
+                 uint32_t uid, uint32_t gid, int64_t now_ns, uint32_t *ret_ino)
+{
+    ext2_filsys fs = FS(p);
+    ext2_ino_t ino = 0;
+    errcode_t err = ext2fs_symlink(fs, parent, 0, name, target);
+    if (err == EXT2_ET_DIR_NO_SPACE) {
+        err = ext2fs_expand_dir(fs, parent);
+        if (!err)
+            err = ext2fs_symlink(fs, parent, 0, name, target);
+    }
+    if (err)
+        return err;
+    err = ext2fs_lookup(fs, parent, name, strlen(name), NULL, &ino);
+    if (err)
+        return err;
+    err = adopt(fs, ino, S_IFLNK | 0777, uid, gid, now_ns);
+    if (err)
+        return err;
+    *ret_ino = ino;
+    return touch_dir(fs, parent, now_ns, 0);
+}
+
+long ue2_link(void *p, uint32_t dir, const char *name, uint32_t ino, int64_t now_ns)
+{
+    ext2_filsys fs = FS(p);
+    inode_t in;
+    errcode_t err = rd(fs, ino, &in);
+    if (err)
+        return err;
+    if (S_ISDIR(in.i_mode))
+        return EPERM;
+    if (in.i_links_count >= UE2_LINK_MAX)
+        return EMLINK;
+    err = link_expand(fs, dir, name, ino, filetype_of(in.i_mode));
+    if (err)
+        return err;
+    err = rd(fs, ino, &in);
+    if (err)
+        return err;
+    in.i_links_count++;
+    SET_T(fs, &in, ctime, now_ns);
+    err = wr(fs, ino, &in);
+    if (err)
+        return err;
+    return touch_dir(fs, dir, now_ns, 0);
+}
+
+long ue2_free_inode(void *p, uint32_t ino)
+{
+    ext2_filsys fs = FS(p);
+    inode_t in;
+    errcode_t err = rd(fs, ino, &in);
+    if (err)
+        return err;
+    if (in.i_links_count)
+        return 0;
+    err = ext2fs_free_ext_attr(fs, ino, &in);
+    if (err)
+        return err;
+    if (ext2fs_inode_has_valid_blocks2(fs, (struct ext2_inode *)&in)) {
+        err = ext2fs_punch(fs, ino, (struct ext2_inode *)&in, NULL, 0, ~0ULL);
+        if (err)
+            return err;
+    }
+    /* ext2fs_punch and ext2fs_free_ext_attr wrote their changes: reread */
+    err = rd(fs, ino, &in);
+    if (err)
+        return err;
+    in.i_dtime = time(NULL);
+    ext2fs_inode_alloc_stats2(fs, ino, -1, S_ISDIR(in.i_mode));
+    return wr(fs, ino, &in);
+}
+
+/* remove the entry name -> ino from dir; the inode loses a link and, with no
+ * link left and free_now, its blocks */
+long ue2_unlink(void *p, uint32_t dir, const char *name, uint32_t ino, int is_dir,
+                int free_now, int64_t now_ns, uint32_t *links_left)
+{
+    ext2_filsys fs = FS(p);
+    inode_t in;
+    errcode_t err = ext2fs_unlink(fs, dir, name, ino, 0);
+    if (err)
+        return err;
+    err = touch_dir(fs, dir, now_ns, is_dir ? -1 : 0);
+    if (err)
+        return err;
+    err = rd(fs, ino, &in);
+    if (err)
+        return err;
+    if (is_dir)
+        in.i_links_count = 0;
+    else if (in.i_links_count)
+        in.i_links_count--;
+    SET_T(fs, &in, ctime, now_ns);
+    err = wr(fs, ino, &in);
+    if (err)
+        return err;
+    *links_left = in.i_links_count;
+    if (!in.i_links_count && free_now)
+        return ue2_free_inode(p, ino);
+    return 0;
+}
+
+struct dotdot {
+    ext2_ino_t parent;
+    int done;
+};
+
+static int set_dotdot_one(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offset,
+                          int blocksize, char *buf, void *priv)
+{
+    struct dotdot *dd = priv;
+    (void)dir; (void)offset; (void)blocksize; (void)buf;
+    if (entry != DIRENT_DOT_DOT_FILE)
+        return 0;
+    d->inode = dd->parent;
+    dd->done = 1;
+    return DIRENT_CHANGED | DIRENT_ABORT;
+}
+
+/* move the entry old_name -> ino of old_parent to new_name in new_parent (the
+ * caller removed what new_name named); a directory gets its ".." and both
+ * parents their link counts */
+long ue2_rename(void *p, uint32_t old_parent, const char *old_name, uint32_t new_parent,
+                const char *new_name, uint32_t ino, int64_t now_ns)
+{
+    ext2_filsys fs = FS(p);
+    inode_t in;
+    errcode_t err = rd(fs, ino, &in);
+    if (err)
+        return err;
+    int is_dir = S_ISDIR(in.i_mode);
+    err = link_expand(fs, new_parent, new_name, ino, filetype_of(in.i_mode));
+    if (err)
+        return err;
+    err = ext2fs_unlink(fs, old_parent, old_name, ino, 0);
+    if (err)
+        return err;
+    if (is_dir && old_parent != new_parent) {
+        struct dotdot dd = {new_parent, 0};
+        err = ext2fs_dir_iterate2(fs, ino, DIRENT_FLAG_INCLUDE_EMPTY, NULL,
+                                  set_dotdot_one, &dd);
+        if (!err && !dd.done)
+            err = EXT2_ET_DIR_CORRUPTED;
+        if (err)
+            return err;
+        err = touch_dir(fs, old_parent, now_ns, -1);
+        if (!err)
+            err = touch_dir(fs, new_parent, now_ns, 1);
+    } else {
+        err = touch_dir(fs, old_parent, now_ns, 0);
+        if (!err && new_parent != old_parent)
+            err = touch_dir(fs, new_parent, now_ns, 0);
+    }
+    if (err)
+        return err;
+    err = rd(fs, ino, &in);
+    if (err)
+        return err;
+    SET_T(fs, &in, ctime, now_ns);
+    return wr(fs, ino, &in);
+}
+
+static errcode_t xattr_handle(ext2_filsys fs, ext2_ino_t ino, struct ext2_xattr_handle **h)
+{
+    errcode_t err = ext2fs_xattrs_open(fs, ino, h);
+    if (err)
+        return err;
+    err = ext2fs_xattrs_read(*h);
+    if (err)
+        ext2fs_xattrs_close(h);
+    return err;
+}
+
+long ue2_xattr_get(void *p, uint32_t ino, const char *key, void **value, size_t *len)
+{
+    struct ext2_xattr_handle *h;
+    errcode_t err = xattr_handle(FS(p), ino, &h);
+    if (err)
+        return err;
+    err = ext2fs_xattr_get(h, key, value, len);
+    ext2fs_xattrs_close(&h);
+    return err;
+}
+
+static errcode_t xattr_ctime(ext2_filsys fs, ext2_ino_t ino, int64_t now_ns)
+{
+    inode_t in;
+    errcode_t err = rd(fs, ino, &in);
+    if (err)
+        return err;
+    SET_T(fs, &in, ctime, now_ns);
+    return wr(fs, ino, &in);
+}
+
+long ue2_xattr_set(void *p, uint32_t ino, const char *key, const void *value,
+                   size_t len, int64_t now_ns)
+{
+    struct ext2_xattr_handle *h;
+    errcode_t err = xattr_handle(FS(p), ino, &h);
+    if (err)
+        return err;
+    err = ext2fs_xattr_set(h, key, value, len);  /* (writes the attributes) */
+    errcode_t err2 = ext2fs_xattrs_close(&h);
+    if (err || err2)
+        return err ? err : err2;
+    return xattr_ctime(FS(p), ino, now_ns);
+}
+
+long ue2_xattr_remove(void *p, uint32_t ino, const char *key, int64_t now_ns)
+{
+    struct ext2_xattr_handle *h;
+    void *v = NULL;
+    size_t vlen = 0;
+    errcode_t err = xattr_handle(FS(p), ino, &h);
+    if (err)
+        return err;
+    /* libext2fs removes a missing key quietly: the kernel says ENODATA */
+    err = ext2fs_xattr_get(h, key, &v, &vlen);
+    if (!err) {
+        ext2fs_free_mem(&v);
+        err = ext2fs_xattr_remove(h, key);
+    }
+    errcode_t err2 = ext2fs_xattrs_close(&h);
+    if (err || err2)
+        return err ? err : err2;
+    return xattr_ctime(FS(p), ino, now_ns);
+}
+
+static int list_key(char *name, char *value, size_t value_len, void *priv)
+{
+    struct listing *l = priv;
+    size_t n = strlen(name) + 1;
+    (void)value; (void)value_len;
+    if (l->len + n > l->cap) {
+        size_t cap = l->cap ? l->cap * 2 + n : 4096 + n;
+        char *nb = realloc(l->buf, cap);
+        if (!nb) {
+            l->err = ENOMEM;
+            return XATTR_ABORT;
+        }
+        l->buf = nb;
+        l->cap = cap;
+    }
+    memcpy(l->buf + l->len, name, n);
+    l->len += n;
+    return 0;
+}
+
+long ue2_xattr_list(void *p, uint32_t ino, char **buf, size_t *len)
+{
+    struct ext2_xattr_handle *h;
+    struct listing l = {0};
+    errcode_t err = xattr_handle(FS(p), ino, &h);
+    if (err)
+        return err;
+    err = ext2fs_xattrs_iterate(h, list_key, &l);
+    ext2fs_xattrs_close(&h);
+    if (!err)
+        err = l.err;
+    if (err) {
+        free(l.buf);
+        return err;
+    }
+    *buf = l.buf;
+    *len = l.len;
+    return 0;
+}
+
+void ue2_free(void *p)
+{
+    free(p);
+}
+
+const char *ue2_strerror(long err)
+{
+    return error_message(err);
+}

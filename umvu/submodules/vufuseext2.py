@@ -1,0 +1,492 @@
+"""vufuseext2: ext2, ext3 and ext4 images through libext2fs, as a pyfuse3 file system.
+
+``vumount -t vufuseext2 [-o ro|rw+] IMAGE MOUNTPOINT``. Read-only unless ``rw`` or
+``rw+`` is given (as fuse-ext2). IMAGE is a file or a device another module offers
+(``/dev/hda1`` of vudev: a window of a host image).
+
+Checked at mount: an image that is not ext2/3/4, is corrupt (superblock, group
+descriptors, checksums), has features libext2fs cannot handle, or has a journal that
+needs recovery is refused with a clear error and nothing written; a read-only mount never
+writes a byte. A read-write mount marks the image "not clean" while mounted (as the kernel
+does) and clean again when it is unmounted, the session ends or umvu is told to stop.
+The journal is not used for writing (as fuse2fs): a crash leaves an image for e2fsck.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+
+import pyfuse3
+
+from umvu.submodules import ext2fs
+from umvu.submodules.ext2fs import SET_ATIME, SET_CTIME, SET_GID, SET_MODE, SET_MTIME, SET_UID
+
+log = logging.getLogger("umvu")
+OPTIONS = {"readonly": bool, "offset": int, "size": int}
+SOURCE_IMAGE = True  # vufuse hands over the host file behind the source (offset, size)
+DEFAULT_READONLY = True
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+EXT2_FT_DIR = 2
+
+
+def _e(fuse_ino: int) -> int:
+    """FUSE inode -> ext2 inode (the root is 1 for FUSE, 2 for ext2)."""
+    return ext2fs.ROOT_INO if fuse_ino == pyfuse3.ROOT_INODE else fuse_ino
+
+
+def _f(ext2_ino: int) -> int:
+    return pyfuse3.ROOT_INODE if ext2_ino == ext2fs.ROOT_INO else ext2_ino
+
+
+def _fail(exc: OSError):
+    return pyfuse3.FUSEError(exc.errno or errno.EIO)
+
+
+def _refuse(code: int, text: str):
+    return OSError(code, text)
+
+
+class Ext2Operations(pyfuse3.Operations):
+    """A pyfuse3 file system on an ext2/3/4 image (libext2fs does the on-disk work)."""
+
+    posix_acl = True  # system.posix_acl_* are stored and read as raw xattrs
+    supports_dot_lookup = True
+    enable_writeback_cache = False
+
+    def __init__(self, source: str, options: dict | None = None):
+        super().__init__()
+        options = options or {}
+        self.readonly = bool(options.get("readonly", False))
+        self.source = os.fsencode(source)
+        offset = int(options.get("offset", 0) or 0)
+        size = options.get("size")
+        io_options = b"offset=%d" % offset if offset else b""
+        name = os.fsdecode(self.source)
+        try:
+            self.img = ext2fs.Image(self.source, rw=not self.readonly, io_options=io_options)
+        except OSError as e:
+            if e.errno in (errno.EUCLEAN, errno.EBADMSG):
+                raise _refuse(e.errno, "%s: corrupt ext2/3/4 file system (%s); run e2fsck"
+                              % (name, e.strerror)) from None
+            if e.errno == errno.EROFS and not self.readonly:
+                raise _refuse(errno.EROFS, "%s: has features that can only be mounted "
+                              "read-only (%s)" % (name, e.strerror)) from None
+            raise _refuse(e.errno or errno.EINVAL, "%s: cannot mount as ext2/3/4 (%s)"
+                          % (name, e.strerror)) from None
+        info = self.img.info()
+        self.info = info
+        problem = None
+        if info.needs_recovery:
+            problem = (errno.EUCLEAN, "%s: the journal needs recovery; run e2fsck on it "
+                       "first (nothing was written)" % name)
+        elif size is not None and info.blocks_count * info.block_size > size:
+            problem = (errno.EINVAL, "%s: the file system (%d bytes) is larger than its "
+                       "device (%d bytes)" % (name, info.blocks_count * info.block_size,
+                                              size))
+        elif not self.readonly and info.state & 2:  # EXT2_ERROR_FS
+            problem = (errno.EUCLEAN, "%s: the file system has errors; run e2fsck on it "
+                       "before mounting it read-write" % name)
+        if problem:
+            self.img.close(clean=False)
+            raise _refuse(*problem)
+        if not self.readonly:
+            self.img.mark_mounted()
+        elif info.state & 2:
+            log.warning("umvu: vufuseext2: %s has errors; e2fsck is recommended", name)
+        self.block_size = info.block_size
+        self.open_count: dict[int, int] = {}   # ext2 inode -> open handles
+        self.orphans: set[int] = set()         # unlinked while open: freed at last close
+        self.handles: dict[int, int] = {}      # fh -> ext2 inode
+        self.dirs: dict[int, list] = {}        # fh -> directory snapshot
+        self.next_fh = 1
+
+    # ------------------------------------------------------------ helpers
+    def _entry(self, a) -> pyfuse3.EntryAttributes:
+        ea = pyfuse3.EntryAttributes()
+        ea.st_ino = _f(a.ino)
+        ea.generation = a.generation
+        ea.st_mode = a.mode
+        ea.st_nlink = a.nlink
+        ea.st_uid = a.uid
+        ea.st_gid = a.gid
+        ea.st_rdev = a.rdev
+        ea.st_size = a.size
+        ea.st_blksize = self.block_size
+        ea.st_blocks = a.blocks
+        ea.st_atime_ns = a.atime_ns
+        ea.st_mtime_ns = a.mtime_ns
+        ea.st_ctime_ns = a.ctime_ns
+        ea.entry_timeout = 300
+        ea.attr_timeout = 300
+        return ea
+
+    def _attr(self, ino: int) -> pyfuse3.EntryAttributes:
+        return self._entry(self.img.getattr(ino))
+
+    def _writable(self):
+        if self.readonly:
+            raise pyfuse3.FUSEError(errno.EROFS)
+
+    def _absent(self, parent: int, name: bytes) -> None:
+        if len(name) > 255:
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        try:
+            self.img.lookup(parent, name)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return
+            raise
+        raise pyfuse3.FUSEError(errno.EEXIST)
+
+    def _new_ids(self, parent: int, ctx, mode: int):
+        """Owner and group of a new node; a set-group-ID directory passes its group (and,
+        to subdirectories, the bit)."""
+        pa = self.img.getattr(parent)
+        gid = ctx.gid
+        if pa.mode & stat.S_ISGID:
+            gid = pa.gid
+            if stat.S_ISDIR(mode):
+                mode |= stat.S_ISGID
+        return ctx.uid, gid, mode
+
+    def _release_inode(self, ino: int) -> None:
+        n = self.open_count.get(ino, 1) - 1
+        if n > 0:
+            self.open_count[ino] = n
+            return
+        self.open_count.pop(ino, None)
+        if ino in self.orphans:
+            self.orphans.discard(ino)
+            self.img.free_inode(ino)
+
+    def _new_fh(self, ino: int) -> int:
+        fh = self.next_fh
+        self.next_fh += 1
+        self.handles[fh] = ino
+        self.open_count[ino] = self.open_count.get(ino, 0) + 1
+        return fh
+
+    # ------------------------------------------------------------ Operations
+    async def lookup(self, parent_inode, name, ctx=None):
+        try:
+            return self._attr(self.img.lookup(_e(parent_inode), bytes(name)))
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def getattr(self, inode, ctx=None):
+        try:
+            return self._attr(_e(inode))
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def setattr(self, inode, attr, fields, fh, ctx):
+        ino = _e(inode)
+        self._writable()
+        try:
+            if fields.update_size:
+                self.img.truncate(ino, attr.st_size)
+            which = 0
+            cur = self.img.getattr(ino)
+            mode = cur.mode
+            if fields.update_mode:
+                which |= SET_MODE
+                mode = attr.st_mode
+            if fields.update_uid or fields.update_gid:
+                which |= SET_UID | SET_GID
+                # a change of owner drops set-user-ID and set-group-ID (with group x)
+                if stat.S_ISREG(cur.mode) and not fields.update_mode and \
+                        cur.mode & (stat.S_ISUID | stat.S_ISGID):
+                    mode = cur.mode & ~stat.S_ISUID
+                    if mode & stat.S_IXGRP:
+                        mode &= ~stat.S_ISGID
+                    which |= SET_MODE
+            if fields.update_atime:
+                which |= SET_ATIME
+            if fields.update_mtime:
+                which |= SET_MTIME
+            if which or fields.update_size:
+                which |= SET_CTIME
+                self.img.setattr(
+                    ino, which, mode=mode,
+                    uid=attr.st_uid if fields.update_uid else cur.uid,
+                    gid=attr.st_gid if fields.update_gid else cur.gid,
+                    atime_ns=attr.st_atime_ns, mtime_ns=attr.st_mtime_ns,
+                    ctime_ns=ext2fs.now_ns())
+            return self._attr(ino)
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def readlink(self, inode, ctx):
+        try:
+            return self.img.readlink(_e(inode))
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def mknod(self, parent_inode, name, mode, rdev, ctx):
+        self._writable()
+        parent, name = _e(parent_inode), bytes(name)
+        try:
+            self._absent(parent, name)
+            uid, gid, mode = self._new_ids(parent, ctx, mode)
+            mode = stat.S_IFMT(mode) | (mode & ~ctx.umask & 0o7777)
+            return self._attr(self.img.mknode(parent, name, mode, uid, gid, rdev))
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def mkdir(self, parent_inode, name, mode, ctx):
+        self._writable()
+        parent, name = _e(parent_inode), bytes(name)
+        try:
+            self._absent(parent, name)
+            uid, gid, mode = self._new_ids(parent, ctx, stat.S_IFDIR | mode)
+            return self._attr(self.img.mkdir(parent, name, mode & ~ctx.umask & 0o7777,
+                                             uid, gid))
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def symlink(self, parent_inode, name, target, ctx):
+        self._writable()
+        parent, name = _e(parent_inode), bytes(name)
+        target = bytes(target)
+        if len(target) >= 4096:
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        try:
+            self._absent(parent, name)
+            uid, gid, _ = self._new_ids(parent, ctx, stat.S_IFLNK)
+            return self._attr(self.img.symlink(parent, name, target, uid, gid))
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def link(self, inode, new_parent_inode, new_name, ctx):
+        self._writable()
+        parent, name = _e(new_parent_inode), bytes(new_name)
+        try:
+            self._absent(parent, name)
+            self.img.link(parent, name, _e(inode))
+            return self._attr(_e(inode))
+        except OSError as e:
+            raise _fail(e) from None
+
+    def _remove(self, parent: int, name: bytes, want_dir: bool) -> None:
+        ino = self.img.lookup(parent, name)
+        a = self.img.getattr(ino)
+        is_dir = stat.S_ISDIR(a.mode)
+        if want_dir and not is_dir:
+            raise OSError(errno.ENOTDIR, "not a directory")
+        if not want_dir and is_dir:
+            raise OSError(errno.EISDIR, "is a directory")
+        if is_dir and not self.img.dir_is_empty(ino):
+            raise OSError(errno.ENOTEMPTY, "directory not empty")
+        busy = bool(self.open_count.get(ino))
+        left = self.img.unlink(parent, name, ino, is_dir, free_now=not busy)
+        if not left and busy:
+            self.orphans.add(ino)
+
+    async def unlink(self, parent_inode, name, ctx):
+        self._writable()
+        try:
+            self._remove(_e(parent_inode), bytes(name), False)
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def rmdir(self, parent_inode, name, ctx):
+        self._writable()
+        if bytes(name) in (b".", b".."):
+            raise pyfuse3.FUSEError(errno.EINVAL if name == b"." else errno.ENOTEMPTY)
+        try:
+            self._remove(_e(parent_inode), bytes(name), True)
+        except OSError as e:
+            raise _fail(e) from None
+
+    def _inside(self, ino: int, dir_ino: int) -> bool:
+        """Is dir_ino ino itself or below it?"""
+        seen = 0
+        while True:
+            if dir_ino == ino:
+                return True
+            if dir_ino == ext2fs.ROOT_INO or seen > 4096:
+                return False
+            dir_ino = self.img.lookup(dir_ino, b"..")
+            seen += 1
+
+    async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags,
+                     ctx):
+        self._writable()
+        po, pn = _e(parent_inode_old), _e(parent_inode_new)
+        old, new = bytes(name_old), bytes(name_new)
+        if flags & RENAME_EXCHANGE:
+            raise pyfuse3.FUSEError(errno.EINVAL)
+        try:
+            ino = self.img.lookup(po, old)
+            is_dir = stat.S_ISDIR(self.img.getattr(ino).mode)
+            try:
+                target = self.img.lookup(pn, new)
+            except OSError as e:
+                if e.errno != errno.ENOENT:
+                    raise
+                target = None
+            if target is not None and flags & RENAME_NOREPLACE:
+                raise OSError(errno.EEXIST, "exists")
+            if target == ino:
+                return  # two names of one file: nothing to do, as POSIX says
+            if is_dir and self._inside(ino, pn):
+                raise OSError(errno.EINVAL, "a directory cannot move below itself")
+            if target is not None:
+                t_dir = stat.S_ISDIR(self.img.getattr(target).mode)
+                if is_dir and not t_dir:
+                    raise OSError(errno.ENOTDIR, "not a directory")
+                if not is_dir and t_dir:
+                    raise OSError(errno.EISDIR, "is a directory")
+                self._remove(pn, new, t_dir)
+            elif len(new) > 255:
+                raise OSError(errno.ENAMETOOLONG, "name too long")
+            self.img.rename(po, old, pn, new, ino)
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def open(self, inode, flags, ctx):
+        ino = _e(inode)
+        if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
+            self._writable()
+        try:
+            if flags & os.O_TRUNC:
+                self.img.truncate(ino, 0)
+        except OSError as e:
+            raise _fail(e) from None
+        return pyfuse3.FileInfo(fh=self._new_fh(ino))
+
+    async def create(self, parent_inode, name, mode, flags, ctx):
+        self._writable()
+        parent, name = _e(parent_inode), bytes(name)
+        try:
+            self._absent(parent, name)
+            uid, gid, mode = self._new_ids(parent, ctx, mode)
+            ino = self.img.mknode(parent, name, stat.S_IFREG | (mode & ~ctx.umask & 0o7777),
+                                  uid, gid)
+            return pyfuse3.FileInfo(fh=self._new_fh(ino)), self._attr(ino)
+        except OSError as e:
+            raise _fail(e) from None
+
+    def _ino_of(self, fh: int) -> int:
+        ino = self.handles.get(fh)
+        if ino is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        return ino
+
+    async def read(self, fh, off, size):
+        try:
+            return self.img.read(self._ino_of(fh), size, off)
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def write(self, fh, off, buf):
+        self._writable()
+        try:
+            return self.img.write(self._ino_of(fh), bytes(buf), off)
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def flush(self, fh):
+        pass
+
+    async def release(self, fh):
+        ino = self.handles.pop(fh, None)
+        if ino is not None:
+            try:
+                self._release_inode(ino)
+            except OSError as e:
+                raise _fail(e) from None
+
+    async def fsync(self, fh, datasync):
+        try:
+            self.img.flush()
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def opendir(self, inode, ctx):
+        ino = _e(inode)
+        try:
+            entries = self.img.listdir(ino)
+        except OSError as e:
+            raise _fail(e) from None
+        fh = self._new_fh(ino)
+        self.dirs[fh] = entries
+        return fh
+
+    async def readdir(self, fh, start_id, token):
+        entries = self.dirs.get(fh)
+        if entries is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        for i in range(start_id, len(entries)):
+            name, ino, _ = entries[i]
+            try:
+                attr = self._attr(ino)
+            except OSError as e:
+                if e.errno == errno.ENOENT:
+                    continue
+                raise _fail(e) from None
+            if not pyfuse3.readdir_reply(token, name, attr, i + 1):
+                break
+
+    async def releasedir(self, fh):
+        self.dirs.pop(fh, None)
+        await self.release(fh)
+
+    async def fsyncdir(self, fh, datasync):
+        await self.fsync(fh, datasync)
+
+    async def statfs(self, ctx):
+        i = self.img.info()
+        sv = pyfuse3.StatvfsData()
+        sv.f_bsize = sv.f_frsize = i.block_size
+        sv.f_blocks = i.blocks_count
+        sv.f_bfree = i.free_blocks
+        sv.f_bavail = max(0, i.free_blocks - i.r_blocks)
+        sv.f_files = i.inodes_count
+        sv.f_ffree = sv.f_favail = i.free_inodes
+        sv.f_namemax = 255
+        return sv
+
+    async def getxattr(self, inode, name, ctx):
+        try:
+            return self.img.getxattr(_e(inode), bytes(name))
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def setxattr(self, inode, name, value, ctx):
+        self._writable()
+        try:
+            self.img.setxattr(_e(inode), bytes(name), bytes(value))
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def listxattr(self, inode, ctx):
+        try:
+            return self.img.listxattr(_e(inode))
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def removexattr(self, inode, name, ctx):
+        self._writable()
+        try:
+            self.img.removexattr(_e(inode), bytes(name))
+        except OSError as e:
+            raise _fail(e) from None
+
+    async def forget(self, inode_list):
+        pass
+
+    def destroy(self):
+        """Unmount: free what was unlinked while open, then write everything back."""
+        try:
+            for ino in sorted(self.orphans):
+                self.img.free_inode(ino)
+            self.orphans.clear()
+        finally:
+            self.img.close(clean=True)
+
+
+def vufuse_operations(source, options):
+    return Ext2Operations(source, options)
