@@ -45,6 +45,8 @@ class ModuleAPI:
 
     def __init__(self, hv) -> None:
         self.hv = hv
+        self._status_key = None
+        self._status_val = (0, 0, set())
 
     def add_path(self, module, prefix: bytes, service, source=b"", fstype="", flags=0,
                  options="") -> Entry:
@@ -94,32 +96,38 @@ class ModuleAPI:
         """A directory of this session's own (exec copies, fifos), removed at the end."""
         return os.fsencode(self.hv.private_dir())
 
+    def _status(self):
+        """(uid, gid, groups) of the calling guest thread: its fs ids, as the kernel
+        checks them; read once per syscall."""
+        hv = self.hv
+        key = (hv.cur_seq, hv.cur_tid)
+        if self._status_key != key:
+            uid = gid = 0
+            groups = set()
+            try:
+                with open("/proc/%d/status" % hv.cur_tid, "rb") as f:
+                    for line in f:
+                        if line.startswith(b"Uid:"):
+                            uid = int(line.split()[4])
+                        elif line.startswith(b"Gid:"):
+                            gid = int(line.split()[4])
+                        elif line.startswith(b"Groups:"):
+                            groups = {int(g) for g in line.split()[1:]}
+                            break
+            except OSError:
+                pass
+            self._status_key, self._status_val = key, (uid, gid, groups)
+        return self._status_val
+
     def caller(self):
         """(uid, gid, pid, umask) of the guest thread whose call is being served."""
         hv = self.hv
         t = hv.procs.get(hv.cur_tid)
-        uid = gid = 0
-        try:
-            with open("/proc/%d/status" % hv.cur_tid, "rb") as f:
-                for line in f:
-                    if line.startswith(b"Uid:"):
-                        uid = int(line.split()[4])  # the fs uid, as the kernel checks
-                    elif line.startswith(b"Gid:"):
-                        gid = int(line.split()[4])
-                        break
-        except OSError:
-            pass
+        uid, gid, _ = self._status()
         return uid, gid, t.process.tgid if t else hv.cur_tid, t.fs.umask if t else 0o022
 
     def caller_groups(self) -> set:
-        try:
-            with open("/proc/%d/status" % self.hv.cur_tid, "rb") as f:
-                for line in f:
-                    if line.startswith(b"Groups:"):
-                        return {int(g) for g in line.split()[1:]}
-        except OSError:
-            pass
-        return set()
+        return self._status()[2]
 
     def remove_path(self, module, prefix: bytes) -> None:
         for e in list(self.hv.table.entries):
@@ -179,6 +187,7 @@ class Hypervisor:
         self.vsys = VirtualSyscalls(self)
         self.main_tid = 0
         self.cur_tid = 0
+        self.cur_seq = 0  # counts the syscalls served: a module's per-call caches key on it
         self.main_status: int | None = None
         self._pending_exit: dict[int, tuple] = {}
         self._abi32_warned: set[int] = set()
@@ -289,6 +298,7 @@ class Hypervisor:
         sc = syscalls.BY_NR.get(nr)
         t = self.thread(tid)
         self.cur_tid = tid
+        self.cur_seq += 1
         if not self.noseccomp and t.process.filter_gen < self.filter_gen:
             self.upgrade_filter(t)
         args = self.tracer.args()

@@ -38,6 +38,9 @@ READDIR_BATCH = 128
 ENOSYS_IS_OK = {"release", "releasedir", "flush", "fsync", "forget", "destroy", "init",
                 "access"}
 ENOSYS_IS_EOPNOTSUPP = {"getxattr", "setxattr", "listxattr", "removexattr"}
+# operations that change nothing the attribute cache holds
+READING_OPS = {"lookup", "getattr", "readlink", "opendir", "read", "readdir", "statfs",
+               "getxattr", "listxattr", "access", "flush", "releasedir", "fsync"}
 BASE_OPTIONS = {"ro", "rw", "rw+", "fs", "timeout", "default_permissions", "allow_other",
                 "suid", "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime"}
 
@@ -82,11 +85,27 @@ def run_op(result):
 
 
 class Ctx:
-    """A pyfuse3.RequestContext look-alike for the calling guest thread."""
-    __slots__ = ("uid", "gid", "pid", "umask")
+    """A pyfuse3.RequestContext look-alike for the calling guest thread, read only when
+    an operation looks at it."""
+    __slots__ = ("_api", "_ids")
 
-    def __init__(self, uid=0, gid=0, pid=0, umask=0o022):
-        self.uid, self.gid, self.pid, self.umask = uid, gid, pid, umask
+    def __init__(self, api):
+        self._api = api
+        self._ids = None
+
+    def _get(self, i):
+        if self._ids is None:
+            self._ids = list(self._api.caller())
+        return self._ids[i]
+
+    def _set(self, i, value):
+        self._get(i)
+        self._ids[i] = value
+
+    uid = property(lambda self: self._get(0), lambda self, v: self._set(0, v))
+    gid = property(lambda self: self._get(1), lambda self, v: self._set(1, v))
+    pid = property(lambda self: self._get(2), lambda self, v: self._set(2, v))
+    umask = property(lambda self: self._get(3), lambda self, v: self._set(3, v))
 
 
 class Fields:
@@ -138,6 +157,7 @@ class FuseService:
         self.lookups: dict[int, int] = {}  # inode -> lookup count (for forget)
         self.opened: dict[int, int] = {}  # inode -> open handles (no forget while open)
         self.pending_forget: dict[int, int] = {}
+        self._attr_cache: dict[int, tuple] = {}  # inode -> (valid until, stat)
 
     # ---------------------------------------------------------------- plumbing
     def call(self, name, *args):
@@ -163,9 +183,11 @@ class FuseService:
         finally:
             if not outer:
                 signal.setitimer(signal.ITIMER_REAL, 0)
+            if name not in READING_OPS:
+                self._attr_cache.clear()
 
     def ctx(self):
-        return Ctx(*self.api.caller())
+        return Ctx(self.api)
 
     def attr(self, ea):
         """EntryAttributes -> a stat-like object (attributes checked: garbage is EIO)."""
@@ -238,9 +260,24 @@ class FuseService:
         return parent or b"/", name
 
     def _getattr(self, ino):
-        return self.attr(self.call("getattr", ino, self.ctx()))
+        """getattr, kept for the attr_timeout the file system gives (as the kernel
+        does); every change made through this mount drops what is kept."""
+        hit = self._attr_cache.get(ino)
+        now = time.monotonic()
+        if hit is not None and now < hit[0]:
+            return hit[1]
+        ea = self.call("getattr", ino, self.ctx())
+        st = self.attr(ea)
+        timeout = getattr(ea, "attr_timeout", 0) or 0
+        if timeout > 0:
+            if len(self._attr_cache) > 65536:
+                self._attr_cache.clear()
+            self._attr_cache[ino] = (now + timeout, st)
+        return st
 
     def _rofs(self):
+        """Every operation that changes the file system starts here."""
+        self._attr_cache.clear()
         if self.readonly:
             raise OSError(errno.EROFS, "read-only file system")
 

@@ -60,14 +60,17 @@ def now_ns() -> int:
     return time.time_ns()
 
 
-class Attr:
-    """An inode's stat fields (times in ns, blocks in 512-byte units)."""
-    __slots__ = ("ino", "mode", "uid", "gid", "nlink", "flags", "generation", "size",
-                 "blocks", "rdev", "atime_ns", "mtime_ns", "ctime_ns", "crtime_ns")
-
-    def __init__(self, c):
-        for name in self.__slots__:
-            setattr(self, name, getattr(c, name))
+def _kernel_acl(value: bytes) -> bytes:
+    """libext2fs gives ACL entries without a qualifier id 0; the kernel gives them
+    ACL_UNDEFINED_ID (USER_OBJ, GROUP_OBJ, MASK, OTHER)."""
+    if len(value) < 4 or (len(value) - 4) % 8:
+        return value
+    out = bytearray(value)
+    for pos in range(4, len(out), 8):
+        tag = int.from_bytes(out[pos:pos + 2], "little")
+        if tag in (0x01, 0x04, 0x10, 0x20):
+            out[pos + 4:pos + 8] = b"\xff\xff\xff\xff"
+    return bytes(out)
 
 
 class Info:
@@ -114,10 +117,12 @@ class Image:
         check(lib.ue2_flush(self._fs), "flushing the image")
 
     # ------------------------------------------------------------ inodes
-    def getattr(self, ino: int) -> Attr:
+    def getattr(self, ino: int):
+        """An inode's stat fields: ino mode uid gid nlink flags generation size
+        blocks (512-byte units) rdev atime_ns mtime_ns ctime_ns crtime_ns."""
         c = ffi.new("struct ue2_attr *")
         check(lib.ue2_getattr(self._fs, ino, c))
-        return Attr(c)
+        return c
 
     def setattr(self, ino: int, which: int, mode=0, uid=0, gid=0, atime_ns=0,
                 mtime_ns=0, ctime_ns=0) -> None:
@@ -223,9 +228,10 @@ class Image:
         size = ffi.new("size_t *")
         check(lib.ue2_xattr_get(self._fs, ino, key, value, size))
         try:
-            return ffi.unpack(ffi.cast("char *", value[0]), size[0]) if size[0] else b""
+            raw = ffi.unpack(ffi.cast("char *", value[0]), size[0]) if size[0] else b""
         finally:
             lib.ue2_free(value[0])
+        return _kernel_acl(raw) if key.startswith(b"system.posix_acl_") else raw
 
     def setxattr(self, ino: int, key: bytes, value: bytes) -> None:
         check(lib.ue2_xattr_set(self._fs, ino, key, value, len(value), now_ns()))

@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import stat
+from collections import OrderedDict
 
 import pyfuse3
 
@@ -101,8 +102,41 @@ class Ext2Operations(pyfuse3.Operations):
         self.handles: dict[int, int] = {}      # fh -> ext2 inode
         self.dirs: dict[int, list] = {}        # fh -> directory snapshot
         self.next_fh = 1
+        # directory inode -> {name: inode}: libext2fs looks names up by a linear scan,
+        # so lookups go through these (every change of a directory goes through here)
+        self.dcache: OrderedDict[int, dict] = OrderedDict()
 
     # ------------------------------------------------------------ helpers
+    DCACHE_DIRS = 256
+
+    def _children(self, dir_ino: int) -> dict:
+        d = self.dcache.get(dir_ino)
+        if d is None:
+            d = {name: ino for name, ino, _ in self.img.listdir(dir_ino)}
+            self.dcache[dir_ino] = d
+            if len(self.dcache) > self.DCACHE_DIRS:
+                self.dcache.popitem(last=False)
+        else:
+            self.dcache.move_to_end(dir_ino)
+        return d
+
+    def _lookup(self, dir_ino: int, name: bytes) -> int:
+        ino = self._children(dir_ino).get(name)
+        if ino is None:
+            raise OSError(errno.ENOENT, "no such entry")
+        return ino
+
+    def _added(self, dir_ino: int, name: bytes, ino: int) -> int:
+        d = self.dcache.get(dir_ino)
+        if d is not None:
+            d[name] = ino
+        return ino
+
+    def _removed(self, dir_ino: int, name: bytes) -> None:
+        d = self.dcache.get(dir_ino)
+        if d is not None:
+            d.pop(name, None)
+
     def _entry(self, a) -> pyfuse3.EntryAttributes:
         ea = pyfuse3.EntryAttributes()
         ea.st_ino = _f(a.ino)
@@ -132,13 +166,8 @@ class Ext2Operations(pyfuse3.Operations):
     def _absent(self, parent: int, name: bytes) -> None:
         if len(name) > 255:
             raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
-        try:
-            self.img.lookup(parent, name)
-        except OSError as e:
-            if e.errno == errno.ENOENT:
-                return
-            raise
-        raise pyfuse3.FUSEError(errno.EEXIST)
+        if name in self._children(parent):
+            raise pyfuse3.FUSEError(errno.EEXIST)
 
     def _new_ids(self, parent: int, ctx, mode: int):
         """Owner and group of a new node; a set-group-ID directory passes its group (and,
@@ -171,7 +200,7 @@ class Ext2Operations(pyfuse3.Operations):
     # ------------------------------------------------------------ Operations
     async def lookup(self, parent_inode, name, ctx=None):
         try:
-            return self._attr(self.img.lookup(_e(parent_inode), bytes(name)))
+            return self._attr(self._lookup(_e(parent_inode), bytes(name)))
         except OSError as e:
             raise _fail(e) from None
 
@@ -231,7 +260,8 @@ class Ext2Operations(pyfuse3.Operations):
             self._absent(parent, name)
             uid, gid, mode = self._new_ids(parent, ctx, mode)
             mode = stat.S_IFMT(mode) | (mode & ~ctx.umask & 0o7777)
-            return self._attr(self.img.mknode(parent, name, mode, uid, gid, rdev))
+            return self._attr(self._added(parent, name, self.img.mknode(
+                parent, name, mode, uid, gid, rdev)))
         except OSError as e:
             raise _fail(e) from None
 
@@ -241,8 +271,8 @@ class Ext2Operations(pyfuse3.Operations):
         try:
             self._absent(parent, name)
             uid, gid, mode = self._new_ids(parent, ctx, stat.S_IFDIR | mode)
-            return self._attr(self.img.mkdir(parent, name, mode & ~ctx.umask & 0o7777,
-                                             uid, gid))
+            return self._attr(self._added(parent, name, self.img.mkdir(
+                parent, name, mode & ~ctx.umask & 0o7777, uid, gid)))
         except OSError as e:
             raise _fail(e) from None
 
@@ -255,7 +285,8 @@ class Ext2Operations(pyfuse3.Operations):
         try:
             self._absent(parent, name)
             uid, gid, _ = self._new_ids(parent, ctx, stat.S_IFLNK)
-            return self._attr(self.img.symlink(parent, name, target, uid, gid))
+            return self._attr(self._added(parent, name, self.img.symlink(
+                parent, name, target, uid, gid)))
         except OSError as e:
             raise _fail(e) from None
 
@@ -265,12 +296,12 @@ class Ext2Operations(pyfuse3.Operations):
         try:
             self._absent(parent, name)
             self.img.link(parent, name, _e(inode))
-            return self._attr(_e(inode))
+            return self._attr(self._added(parent, name, _e(inode)))
         except OSError as e:
             raise _fail(e) from None
 
     def _remove(self, parent: int, name: bytes, want_dir: bool) -> None:
-        ino = self.img.lookup(parent, name)
+        ino = self._lookup(parent, name)
         a = self.img.getattr(ino)
         is_dir = stat.S_ISDIR(a.mode)
         if want_dir and not is_dir:
@@ -281,6 +312,9 @@ class Ext2Operations(pyfuse3.Operations):
             raise OSError(errno.ENOTEMPTY, "directory not empty")
         busy = bool(self.open_count.get(ino))
         left = self.img.unlink(parent, name, ino, is_dir, free_now=not busy)
+        self._removed(parent, name)
+        if is_dir:
+            self.dcache.pop(ino, None)
         if not left and busy:
             self.orphans.add(ino)
 
@@ -308,7 +342,7 @@ class Ext2Operations(pyfuse3.Operations):
                 return True
             if dir_ino == ext2fs.ROOT_INO or seen > 4096:
                 return False
-            dir_ino = self.img.lookup(dir_ino, b"..")
+            dir_ino = self._lookup(dir_ino, b"..")
             seen += 1
 
     async def rename(self, parent_inode_old, name_old, parent_inode_new, name_new, flags,
@@ -319,14 +353,9 @@ class Ext2Operations(pyfuse3.Operations):
         if flags & RENAME_EXCHANGE:
             raise pyfuse3.FUSEError(errno.EINVAL)
         try:
-            ino = self.img.lookup(po, old)
+            ino = self._lookup(po, old)
             is_dir = stat.S_ISDIR(self.img.getattr(ino).mode)
-            try:
-                target = self.img.lookup(pn, new)
-            except OSError as e:
-                if e.errno != errno.ENOENT:
-                    raise
-                target = None
+            target = self._children(pn).get(new)
             if target is not None and flags & RENAME_NOREPLACE:
                 raise OSError(errno.EEXIST, "exists")
             if target == ino:
@@ -343,7 +372,13 @@ class Ext2Operations(pyfuse3.Operations):
             elif len(new) > 255:
                 raise OSError(errno.ENAMETOOLONG, "name too long")
             self.img.rename(po, old, pn, new, ino)
+            self._removed(po, old)
+            self._added(pn, new, ino)
+            if is_dir:
+                self._added(ino, b"..", pn)
         except OSError as e:
+            for d in (po, pn):  # a half-done change: read the directories again
+                self.dcache.pop(d, None)
             raise _fail(e) from None
 
     async def open(self, inode, flags, ctx):
@@ -363,8 +398,8 @@ class Ext2Operations(pyfuse3.Operations):
         try:
             self._absent(parent, name)
             uid, gid, mode = self._new_ids(parent, ctx, mode)
-            ino = self.img.mknode(parent, name, stat.S_IFREG | (mode & ~ctx.umask & 0o7777),
-                                  uid, gid)
+            ino = self._added(parent, name, self.img.mknode(
+                parent, name, stat.S_IFREG | (mode & ~ctx.umask & 0o7777), uid, gid))
             return pyfuse3.FileInfo(fh=self._new_fh(ino)), self._attr(ino)
         except OSError as e:
             raise _fail(e) from None
