@@ -4,7 +4,6 @@ would give; libext2fs error codes are mapped here, in one place."""
 from __future__ import annotations
 
 import errno
-import os
 import time
 
 from umvu.submodules._ext2fs import ffi, lib
@@ -22,7 +21,7 @@ _MAP = {
     "RO_UNSUPP_FEATURE": _E.EROFS, "SHORT_READ": _E.EIO, "SHORT_WRITE": _E.EIO,
     "MAGIC_EXT2_FILE": _E.EBADF, "EA_BAD_NAME_LEN": _E.ERANGE,
     "EA_BAD_VALUE_SIZE": _E.E2BIG, "DIRHASH_UNSUPP": _E.EOPNOTSUPP,
-    "CANT_USE_LEGACY_BITMAPS": _E.EOPNOTSUPP,
+    "CANT_USE_LEGACY_BITMAPS": _E.EOPNOTSUPP, "BAD_MAGIC": _E.EINVAL,
 }
 # everything else the binding names is corruption: EUCLEAN (checksums: EBADMSG), as ext4
 ERRNO_OF: dict[int, int] = {}
@@ -93,8 +92,7 @@ class Image:
         self.rw = rw
         self.host_path = host_path
         out = ffi.new("void **")
-        check(lib.ue2_open(host_path, io_options, 1 if rw else 0, out),
-              os.fsdecode(host_path))
+        check(lib.ue2_open(host_path, io_options, 1 if rw else 0, out))
         self._fs = out[0]
 
     # ------------------------------------------------------------ whole fs

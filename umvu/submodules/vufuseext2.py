@@ -29,7 +29,7 @@ OPTIONS = {"readonly": bool, "offset": int, "size": int}
 SOURCE_IMAGE = True  # vufuse hands over the host file behind the source (offset, size)
 DEFAULT_READONLY = True
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
-EXT2_FT_DIR = 2
+HIDDEN_XATTRS = {b"system.data"}  # where ext4 keeps inline data: the kernel hides it
 
 
 def _e(fuse_ino: int) -> int:
@@ -485,6 +485,8 @@ class Ext2Operations(pyfuse3.Operations):
         return sv
 
     async def getxattr(self, inode, name, ctx):
+        if bytes(name) in HIDDEN_XATTRS:
+            raise pyfuse3.FUSEError(errno.ENODATA)
         try:
             return self.img.getxattr(_e(inode), bytes(name))
         except OSError as e:
@@ -492,6 +494,8 @@ class Ext2Operations(pyfuse3.Operations):
 
     async def setxattr(self, inode, name, value, ctx):
         self._writable()
+        if bytes(name) in HIDDEN_XATTRS:
+            raise pyfuse3.FUSEError(errno.EPERM)
         try:
             self.img.setxattr(_e(inode), bytes(name), bytes(value))
         except OSError as e:
@@ -499,12 +503,14 @@ class Ext2Operations(pyfuse3.Operations):
 
     async def listxattr(self, inode, ctx):
         try:
-            return self.img.listxattr(_e(inode))
+            return [n for n in self.img.listxattr(_e(inode)) if n not in HIDDEN_XATTRS]
         except OSError as e:
             raise _fail(e) from None
 
     async def removexattr(self, inode, name, ctx):
         self._writable()
+        if bytes(name) in HIDDEN_XATTRS:
+            raise pyfuse3.FUSEError(errno.ENODATA)
         try:
             self.img.removexattr(_e(inode), bytes(name))
         except OSError as e:
