@@ -369,3 +369,47 @@ def test_example_script_runs(tmp_path):
                        timeout=600)
     assert r.returncode == 0, r.stderr.decode()
     assert b"e2fsck: clean" in r.stdout and b"copied tree matches" in r.stdout
+
+
+ACL_SCRIPT = r'''
+import os, stat
+def acl(*entries):
+    return (2).to_bytes(4, "little") + b"".join(
+        t.to_bytes(2, "little") + p.to_bytes(2, "little") + i.to_bytes(4, "little")
+        for t, p, i in entries)
+U = 0xFFFFFFFF
+open("f", "w").close(); os.chmod("f", 0o640)
+os.setxattr("f", "system.posix_acl_access", acl((1, 6, U), (4, 4, U), (0x20, 0, U)))
+print("minimal", oct(os.stat("f").st_mode), "system.posix_acl_access" in os.listxattr("f"))
+os.setxattr("f", "system.posix_acl_access",
+            acl((1, 7, U), (2, 6, 1234), (4, 4, U), (0x10, 6, U), (0x20, 1, U)))
+print("extended", oct(os.stat("f").st_mode), os.getxattr("f", "system.posix_acl_access").hex())
+os.chmod("f", 0o700)
+print("chmod", oct(os.stat("f").st_mode), os.getxattr("f", "system.posix_acl_access").hex())
+for bad in (b"", b"\x02\0\0\0", acl((1, 6, U), (4, 4, U)), acl((1, 6, U), (2, 6, 5), (4, 4, U), (0x20, 0, U))):
+    try:
+        os.setxattr("f", "system.posix_acl_access", bad); print("accepted", bad.hex())
+    except OSError as e:
+        print("refused", e.errno)
+try:
+    os.setxattr("f", "system.posix_acl_default", acl((1, 7, U), (4, 5, U), (0x20, 5, U)))
+except OSError as e:
+    print("default on a file", e.errno)
+os.mkdir("d")
+os.setxattr("d", "system.posix_acl_default", acl((1, 7, U), (4, 5, U), (0x20, 5, U)))
+print("default", os.getxattr("d", "system.posix_acl_default").hex())
+'''
+
+
+def test_posix_acls_behave_as_on_ext4(tmp_path):
+    image = tmp_path / "img"
+
+    def wrap(work, c):
+        mkfs(image, size="32M")
+        return ("vu_insmod vufuse && vumount -t vufuseext2 -o rw+ %s %s && cd %s && "
+                "rmdir lost+found && { %s\n}" % (image, work, work, c))
+    results = differential("python3 -c '%s'" % ACL_SCRIPT.replace("'", "'\\''"),
+                           tmp_path, "umvu", wrap)
+    assert results["native"][1].count(b"\n") == 9
+    assert results["umvu"] == results["native"]
+    assert fsck_clean(image)[0] == 0

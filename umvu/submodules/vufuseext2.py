@@ -30,6 +30,39 @@ SOURCE_IMAGE = True  # vufuse hands over the host file behind the source (offset
 DEFAULT_READONLY = True
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 HIDDEN_XATTRS = {b"system.data"}  # where ext4 keeps inline data: the kernel hides it
+ACL_ACCESS, ACL_DEFAULT = b"system.posix_acl_access", b"system.posix_acl_default"
+ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER = \
+    0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+
+
+def acl_parse(value: bytes):
+    """The kernel's xattr form of a POSIX ACL -> [[tag, perm, id]] (EINVAL if bad)."""
+    if len(value) < 4 or (len(value) - 4) % 8 or int.from_bytes(value[:4], "little") != 2:
+        raise pyfuse3.FUSEError(errno.EINVAL)
+    out = []
+    for pos in range(4, len(value), 8):
+        out.append([int.from_bytes(value[pos:pos + 2], "little"),
+                    int.from_bytes(value[pos + 2:pos + 4], "little"),
+                    int.from_bytes(value[pos + 4:pos + 8], "little")])
+    tags = [e[0] for e in out]
+    if any(tags.count(t) != 1 for t in (ACL_USER_OBJ, ACL_GROUP_OBJ, ACL_OTHER)) or \
+            tags.count(ACL_MASK) > 1 or any(e[1] & ~7 for e in out) or \
+            ((ACL_USER in tags or ACL_GROUP in tags) and ACL_MASK not in tags):
+        raise pyfuse3.FUSEError(errno.EINVAL)
+    return out
+
+
+def acl_bytes(entries) -> bytes:
+    return (2).to_bytes(4, "little") + b"".join(
+        t.to_bytes(2, "little") + p.to_bytes(2, "little") + i.to_bytes(4, "little")
+        for t, p, i in entries)
+
+
+def acl_mode(entries) -> int:
+    """The permission bits an access ACL stands for (the mask is the group's)."""
+    perm = {t: p for t, p, _ in entries}
+    group = perm.get(ACL_MASK, perm[ACL_GROUP_OBJ])
+    return perm[ACL_USER_OBJ] << 6 | group << 3 | perm[ACL_OTHER]
 
 
 def _e(fuse_ino: int) -> int:
@@ -235,6 +268,8 @@ class Ext2Operations(pyfuse3.Operations):
                 which |= SET_ATIME
             if fields.update_mtime:
                 which |= SET_MTIME
+            if which & SET_MODE:
+                self._chmod_acl(ino, mode)
             if which or fields.update_size:
                 which |= SET_CTIME
                 self.img.setattr(
@@ -494,12 +529,57 @@ class Ext2Operations(pyfuse3.Operations):
 
     async def setxattr(self, inode, name, value, ctx):
         self._writable()
-        if bytes(name) in HIDDEN_XATTRS:
+        name, value, ino = bytes(name), bytes(value), _e(inode)
+        if name in HIDDEN_XATTRS:
             raise pyfuse3.FUSEError(errno.EPERM)
         try:
-            self.img.setxattr(_e(inode), bytes(name), bytes(value))
+            if name in (ACL_ACCESS, ACL_DEFAULT) and value in (b"", b"\2\0\0\0"):
+                return self._drop_xattr(ino, name)  # an empty ACL: none
+            if name == ACL_ACCESS:
+                return self._set_access_acl(ino, value)
+            if name == ACL_DEFAULT:
+                if not stat.S_ISDIR(self.img.getattr(ino).mode):
+                    raise OSError(errno.EACCES, "default ACLs are for directories")
+                acl_parse(value)
+            self.img.setxattr(ino, name, value)
         except OSError as e:
             raise _fail(e) from None
+
+    def _drop_xattr(self, ino: int, name: bytes) -> None:
+        try:
+            self.img.removexattr(ino, name)
+        except OSError as e:
+            if e.errno != errno.ENODATA:
+                raise
+
+    def _set_access_acl(self, ino: int, value: bytes) -> None:
+        """As ext4: the ACL sets the mode bits; an ACL the mode says all of is not kept."""
+        entries = acl_parse(value)
+        cur = self.img.getattr(ino)
+        mode = (cur.mode & 0o7000) | acl_mode(entries)
+        self.img.setattr(ino, SET_MODE | SET_CTIME, mode=mode, ctime_ns=ext2fs.now_ns())
+        if len(entries) == 3:
+            self._drop_xattr(ino, ACL_ACCESS)
+        else:
+            self.img.setxattr(ino, ACL_ACCESS, value)
+
+    def _chmod_acl(self, ino: int, mode: int) -> None:
+        """chmod of a file with an access ACL changes its owner, mask and other entries."""
+        try:
+            entries = acl_parse(self.img.getxattr(ino, ACL_ACCESS))
+        except OSError as e:
+            if e.errno in (errno.ENODATA, errno.EOPNOTSUPP):
+                return
+            raise
+        has_mask = any(t == ACL_MASK for t, _, _ in entries)
+        for e in entries:
+            if e[0] == ACL_USER_OBJ:
+                e[1] = (mode >> 6) & 7
+            elif e[0] == ACL_MASK or (e[0] == ACL_GROUP_OBJ and not has_mask):
+                e[1] = (mode >> 3) & 7
+            elif e[0] == ACL_OTHER:
+                e[1] = mode & 7
+        self.img.setxattr(ino, ACL_ACCESS, acl_bytes(entries))
 
     async def listxattr(self, inode, ctx):
         try:
