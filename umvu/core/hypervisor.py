@@ -75,22 +75,45 @@ class ModuleAPI:
             seq = min((e.seq for e in entries), default=None)
         return self.hv.table.lookup_path(path, below_seq=seq)
 
-    def image_source(self, path: bytes, below=None):
-        """The host file behind a guest-view image path, as (host_path, offset, size):
-        a real file is itself (size None); a device of a module is the window its
-        service's ``host_backing(rel)`` names (vudev partitions, ramdisks)."""
+    def image_source(self, path: bytes, below=None) -> "ImageSource":
+        """The host file behind a guest-view image path: a real file is itself (size
+        None); a device of a module is the window its service's ``host_backing(rel)``
+        names, as (host_path, offset, size). The device counts as busy (vuumount says
+        EBUSY) until the ImageSource is released."""
         hv = self.hv
         entry, rel = self._lookup_below(path, below)
         if entry is None:
             st = os.stat(path)  # ENOENT, EACCES... as the guest would see them
             if stat.S_ISDIR(st.st_mode):
                 raise OSError(errno.EISDIR, "%s is a directory" % os.fsdecode(path))
-            return path, 0, None
+            return ImageSource(path, 0, None, None)
         backing = getattr(entry.service, "host_backing", None)
         if backing is None:
             raise OSError(errno.ENOTBLK, "%s is served by module %s, which offers no "
                           "image" % (os.fsdecode(path), entry.module.name))
-        return hv.call(entry.service, "host_backing", rel)
+        host_path, offset, size = hv.call(entry.service, "host_backing", rel)
+        entry.users += 1
+        return ImageSource(host_path, offset, size, entry)
+
+    def add_device(self, module, kind: str, rdev: int, service) -> Entry:
+        """Claim a device number (kind "blkdev" or "chrdev"): device nodes with it in
+        virtual file systems open through service.open(b"/", flags, mode)."""
+        return self.hv.table.add(Entry(kind, rdev, module, service))
+
+    def add_entry_path(self, module, path: bytes, service) -> Entry:
+        """Claim one more path for a mount's service family (a disk's partitions)."""
+        return self.hv.table.add(Entry("path", path, module, service))
+
+    def remove_entry(self, entry: Entry) -> None:
+        if entry in self.hv.table.entries:
+            self.hv.table.remove(entry)
+
+    def guest_read(self, guest_addr: int, size: int) -> bytes:
+        """Memory of the calling guest thread (an ioctl's argument); EFAULT if bad."""
+        return self.hv.tracer.peek(self.hv.cur_tid, guest_addr, size)
+
+    def guest_write(self, guest_addr: int, data: bytes) -> None:
+        self.hv.tracer.poke(self.hv.cur_tid, guest_addr, data)
 
     def private_dir(self) -> bytes:
         """A directory of this session's own (exec copies, fifos), removed at the end."""
@@ -133,6 +156,19 @@ class ModuleAPI:
         for e in list(self.hv.table.entries):
             if e.kind == "path" and e.module is module and e.key == prefix:
                 self.hv.table.remove(e)
+
+
+class ImageSource:
+    """What ModuleAPI.image_source found: host_path, offset, size; release() when the
+    mount using it goes away."""
+
+    def __init__(self, host_path: bytes, offset: int, size, entry) -> None:
+        self.host_path, self.offset, self.size, self._entry = host_path, offset, size, entry
+
+    def release(self) -> None:
+        if self._entry is not None:
+            self._entry.users -= 1
+            self._entry = None
 
 
 class ModuleFile:
@@ -242,10 +278,11 @@ class Hypervisor:
         if self._exec_dir is not None:
             import shutil
             shutil.rmtree(self._exec_dir, ignore_errors=True)
-        for e in list(self.table.entries):
-            if e.mounted:
+        for e in list(self.table.entries)[::-1]:  # newest first: stacked mounts
+            if e.mounted:                             # go before what they stand on
                 call_to_retval(e.module.umount, e.service, 0)
-            self.table.remove(e)
+            if e in self.table.entries:
+                self.table.remove(e)
         for name in list(self.modules)[::-1]:
             call_to_retval(self.modules.pop(name).cleanup)
 

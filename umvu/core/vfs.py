@@ -549,8 +549,17 @@ class VirtualFS:
             vf = VFile(r.entry, r.entry.service, None, r.path, flags & ~O_CLOEXEC,
                        stat.S_ISDIR(r.st.st_mode))
             return self.install(t, vf, flags & O_CLOEXEC)
+        kind = stat.S_IFMT(r.st.st_mode) if r.exists else 0
+        if kind in (stat.S_IFCHR, stat.S_IFBLK):
+            # a device node of a virtual file system whose number a module claims
+            dev = self.hv.table.find("blkdev" if kind == stat.S_IFBLK else "chrdev",
+                                     r.st.st_rdev)
+            if dev is not None and dev.service is not r.entry.service:
+                handle = self.call(dev.service, "open", b"/", flags & ~O_CLOEXEC, mode)
+                vf = VFile(dev, dev.service, handle, r.path, flags & ~O_CLOEXEC, False)
+                return self.install(t, vf, flags & O_CLOEXEC)
         special = getattr(r.entry.service, "special_path", None)
-        if r.exists and special is not None and stat.S_IFMT(r.st.st_mode) in (
+        if r.exists and special is not None and kind in (
                 stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK):
             # fifos (devices, sockets) of a module: the kernel opens a real object the
             # module names (a blocking fifo open must block the guest, not umvu)
@@ -766,9 +775,9 @@ class VirtualFS:
         elif whence == os.SEEK_CUR:
             new = vf.pos + off
         elif whence == os.SEEK_END:
-            new = self.hv.call(vf.service, "fstat", vf.handle).st_size + off
+            new = self._size(vf) + off
         elif whence in (3, 4):  # SEEK_DATA / SEEK_HOLE: the whole file is data
-            size = self.hv.call(vf.service, "fstat", vf.handle).st_size
+            size = self._size(vf)
             if off >= size:
                 return -errno.ENXIO
             new = off if whence == 3 else size
@@ -778,6 +787,12 @@ class VirtualFS:
             return -errno.EINVAL
         vf.pos = new
         return new
+
+    def _size(self, vf) -> int:
+        """Where SEEK_END is: a device's size (its stat says 0), else st_size."""
+        if hasattr(vf.service, "seek_size"):
+            return self.hv.call(vf.service, "seek_size", vf.handle)
+        return self.hv.call(vf.service, "fstat", vf.handle).st_size
 
     def _fstat(self, vf):
         svc = vf.service

@@ -158,6 +158,7 @@ class FuseService:
         self.opened: dict[int, int] = {}  # inode -> open handles (no forget while open)
         self.pending_forget: dict[int, int] = {}
         self._attr_cache: dict[int, tuple] = {}  # inode -> (valid until, stat)
+        self.image = None  # the ImageSource under this mount, if any
 
     # ---------------------------------------------------------------- plumbing
     def call(self, name, *args):
@@ -573,11 +574,16 @@ class FuseService:
 
     def destroy(self):
         self.forget_path(b"/")
-        if hasattr(self.ops, "destroy"):
-            try:
-                self.call("destroy")
-            except OSError:
-                pass
+        try:
+            if hasattr(self.ops, "destroy"):
+                try:
+                    self.call("destroy")
+                except OSError:
+                    pass
+        finally:
+            if self.image is not None:  # the device under this mount is free again
+                self.image.release()
+                self.image = None
 
 
 def load_operations_class(spec: str):
@@ -676,23 +682,33 @@ class VuFuse(Module):
                     or getattr(mod, "DEFAULT_READONLY", False)) and not writable
         if "readonly" in accepted:
             sub_opts["readonly"] = readonly
-        if getattr(mod, "SOURCE_IMAGE", False):
-            # an image file or a device of another module: the host file behind it
-            if source in (b"", b"none"):
-                raise OSError(errno.EINVAL, "%s needs an image file or device" % fstype)
-            source, offset, size = self.api.image_source(source, below=self)
-            if offset:
-                sub_opts["offset"] = offset
-            if size is not None:
-                sub_opts["size"] = size
-        ops = build_operations(factory, source, sub_opts)
-        if hasattr(ops, "init"):
-            run_op(ops.init())
-        self.mounts += 1
-        dev = os.makedev(0, 0x80 + self.mounts)
         try:
             timeout = float(opts.get("timeout", 30))
         except ValueError:
             raise OSError(errno.EINVAL, "bad value for option 'timeout'") from None
-        return FuseService(ops, self.api, dev, readonly, default_permissions=True,
-                           timeout=timeout)
+        if getattr(mod, "SOURCE_IMAGE", False):
+            # an image file or a device of another module: the host file behind it
+            if source in (b"", b"none"):
+                raise OSError(errno.EINVAL, "%s needs an image file or device" % fstype)
+            image = self.api.image_source(source, below=self)
+            source = image.host_path
+            if image.offset:
+                sub_opts["offset"] = image.offset
+            if image.size is not None:
+                sub_opts["size"] = image.size
+        else:
+            image = None
+        try:
+            ops = build_operations(factory, source, sub_opts)
+            if hasattr(ops, "init"):
+                run_op(ops.init())
+        except BaseException:
+            if image is not None:
+                image.release()
+            raise
+        self.mounts += 1
+        dev = os.makedev(0, 0x80 + self.mounts)
+        service = FuseService(ops, self.api, dev, readonly, default_permissions=True,
+                              timeout=timeout)
+        service.image = image
+        return service
