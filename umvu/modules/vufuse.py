@@ -42,6 +42,7 @@ ENOSYS_IS_EOPNOTSUPP = {"getxattr", "setxattr", "listxattr", "removexattr"}
 READING_OPS = {"lookup", "getattr", "readlink", "opendir", "read", "readdir", "statfs",
                "getxattr", "listxattr", "access", "flush", "releasedir", "fsync"}
 BASE_OPTIONS = {"ro", "rw", "rw+", "fs", "timeout", "default_permissions", "allow_other",
+                "fakeroot", "nofakeroot",
                 "suid", "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime"}
 
 
@@ -143,7 +144,7 @@ class FuseService:
     """Serves one mount: the core's path/handle calls become pyfuse3 Operations calls."""
 
     def __init__(self, ops, api, dev: int, readonly: bool, default_permissions: bool,
-                 timeout: float = 30.0):
+                 timeout: float = 30.0, fakeroot: bool = False):
         self.ops = ops
         self.timeout = timeout  # seconds an operation may block before it answers EIO
         signal.signal(signal.SIGALRM, _on_alarm)
@@ -151,6 +152,7 @@ class FuseService:
         self.dev = dev
         self.readonly = readonly
         self.default_permissions = default_permissions
+        self.fakeroot = fakeroot  # permission checks treat every caller as root
         self.pf = _pyfuse3()
         self.inodes: dict[bytes, int] = {b"/": ROOT_INODE}  # lookup cache
         self.expires: dict[bytes, float] = {}  # path -> end of its entry_timeout
@@ -287,7 +289,7 @@ class FuseService:
         if not self.default_permissions or not want:
             return
         ctx = ctx or self.ctx()
-        if ctx.uid == 0:
+        if self.fakeroot or ctx.uid == 0:
             if want & 1 and not stat.S_ISDIR(st.st_mode) and not st.st_mode & 0o111:
                 raise OSError(errno.EACCES, "permission denied")
             return
@@ -430,7 +432,7 @@ class FuseService:
         ino = self.inode(path)
         st = self._getattr(ino)
         ctx = self.ctx()
-        if self.default_permissions and ctx.uid not in (0, st.st_uid):
+        if self.default_permissions and not self.fakeroot and ctx.uid not in (0, st.st_uid):
             raise OSError(errno.EPERM, "not the owner")
         self._setattr(ino, mode=stat.S_IFMT(st.st_mode) | (mode & 0o7777))
 
@@ -443,7 +445,7 @@ class FuseService:
         if gid != -1:
             values["gid"] = gid
         ctx = self.ctx()
-        if self.default_permissions and ctx.uid != 0 and values:
+        if self.default_permissions and not self.fakeroot and ctx.uid != 0 and values:
             st = self._getattr(ino)
             if uid not in (-1, st.st_uid) or ctx.uid != st.st_uid:
                 raise OSError(errno.EPERM, "not permitted")
@@ -708,7 +710,12 @@ class VuFuse(Module):
             raise
         self.mounts += 1
         dev = os.makedev(0, 0x80 + self.mounts)
+        # fakeroot (as fuse2fs): an unprivileged user who mounts an image owns all of
+        # its bytes anyway; image submodules default to it when umvu is not root
+        fakeroot = bool(opts.get("fakeroot")) or (
+            getattr(mod, "FAKEROOT_UNPRIVILEGED", False) and os.getuid() != 0
+            and not opts.get("nofakeroot"))
         service = FuseService(ops, self.api, dev, readonly, default_permissions=True,
-                              timeout=timeout)
+                              timeout=timeout, fakeroot=fakeroot)
         service.image = image
         return service

@@ -28,6 +28,7 @@ log = logging.getLogger("umvu")
 OPTIONS = {"readonly": bool, "offset": int, "size": int}
 SOURCE_IMAGE = True  # vufuse hands over the host file behind the source (offset, size)
 DEFAULT_READONLY = True
+FAKEROOT_UNPRIVILEGED = True  # an unprivileged umvu: permission checks as for root
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 HIDDEN_XATTRS = {b"system.data"}  # where ext4 keeps inline data: the kernel hides it
 ACL_ACCESS, ACL_DEFAULT = b"system.posix_acl_access", b"system.posix_acl_default"
