@@ -414,3 +414,20 @@ def test_example_script_runs(tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     assert b"partition 1: e2fsck clean" in r.stdout
     assert b"partition 1: /hello says ciao" in r.stdout
+
+
+def test_partx_blkpg_and_open_flags(tmp_path):
+    image = tmp_path / "d.img"
+    with open(image, "wb") as f:
+        f.truncate(64 << 20)
+    script = """
+        vumount -t vudevpartx d.img /dev/hda && sgdisk -n 1:2048:+8M -n 2:0:+8M /dev/hda >/dev/null &&
+        partx -d --nr 2 /dev/hda && { [ -e /dev/hda2 ] || echo deleted; } &&
+        partx -a --nr 2 /dev/hda && blockdev --getsize64 /dev/hda2 &&
+        dd if=/dev/zero of=/dev/hda1 bs=4096 count=10 oflag=direct,sync status=none &&
+        dd if=/dev/hda1 of=/dev/null bs=4096 count=10 iflag=direct status=none && echo direct &&
+        python3 -c 'import os; fd = os.open("/dev/hda1", os.O_RDWR | os.O_EXCL | os.O_SYNC); print(os.pwrite(fd, b"x" * 512, 0))'
+    """
+    r = in_umvu(script, cwd=tmp_path)
+    assert r.stdout.decode().splitlines() == ["deleted", str(8 << 20), "direct", "512"], \
+        r.stderr.decode()
