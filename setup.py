@@ -1,6 +1,6 @@
 from setuptools import find_packages, setup
 
-COMMANDS = ["vu_insmod", "vu_rmmod", "vu_lsmod", "vumount", "vuumount",
+COMMANDS = ["vu_insmod", "vu_rmmod", "vu_lsmod", "vumount", "vuumount", "vusu",
             "vuname", "vudebug", "vuctl"]
 
 setup(

@@ -206,3 +206,73 @@ def vuctl(argv):
         _check(raw_syscall(NR["vuctl"], VUCTL_SETLOGLEVEL, LEVELS[opts.level]))
     elif opts.cmd == "debugtags":
         return vudebug([opts.tags] if opts.tags else [])
+
+
+@_main
+def vusu(argv):
+    """vusu [-] [-l] [-m|-p] [-s SHELL] [-c CMD] [USER [ARG...]]: run a shell (or CMD) as a
+    virtual user (root by default); needs a uid module (vu_insmod unrealuidgid)."""
+    import pwd
+    login = preserve = False
+    shell = command = None
+    rest = list(argv)
+    user = None
+    while rest:
+        a = rest.pop(0)
+        if a in ("-", "-l", "--login"):
+            login = True
+        elif a in ("-m", "-p", "--preserve-environment"):
+            preserve = True
+        elif a in ("-s", "--shell"):
+            if not rest:
+                raise Fail("vusu: %s needs a shell" % a)
+            shell = rest.pop(0)
+        elif a in ("-c", "--command"):
+            if not rest:
+                raise Fail("vusu: %s needs a command" % a)
+            command = rest.pop(0)
+        elif a in ("-h", "--help"):
+            print(vusu.__doc__ or "")
+            return 0
+        elif a.startswith("-") and len(a) > 1 and user is None:
+            raise Fail("vusu: unknown option %s" % a)
+        else:
+            user = a
+            break
+    user = user or "root"
+    try:
+        pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+    except KeyError:
+        raise Fail("vusu: user %s does not exist" % user) from None
+    try:
+        groups = os.getgrouplist(pw.pw_name, pw.pw_gid)
+        os.setgroups(groups)
+        os.setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid)
+        os.setresuid(pw.pw_uid, pw.pw_uid, pw.pw_uid)
+    except PermissionError:
+        raise Fail("vusu: cannot change the user: load a uid module first "
+                   "(vu_insmod unrealuidgid)") from None
+    if shell is None:
+        shell = (os.environ.get("SHELL") if preserve and not login else None) \
+            or pw.pw_shell or "/bin/sh"
+    if login:
+        env = {k: v for k, v in os.environ.items() if k == "TERM"}
+        env.update(HOME=pw.pw_dir, SHELL=shell, USER=pw.pw_name, LOGNAME=pw.pw_name,
+                   PATH=os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"))
+        try:
+            os.chdir(pw.pw_dir)
+        except OSError as e:
+            print("vusu: warning: cannot change to %s: %s" % (pw.pw_dir, e.strerror),
+                  file=sys.stderr)
+    else:
+        env = dict(os.environ)
+        if not preserve:
+            env.update(HOME=pw.pw_dir, SHELL=shell)
+            if pw.pw_uid != 0:
+                env.update(USER=pw.pw_name, LOGNAME=pw.pw_name)
+    arg0 = "-" + os.path.basename(shell) if login else shell
+    args = [arg0] + (["-c", command] if command is not None else []) + rest
+    try:
+        os.execve(shell, args, env)
+    except OSError as e:
+        raise Fail("vusu: cannot run %s: %s" % (shell, e.strerror)) from None

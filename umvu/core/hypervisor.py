@@ -24,7 +24,7 @@ from umvu.core.process import FdTable, ProcessTable
 from umvu.core.registry import Entry, Responsibility
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
                               EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_filter)
-from umvu.core.vfs import Native, VirtualFS, s32
+from umvu.core.vfs import PASS, Native, VirtualFS, s32
 from umvu.core.vsys import VirtualSyscalls
 
 log = logging.getLogger("umvu")
@@ -95,6 +95,18 @@ class ModuleAPI:
         entry.users += 1
         return ImageSource(host_path, offset, size, entry)
 
+    def claim_syscalls(self, module, names, service) -> list:
+        """Claim system calls by name (VUOS's syscall choice): before the core's own
+        dispatch, ``service.syscall(t, sc, args)`` may answer (an int, a Native, None for
+        the kernel) or return PASS to let the core dispatch as usual; after the call,
+        ``service.after(t, sc, args, ret)`` may look at (and change) the result."""
+        entries = []
+        for name in names:
+            sc = syscalls.BY_NAME[name]
+            entries.append(self.hv.table.add(Entry("syscall", sc.nr, module, service)))
+        self.hv.update_hooks()
+        return entries
+
     def add_device(self, module, kind: str, rdev: int, service) -> Entry:
         """Claim a device number (kind "blkdev" or "chrdev"): device nodes with it in
         virtual file systems open through service.open(b"/", flags, mode)."""
@@ -107,10 +119,37 @@ class ModuleAPI:
     def remove_entry(self, entry: Entry) -> None:
         if entry in self.hv.table.entries:
             self.hv.table.remove(entry)
+            if entry.kind == "syscall":
+                self.hv.update_hooks()
+
+    def resolve(self, dirfd: int, guest_path: bytes, follow: bool = True):
+        """The calling thread's view of a path: (canonical path, stat or None)."""
+        hv = self.hv
+        t = hv.procs.get(hv.cur_tid)
+        r = hv.vfs.resolver.resolve(hv.vfs.base_dir(t, dirfd), guest_path, follow=follow)
+        return r.path, (r.st if r.exists else None)
+
+    def stat_fd(self, guest_fd: int):
+        """stat of an fd of the calling thread (virtual or real)."""
+        hv = self.hv
+        t = hv.procs.get(hv.cur_tid)
+        vf = t.files.fds.get(guest_fd)
+        if vf is not None:
+            return hv.vfs._fstat(vf)
+        return os.stat("/proc/%d/fd/%d" % (t.tid, guest_fd))
+
+    def thread(self):
+        """The calling guest thread (its .process.data keeps per-process module state,
+        copied at fork and kept at exec)."""
+        return self.hv.procs.get(self.hv.cur_tid)
 
     def guest_read(self, guest_addr: int, size: int) -> bytes:
         """Memory of the calling guest thread (an ioctl's argument); EFAULT if bad."""
         return self.hv.tracer.peek(self.hv.cur_tid, guest_addr, size)
+
+    def guest_read_str(self, guest_addr: int) -> bytes:
+        """A NUL-terminated string (a path) of the calling guest thread."""
+        return self.hv.tracer.peekstr(self.hv.cur_tid, guest_addr)
 
     def guest_write(self, guest_addr: int, data: bytes) -> None:
         self.hv.tracer.poke(self.hv.cur_tid, guest_addr, data)
@@ -241,6 +280,7 @@ class Hypervisor:
                          "munmap": self.vfs.on_msync_munmap,
                          "execve": self.vfs.on_path, "execveat": self.vfs.on_path,
                          "epoll_ctl": self.vfs.on_epoll_ctl}
+        self.hooks: dict = {}  # syscall number -> service (ModuleAPI.claim_syscalls)
         self.shared_maps: list = []  # vfs.SharedMap of live MAP_SHARED mappings
         self._exec_dir: str | None = None  # host copies of executed virtual files
 
@@ -339,14 +379,44 @@ class Hypervisor:
         if not self.noseccomp and t.process.filter_gen < self.filter_gen:
             self.upgrade_filter(t)
         args = self.tracer.args()
-        handler = None
-        if sc is not None:
-            handler = self._by_name.get(sc.name) or self._choice.get(sc.choice)
-        if handler is None or (not self.modules and sc.choice != "virtual"):
-            action = None
-        else:
-            action = call_to_retval(handler, t, sc, args)
+        hook = self.hooks.get(nr)
+        action = PASS
+        if hook is not None and hasattr(hook, "syscall"):
+            action = call_to_retval(hook.syscall, t, sc, args)
+        if action is PASS:
+            handler = None
+            if sc is not None:
+                handler = self._by_name.get(sc.name) or self._choice.get(sc.choice)
+            if handler is None or (not self.modules and sc.choice != "virtual"):
+                action = None
+            else:
+                action = call_to_retval(handler, t, sc, args)
+        if hook is not None and hasattr(hook, "after"):
+            action = self._with_after(hook, t, sc, args, action)
         self.perform(t, sc, nr, args, action)
+
+    @staticmethod
+    def _with_after(hook, t, sc, args, action):
+        """Run hook.after on the result of whatever serves the call."""
+        def after(ret):
+            new = call_to_retval(hook.after, t, sc, args, ret)
+            return ret if new is None else new
+        if isinstance(action, int):
+            return after(action)
+        if action is None:
+            return Native(None, after)
+        inner = action.on_exit
+
+        def chained(ret):
+            if inner is not None:
+                new = inner(ret)
+                ret = ret if new is None else new
+            return after(ret)
+        return Native(action.args, chained, action.nr)
+
+    def update_hooks(self) -> None:
+        self.hooks = {e.key: e.service for e in self.table.entries if e.kind == "syscall"}
+        self.need_syscalls()
 
     def perform(self, t, sc, nr, args, action) -> None:
         tid = t.tid
@@ -463,9 +533,10 @@ class Hypervisor:
     def need_syscalls(self) -> None:
         """A module was loaded: trace what modules need, in every process."""
         want = {sc.nr for sc in syscalls.BY_NR.values() if sc.nr >= 0 and (
-            sc.choice in MODULE_CHOICES or sc.name in MODULE_EXTRA)}
+            sc.choice in MODULE_CHOICES or sc.name in MODULE_EXTRA)} | set(self.hooks)
         if want <= self.filter_numbers or self.noseccomp:
             self.filter_numbers |= want
+            self.update_fastpath()
             return
         self.filter_numbers |= want
         self.filter_gen += 1
@@ -485,7 +556,8 @@ class Hypervisor:
     def update_fastpath(self) -> None:
         table = bytearray([255]) * syscalls.NBITS
         for sc in syscalls.BY_NR.values():
-            if not 0 <= sc.nr < syscalls.NBITS or sc.name in self.FASTPATH_EXCLUDE:
+            if not 0 <= sc.nr < syscalls.NBITS or sc.name in self.FASTPATH_EXCLUDE \
+                    or sc.nr in self.hooks:  # a module looks at every such call
                 continue
             if sc.choice in ("fd", "ioctl") and sc.args and sc.args[0] == "fd":
                 table[sc.nr] = 0

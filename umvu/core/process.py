@@ -85,12 +85,13 @@ class MemState:
 
 
 class Process:
-    __slots__ = ("tgid", "threads", "filter_gen")
+    __slots__ = ("tgid", "threads", "filter_gen", "data")
 
     def __init__(self, tgid: int, threads: set | None = None, filter_gen: int = 0) -> None:
         self.tgid = tgid
         self.threads = set() if threads is None else threads
         self.filter_gen = filter_gen  # generation of the seccomp filter stack installed
+        self.data: dict = {}  # modules' per-process state: copied at fork, kept at exec
 
 
 class Thread:
@@ -126,6 +127,7 @@ class ProcessTable:
             proc.threads.add(child_tid)
         else:
             proc = Process(child_tid, {child_tid}, parent.process.filter_gen)
+            proc.data = dict(parent.process.data)
         if flags & CLONE_FILES:
             files = parent.files
             files.users += 1

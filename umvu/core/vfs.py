@@ -43,6 +43,9 @@ def s64(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
+PASS = object()  # a syscall hook's answer: "dispatch this call as usual"
+
+
 class Native:
     __slots__ = ("args", "on_exit", "nr")
 
