@@ -138,6 +138,22 @@ class ModuleAPI:
             return hv.vfs._fstat(vf)
         return os.stat("/proc/%d/fd/%d" % (t.tid, guest_fd))
 
+    def scratch_addr(self, size: int) -> int:
+        """Guest address of ``size`` bytes (at most 256) that a hook may use for one
+        call's rewritten arguments (the end of the calling thread's scratch area)."""
+        hv = self.hv
+        if size > 256:
+            raise ValueError("scratch request too large")
+        return hv.scratch(hv.procs.get(hv.cur_tid)) + SCRATCH_SIZE - 256
+
+    def on_exec(self, callback) -> None:
+        """callback(tid) after every successful exec, before the new program runs."""
+        self.hv.exec_hooks.append(callback)
+
+    def drop_exec_hook(self, callback) -> None:
+        if callback in self.hv.exec_hooks:
+            self.hv.exec_hooks.remove(callback)
+
     def thread(self):
         """The calling guest thread (its .process.data keeps per-process module state,
         copied at fork and kept at exec)."""
@@ -150,6 +166,13 @@ class ModuleAPI:
     def guest_read_str(self, guest_addr: int) -> bytes:
         """A NUL-terminated string (a path) of the calling guest thread."""
         return self.hv.tracer.peekstr(self.hv.cur_tid, guest_addr)
+
+    def read_memory(self, tid: int, guest_addr: int, size: int) -> bytes:
+        """Memory of any stopped guest thread (exec hooks)."""
+        return self.hv.tracer.peek(tid, guest_addr, size)
+
+    def write_memory(self, tid: int, guest_addr: int, data: bytes) -> None:
+        self.hv.tracer.poke(tid, guest_addr, data)
 
     def guest_write(self, guest_addr: int, data: bytes) -> None:
         self.hv.tracer.poke(self.hv.cur_tid, guest_addr, data)
@@ -281,6 +304,7 @@ class Hypervisor:
                          "execve": self.vfs.on_path, "execveat": self.vfs.on_path,
                          "epoll_ctl": self.vfs.on_epoll_ctl}
         self.hooks: dict = {}  # syscall number -> service (ModuleAPI.claim_syscalls)
+        self.exec_hooks: list = []  # ModuleAPI.on_exec callbacks
         self.shared_maps: list = []  # vfs.SharedMap of live MAP_SHARED mappings
         self._exec_dir: str | None = None  # host copies of executed virtual files
 
@@ -344,6 +368,8 @@ class Hypervisor:
                     tracer.want_boundary(ev.msg)
             elif kind == EV_EXEC:
                 procs.exec(tid, ev.msg)
+                for hook in list(self.exec_hooks):
+                    call_to_retval(hook, tid)
                 self._pending_exit.pop(ev.msg, None)
                 tracer.resume(tid)
             elif kind == EV_EXITED:

@@ -1073,7 +1073,8 @@ class VirtualFS:
             return self.copy_between(t, sc, args, in_fd, vin, out_fd, vout)
         return None
 
-    CHUNK = 14 * 4096  # guest I/O through the scratch area, one chunk per call
+    CHUNK = 14 * 4096 - 256  # guest I/O through the scratch area (its last 256 bytes
+    # are ModuleAPI.scratch_addr's), one chunk per call
 
     def guest_io(self, t, nr_name, fd, data_or_size, offset=None):
         """Inject read/write/pread64/pwrite64 on a real guest fd through the scratch

@@ -1,0 +1,73 @@
+"""vumisc: the view's own clock (vumisctime) and host name (vumiscuname)."""
+import time
+
+from conftest import run
+
+Y2000 = 946684800  # 2000-01-01T00:00:00Z
+
+
+def test_offset_moves_date_and_the_vdso_clock(tmp_path):
+    (tmp_path / "tm").mkdir()
+    script = f"""
+        vu_insmod vumisc && vumount -t vumisctime none tm && ls tm &&
+        cat tm/frequency && date -u +%Y &&
+        python3 -c 'import time; print(time.gmtime().tm_year)' &&
+        echo $(( {Y2000} + 86400 * 40 - $(date +%s) )) > tm/offset &&
+        date -u +%Y-%m && python3 -c 'import time; print(time.gmtime().tm_year)' &&
+        python3 -c 'import datetime; print(datetime.datetime.now(datetime.timezone.utc).year)'
+    """
+    r = run("umvu", ["bash", "-c", script], cwd=tmp_path)
+    now_year = time.gmtime().tm_year
+    assert r.stdout.decode().split() == [
+        "base", "frequency", "offset", "1.000000", str(now_year), str(now_year),
+        "2000-02", "2000", "2000"], r.stderr.decode()
+
+
+def test_date_s_moves_only_the_view_and_needs_virtual_root(as_user):
+    (as_user.work / "tm").mkdir(exist_ok=True)
+    script = """
+        vu_insmod vumisc unrealuidgid && vumount -t vumisctime none tm &&
+        { date -s '2001-09-09 01:46:40' > /dev/null 2>&1 || echo refused; } &&
+        vusu -c "date -u -s '2001-09-09 01:46:40' > /dev/null" && date -u +%Y &&
+        python3 -c 'import time; print(time.gmtime().tm_year)'
+    """
+    r = as_user(["bash", "-c", script])
+    assert r.stdout.decode().split() == ["refused", "2001", "2001"], r.stderr.decode()
+    # the host's clock did not move
+    assert time.gmtime().tm_year >= 2026
+
+
+def test_frequency_scales_sleeps_and_keeps_time_continuous(tmp_path):
+    (tmp_path / "tm").mkdir()
+    prog = ("import time; a, m = time.time(), time.monotonic(); time.sleep(1); "
+            "print(round(time.time() - a, 1), round(time.monotonic() - m, 1))")
+    script = f"""
+        vu_insmod vumisc && vumount -t vumisctime none tm &&
+        before=$(date +%s) && echo 2 > tm/frequency && after=$(date +%s) &&
+        echo jump=$(( after - before )) &&
+        python3 -c '{prog}' &&
+        h0=$(cut -d' ' -f1 /proc/uptime) && sleep 1 && h1=$(cut -d' ' -f1 /proc/uptime) &&
+        echo host=$(python3 -c "print(round($h1 - $h0, 1))")
+    """
+    r = run("umvu", ["bash", "-c", script], cwd=tmp_path)
+    out = r.stdout.decode().split("\n")
+    assert out[0] in ("jump=0", "jump=1"), r.stderr.decode()
+    virtual = [float(x) for x in out[1].split()]
+    assert all(0.9 <= v <= 1.6 for v in virtual), out  # a virtual second passed
+    host = float(out[2].split("=")[1])
+    assert host < 0.95, out  # in about half a host second (loose: no tight timing)
+
+
+def test_uname_of_the_view(as_user):
+    (as_user.work / "un").mkdir(exist_ok=True)
+    script = """
+        vu_insmod vumisc unrealuidgid && vumount -t vumiscuname -o nodename=inside none un &&
+        uname -n && hostname && { hostname other 2>/dev/null || echo refused; } &&
+        vusu -c 'hostname viewhost' && uname -n && cat un/nodename &&
+        echo written > un/nodename && uname -n
+    """
+    r = as_user(["bash", "-c", script])
+    assert r.stdout.decode().split() == ["inside", "inside", "refused", "viewhost",
+                                         "viewhost", "written"], r.stderr.decode()
+    import os
+    assert os.uname().nodename != "viewhost"
