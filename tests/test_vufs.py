@@ -1,6 +1,7 @@
 """vufs: bind, merge, cow, mincow, except (issue: vufs, acceptance 1 and 2)."""
 import hashlib
 import os
+import re
 import subprocess
 
 
@@ -127,3 +128,59 @@ def test_mincow_copies_up_only_what_the_user_may_not_write(as_user):
     assert (tree / "writable").read_text() == "w\nW\n"  # changed in place
     assert (tree / "readonly").read_text() == "r\n"  # the real one is untouched
     assert sorted(os.listdir(upper)) == ["readonly"]  # only it was copied up
+
+
+ROOT_PROGRAMS = ("bash", "ls", "cat", "head", "apt-get", "env", "id", "pwd", "readlink")
+
+
+def make_rootfs(top):
+    """A root tree assembled from the host's binaries and the libraries they need."""
+    import shutil
+    import subprocess
+    root = top / "rootfs"
+    for d in ("etc", "proc", "dev", "tmp", "root", "usr/bin"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    os.chmod(root / "tmp", 0o1777)
+    for name in ROOT_PROGRAMS:
+        path = shutil.which(name, path="/usr/bin:/bin")
+        files = [path] + re.findall(r"(/\S+) \(0x", subprocess.run(
+            ["ldd", path], capture_output=True, text=True).stdout)
+        for f in files:
+            dest = root / f.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not dest.exists():
+                shutil.copy2(f, dest)
+    for link, target in (("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")):
+        if not (root / link).exists() and (root / target).exists():
+            os.symlink(target, root / link)
+    shutil.copy2("/usr/lib/os-release", root / "etc" / "os-release")
+    (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/bash\n"
+                                         "nobody:x:65534:65534:nobody:/:/bin/sh\n")
+    subprocess.run(["chmod", "-R", "a+rX", str(top)], check=True)
+    os.chmod(root / "tmp", 0o1777)
+    return root
+
+
+def test_private_root_as_unprivileged_user(as_user):
+    root = make_rootfs(as_user.work / "priv")
+    script = f"""
+        vu_insmod vufs && vumount -t vufs /proc /proc && vumount -t vufs /dev /dev &&
+        vumount -t vufs -o bind {root} / &&
+        ls / && head -1 /etc/os-release && apt-get --version | head -1 &&
+        cd /usr/bin && pwd && readlink /proc/self/cwd /proc/self/exe &&
+        echo private > /tmp/made-inside && cat /tmp/made-inside &&
+        {{ [ -e {as_user.work} ] || echo "no host tree"; }} && id -un
+    """
+    r = as_user(["bash", "-c", script])
+    assert r.returncode == 0, r.stderr.decode()
+    out = r.stdout.decode().splitlines()
+    assert out[:out.index("usr") + 1] == sorted(os.listdir(root))
+    rest = out[out.index("usr") + 1:]
+    assert rest[0] == 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"'
+    assert rest[1].startswith("apt ")
+    assert rest[2:5] == ["/usr/bin", "/usr/bin", "/usr/bin/readlink"]
+    assert rest[5] == "private"
+    assert rest[6:] == ["no host tree", "nobody"]
+    # the write landed in the tree, not in the host's /tmp
+    assert (root / "tmp" / "made-inside").read_text() == "private\n"
+    assert not os.path.exists("/tmp/made-inside")

@@ -31,6 +31,7 @@ UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
 F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 5, 6, 7, 1030
 SETFL_MASK = O_APPEND | O_NONBLOCK | 0o20000 | 0o40000 | 0o1000000  # ASYNC DIRECT NOATIME
+PROC_LINK = re.compile(rb"^/proc/(?:self|thread-self|\d+)(?:/task/\d+)?/(?:fd/\d+|cwd|exe|root)$")
 PROC_MOUNTS = re.compile(rb"^/proc/(?:(?:self|thread-self|\d+)(?:/task/\d+)?/)?"
                          rb"(mounts|mountinfo)$")
 
@@ -134,7 +135,7 @@ class VirtualFS:
         target = os.fsencode(target)
         if not target.startswith(b"/"):
             raise OSError(errno.ENOTDIR, "not a directory")
-        return target
+        return self.guest_of_host(target)
 
     def read_path(self, t, guest_addr: int) -> bytes:
         return self.tracer.peekstr(t.tid, guest_addr)
@@ -214,10 +215,68 @@ class VirtualFS:
                     new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
                 rewrite = new
             return self.real_path_hook(t, sc, args, r, rewrite)
+        native = self.native_path(r)
+        if native is not None and name not in ("execve", "execveat"):
+            new = list(args)
+            new[idx] = self.scratch_path(t, native)
+            if idx and sc.args[idx - 1] == "dirfd":
+                new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
+            if name == "chdir":
+                def chdir_done(ret):
+                    if ret == 0:
+                        t.fs.cwd, t.fs.kernel_cwd = r.path, r.path == native
+                return Native(new, chdir_done)
+            return Native(new, self.readlink_fixer(t, sc, args, r.path))
         handler = getattr(self, "v_" + name, None)
         if handler is None:
             return -errno.ENOSYS
         return handler(t, sc, args, r)
+
+    @staticmethod
+    def native_path(r):
+        """The host path the kernel can serve r by, for services that say so."""
+        fn = getattr(r.entry.service, "native_host", None) if r.entry is not None else None
+        return fn(r.rel) if fn is not None else None
+
+    def guest_of_host(self, host: bytes) -> bytes:
+        """A host path the kernel gave (an fd's or a cwd's) as the guest sees it: itself
+        where the guest sees it at its own place, else, inside a tree served natively at
+        another place, that place."""
+        entry, rel = self.hv.table.lookup_path(host)
+        if entry is None:
+            return host
+        fn = getattr(entry.service, "native_host", None)
+        if fn is not None and fn(rel) == host:
+            return host
+        best, best_len = host, -1
+        for e in self.hv.table.mounts():
+            root = getattr(e.service, "native_root", None)
+            if root is None or root == e.key or len(root) <= best_len:
+                continue
+            if root == b"/" or host == root or host.startswith(root + b"/"):
+                rest = host if root == b"/" else host[len(root):]
+                best = (e.key.rstrip(b"/") + rest) or b"/"
+                best_len = len(root)
+        return best
+
+    def readlink_fixer(self, t, sc, args, guest_path: bytes):
+        """readlink of /proc/PID/{fd/N,cwd,exe,root}: the kernel answers host paths."""
+        if sc.name not in ("readlink", "readlinkat") or not PROC_LINK.match(guest_path):
+            return None
+        buf_idx = 1 if sc.name == "readlink" else 2
+        addr, size = args[buf_idx], args[buf_idx + 1]
+
+        def fix(ret):
+            if ret <= 0:
+                return ret
+            target = self.tracer.peek(t.tid, addr, ret)
+            guest = self.guest_of_host(target)
+            if guest == target:
+                return ret
+            guest = guest[:size]
+            self.tracer.poke(t.tid, addr, guest)
+            return len(guest)
+        return fix
 
     def real_path_hook(self, t, sc, args, r, rewrite=None):
         """A path the kernel serves; chdir must be followed to keep the cwd."""
@@ -228,6 +287,10 @@ class VirtualFS:
                     t.fs.kernel_cwd = True
                 return None
             return Native(rewrite, done)
+        fixer = self.readlink_fixer(t, sc, args, r.path if r is not None else b"") \
+            if self.hv.table.has_paths() else None
+        if fixer is not None:
+            return Native(rewrite, fixer)
         return Native(rewrite) if rewrite else None
 
     def on_path2(self, t, sc, args):
@@ -248,12 +311,14 @@ class VirtualFS:
                 return -e.errno
             res.append((idx, r))
         (i0, r0), (i1, r1) = res
-        if r0.entry is None and r1.entry is None:
-            if not (r0.crossed or r1.crossed or not t.fs.kernel_cwd):
+        hosts = [r.path if r.entry is None else self.native_path(r) for r in (r0, r1)]
+        if None not in hosts:  # both real or natively served: the kernel decides
+            if r0.entry is None and r1.entry is None and \
+                    not (r0.crossed or r1.crossed or not t.fs.kernel_cwd):
                 return None
             new = list(args)
-            for slot, (idx, r) in enumerate(res):
-                new[idx] = self.scratch_path(t, r.path, slot)
+            for slot, (idx, host) in enumerate(zip((i0, i1), hosts)):
+                new[idx] = self.scratch_path(t, host, slot)
                 if idx and sc.args[idx - 1] == "dirfd":
                     new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
             return Native(new)
@@ -636,8 +701,9 @@ class VirtualFS:
 
     def _fchdir_done(self, t, ret):
         if ret == 0:
-            t.fs.cwd = os.fsencode(os.readlink("/proc/%d/cwd" % t.tid))
-            t.fs.kernel_cwd = True
+            host = os.fsencode(os.readlink("/proc/%d/cwd" % t.tid))
+            t.fs.cwd = self.guest_of_host(host)
+            t.fs.kernel_cwd = t.fs.cwd == host
 
     def real_dup(self, t, sc, args):
         """dup2/dup3/F_DUPFD of a real fd over a virtual one: forget the virtual one."""

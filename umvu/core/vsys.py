@@ -225,6 +225,26 @@ class VirtualSyscalls:
                                 shown, mounted=True))
         return 0
 
+    def _native_fds_inside(self, entry) -> bool:
+        """Files of a natively served tree are real fds: look for one in the guests
+        (a tree of the whole host, as /unreal, cannot tell its fds from real ones)."""
+        root = getattr(entry.service, "native_root", None)
+        if root is None or root == b"/":
+            return False
+        for tgid in {t.process.tgid for t in self.hv.procs.threads.values()}:
+            try:
+                fds = os.listdir("/proc/%d/fd" % tgid)
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    target = os.fsencode(os.readlink("/proc/%d/fd/%s" % (tgid, fd)))
+                except OSError:
+                    continue
+                if target == root or target.startswith(root + b"/"):
+                    return True
+        return False
+
     def _cwd_inside(self, prefixes) -> bool:
         for t in self.hv.procs.threads.values():
             for p in prefixes:
@@ -251,7 +271,8 @@ class VirtualSyscalls:
         if entry is None:
             return None  # not ours: the kernel answers
         if not flags & (MNT_FORCE | MNT_DETACH):
-            if entry.users > 0 or self._cwd_inside([entry.key]):
+            if entry.users > 0 or self._cwd_inside([entry.key]) or \
+                    self._native_fds_inside(entry):
                 return -errno.EBUSY
         entry.module.umount(entry.service, flags)
         self.hv.table.remove(entry)

@@ -48,6 +48,12 @@ class HostTree:
             for name in self.WRITE_METHODS:
                 setattr(self, name, self._erofs)
         self._listings: dict[int, list] = {}  # fd -> names read at offset 0
+        # a writable tree is served by the kernel itself: the core rewrites path
+        # arguments to host paths (as proot does), so fds, mmap and exec stay real
+        self.native_root = None if readonly else (self.root or b"/")
+
+    def native_host(self, path: bytes):
+        return None if self.readonly else self.host(path)
 
     def host(self, path: bytes) -> bytes:
         return self.root + path if path != b"/" else (self.root or b"/")
