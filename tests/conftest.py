@@ -64,6 +64,7 @@ def as_user(request):
             return subprocess.run([str(REPO / "bin" / "umvu")] + argv, capture_output=True,
                                   env=BASE_ENV, **kw)
         run_self.work = Path(tempfile.mkdtemp(prefix="umvu-unpriv-"))
+        run_self.prefix = [str(REPO / "bin" / "umvu")]
         return run_self
     top = Path(tempfile.mkdtemp(prefix="umvu-unpriv-"))  # pytest's tmp is root-only
     request.addfinalizer(lambda: shutil.rmtree(top, ignore_errors=True))
@@ -80,12 +81,13 @@ def as_user(request):
     env = dict(BASE_ENV, HOME=str(work),
                PATH=BASE_ENV["PATH"].replace(str(REPO / "bin"), str(tree / "bin")))
 
+    prefix = (["runuser", "-u", "nobody", "--", "env", "-i"]
+              + ["%s=%s" % kv for kv in env.items()] + [str(tree / "bin" / "umvu")])
+
     def run(argv, **kw):
-        return subprocess.run(["runuser", "-u", "nobody", "--", "env", "-i"]
-                              + ["%s=%s" % kv for kv in env.items()]
-                              + [str(tree / "bin" / "umvu")] + argv,
-                              capture_output=True, cwd=str(work), **kw)
+        return subprocess.run(prefix + argv, capture_output=True, cwd=str(work), **kw)
     run.work = work  # a directory the unprivileged user owns
+    run.prefix = prefix  # "umvu" as the unprivileged user (for pexpect)
     return run
 
 

@@ -83,3 +83,12 @@ def test_vusu_without_the_module_says_so(as_user):
     assert r.returncode == 1 and b"vu_insmod unrealuidgid" in r.stderr, r.stderr
     r = as_user(["bash", "-c", "vu_insmod unrealuidgid && vusu nosuchuser -c id"])
     assert r.returncode == 1 and b"user nosuchuser does not exist" in r.stderr
+
+
+def test_proc_status_shows_virtual_ids(as_user):
+    r = as_user(["bash", "-c", "vu_insmod unrealuidgid && grep ^Uid /proc/self/status && "
+                 "vusu -c 'grep -E \"^(Uid|Gid)\" /proc/self/status; "
+                 "grep ^Uid /proc/$PPID/status'"])
+    assert r.stdout.decode().splitlines() == [
+        "Uid:\t65534\t65534\t65534\t65534", "Uid:\t0\t0\t0\t0", "Gid:\t0\t0\t0\t0",
+        "Uid:\t65534\t65534\t65534\t65534"], r.stderr.decode()

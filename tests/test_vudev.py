@@ -102,15 +102,22 @@ def test_scenario_as_root_in_both_modes(tmp_path, guest_mode):
     check_scenario_image(image, tmp_path)
 
 
-def test_interactive_gdisk(tmp_path):
-    image = tmp_path / "disk.img"
+def test_interactive_gdisk_as_unprivileged_user(as_user):
+    image = as_user.work / "gdisk.img"
+    if image.exists():
+        image.unlink()
     with open(image, "wb") as f:
         f.truncate(256 << 20)
+    os.chown(image, 65534, 65534)
     env = dict(BASE_ENV, PS1="$ ", TERM="dumb")
-    child = pexpect.spawn(MODES["umvu"][0], MODES["umvu"][1:] + ["bash", "--norc", "-i"],
-                          cwd=str(tmp_path), env=env, timeout=60, encoding="utf-8")
+    prefix = as_user.prefix
+    child = pexpect.spawn(prefix[0], prefix[1:] + ["bash", "--norc", "-i"],
+                          cwd=str(as_user.work), env=env, timeout=60, encoding="utf-8")
     child.expect_exact("$ ")
-    child.sendline("vu_insmod vudev && vumount -t vudevpartx disk.img /dev/hda && echo ok")
+    child.sendline("id -u")
+    child.expect_exact("65534" if os.getuid() == 0 else str(os.getuid()))
+    child.expect_exact("$ ")
+    child.sendline("vu_insmod vudev && vumount -t vudevpartx gdisk.img /dev/hda && echo ok")
     child.expect_exact("ok")
     child.sendline("gdisk /dev/hda")
     child.expect_exact("Command (? for help): ")

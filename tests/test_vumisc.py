@@ -71,3 +71,32 @@ def test_uname_of_the_view(as_user):
                                          "viewhost", "written"], r.stderr.decode()
     import os
     assert os.uname().nodename != "viewhost"
+
+
+def test_alarm_and_itimer_follow_the_frequency(tmp_path):
+    (tmp_path / "tm").mkdir()
+    prog = r'''
+import signal, time
+class Rang(Exception):
+    pass
+def ring(*a):
+    raise Rang()
+signal.signal(signal.SIGALRM, ring)
+for arm in (lambda: signal.alarm(2), lambda: signal.setitimer(signal.ITIMER_REAL, 2.0)):
+    a, h = time.monotonic(), time.clock_gettime(time.CLOCK_BOOTTIME)
+    arm()
+    try:
+        time.sleep(30)
+    except Rang:
+        pass
+    print(round(time.monotonic() - a), "virtual seconds")
+signal.setitimer(signal.ITIMER_REAL, 8.0)
+print("left", round(signal.getitimer(signal.ITIMER_REAL)[0]))
+'''
+    (tmp_path / "t.py").write_text(prog)
+    r = run("umvu", ["bash", "-c", "vu_insmod vumisc && vumount -t vumisctime none tm && "
+                     "echo 4 > tm/frequency && h0=$(cut -d' ' -f1 /proc/uptime) && "
+                     "python3 t.py && h1=$(cut -d' ' -f1 /proc/uptime) && "
+                     "python3 -c \"print('host', $h1 - $h0 < 3.5)\""], cwd=tmp_path)
+    assert r.stdout.decode().splitlines() == ["2 virtual seconds", "2 virtual seconds",
+                                              "left 8", "host True"], r.stderr.decode()

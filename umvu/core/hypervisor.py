@@ -154,6 +154,19 @@ class ModuleAPI:
         if callback in self.hv.exec_hooks:
             self.hv.exec_hooks.remove(callback)
 
+    def open_memfile(self, guest_path: bytes, data: bytes, cloexec: bool):
+        """The action that makes the pending open() give the guest a read-only virtual
+        file holding data (a module's own view of a /proc file)."""
+        from umvu.core.vfs import MemFile, VFile
+        hv = self.hv
+        t = hv.procs.get(hv.cur_tid)
+        vf = VFile(None, MemFile(data), 0, guest_path, os.O_RDONLY, False)
+        return hv.vfs.install(t, vf, cloexec)
+
+    def thread_of(self, tid: int):
+        """Any traced thread by tid (None if it is not a guest)."""
+        return self.hv.procs.get(tid)
+
     def thread(self):
         """The calling guest thread (its .process.data keeps per-process module state,
         copied at fork and kept at exec)."""

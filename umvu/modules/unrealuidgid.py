@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import logging
 import os
 import stat
@@ -35,6 +36,9 @@ ID_CALLS = ("getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", 
             "setfsgid", "getgroups", "setgroups")
 TABLE_CALLS = ("chown", "fchown", "lchown", "fchownat", "mknod", "mknodat")
 STAT_CALLS = ("stat", "lstat", "fstat", "newfstatat", "statx")
+OPEN_CALLS = ("open", "openat")
+PROC_STATUS = re.compile(rb"^/proc/(self|thread-self|\d+)(?:/task/(\d+))?/status$")
+O_ACCMODE, O_CLOEXEC = 3, 0o2000000
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH = 0x100, 0x1000
 NO_CHANGE = 0xFFFFFFFF
@@ -74,7 +78,8 @@ class UnrealUidGid(Module):
             except (OSError, ValueError, IndexError, TypeError) as e:
                 raise OSError(errno.EINVAL, "bad fakeroot table %s: %s"
                               % (self.db_path, e)) from None
-        self.entries = api.claim_syscalls(self, ID_CALLS + TABLE_CALLS + STAT_CALLS, self)
+        self.entries = api.claim_syscalls(
+            self, ID_CALLS + TABLE_CALLS + STAT_CALLS + OPEN_CALLS, self)
 
     def cleanup(self) -> None:
         self.save()
@@ -133,6 +138,8 @@ class UnrealUidGid(Module):
         name = sc.name
         if name in STAT_CALLS:
             return PASS
+        if name in OPEN_CALLS:
+            return self._open_status(t, name, args)
         if name in TABLE_CALLS:
             return self._table_call(t, name, args)
         c = self.creds(t)
@@ -206,6 +213,33 @@ class UnrealUidGid(Module):
             c.groups = list(struct.unpack("<%dI" % size, raw))
             return 0
         return PASS
+
+    def _open_status(self, t, name, args):
+        """/proc/PID/status shows the process's virtual ids."""
+        path_addr, flags = (args[0], args[1]) if name == "open" else (args[1], args[2])
+        if name == "openat" and s32(args[0]) != AT_FDCWD:
+            return PASS
+        path = self.api.guest_read_str(path_addr)
+        m = PROC_STATUS.match(path)
+        if m is None or flags & O_ACCMODE:
+            return PASS
+        who = m.group(2) or m.group(1)
+        tid = t.tid if who in (b"self", b"thread-self") else int(who)
+        target = self.api.thread_of(tid)
+        if target is None:
+            return PASS
+        with open("/proc/%d/status" % tid, "rb") as f:
+            lines = f.read().split(b"\n")
+        c = self.creds(target)
+        for i, line in enumerate(lines):
+            if line.startswith(b"Uid:"):
+                lines[i] = b"Uid:\t" + b"\t".join(b"%d" % v for v in c.uid)
+            elif line.startswith(b"Gid:"):
+                lines[i] = b"Gid:\t" + b"\t".join(b"%d" % v for v in c.gid)
+            elif line.startswith(b"Groups:"):
+                lines[i] = b"Groups:\t" + b" ".join(b"%d" % v for v in c.groups) + \
+                    (b" " if c.groups else b"")
+        return self.api.open_memfile(path, b"\n".join(lines), bool(flags & O_CLOEXEC))
 
     # ------------------------------------------------------------ the fakeroot table
     def _key_of_path(self, dirfd, path_addr, follow, empty_ok=False):

@@ -9,8 +9,8 @@ and ``offset``; guests then see CLOCK_REALTIME (clock_gettime, gettimeofday, tim
 takes the current host time as base and moves offset so that T does not jump.
 clock_settime/settimeofday (``date -s``) by the virtual root (unrealuidgid's euid 0, or
 the real root) move the view's clock only; others get EPERM. Relative sleeps
-(nanosleep, clock_nanosleep, select/pselect/poll/ppoll/epoll_wait timeouts) last
-1/frequency as long on the host; absolute CLOCK_REALTIME sleeps end at the virtual
+(nanosleep, clock_nanosleep, select/pselect/poll/ppoll/epoll_wait timeouts) and the
+alarm and ITIMER_REAL timers last 1/frequency as long on the host; absolute CLOCK_REALTIME sleeps end at the virtual
 deadline. Programs exec'd while the module is loaded run without the vDSO (its entry
 in their auxiliary vector is hidden), so their time calls reach umvu.
 
@@ -27,6 +27,7 @@ import struct
 import time
 import types
 
+from umvu.core import syscalls
 from umvu.core.vfs import PASS, Native
 from umvu.modules.base import Module, parse_options
 
@@ -41,7 +42,9 @@ TIMER_ABSTIME = 1
 AT_SYSINFO_EHDR, AT_IGNORE, AT_NULL = 33, 1, 0
 TIME_CALLS = ("clock_gettime", "gettimeofday", "time", "clock_settime", "settimeofday",
               "nanosleep", "clock_nanosleep", "select", "pselect6", "poll", "ppoll",
-              "epoll_wait", "epoll_pwait")
+              "epoll_wait", "epoll_pwait", "alarm", "setitimer", "getitimer")
+ITIMER_REAL = 0
+NR_SETITIMER = syscalls.number("setitimer")
 UNAME_CALLS = ("uname", "sethostname", "setdomainname")
 
 
@@ -177,6 +180,14 @@ def _ts(seconds: float) -> bytes:
     return struct.pack("<qq", sec, min(int((seconds - sec) * 1e9), 999999999))
 
 
+def _tv(seconds: float, scale: float) -> bytes:
+    """A timeval of seconds * scale (a nonzero time stays nonzero)."""
+    if seconds <= 0:
+        return bytes(16)
+    us = max(1, round(seconds * scale * 1e6))
+    return struct.pack("<qq", us // 1000000, us % 1000000)
+
+
 class TimeService(PseudoFiles):
     """One vumisctime mount: the clock, its files, and the syscalls it serves."""
 
@@ -285,6 +296,32 @@ class TimeService(PseudoFiles):
                 return PASS
             new[2 if name == "poll" else 3] = max(1, int(ms / c.freq))
             return Native(new)
+        if name == "alarm":
+            # alarm counts whole seconds: made a setitimer, which counts microseconds
+            secs = args[0] & 0xFFFFFFFF
+            buf = self.api.scratch_addr(64)
+            self.api.guest_write(buf, bytes(16) + _tv(secs, 1 / c.freq))
+            api = self.api
+
+            def left(ret):
+                if ret < 0:
+                    return ret
+                _, _, x, y = struct.unpack("<qqqq", api.guest_read(buf + 32, 32))
+                remaining = (x + y / 1e6) * c.freq
+                return int(remaining) + (1 if remaining % 1 >= 0.5 or
+                                         (0 < remaining < 1) else 0)
+            return Native([ITIMER_REAL, buf, buf + 32, 0, 0, 0], left, nr=NR_SETITIMER)
+        if name in ("setitimer", "getitimer"):
+            if s32(args[0]) != ITIMER_REAL:
+                return PASS
+            old_idx = 2 if name == "setitimer" else 1
+            if name == "setitimer" and args[1]:  # it_interval, it_value: two timevals
+                a, b, x, y = struct.unpack("<qqqq", self.api.guest_read(args[1], 32))
+                out = self.api.scratch_addr(32)
+                self.api.guest_write(out, _tv(a + b / 1e6, 1 / c.freq) +
+                                     _tv(x + y / 1e6, 1 / c.freq))
+                new[1] = out
+            return Native(new, self._itimer_fixer(args[old_idx]))
         if name in ("select", "pselect6", "ppoll"):
             idx = {"select": 4, "pselect6": 4, "ppoll": 2}[name]
             if not args[idx]:
@@ -295,6 +332,19 @@ class TimeService(PseudoFiles):
                 new[idx] = self._scaled_ts(args[idx])
             return Native(new)
         return PASS
+
+    def _itimer_fixer(self, addr):
+        """What the kernel wrote back (the old or current timer) in virtual time."""
+        if not addr:
+            return None
+        api, freq = self.api, self.clock.freq
+
+        def fix(ret):
+            if ret == 0:
+                a, b, x, y = struct.unpack("<qqqq", api.guest_read(addr, 32))
+                api.guest_write(addr, _tv(a + b / 1e6, freq) + _tv(x + y / 1e6, freq))
+            return ret
+        return fix
 
     def _rem_fixer(self, rem_addr):
         if not rem_addr:
