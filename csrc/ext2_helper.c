@@ -291,6 +291,20 @@ struct listing {
     int count;
 };
 
+/* hand a finished listing to the caller, or free it on error */
+static errcode_t listing_done(struct listing *l, errcode_t err, char **buf, size_t *len)
+{
+    if (!err)
+        err = l->err;
+    if (err) {
+        free(l->buf);
+        return err;
+    }
+    *buf = l->buf;
+    *len = l->len;
+    return 0;
+}
+
 static int list_one(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offset,
                     int blocksize, char *buf, void *priv)
 {
@@ -323,15 +337,7 @@ long ue2_dir_list(void *p, uint32_t dir, char **buf, size_t *len)
 {
     struct listing l = {0};
     errcode_t err = ext2fs_dir_iterate2(FS(p), dir, 0, NULL, list_one, &l);
-    if (!err)
-        err = l.err;
-    if (err) {
-        free(l.buf);
-        return err;
-    }
-    *buf = l.buf;
-    *len = l.len;
-    return 0;
+    return listing_done(&l, err, buf, len);
 }
 
 static int count_one(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offset,
@@ -833,15 +839,7 @@ long ue2_xattr_list(void *p, uint32_t ino, char **buf, size_t *len)
         return err;
     err = ext2fs_xattrs_iterate(h, list_key, &l);
     ext2fs_xattrs_close(&h);
-    if (!err)
-        err = l.err;
-    if (err) {
-        free(l.buf);
-        return err;
-    }
-    *buf = l.buf;
-    *len = l.len;
-    return 0;
+    return listing_done(&l, err, buf, len);
 }
 
 void ue2_free(void *p)

@@ -10,7 +10,7 @@ import zlib
 import pexpect
 import pytest
 
-from conftest import BASE_ENV, MODES, REPO, run
+from conftest import BASE_ENV, REPO, run
 
 PY_IOCTLS = r'''
 import errno, fcntl, os, struct, sys
