@@ -222,3 +222,13 @@ def test_bad_pointer_gets_efault(mode):
     # virtual syscalls: EFAULT under umvu (natively they do not exist)
     assert guest[5:] == ["vu_rmmod -1 EFAULT", "vu_insmod -1 EFAULT"]
     assert native[5:] == ["vu_rmmod -1 ENOSYS", "vu_insmod -1 ENOSYS"]
+
+
+def test_pin_keeps_every_guest_on_one_cpu():
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    r = run("umvu", ["sh", "-c", "grep Cpus_allowed_list /proc/self/status; "
+                     "sh -c 'grep Cpus_allowed_list /proc/self/status'"],
+            umvu_opts=("--cpu", str(cpu)))
+    assert r.stdout.decode().split() == ["Cpus_allowed_list:", str(cpu)] * 2
+    r = run("umvu", ["true"], umvu_opts=("--cpu", "100000"))
+    assert r.returncode == 2 and b"cannot pin" in r.stderr

@@ -36,6 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--rc", metavar="RCFILE",
                    help="run RCFILE instead of ~/.vurc at start")
     p.add_argument("-V", "--vu_name", default="", metavar="NAME", help="name of this view")
+    p.add_argument("-P", "--pin", action="store_true",
+                   help="run umvu and every guest on one CPU (--cpu N, else the first "
+                        "this process may use): each ptrace stop then costs a context "
+                        "switch on one CPU instead of a cross-CPU wake-up; off by default "
+                        "because it serializes parallel work (make -j2)")
+    p.add_argument("--cpu", type=int, metavar="N", help="the CPU for -P")
     p.add_argument("--version", action="version", version="umvu " + umvu.__version__)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD [ARGS]")
     return p
@@ -102,6 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print("umvu: cannot open %s: %s" % (opts.output, e.strerror), file=sys.stderr)
         return 2
+    if opts.pin or opts.cpu is not None:
+        cpu = opts.cpu if opts.cpu is not None else sorted(os.sched_getaffinity(0))[0]
+        try:
+            os.sched_setaffinity(0, {cpu})  # inherited by every guest
+        except OSError as e:
+            print("umvu: cannot pin to CPU %d: %s" % (cpu, e.strerror), file=sys.stderr)
+            return 2
     hv = Hypervisor(noseccomp=opts.noseccomp, debugtags=opts.debugtags,
                     view_name=os.fsencode(opts.vu_name))
     try:
