@@ -184,3 +184,19 @@ def test_private_root_as_unprivileged_user(as_user):
     # the write landed in the tree, not in the host's /tmp
     assert (root / "tmp" / "made-inside").read_text() == "private\n"
     assert not os.path.exists("/tmp/made-inside")
+
+
+def test_move_and_rbind(tmp_path):
+    for d in ("src", "a", "b", "tree", "tree/sub", "copy"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "src" / "f").write_text("bound\n")
+    script = f"""
+        vu_insmod vufs vufuse && cd {tmp_path} &&
+        vumount -t vufs src a && vumount -M a b && cat b/f && {{ cat a/f 2>/dev/null || echo moved; }} &&
+        vumount -t vufusememfs none tree/sub && echo inner > tree/sub/g &&
+        vumount -R tree copy && cat copy/sub/g && vuumount copy/sub && cat tree/sub/g &&
+        grep -c " {tmp_path}/b " /proc/mounts
+    """
+    r = run("umvu", ["bash", "-c", script])
+    assert r.stdout.decode().split() == ["bound", "moved", "inner", "inner", "1"], \
+        r.stderr.decode()

@@ -123,6 +123,13 @@ def vumount(argv):
     fstype = opts.types
     if opts.bind or opts.rbind:
         fstype = fstype or "vufs"
+    if opts.move:  # a mount moves: its type is what it was
+        ret = raw_syscall(syscalls.number("mount"), os.fsencode(opts.source),
+                          os.fsencode(opts.target), b"", MS_MOVE, b"")
+        if ret < 0:
+            raise Fail("vumount: " + (_last_error() or "%s: %s" % (opts.source,
+                                                                  os.strerror(-ret))))
+        return 0
     if not fstype:
         raise Fail("vumount: missing -t TYPE (loaded types: %s)" % (" ".join(fstypes) or "none"))
     if raw_syscall(NR["vuctl"], VUCTL_ACCEPTS, fstype.encode()) != 0:

@@ -356,7 +356,7 @@ class Hypervisor:
             import shutil
             shutil.rmtree(self._exec_dir, ignore_errors=True)
         for e in list(self.table.entries)[::-1]:  # newest first: stacked mounts
-            if e.mounted:                             # go before what they stand on
+            if e.mounted and not e.alias:             # go before what they stand on
                 call_to_retval(e.module.umount, e.service, 0)
             if e in self.table.entries:
                 self.table.remove(e)

@@ -18,7 +18,7 @@ _seq = itertools.count(1)
 
 class Entry:
     __slots__ = ("kind", "key", "module", "service", "seq", "source", "fstype", "flags",
-                 "options", "users", "mounted")
+                 "options", "users", "mounted", "alias")
 
     def __init__(self, kind, key, module, service, source=b"", fstype="", flags=0,
                  options="", mounted=False):
@@ -27,6 +27,7 @@ class Entry:
         self.seq = next(_seq)
         self.source, self.fstype, self.flags, self.options = source, fstype, flags, options
         self.users = 0  # open virtual fds and cwds inside (busy mounts refuse umount)
+        self.alias = False  # an rbind copy of another mount (shares its service)
 
 
 class Responsibility:

@@ -27,6 +27,7 @@ VUCTL_GETNAME, VUCTL_SETNAME, VUCTL_GETDEBUGTAGS, VUCTL_SETDEBUGTAGS = 1, 2, 3, 
 VUCTL_SETLOGLEVEL, VUCTL_PS, VUCTL_LSOF, VUCTL_MOUNTS, VUCTL_FSTYPES = 5, 6, 7, 8, 9
 VUCTL_LASTERROR = 10  # the message of this process's last failed mount/insmod
 VUCTL_ACCEPTS = 11    # (const char *fstype): 0 if a loaded module serves it, else ENODEV
+MS_MOVE, MS_REC, MS_BIND = 8192, 16384, 4096
 MS_RDONLY = 1
 MNT_FORCE, MNT_DETACH = 1, 2
 
@@ -195,6 +196,8 @@ class VirtualSyscalls:
             fstype = self.tracer.peekstr(t.tid, args[2], 256).decode() if args[2] else ""
         except OSError as e:
             return -e.errno
+        if args[3] & MS_MOVE:
+            return self._move(t, args)
         mod = self.fs_module(fstype)
         if mod is None:
             return None  # the kernel's (usually EPERM for an ordinary user)
@@ -223,7 +226,43 @@ class VirtualSyscalls:
         shown = ",".join(w for w in words if w not in ("ro", "rw"))
         self.hv.table.add(Entry("path", r.path, mod, service, source, fstype, flags,
                                 shown, mounted=True))
+        if flags & MS_BIND and flags & MS_REC and source.startswith(b"/"):
+            self._replicate(source, r.path)
         return 0
+
+    def _resolve_mount_point(self, t, guest_addr):
+        vfs = self.hv.vfs
+        path = self.tracer.peekstr(t.tid, guest_addr)
+        return vfs.resolver.resolve(vfs.base_dir(t, AT_FDCWD), path, follow=True,
+                                    must_exist=True).path
+
+    def _move(self, t, args):
+        """vumount -M OLD NEW: a virtual mount (with what is mounted below it) moves."""
+        old = self._resolve_mount_point(t, args[0])
+        new = self._resolve_mount_point(t, args[1])
+        moving = [e for e in self.hv.table.mounts() if e.mounted and
+                  (e.key == old or e.key.startswith(old.rstrip(b"/") + b"/"))]
+        if not any(e.key == old for e in moving):
+            return None  # not ours: the kernel answers
+        if new == old or new.startswith(old.rstrip(b"/") + b"/"):
+            return -errno.EINVAL
+        for e in moving:
+            self.hv.table.remove(e)
+            e.key = new.rstrip(b"/") + e.key[len(old.rstrip(b"/")):] or b"/"
+            self.hv.table.add(e)
+        return 0
+
+    def _replicate(self, source: bytes, target: bytes) -> None:
+        """rbind: the virtual mounts below source show below target too (the same
+        services; unmounting the copies leaves the originals alone)."""
+        below = source.rstrip(b"/") + b"/"
+        for e in list(self.hv.table.mounts()):
+            if e.mounted and e.key.startswith(below) and not e.alias:
+                copy = Entry("path", target.rstrip(b"/") + e.key[len(source.rstrip(b"/")):],
+                             e.module, e.service, e.source, e.fstype, e.flags, e.options,
+                             mounted=True)
+                copy.alias = True
+                self.hv.table.add(copy)
 
     def _native_fds_inside(self, entry) -> bool:
         """Files of a natively served tree are real fds: look for one in the guests
@@ -274,6 +313,7 @@ class VirtualSyscalls:
             if entry.users > 0 or self._cwd_inside([entry.key]) or \
                     self._native_fds_inside(entry):
                 return -errno.EBUSY
-        entry.module.umount(entry.service, flags)
+        if not entry.alias:  # (an rbind copy shares its original's service)
+            entry.module.umount(entry.service, flags)
         self.hv.table.remove(entry)
         return 0
