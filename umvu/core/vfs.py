@@ -224,7 +224,7 @@ class VirtualFS:
             if name == "chdir":
                 def chdir_done(ret):
                     if ret == 0:
-                        t.fs.cwd, t.fs.kernel_cwd = r.path, r.path == native
+                        t.fs.cwd, t.fs.kernel_cwd = r.path, r.path == native.rstrip(b"/")
                 return Native(new, chdir_done)
             return Native(new, self.readlink_fixer(t, sc, args, r.path))
         handler = getattr(self, "v_" + name, None)
@@ -234,9 +234,13 @@ class VirtualFS:
 
     @staticmethod
     def native_path(r):
-        """The host path the kernel can serve r by, for services that say so."""
+        """The host path the kernel can serve r by, for services that say so (with the
+        guest's trailing slash: it means "a directory" to the kernel)."""
         fn = getattr(r.entry.service, "native_host", None) if r.entry is not None else None
-        return fn(r.rel) if fn is not None else None
+        host = fn(r.rel) if fn is not None else None
+        if host is not None and r.trailing and not host.endswith(b"/"):
+            host += b"/"
+        return host
 
     def guest_of_host(self, host: bytes) -> bytes:
         """A host path the kernel gave (an fd's or a cwd's) as the guest sees it: itself
@@ -311,7 +315,8 @@ class VirtualFS:
                 return -e.errno
             res.append((idx, r))
         (i0, r0), (i1, r1) = res
-        hosts = [r.path if r.entry is None else self.native_path(r) for r in (r0, r1)]
+        hosts = [(r.path + b"/" if r.trailing and r.path != b"/" else r.path)
+                 if r.entry is None else self.native_path(r) for r in (r0, r1)]
         if None not in hosts:  # both real or natively served: the kernel decides
             if r0.entry is None and r1.entry is None and \
                     not (r0.crossed or r1.crossed or not t.fs.kernel_cwd):
