@@ -92,3 +92,14 @@ def test_proc_status_shows_virtual_ids(as_user):
     assert r.stdout.decode().splitlines() == [
         "Uid:\t65534\t65534\t65534\t65534", "Uid:\t0\t0\t0\t0", "Gid:\t0\t0\t0\t0",
         "Uid:\t65534\t65534\t65534\t65534"], r.stderr.decode()
+
+
+def test_modules_check_permissions_with_the_virtual_ids(tmp_path):
+    (tmp_path / "m").mkdir()
+    script = ("vu_insmod unrealuidgid vufuse && vumount -t vufusememfs none m && "
+              "vusu -c 'mkdir m/pub && chmod 777 m/pub && touch m/root-file' && "
+              "vusu -s /bin/sh nobody -c 'touch m/x 2>/dev/null || echo denied; "
+              "touch m/pub/mine' && stat -c '%n %u' m/root-file m/pub/mine")
+    r = run("umvu", ["bash", "-c", script], cwd=tmp_path)
+    assert r.stdout.decode().splitlines() == ["denied", "m/root-file 0",
+                                              "m/pub/mine 65534"], r.stderr.decode()

@@ -169,7 +169,8 @@ class ModuleAPI:
 
     def thread(self):
         """The calling guest thread (its .process.data keeps per-process module state,
-        copied at fork and kept at exec)."""
+        copied at fork and kept at exec; data["creds"], with lists uid and gid of
+        [real, effective, saved, fs] ids and groups, makes caller() virtual)."""
         return self.hv.procs.get(self.hv.cur_tid)
 
     def guest_read(self, guest_addr: int, size: int) -> bytes:
@@ -196,9 +197,14 @@ class ModuleAPI:
 
     def _status(self):
         """(uid, gid, groups) of the calling guest thread: its fs ids, as the kernel
-        checks them; read once per syscall."""
+        checks them (or the virtual ones a uid module keeps in process.data["creds"]);
+        read once per syscall."""
         hv = self.hv
         key = (hv.cur_seq, hv.cur_tid)
+        t = hv.procs.get(hv.cur_tid)
+        creds = t.process.data.get("creds") if t is not None else None
+        if creds is not None:
+            return creds.uid[3], creds.gid[3], set(creds.groups)
         if self._status_key != key:
             uid = gid = 0
             groups = set()

@@ -30,7 +30,7 @@ from umvu.core.vfs import PASS, Native
 from umvu.modules.base import Module
 
 log = logging.getLogger("umvu")
-KEY = "unrealuidgid"
+KEY = "creds"  # ModuleAPI.caller() and vumisc read the virtual ids there
 ID_CALLS = ("getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "setuid",
             "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid",
             "setfsgid", "getgroups", "setgroups")

@@ -60,7 +60,7 @@ def s32(v):
 
 def is_virtual_root(api) -> bool:
     t = api.thread()
-    creds = t.process.data.get("unrealuidgid") if t else None
+    creds = t.process.data.get("creds") if t else None
     if creds is not None:
         return creds.uid[1] == 0
     return api.caller()[0] == 0
