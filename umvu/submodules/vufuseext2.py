@@ -14,6 +14,8 @@ The journal is not used for writing (as fuse2fs): a crash leaves an image for e2
 from __future__ import annotations
 
 import errno
+import functools
+import inspect
 import logging
 import os
 import stat
@@ -77,6 +79,18 @@ def _f(ext2_ino: int) -> int:
 
 def _fail(exc: OSError):
     return pyfuse3.FUSEError(exc.errno or errno.EIO)
+
+
+def _errnos(fn):
+    """An Operations method whose OSErrors (libext2fs' errors, mapped) become
+    FUSEErrors, as pyfuse3 wants them."""
+    @functools.wraps(fn)
+    async def wrapper(*args, **kwargs):
+        try:
+            return await fn(*args, **kwargs)
+        except OSError as e:
+            raise _fail(e) from None
+    return wrapper
 
 
 def _refuse(code: int, text: str):
@@ -233,84 +247,66 @@ class Ext2Operations(pyfuse3.Operations):
 
     # ------------------------------------------------------------ Operations
     async def lookup(self, parent_inode, name, ctx=None):
-        try:
-            return self._attr(self._lookup(_e(parent_inode), bytes(name)))
-        except OSError as e:
-            raise _fail(e) from None
+        return self._attr(self._lookup(_e(parent_inode), bytes(name)))
 
     async def getattr(self, inode, ctx=None):
-        try:
-            return self._attr(_e(inode))
-        except OSError as e:
-            raise _fail(e) from None
+        return self._attr(_e(inode))
 
     async def setattr(self, inode, attr, fields, fh, ctx):
         ino = _e(inode)
         self._writable()
-        try:
-            if fields.update_size:
-                self.img.truncate(ino, attr.st_size)
-            which = 0
-            cur = self.img.getattr(ino)
-            mode = cur.mode
-            if fields.update_mode:
+        if fields.update_size:
+            self.img.truncate(ino, attr.st_size)
+        which = 0
+        cur = self.img.getattr(ino)
+        mode = cur.mode
+        if fields.update_mode:
+            which |= SET_MODE
+            mode = attr.st_mode
+        if fields.update_uid or fields.update_gid:
+            which |= SET_UID | SET_GID
+            # a change of owner drops set-user-ID and set-group-ID (with group x)
+            if stat.S_ISREG(cur.mode) and not fields.update_mode and \
+                    cur.mode & (stat.S_ISUID | stat.S_ISGID):
+                mode = cur.mode & ~stat.S_ISUID
+                if mode & stat.S_IXGRP:
+                    mode &= ~stat.S_ISGID
                 which |= SET_MODE
-                mode = attr.st_mode
-            if fields.update_uid or fields.update_gid:
-                which |= SET_UID | SET_GID
-                # a change of owner drops set-user-ID and set-group-ID (with group x)
-                if stat.S_ISREG(cur.mode) and not fields.update_mode and \
-                        cur.mode & (stat.S_ISUID | stat.S_ISGID):
-                    mode = cur.mode & ~stat.S_ISUID
-                    if mode & stat.S_IXGRP:
-                        mode &= ~stat.S_ISGID
-                    which |= SET_MODE
-            if fields.update_atime:
-                which |= SET_ATIME
-            if fields.update_mtime:
-                which |= SET_MTIME
-            if which & SET_MODE:
-                self._chmod_acl(ino, mode)
-            if which or fields.update_size:
-                which |= SET_CTIME
-                self.img.setattr(
-                    ino, which, mode=mode,
-                    uid=attr.st_uid if fields.update_uid else cur.uid,
-                    gid=attr.st_gid if fields.update_gid else cur.gid,
-                    atime_ns=attr.st_atime_ns, mtime_ns=attr.st_mtime_ns,
-                    ctime_ns=ext2fs.now_ns())
-            return self._attr(ino)
-        except OSError as e:
-            raise _fail(e) from None
+        if fields.update_atime:
+            which |= SET_ATIME
+        if fields.update_mtime:
+            which |= SET_MTIME
+        if which & SET_MODE:
+            self._chmod_acl(ino, mode)
+        if which or fields.update_size:
+            which |= SET_CTIME
+            self.img.setattr(
+                ino, which, mode=mode,
+                uid=attr.st_uid if fields.update_uid else cur.uid,
+                gid=attr.st_gid if fields.update_gid else cur.gid,
+                atime_ns=attr.st_atime_ns, mtime_ns=attr.st_mtime_ns,
+                ctime_ns=ext2fs.now_ns())
+        return self._attr(ino)
 
     async def readlink(self, inode, ctx):
-        try:
-            return self.img.readlink(_e(inode))
-        except OSError as e:
-            raise _fail(e) from None
+        return self.img.readlink(_e(inode))
 
     async def mknod(self, parent_inode, name, mode, rdev, ctx):
         self._writable()
         parent, name = _e(parent_inode), bytes(name)
-        try:
-            self._absent(parent, name)
-            uid, gid, mode = self._new_ids(parent, ctx, mode)
-            mode = stat.S_IFMT(mode) | (mode & ~ctx.umask & 0o7777)
-            return self._attr(self._added(parent, name, self.img.mknode(
-                parent, name, mode, uid, gid, rdev)))
-        except OSError as e:
-            raise _fail(e) from None
+        self._absent(parent, name)
+        uid, gid, mode = self._new_ids(parent, ctx, mode)
+        mode = stat.S_IFMT(mode) | (mode & ~ctx.umask & 0o7777)
+        return self._attr(self._added(parent, name, self.img.mknode(
+            parent, name, mode, uid, gid, rdev)))
 
     async def mkdir(self, parent_inode, name, mode, ctx):
         self._writable()
         parent, name = _e(parent_inode), bytes(name)
-        try:
-            self._absent(parent, name)
-            uid, gid, mode = self._new_ids(parent, ctx, stat.S_IFDIR | mode)
-            return self._attr(self._added(parent, name, self.img.mkdir(
-                parent, name, mode & ~ctx.umask & 0o7777, uid, gid)))
-        except OSError as e:
-            raise _fail(e) from None
+        self._absent(parent, name)
+        uid, gid, mode = self._new_ids(parent, ctx, stat.S_IFDIR | mode)
+        return self._attr(self._added(parent, name, self.img.mkdir(
+            parent, name, mode & ~ctx.umask & 0o7777, uid, gid)))
 
     async def symlink(self, parent_inode, name, target, ctx):
         self._writable()
@@ -318,23 +314,17 @@ class Ext2Operations(pyfuse3.Operations):
         target = bytes(target)
         if len(target) >= 4096:
             raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
-        try:
-            self._absent(parent, name)
-            uid, gid, _ = self._new_ids(parent, ctx, stat.S_IFLNK)
-            return self._attr(self._added(parent, name, self.img.symlink(
-                parent, name, target, uid, gid)))
-        except OSError as e:
-            raise _fail(e) from None
+        self._absent(parent, name)
+        uid, gid, _ = self._new_ids(parent, ctx, stat.S_IFLNK)
+        return self._attr(self._added(parent, name, self.img.symlink(
+            parent, name, target, uid, gid)))
 
     async def link(self, inode, new_parent_inode, new_name, ctx):
         self._writable()
         parent, name = _e(new_parent_inode), bytes(new_name)
-        try:
-            self._absent(parent, name)
-            self.img.link(parent, name, _e(inode))
-            return self._attr(self._added(parent, name, _e(inode)))
-        except OSError as e:
-            raise _fail(e) from None
+        self._absent(parent, name)
+        self.img.link(parent, name, _e(inode))
+        return self._attr(self._added(parent, name, _e(inode)))
 
     def _remove(self, parent: int, name: bytes, want_dir: bool) -> None:
         ino = self._lookup(parent, name)
@@ -356,19 +346,13 @@ class Ext2Operations(pyfuse3.Operations):
 
     async def unlink(self, parent_inode, name, ctx):
         self._writable()
-        try:
-            self._remove(_e(parent_inode), bytes(name), False)
-        except OSError as e:
-            raise _fail(e) from None
+        self._remove(_e(parent_inode), bytes(name), False)
 
     async def rmdir(self, parent_inode, name, ctx):
         self._writable()
         if bytes(name) in (b".", b".."):
             raise pyfuse3.FUSEError(errno.EINVAL if name == b"." else errno.ENOTEMPTY)
-        try:
-            self._remove(_e(parent_inode), bytes(name), True)
-        except OSError as e:
-            raise _fail(e) from None
+        self._remove(_e(parent_inode), bytes(name), True)
 
     def _inside(self, ino: int, dir_ino: int) -> bool:
         """Is dir_ino ino itself or below it?"""
@@ -421,24 +405,18 @@ class Ext2Operations(pyfuse3.Operations):
         ino = _e(inode)
         if flags & os.O_ACCMODE != os.O_RDONLY or flags & os.O_TRUNC:
             self._writable()
-        try:
-            if flags & os.O_TRUNC:
-                self.img.truncate(ino, 0)
-        except OSError as e:
-            raise _fail(e) from None
+        if flags & os.O_TRUNC:
+            self.img.truncate(ino, 0)
         return pyfuse3.FileInfo(fh=self._new_fh(ino))
 
     async def create(self, parent_inode, name, mode, flags, ctx):
         self._writable()
         parent, name = _e(parent_inode), bytes(name)
-        try:
-            self._absent(parent, name)
-            uid, gid, mode = self._new_ids(parent, ctx, mode)
-            ino = self._added(parent, name, self.img.mknode(
-                parent, name, stat.S_IFREG | (mode & ~ctx.umask & 0o7777), uid, gid))
-            return pyfuse3.FileInfo(fh=self._new_fh(ino)), self._attr(ino)
-        except OSError as e:
-            raise _fail(e) from None
+        self._absent(parent, name)
+        uid, gid, mode = self._new_ids(parent, ctx, mode)
+        ino = self._added(parent, name, self.img.mknode(
+            parent, name, stat.S_IFREG | (mode & ~ctx.umask & 0o7777), uid, gid))
+        return pyfuse3.FileInfo(fh=self._new_fh(ino)), self._attr(ino)
 
     def _ino_of(self, fh: int) -> int:
         ino = self.handles.get(fh)
@@ -447,17 +425,11 @@ class Ext2Operations(pyfuse3.Operations):
         return ino
 
     async def read(self, fh, off, size):
-        try:
-            return self.img.read(self._ino_of(fh), size, off)
-        except OSError as e:
-            raise _fail(e) from None
+        return self.img.read(self._ino_of(fh), size, off)
 
     async def write(self, fh, off, buf):
         self._writable()
-        try:
-            return self.img.write(self._ino_of(fh), bytes(buf), off)
-        except OSError as e:
-            raise _fail(e) from None
+        return self.img.write(self._ino_of(fh), bytes(buf), off)
 
     async def flush(self, fh):
         pass
@@ -465,23 +437,14 @@ class Ext2Operations(pyfuse3.Operations):
     async def release(self, fh):
         ino = self.handles.pop(fh, None)
         if ino is not None:
-            try:
-                self._release_inode(ino)
-            except OSError as e:
-                raise _fail(e) from None
+            self._release_inode(ino)
 
     async def fsync(self, fh, datasync):
-        try:
-            self.img.flush()
-        except OSError as e:
-            raise _fail(e) from None
+        self.img.flush()
 
     async def opendir(self, inode, ctx):
         ino = _e(inode)
-        try:
-            entries = self.img.listdir(ino)
-        except OSError as e:
-            raise _fail(e) from None
+        entries = self.img.listdir(ino)
         fh = self._new_fh(ino)
         self.dirs[fh] = entries
         return fh
@@ -523,28 +486,22 @@ class Ext2Operations(pyfuse3.Operations):
     async def getxattr(self, inode, name, ctx):
         if bytes(name) in HIDDEN_XATTRS:
             raise pyfuse3.FUSEError(errno.ENODATA)
-        try:
-            return self.img.getxattr(_e(inode), bytes(name))
-        except OSError as e:
-            raise _fail(e) from None
+        return self.img.getxattr(_e(inode), bytes(name))
 
     async def setxattr(self, inode, name, value, ctx):
         self._writable()
         name, value, ino = bytes(name), bytes(value), _e(inode)
         if name in HIDDEN_XATTRS:
             raise pyfuse3.FUSEError(errno.EPERM)
-        try:
-            if name in (ACL_ACCESS, ACL_DEFAULT) and value in (b"", b"\2\0\0\0"):
-                return self._drop_xattr(ino, name)  # an empty ACL: none
-            if name == ACL_ACCESS:
-                return self._set_access_acl(ino, value)
-            if name == ACL_DEFAULT:
-                if not stat.S_ISDIR(self.img.getattr(ino).mode):
-                    raise OSError(errno.EACCES, "default ACLs are for directories")
-                acl_parse(value)
-            self.img.setxattr(ino, name, value)
-        except OSError as e:
-            raise _fail(e) from None
+        if name in (ACL_ACCESS, ACL_DEFAULT) and value in (b"", b"\2\0\0\0"):
+            return self._drop_xattr(ino, name)  # an empty ACL: none
+        if name == ACL_ACCESS:
+            return self._set_access_acl(ino, value)
+        if name == ACL_DEFAULT:
+            if not stat.S_ISDIR(self.img.getattr(ino).mode):
+                raise OSError(errno.EACCES, "default ACLs are for directories")
+            acl_parse(value)
+        self.img.setxattr(ino, name, value)
 
     def _drop_xattr(self, ino: int, name: bytes) -> None:
         try:
@@ -583,19 +540,13 @@ class Ext2Operations(pyfuse3.Operations):
         self.img.setxattr(ino, ACL_ACCESS, acl_bytes(entries))
 
     async def listxattr(self, inode, ctx):
-        try:
-            return [n for n in self.img.listxattr(_e(inode)) if n not in HIDDEN_XATTRS]
-        except OSError as e:
-            raise _fail(e) from None
+        return [n for n in self.img.listxattr(_e(inode)) if n not in HIDDEN_XATTRS]
 
     async def removexattr(self, inode, name, ctx):
         self._writable()
         if bytes(name) in HIDDEN_XATTRS:
             raise pyfuse3.FUSEError(errno.ENODATA)
-        try:
-            self.img.removexattr(_e(inode), bytes(name))
-        except OSError as e:
-            raise _fail(e) from None
+        self.img.removexattr(_e(inode), bytes(name))
 
     async def forget(self, inode_list):
         pass
@@ -608,6 +559,11 @@ class Ext2Operations(pyfuse3.Operations):
             self.orphans.clear()
         finally:
             self.img.close(clean=True)
+
+
+for _name, _fn in list(vars(Ext2Operations).items()):
+    if inspect.iscoroutinefunction(_fn):
+        setattr(Ext2Operations, _name, _errnos(_fn))
 
 
 def vufuse_operations(source, options):
