@@ -18,3 +18,12 @@ umvu bash -c "vu_insmod vufuse unreal && vumount -t vufusememfs none $mnt &&
   echo \"/unreal shows the host again: \$(cat /unreal/etc/hostname)\" && vuctl mounts"
 echo "== after umvu, on the host, $mnt holds $(ls -A "$mnt" | wc -l) entries"
 rmdir "$mnt"
+echo "== an ext2 image (made with mke2fs -d) mounted inside umvu and listed by a shell"
+work=$(mktemp -d)
+mkdir "$work/src" "$work/mnt"
+cp -a /usr/share/doc/bash "$work/src/doc"
+echo "hello from ext2" > "$work/src/hello.txt"
+mke2fs -q -t ext2 -d "$work/src" "$work/disk.ext2" 16M >/dev/null 2>&1
+umvu bash -c "vu_insmod vufuse && vumount -t vufuseext2 -o ro $work/disk.ext2 $work/mnt &&
+  ls -l $work/mnt && cat $work/mnt/hello.txt && df -h $work/mnt | tail -1"
+rm -rf "$work"

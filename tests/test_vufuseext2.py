@@ -416,3 +416,11 @@ def test_posix_acls_behave_as_on_ext4(tmp_path):
     assert results["native"][1].count(b"\n") == 9
     assert results["umvu"] == results["native"]
     assert fsck_clean(image)[0] == 0
+
+
+def test_demo_script_mounts_an_ext2_image(tmp_path):
+    r = subprocess.run(["sh", str(REPO / "examples" / "demo.sh")], cwd=tmp_path,
+                       capture_output=True, timeout=600)
+    assert r.returncode == 0, r.stderr.decode()
+    out = r.stdout.decode()
+    assert "hello from ext2" in out and "lost+found" in out and "exits 137" in out
