@@ -26,6 +26,16 @@ class Resolved:
         self.trailing = trailing  # the guest's string ended with "/"
 
 
+def within(path: bytes, prefix: bytes) -> bool:
+    """Is the canonical path prefix itself or below it?"""
+    return path == prefix or path.startswith(prefix.rstrip(b"/") + b"/")
+
+
+def rebase(path: bytes, old: bytes, new: bytes) -> bytes:
+    """A path within old, moved to the same place within new."""
+    return new.rstrip(b"/") + path[len(old.rstrip(b"/")):] or b"/"
+
+
 def _err(code):
     return OSError(code, os.strerror(code))
 

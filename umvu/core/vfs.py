@@ -18,7 +18,7 @@ import stat
 import struct
 
 from umvu.core import guestabi
-from umvu.core.paths import AT_FDCWD, Resolver
+from umvu.core.paths import AT_FDCWD, Resolver, rebase, within
 from umvu.core.syscalls import BY_NAME
 
 O_ACCMODE = 3
@@ -257,10 +257,8 @@ class VirtualFS:
             root = getattr(e.service, "native_root", None)
             if root is None or root == e.key or len(root) <= best_len:
                 continue
-            if root == b"/" or host == root or host.startswith(root + b"/"):
-                rest = host if root == b"/" else host[len(root):]
-                best = (e.key.rstrip(b"/") + rest) or b"/"
-                best_len = len(root)
+            if within(host, root):
+                best, best_len = rebase(host, root, e.key), len(root)
         return best
 
     def readlink_fixer(self, t, sc, args, guest_path: bytes):

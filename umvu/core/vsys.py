@@ -17,7 +17,7 @@ import errno
 import logging
 import os
 
-from umvu.core.paths import AT_FDCWD
+from umvu.core.paths import AT_FDCWD, rebase, within
 from umvu.core.registry import Entry, load_module_class
 from umvu.core.vfs import s32
 
@@ -240,26 +240,23 @@ class VirtualSyscalls:
         """vumount -M OLD NEW: a virtual mount (with what is mounted below it) moves."""
         old = self._resolve_mount_point(t, args[0])
         new = self._resolve_mount_point(t, args[1])
-        moving = [e for e in self.hv.table.mounts() if e.mounted and
-                  (e.key == old or e.key.startswith(old.rstrip(b"/") + b"/"))]
+        moving = [e for e in self.hv.table.mounts() if e.mounted and within(e.key, old)]
         if not any(e.key == old for e in moving):
             return None  # not ours: the kernel answers
-        if new == old or new.startswith(old.rstrip(b"/") + b"/"):
+        if within(new, old):
             return -errno.EINVAL
         for e in moving:
             self.hv.table.remove(e)
-            e.key = new.rstrip(b"/") + e.key[len(old.rstrip(b"/")):] or b"/"
+            e.key = rebase(e.key, old, new)
             self.hv.table.add(e)
         return 0
 
     def _replicate(self, source: bytes, target: bytes) -> None:
         """rbind: the virtual mounts below source show below target too (the same
         services; unmounting the copies leaves the originals alone)."""
-        below = source.rstrip(b"/") + b"/"
         for e in list(self.hv.table.mounts()):
-            if e.mounted and e.key.startswith(below) and not e.alias:
-                copy = Entry("path", target.rstrip(b"/") + e.key[len(source.rstrip(b"/")):],
-                             e.module, e.service, e.source, e.fstype, e.flags, e.options,
+            if e.mounted and e.key != source and within(e.key, source) and not e.alias:
+                copy = Entry("path", rebase(e.key, source, target), e.module, e.service, e.source, e.fstype, e.flags, e.options,
                              mounted=True)
                 copy.alias = True
                 self.hv.table.add(copy)
@@ -280,14 +277,14 @@ class VirtualSyscalls:
                     target = os.fsencode(os.readlink("/proc/%d/fd/%s" % (tgid, fd)))
                 except OSError:
                     continue
-                if target == root or target.startswith(root + b"/"):
+                if within(target, root):
                     return True
         return False
 
     def _cwd_inside(self, prefixes) -> bool:
         for t in self.hv.procs.threads.values():
             for p in prefixes:
-                if t.fs.cwd == p or t.fs.cwd.startswith(p.rstrip(b"/") + b"/"):
+                if within(t.fs.cwd, p):
                     return True
         return False
 
