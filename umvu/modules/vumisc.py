@@ -326,7 +326,7 @@ class TimeService(PseudoFiles):
             idx = {"select": 4, "pselect6": 4, "ppoll": 2}[name]
             if not args[idx]:
                 return PASS
-            if name == "select":  # a timeval; the kernel writes back what is left
+            if name == "select":  # a timeval (the time left goes to the scaled copy)
                 new[idx] = self._scaled_ts(args[idx], "<qq", 1e6)
             else:
                 new[idx] = self._scaled_ts(args[idx])
