@@ -65,6 +65,32 @@ class Resolver:
             return os.readlink(path)
         return self.hv.call(entry.service, "readlink", rel)
 
+    def _proc_magic(self, comps: list[bytes]):
+        """For /proc/{self,thread-self,PID[/task/TID]}/{cwd,fd/N}...: (how many
+        components the magic link takes, the guest path it stands for) when that is a
+        virtual cwd or a virtual fd of a guest thread, else (0, None)."""
+        hv = self.hv
+        i = 2
+        who = comps[1]
+        if who == b"self" or who == b"thread-self":
+            t = hv.procs.get(hv.cur_tid)
+        elif who.isdigit():
+            t = hv.procs.get(int(who))
+            if len(comps) > 3 and comps[2] == b"task" and comps[3].isdigit():
+                t = hv.procs.get(int(comps[3]))
+                i = 4
+        else:
+            return 0, None
+        if t is None or len(comps) <= i:
+            return 0, None
+        if comps[i] == b"cwd" and not t.fs.kernel_cwd:
+            return i + 1, t.fs.cwd
+        if comps[i] == b"fd" and len(comps) > i + 1 and comps[i + 1].isdigit():
+            vf = t.files.fds.get(int(comps[i + 1]))
+            if vf is not None and vf.entry is not None:
+                return i + 2, vf.path
+        return 0, None
+
     def resolve(self, base: bytes, path: bytes, follow: bool = True,
                 must_exist: bool = False, entry_op: bool = False) -> Resolved:
         """Resolve ``path`` (bytes) relative to the canonical directory ``base``.
@@ -100,8 +126,19 @@ class Resolver:
                 raise _err(errno.ENAMETOOLONG)
             stack.append(c)
             if stack[0] == b"proc" and len(stack) >= 2:
-                # /proc/PID/...: magic links resolve per caller; the kernel's business
-                stack.extend(reversed(todo))
+                # /proc/PID/...: magic links resolve per caller; the kernel's business,
+                # except a cwd or an fd the kernel does not have (virtual ones)
+                comps = stack + todo[::-1]
+                n, target = self._proc_magic(comps)
+                if target is not None and (n < len(comps) or follow):
+                    stack = [c for c in target.split(b"/") if c]
+                    todo = comps[n:][::-1]
+                    crossed = True
+                    st = None
+                    if todo:
+                        continue
+                    break
+                stack = comps
                 todo = []
                 st = None
                 break

@@ -268,7 +268,14 @@ class VirtualFS:
         buf_idx = 1 if sc.name == "readlink" else 2
         addr, size = args[buf_idx], args[buf_idx + 1]
 
+        comps = [c for c in guest_path.split(b"/") if c]
+        n, virtual = self.resolver._proc_magic(comps)
+
         def fix(ret):
+            if virtual is not None and n == len(comps):  # a virtual cwd or fd
+                guest = virtual[:size]
+                self.tracer.poke(t.tid, addr, guest)
+                return len(guest)
             if ret <= 0:
                 return ret
             target = self.tracer.peek(t.tid, addr, ret)
