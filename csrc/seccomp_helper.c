@@ -60,12 +60,26 @@ static unsigned char *tflags;
 #define FASTNR 512
 #define FASTFD 65536
 static unsigned char fd_arg_of[FASTNR];
+/* path fast path: for a path-choice syscall, where its path (and second path) and their
+ * dirfds are (0xff: none). A seccomp stop for it resumes at once, without Python, when
+ * the kernel's own walk of every path stays out of every prefix Python gave (see
+ * path_native). */
+struct path_desc {
+	unsigned char path[2], dirfd[2], null_is_fd;
+};
+static struct path_desc path_of[FASTNR];
+static char *prefixes;      /* NUL-separated canonical paths, "" ends the list */
+static int pathfast;
+static int virtual_cwds;    /* > 0: some thread's cwd is not the kernel's */
 static unsigned int vfd_count[FASTFD];
 static int fastpath;
 static long *skipret;
 static long pid_max = 4194304;
 static int noseccomp;
 static int nthreads;
+
+long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen);
+static int path_native(int tid, const struct umvu_event *ev);
 
 static int resume_request_for(int tid)
 {
@@ -319,6 +333,11 @@ int umvu_next(struct umvu_event *ev)
 					resume(tid, 0);
 					continue;
 				}
+			}
+			if (pathfast && ev->kind == UMVU_EV_SYSCALL && ev->nr >= 0 && ev->nr < FASTNR &&
+			    path_of[ev->nr].path[0] < 6 && path_native(tid, ev)) {
+				resume(tid, 0);
+				continue;
 			}
 			return 1;
 		case PTRACE_EVENT_FORK:
@@ -660,5 +679,211 @@ int umvu_vfd_ref(int fd, int delta)
 	if (delta < 0 && vfd_count[fd] == 0)
 		return -EINVAL;
 	vfd_count[fd] += delta;
+	return 0;
+}
+
+/* ------------------------------------------------------------ path fast path */
+
+/* path (canonical, len n) is at or below one of the prefixes */
+static int in_prefix(const char *path, size_t n)
+{
+	for (const char *p = prefixes; p && *p; p += strlen(p) + 1) {
+		size_t k = strlen(p);
+		if (k == 1 && p[0] == '/')
+			return 1;
+		if (n >= k && memcmp(path, p, k) == 0 && (n == k || path[k] == '/'))
+			return 1;
+	}
+	return 0;
+}
+
+/* a prefix lies strictly below path (canonical, len n) */
+static int above_prefix(const char *path, size_t n)
+{
+	for (const char *p = prefixes; p && *p; p += strlen(p) + 1) {
+		size_t k = strlen(p);
+		if (k > n && memcmp(path, p, n) == 0 && (n == 1 || p[n] == '/'))
+			return 1;
+	}
+	return 0;
+}
+
+#define WALK_MAX 8192
+
+/*
+ * Walk path from cur (a canonical absolute directory, len *curlen, buffer WALK_MAX) the
+ * way the kernel does: component by component, "." and ".." physically, every symlink
+ * met followed (the last one too: that can only widen what is checked). Returns 1 when
+ * no step is at or below a prefix (the kernel's walk never enters one), 0 when one is, or
+ * when the walk cannot be sure (too long, too many links, an lstat that failed for
+ * another reason than ENOENT/ENOTDIR): Python then decides.
+ */
+static int walk_outside(char *cur, size_t curlen, const char *path)
+{
+	char rest[WALK_MAX], target[WALK_MAX];
+	size_t restlen = strlen(path);
+	int links = 0;
+
+	if (restlen >= WALK_MAX)
+		return 0;
+	memcpy(rest, path, restlen + 1);
+	char *p = rest;
+	for (;;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			return 1;
+		char *end = strchrnul(p, '/');
+		size_t clen = end - p;
+		if (clen == 1 && p[0] == '.') {
+			p = end;
+			continue;
+		}
+		if (clen == 2 && p[0] == '.' && p[1] == '.') {
+			while (curlen > 1 && cur[curlen - 1] != '/')
+				curlen--;
+			if (curlen > 1)
+				curlen--;
+			cur[curlen] = 0;
+			p = end;
+			if (in_prefix(cur, curlen))
+				return 0;
+			continue;
+		}
+		if (curlen + 1 + clen >= WALK_MAX)
+			return 0;
+		size_t parentlen = curlen;
+		if (curlen > 1)
+			cur[curlen++] = '/';
+		memcpy(cur + curlen, p, clen);
+		curlen += clen;
+		cur[curlen] = 0;
+		p = end;
+		if (in_prefix(cur, curlen))
+			return 0;
+		struct stat st;
+		if (lstat(cur, &st) < 0) {
+			/* the kernel stops here too (or creates the last component), unless a
+			 * prefix hides below a name the host does not have */
+			if (errno == ENOENT || errno == ENOTDIR)
+				return !above_prefix(cur, curlen);
+			return 0;
+		}
+		if (!S_ISLNK(st.st_mode))
+			continue;
+		if (++links > 40)
+			return 0;
+		ssize_t tn = readlink(cur, target, WALK_MAX - 1);
+		if (tn <= 0)
+			return 0;
+		size_t left = strlen(p);
+		if ((size_t)tn + left + 1 >= WALK_MAX)
+			return 0;
+		memmove(rest + tn, p, left + 1);
+		memcpy(rest, target, tn);
+		p = rest;
+		if (target[0] == '/') {
+			cur[0] = '/';
+			curlen = 1;
+			cur[1] = 0;
+			if (in_prefix(cur, curlen))
+				return 0;
+		} else {
+			curlen = parentlen;
+			cur[curlen] = 0;
+		}
+	}
+}
+
+/* The canonical host path of tid's cwd or of its fd, in cur; 0 when there is none. */
+static int base_of(int tid, int dirfd, char *cur, size_t *curlen)
+{
+	char link[64];
+	if (dirfd == AT_FDCWD)
+		snprintf(link, sizeof link, "/proc/%d/cwd", tid);
+	else
+		snprintf(link, sizeof link, "/proc/%d/fd/%d", tid, dirfd);
+	ssize_t n = readlink(link, cur, WALK_MAX - 1);
+	if (n <= 0 || cur[0] != '/')
+		return 0;
+	cur[n] = 0;
+	if (n > 10 && strcmp(cur + n - 10, " (deleted)") == 0)
+		return 0;
+	*curlen = (size_t)n;
+	return !in_prefix(cur, *curlen);
+}
+
+static int fd_real(int fd)
+{
+	return fd >= 0 && fd < FASTFD && vfd_count[fd] == 0;
+}
+
+/* Every path argument of this path syscall is served by the kernel in the guest's view
+ * exactly as on the host: no virtual cwd or dirfd under it, no walk into a prefix. */
+static int path_native(int tid, const struct umvu_event *ev)
+{
+	const struct path_desc *d = &path_of[ev->nr];
+	char path[4097], cur[WALK_MAX];
+
+	for (int i = 0; i < 2 && d->path[i] < 6; i++) {
+		unsigned long addr = ev->args[d->path[i]];
+		int dirfd = d->dirfd[i] < 6 ? (int)ev->args[d->dirfd[i]] : AT_FDCWD;
+		size_t curlen;
+		if (addr == 0) {
+			/* utimensat(fd, NULL, ...) works on the fd itself */
+			if (!(d->null_is_fd && fd_real(dirfd)))
+				return 0;
+			continue;
+		}
+		long n = umvu_peekstr(tid, addr, path, sizeof path);
+		if (n < 0)
+			return 0;
+		if (path[0] == '/') {
+			cur[0] = '/';
+			cur[1] = 0;
+			curlen = 1;
+			if (in_prefix(cur, curlen))
+				return 0;
+		} else if (dirfd == AT_FDCWD) {
+			if (virtual_cwds || !base_of(tid, dirfd, cur, &curlen))
+				return 0;
+		} else if (!fd_real(dirfd) || !base_of(tid, dirfd, cur, &curlen)) {
+			return 0;
+		}
+		if (!walk_outside(cur, curlen, path))
+			return 0;
+	}
+	return 1;
+}
+
+/* Configure the path fast path: table holds n descriptors of 5 bytes (path, dirfd,
+ * path2, dirfd2, null_is_fd; 0xff: none) indexed by syscall number; prefixes_in the
+ * NUL-separated canonical prefixes (len bytes, ending with an empty string). */
+int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in, int len,
+		      int enable)
+{
+	char *copy = malloc(len + 2);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, prefixes_in, len);
+	copy[len] = 0;
+	copy[len + 1] = 0;
+	free(prefixes);
+	prefixes = copy;
+	memset(path_of, 0xff, sizeof path_of);
+	if (n > FASTNR)
+		n = FASTNR;
+	for (int i = 0; i < n; i++) {
+		const unsigned char *t = table + 5 * i;
+		path_of[i] = (struct path_desc){ { t[0], t[2] }, { t[1], t[3] }, t[4] == 1 };
+	}
+	pathfast = enable;
+	return 0;
+}
+
+/* How many fs states have a cwd the kernel does not have (relative paths need Python). */
+int umvu_set_virtual_cwds(int n)
+{
+	virtual_cwds = n;
 	return 0;
 }

@@ -20,7 +20,7 @@ import struct
 
 from umvu.core import syscalls
 from umvu.core.errors import call_to_retval
-from umvu.core.process import FdTable, ProcessTable
+from umvu.core.process import FdTable, FsState, ProcessTable
 from umvu.core.registry import Entry, Responsibility
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
                               EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_filter)
@@ -301,6 +301,9 @@ class Hypervisor:
         self.vfs = VirtualFS(self)
         self.procs = ProcessTable(release=self.vfs.release)
         FdTable.count = self.tracer.vfd_ref
+        FsState.virtual = 0
+        FsState.changed = self.tracer.set_virtual_cwds
+        self.table.on_change = self.update_pathfast
         self.vsys = VirtualSyscalls(self)
         self.main_tid = 0
         self.cur_tid = 0
@@ -610,6 +613,39 @@ class Hypervisor:
                 table[sc.nr] = 4
         enable = not self.noseccomp and "s" not in self.debugtags
         self.tracer.set_fastpath(bytes(table), enable)
+        self.update_pathfast()
+
+    # path-choice syscalls the C loop never decides: chdir and chroot change what the
+    # core follows; the rest are rare and have flags that change how paths resolve
+    PATHFAST_EXCLUDE = {"chdir", "chroot", "openat2", "name_to_handle_at", "open_tree",
+                        "open_tree_attr", "move_mount", "fspick", "mount_setattr",
+                        "pivot_root", "acct", "swapon", "swapoff", "quotactl", "uselib",
+                        "fanotify_mark"}
+    # always Python's: /proc (its magic links, /proc/self, virtual mounts tables)
+    PATHFAST_ALWAYS = [b"/proc"]
+
+    def update_pathfast(self) -> None:
+        """Tell the C loop which path syscalls it may resume by itself and which prefixes
+        (every path entry, every host tree served natively elsewhere, /proc) it must
+        leave to Python."""
+        table = bytearray([255]) * (5 * syscalls.NBITS)
+        for sc in syscalls.BY_NR.values():
+            if not 0 <= sc.nr < syscalls.NBITS or sc.choice not in ("path", "path2") \
+                    or sc.name in self.PATHFAST_EXCLUDE or sc.nr in self.hooks:
+                continue
+            for slot, idx in enumerate(sc.path_args()):
+                table[5 * sc.nr + 2 * slot] = idx
+                if idx and sc.args[idx - 1] == "dirfd":
+                    table[5 * sc.nr + 2 * slot + 1] = idx - 1
+            table[5 * sc.nr + 4] = 1 if sc.name == "utimensat" else 0
+        prefixes = self.table.path_keys() + self.PATHFAST_ALWAYS
+        for e in self.table.mounts():
+            root = getattr(e.service, "native_root", None)
+            if root is not None:
+                prefixes.append(root)
+        enable = not self.noseccomp and "s" not in self.debugtags and \
+            os.environ.get("UMVU_PATHFAST", "1") != "0"
+        self.tracer.set_pathfast(bytes(table), prefixes, enable)
 
     def upgrade_filter(self, t) -> None:
         """Stack the current filter onto t's process (t is at a syscall stop)."""

@@ -19,15 +19,44 @@ CLONE_THREAD = 0x10000
 
 class FsState:
     """``kernel_cwd``: the kernel's cwd of these threads is ``cwd`` (False while the
-    guest's cwd is inside a virtual mount and the kernel's stays where it was)."""
-    __slots__ = ("cwd", "root", "umask", "kernel_cwd")
+    guest's cwd is inside a virtual mount and the kernel's stays where it was).
+    ``users``: threads sharing it. ``FsState.virtual`` counts the live states whose cwd
+    the kernel does not have, reported to ``FsState.changed(n)`` (the C fast path
+    decides relative paths only while there are none)."""
+    __slots__ = ("cwd", "root", "umask", "_kernel_cwd", "users")
+    virtual = 0
+    changed = staticmethod(lambda n: None)
 
     def __init__(self, cwd: bytes, root: bytes = b"/", umask: int = 0o022,
                  kernel_cwd: bool = True) -> None:
-        self.cwd, self.root, self.umask, self.kernel_cwd = cwd, root, umask, kernel_cwd
+        self.cwd, self.root, self.umask, self._kernel_cwd = cwd, root, umask, kernel_cwd
+        self.users = 1
+        if not kernel_cwd:
+            FsState._count(1)
+
+    @staticmethod
+    def _count(delta: int) -> None:
+        FsState.virtual += delta
+        FsState.changed(FsState.virtual)
+
+    @property
+    def kernel_cwd(self) -> bool:
+        return self._kernel_cwd
+
+    @kernel_cwd.setter
+    def kernel_cwd(self, value: bool) -> None:
+        if value != self._kernel_cwd and self.users > 0:
+            FsState._count(-1 if value else 1)
+        self._kernel_cwd = value
+
+    def drop(self) -> None:
+        """One thread less uses it."""
+        self.users -= 1
+        if self.users == 0 and not self._kernel_cwd:
+            FsState._count(-1)
 
     def copy(self) -> "FsState":
-        return FsState(self.cwd, self.root, self.umask, self.kernel_cwd)
+        return FsState(self.cwd, self.root, self.umask, self._kernel_cwd)
 
 
 def _no_count(guest_fd: int, delta: int) -> None:
@@ -133,9 +162,13 @@ class ProcessTable:
             files.users += 1
         else:
             files = parent.files.copy()
+        if flags & CLONE_FS:
+            fs = parent.fs
+            fs.users += 1
+        else:
+            fs = parent.fs.copy()
         child = Thread(
-            child_tid, proc,
-            parent.fs if flags & CLONE_FS else parent.fs.copy(),
+            child_tid, proc, fs,
             files,
             parent.mem if flags & CLONE_VM else parent.mem.copy(),
         )
@@ -175,6 +208,7 @@ class ProcessTable:
         if t is not None:
             t.process.threads.discard(tid)
             t.mem.scratch.pop(tid, None)
+            t.fs.drop()
             t.files.users -= 1
             if t.files.users == 0:
                 for vf in t.files.clear():

@@ -34,17 +34,24 @@ class Responsibility:
     def __init__(self) -> None:
         self.entries: list[Entry] = []
         self._paths: list[Entry] = []  # path entries, longest key first, newest first
+        self.on_change = lambda: None  # called when path entries come or go
 
     def add(self, entry: Entry) -> Entry:
         self.entries.append(entry)
         if entry.kind == "path":
             self._paths = sorted((e for e in self.entries if e.kind == "path"),
                                  key=lambda e: (-len(e.key), -e.seq))
+            self.on_change()
         return entry
 
     def remove(self, entry: Entry) -> None:
         self.entries.remove(entry)
-        self._paths = [e for e in self._paths if e is not entry]
+        if entry.kind == "path":
+            self._paths = [e for e in self._paths if e is not entry]
+            self.on_change()
+
+    def path_keys(self) -> list[bytes]:
+        return [e.key for e in self._paths]
 
     def has_paths(self) -> bool:
         return bool(self._paths)

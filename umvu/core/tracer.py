@@ -115,6 +115,16 @@ class Tracer:
         resume by itself when that fd is virtual in no fd table."""
         lib.umvu_set_fastpath(fd_arg_of, len(fd_arg_of), int(enable))
 
+    def set_pathfast(self, table: bytes, prefixes: list[bytes], enable: bool) -> None:
+        """table: 5 bytes per syscall number (path, dirfd, path2, dirfd2 argument indexes,
+        255: none; then 1 when a NULL path means the dirfd itself) of the path syscalls
+        the C loop may resume by itself when no path walk enters one of the prefixes."""
+        blob = b"".join(p + b"\0" for p in prefixes) + b"\0"
+        _check(lib.umvu_set_pathfast(table, len(table) // 5, blob, len(blob), int(enable)))
+
+    def set_virtual_cwds(self, n: int) -> None:
+        lib.umvu_set_virtual_cwds(n)
+
     def vfd_ref(self, guest_fd: int, delta: int) -> None:
         lib.umvu_vfd_ref(guest_fd, delta)
 
