@@ -98,3 +98,35 @@ def test_mount_point_below_a_name_the_host_lacks(tmp_path, guest_mode):
         "cat: sl/inner/x: No such file or directory",
         "cat: m/../m/inner/x: No such file or directory",
         "cat: m2/inner/x: No such file or directory", "V", "end"]
+
+
+def test_paths_into_a_mount_as_unprivileged_user(as_user):
+    """The C walk runs with the user's rights (an lstat it may not do leaves the path to
+    Python); same answers as the same tree natively, as nobody."""
+    import shutil
+    import subprocess
+    work = as_user.work
+    prog = work / "pathcases.py"
+    shutil.copy(PROG, prog)
+    outs = {}
+    for name, with_content in (("n", True), ("g", False)):
+        top = work / name / "t"
+        tree(top, with_content)
+        (top / "closed").mkdir(mode=0o700)  # nobody may not look inside (root owns it)
+        subprocess.run(["chown", "-R", "nobody", str(work / name)], check=True)
+        subprocess.run(["chown", "root", str(top / "closed")], check=True)
+    native = subprocess.run(["runuser", "-u", "nobody", "--", "python3", str(prog),
+                             str(work / "n" / "t")], cwd=work / "n" / "t", capture_output=True)
+    assert native.returncode == 0, native.stderr
+    top = work / "g" / "t"
+    script = ("vu_insmod vufuse && vumount -t vufusememfs none {t}/mnt && "
+              "printf virt > {t}/mnt/x && mkdir {t}/mnt/sub && printf yy > {t}/mnt/sub/y && "
+              "cd {t} && python3 {prog} {t}; ls closed/x 2>&1; cat closed/../mnt/x 2>&1"
+              .format(t=top, prog=prog))
+    guest = as_user(["bash", "-c", script])
+    n_lines = native.stdout.decode().replace(str(work / "n" / "t"), "T").splitlines()
+    g_lines = guest.stdout.decode().replace(str(top), "T").splitlines()
+    assert g_lines[:-2] == n_lines
+    assert g_lines[-2:] == ["ls: cannot access 'closed/x': Permission denied",
+                           "cat: closed/../mnt/x: Permission denied"]
+    assert os.listdir(top / "mnt") == []

@@ -118,6 +118,9 @@ class Resolver:
             if c == b".":
                 continue
             if c == b"..":
+                if stack and st is not None and entry is None and stat.S_ISDIR(st.st_mode) \
+                        and not os.access(b"/" + b"/".join(stack), os.X_OK):
+                    raise _err(errno.EACCES)  # ".." is looked up inside that directory
                 if stack:
                     stack.pop()
                 st = None
