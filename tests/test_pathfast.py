@@ -130,3 +130,20 @@ def test_paths_into_a_mount_as_unprivileged_user(as_user):
     assert g_lines[-2:] == ["ls: cannot access 'closed/x': Permission denied",
                            "cat: closed/../mnt/x: Permission denied"]
     assert os.listdir(top / "mnt") == []
+
+
+def test_cwd_and_umask_from_before_the_first_module(tmp_path, guest_mode):
+    """No module, nothing followed: a cd and a umask made then (or after the last module
+    went) must be known when a module comes."""
+    (tmp_path / "d" / "mnt").mkdir(parents=True)
+    script = """
+        cd d; umask 077; vu_insmod vufuse
+        vumount -t vufusememfs none mnt && echo v > mnt/v && cat {t}/d/mnt/v
+        touch mnt/w; stat -c %a mnt/w
+        vuumount mnt; vu_rmmod vufuse; cd mnt; umask 022; vu_insmod vufuse; cd ..
+        vumount -t vufusememfs none mnt && echo v2 > mnt/v && cat {t}/d/mnt/v
+        touch mnt/w; stat -c %a mnt/w
+    """.format(t=tmp_path)
+    r = run(guest_mode, ["bash", "-c", script], cwd=tmp_path)
+    assert r.stdout.decode().split() == ["v", "600", "v2", "644"], r.stderr
+    assert os.listdir(tmp_path / "d" / "mnt") == []

@@ -662,7 +662,12 @@ class Hypervisor:
             log.error("umvu: pid %d: seccomp filter upgrade failed (%d)", t.tid, ret)
             return
         t.process.filter_gen = self.filter_gen
-        # refresh what the core could not follow while it was not tracing these calls
+        self.refresh_fs(t)
+
+    @staticmethod
+    def refresh_fs(t) -> None:
+        """Read cwd and umask from the kernel: the core does not follow them while no
+        module is loaded (nothing traps, or -S lets them by)."""
         try:
             t.fs.cwd = os.fsencode(os.readlink("/proc/%d/cwd" % t.tid))
             t.fs.kernel_cwd = True

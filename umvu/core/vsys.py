@@ -81,6 +81,9 @@ class VirtualSyscalls:
         key = cls.name or short
         if key in hv.modules:
             return -errno.EEXIST
+        if not hv.modules:  # cwds and umasks went unfollowed until now
+            for thread in list(hv.procs.threads.values()):
+                hv.refresh_fs(thread)
         hv.need_syscalls()
         hv.modules[key] = cls(hv.api)
         return 0
