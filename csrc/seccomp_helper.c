@@ -71,6 +71,9 @@ static struct path_desc path_of[FASTNR];
 static char *prefixes;      /* NUL-separated canonical paths, "" ends the list */
 static int pathfast;
 static int virtual_cwds;    /* > 0: some thread's cwd is not the kernel's */
+/* -S: the syscall numbers Python wants at their entry stop (others resume at once) */
+static unsigned char wanted[FASTNR / 8];
+static int wanted_set;
 static unsigned int vfd_count[FASTFD];
 static int fastpath;
 static long *skipret;
@@ -300,8 +303,15 @@ int umvu_next(struct umvu_event *ev)
 				ev->kind = UMVU_EV_BOUNDARY;
 				return 1;
 			}
-			if (op == PTRACE_SYSCALL_INFO_ENTRY)
+			if (op == PTRACE_SYSCALL_INFO_ENTRY) {
+				/* -S: every call stops, but one nobody wants is let by here */
+				if (wanted_set && ev->kind == UMVU_EV_SYSCALL && ev->nr >= 0 &&
+				    ev->nr < FASTNR && !(wanted[ev->nr / 8] & (1 << (ev->nr % 8)))) {
+					resume(tid, 0);
+					continue;
+				}
 				return 1;
+			}
 			if (op != PTRACE_SYSCALL_INFO_EXIT) {
 				resume(tid, 0);
 				continue;
@@ -885,5 +895,17 @@ int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in
 int umvu_set_virtual_cwds(int n)
 {
 	virtual_cwds = n;
+	return 0;
+}
+
+/* -S only: Python wants the entry stops of the numbers set in bitmap (n bits); the
+ * virtual (negative) numbers and foreign ABIs always reach it. enable 0: all of them. */
+int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable)
+{
+	memset(wanted, 0, sizeof wanted);
+	if (nbits > FASTNR)
+		nbits = FASTNR;
+	memcpy(wanted, bitmap, (nbits + 7) / 8);
+	wanted_set = enable;
 	return 0;
 }

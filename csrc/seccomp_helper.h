@@ -49,3 +49,4 @@ int umvu_vfd_ref(int fd, int delta);
 int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in, int len,
                       int enable);
 int umvu_set_virtual_cwds(int n);
+int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable);

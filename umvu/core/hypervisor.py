@@ -344,6 +344,7 @@ class Hypervisor:
                 keep_sigint_ign=keep_int, keep_sigquit_ign=keep_quit,
                 guest_umask=guest_umask)
             self.procs.add_initial(self.main_tid).fs.umask = guest_umask
+            self.update_fastpath()
             self._loop()
         finally:
             for s, h in saved.items():
@@ -613,6 +614,9 @@ class Hypervisor:
                 table[sc.nr] = 4
         enable = not self.noseccomp and "s" not in self.debugtags
         self.tracer.set_fastpath(bytes(table), enable)
+        # -S: calls no module wants stop (twice) but need no Python; -d s shows them all
+        self.tracer.set_wanted(syscalls.bitmap(self.filter_numbers),
+                               self.noseccomp and "s" not in self.debugtags)
         self.update_pathfast()
 
     # path-choice syscalls the C loop never decides: chdir and chroot change what the

@@ -122,6 +122,11 @@ class Tracer:
         blob = b"".join(p + b"\0" for p in prefixes) + b"\0"
         _check(lib.umvu_set_pathfast(table, len(table) // 5, blob, len(blob), int(enable)))
 
+    def set_wanted(self, bitmap: bytes, enable: bool) -> None:
+        """-S: the syscall numbers whose entry stops Python wants (the others resume in
+        the C loop); virtual numbers and foreign ABIs always come."""
+        lib.umvu_set_wanted(bitmap, len(bitmap) * 8, int(enable))
+
     def set_virtual_cwds(self, n: int) -> None:
         lib.umvu_set_virtual_cwds(n)
 
