@@ -5,6 +5,8 @@ give what the same tree gives natively, with the fast path and without it
 (UMVU_PATHFAST=0 sends every path syscall to Python), and mount changes must be seen
 at once."""
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -103,12 +105,9 @@ def test_mount_point_below_a_name_the_host_lacks(tmp_path, guest_mode):
 def test_paths_into_a_mount_as_unprivileged_user(as_user):
     """The C walk runs with the user's rights (an lstat it may not do leaves the path to
     Python); same answers as the same tree natively, as nobody."""
-    import shutil
-    import subprocess
     work = as_user.work
     prog = work / "pathcases.py"
     shutil.copy(PROG, prog)
-    outs = {}
     for name, with_content in (("n", True), ("g", False)):
         top = work / name / "t"
         tree(top, with_content)
