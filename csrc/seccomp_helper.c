@@ -80,8 +80,12 @@ static long *skipret;
 static long pid_max = 4194304;
 static int noseccomp;
 static int nthreads;
+/* no module yet: clone and exec events are only news for Python, the tracee goes on at
+ * once (Python follows the process tree without holding anybody) */
+static int autonomous;
 
 long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen);
+int umvu_clone_done(int parent, int child);
 static int path_native(int tid, const struct umvu_event *ev);
 
 static int resume_request_for(int tid)
@@ -360,6 +364,10 @@ int umvu_next(struct umvu_event *ev)
 			ev->kind = UMVU_EV_CLONE;
 			ev->msg = (long)child;
 			ev->clone_flags = clone_flags_of(tid, event, &r);
+			if (autonomous) {
+				umvu_clone_done(tid, (int)child);
+				ev->resumed = 1;
+			}
 			return 1;
 		}
 		case PTRACE_EVENT_EXEC: {
@@ -371,6 +379,10 @@ int umvu_next(struct umvu_event *ev)
 			}
 			ev->kind = UMVU_EV_EXEC;
 			ev->msg = (long)former;
+			if (autonomous) {
+				resume(tid, 0);
+				ev->resumed = 1;
+			}
 			return 1;
 		}
 		case PTRACE_EVENT_STOP:
@@ -907,5 +919,12 @@ int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable)
 		nbits = FASTNR;
 	memcpy(wanted, bitmap, (nbits + 7) / 8);
 	wanted_set = enable;
+	return 0;
+}
+
+/* on: resume tracees at clone and exec events (Python only follows the tree) */
+int umvu_set_autonomous(int on)
+{
+	autonomous = on;
 	return 0;
 }

@@ -22,6 +22,7 @@ struct umvu_event {
 	long ret;
 	unsigned long ip;
 	unsigned long sp;
+	int resumed; /* clone/exec event the C loop already resumed (umvu_set_autonomous) */
 };
 
 struct user_regs_struct;
@@ -50,3 +51,4 @@ int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in
                       int enable);
 int umvu_set_virtual_cwds(int n);
 int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable);
+int umvu_set_autonomous(int on);

@@ -345,6 +345,7 @@ class Hypervisor:
                 guest_umask=guest_umask)
             self.procs.add_initial(self.main_tid).fs.umask = guest_umask
             self.update_fastpath()
+            self.tracer.set_autonomous(not self.modules)
             self._loop()
         finally:
             for s, h in saved.items():
@@ -386,7 +387,8 @@ class Hypervisor:
                 self.on_syscall_exit(tid, ev.ret)
             elif kind == EV_CLONE:
                 child = procs.clone(tid, ev.msg, ev.clone_flags)
-                tracer.clone_done(tid, ev.msg)
+                if not ev.resumed:
+                    tracer.clone_done(tid, ev.msg)
                 if child.process.filter_gen < self.filter_gen:
                     tracer.want_boundary(ev.msg)
             elif kind == EV_EXEC:
@@ -394,7 +396,8 @@ class Hypervisor:
                 for hook in list(self.exec_hooks):
                     call_to_retval(hook, tid)
                 self._pending_exit.pop(ev.msg, None)
-                tracer.resume(tid)
+                if not ev.resumed:
+                    tracer.resume(tid)
             elif kind == EV_EXITED:
                 procs.exited(tid)
                 self._pending_exit.pop(tid, None)

@@ -127,6 +127,11 @@ class Tracer:
         the C loop); virtual numbers and foreign ABIs always come."""
         lib.umvu_set_wanted(bitmap, len(bitmap) * 8, int(enable))
 
+    def set_autonomous(self, on: bool) -> None:
+        """on: the C loop resumes tracees at clone and exec events by itself (the events
+        still come, marked ``resumed``): for while no module needs to act on them."""
+        lib.umvu_set_autonomous(int(on))
+
     def set_virtual_cwds(self, n: int) -> None:
         lib.umvu_set_virtual_cwds(n)
 

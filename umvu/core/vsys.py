@@ -82,6 +82,7 @@ class VirtualSyscalls:
         if key in hv.modules:
             return -errno.EEXIST
         if not hv.modules:  # cwds and umasks went unfollowed until now
+            hv.tracer.set_autonomous(False)  # modules act at clone and exec from now on
             for thread in list(hv.procs.threads.values()):
                 hv.refresh_fs(thread)
         hv.need_syscalls()
