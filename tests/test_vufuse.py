@@ -152,3 +152,23 @@ def test_cpython_tests_with_tmpdir_in_memfs(module, tmp_path_factory):
         "umvu:vu_insmod vufuse && vumount -t vufusememfs -o size=2000000000 none %s && "
         "TMPDIR=%s exec %s -m test -j2 %s" % (mnt, mnt, sys.executable, mods))
     assert guest.get(module) == "passed", tail
+
+
+def test_permissions_follow_id_changes_without_exec(tmp_path, guest_mode):
+    """The caller's ids are kept per thread until it execs or calls a set*id: a process
+    that drops and takes back root is checked as who it is at each call."""
+    if os.getuid() != 0:
+        pytest.skip("needs root to change ids")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    prog = ("import os\n"
+            "p = '%s/secret'\n"
+            "print(open(p).read().strip())\n"
+            "os.setresuid(65534, 65534, 0)\n"
+            "try:\n    open(p)\nexcept OSError as e:\n    print(e.strerror)\n"
+            "os.setresuid(0, 0, 0)\n"
+            "print(open(p).read().strip())\n" % mnt)
+    r = run(guest_mode, ["bash", "-c", "vu_insmod vufuse && vumount -t vufusememfs none %s "
+                         "&& echo s > %s/secret && chmod 600 %s/secret && python3 -c \"$P\""
+                         % (mnt, mnt, mnt)], env={"P": prog})
+    assert r.stdout.decode().splitlines() == ["s", "Permission denied", "s"], r.stderr

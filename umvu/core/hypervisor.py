@@ -37,7 +37,10 @@ NR_MMAP = syscalls.number("mmap")
 NR_SECCOMP = syscalls.number("seccomp")
 # what the core must see once any module is loaded
 MODULE_CHOICES = {"path", "path2", "fd", "fd2", "mmap", "ioctl", "mount", "umount"}
-MODULE_EXTRA = {"getcwd", "execve", "execveat", "umask", "msync", "munmap", "epoll_ctl"}
+SETID = {"setuid", "setgid", "setreuid", "setregid", "setgroups", "setresuid", "setresgid",
+         "setfsuid", "setfsgid"}
+MODULE_EXTRA = {"getcwd", "execve", "execveat", "umask", "msync", "munmap",
+                "epoll_ctl"} | SETID
 
 
 class ModuleAPI:
@@ -45,8 +48,7 @@ class ModuleAPI:
 
     def __init__(self, hv) -> None:
         self.hv = hv
-        self._status_key = None
-        self._status_val = (0, 0, set())
+        self._ids: dict[int, tuple] = {}  # tid -> (fs uid, fs gid, groups) from /proc
 
     def add_path(self, module, prefix: bytes, service, source=b"", fstype="", flags=0,
                  options="") -> Entry:
@@ -198,18 +200,19 @@ class ModuleAPI:
     def _status(self):
         """(uid, gid, groups) of the calling guest thread: its fs ids, as the kernel
         checks them (or the virtual ones a uid module keeps in process.data["creds"]);
-        read once per syscall."""
+        read from /proc once and kept until the thread execs or calls a set*id."""
         hv = self.hv
-        key = (hv.cur_seq, hv.cur_tid)
-        t = hv.procs.get(hv.cur_tid)
+        tid = hv.cur_tid
+        t = hv.procs.get(tid)
         creds = t.process.data.get("creds") if t is not None else None
         if creds is not None:
             return creds.uid[3], creds.gid[3], set(creds.groups)
-        if self._status_key != key:
+        ids = self._ids.get(tid)
+        if ids is None:
             uid = gid = 0
             groups = set()
             try:
-                with open("/proc/%d/status" % hv.cur_tid, "rb") as f:
+                with open("/proc/%d/status" % tid, "rb") as f:
                     for line in f:
                         if line.startswith(b"Uid:"):
                             uid = int(line.split()[4])
@@ -219,9 +222,12 @@ class ModuleAPI:
                             groups = {int(g) for g in line.split()[1:]}
                             break
             except OSError:
-                pass
-            self._status_key, self._status_val = key, (uid, gid, groups)
-        return self._status_val
+                return 0, 0, set()
+            ids = self._ids[tid] = (uid, gid, groups)
+        return ids
+
+    def forget_ids(self, tid: int) -> None:
+        self._ids.pop(tid, None)
 
     def caller(self):
         """(uid, gid, pid, umask) of the guest thread whose call is being served."""
@@ -325,6 +331,8 @@ class Hypervisor:
                          "munmap": self.vfs.on_msync_munmap,
                          "execve": self.vfs.on_path, "execveat": self.vfs.on_path,
                          "epoll_ctl": self.vfs.on_epoll_ctl}
+        for name in SETID:
+            self._by_name[name] = self.on_setid
         self.hooks: dict = {}  # syscall number -> service (ModuleAPI.claim_syscalls)
         self.exec_hooks: list = []  # ModuleAPI.on_exec callbacks
         self.shared_maps: list = []  # vfs.SharedMap of live MAP_SHARED mappings
@@ -392,6 +400,8 @@ class Hypervisor:
                 if child.process.filter_gen < self.filter_gen:
                     tracer.want_boundary(ev.msg)
             elif kind == EV_EXEC:
+                self.api.forget_ids(ev.msg)  # a set-user-ID program, a new leader tid
+                self.api.forget_ids(tid)
                 procs.exec(tid, ev.msg)
                 for hook in list(self.exec_hooks):
                     call_to_retval(hook, tid)
@@ -399,6 +409,7 @@ class Hypervisor:
                 if not ev.resumed:
                     tracer.resume(tid)
             elif kind == EV_EXITED:
+                self.api.forget_ids(tid)
                 procs.exited(tid)
                 self._pending_exit.pop(tid, None)
                 if tid == self.main_tid:
@@ -520,6 +531,11 @@ class Hypervisor:
             return None
         return self.vfs._sized_out(t, args[0], max(args[1], 1), t.fs.cwd + b"\0") \
             if args[1] else -errno.ERANGE
+
+    def on_setid(self, t, sc, args):
+        """The thread's ids may change: read them again at its next call."""
+        self.api.forget_ids(t.tid)
+        return None
 
     def on_umask(self, t, sc, args):
         new = args[0] & 0o777

@@ -131,8 +131,14 @@ class OperationTimeout(Exception):
     pass
 
 
+# operations under way (nested ones included); the alarm is armed when the outermost
+# starts and left to ring when it is over: it then finds nothing under way
+_active = [0]
+
+
 def _on_alarm(signum, frame):
-    raise OperationTimeout()
+    if _active[0]:
+        raise OperationTimeout()
 
 
 def _fuse_errno(e):
@@ -167,9 +173,9 @@ class FuseService:
         fn = getattr(self.ops, name, None)
         if fn is None:
             raise OSError(errno.ENOSYS, name)
-        outer = signal.getitimer(signal.ITIMER_REAL)[0]  # nested call: keep the outer
-        if not outer:
+        if not _active[0]:  # a nested call keeps the outer one's deadline
             signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        _active[0] += 1
         try:
             return run_op(fn(*args))
         except OperationTimeout:
@@ -184,8 +190,7 @@ class FuseService:
                 code = errno.EOPNOTSUPP
             raise OSError(code, os.strerror(code)) from None
         finally:
-            if not outer:
-                signal.setitimer(signal.ITIMER_REAL, 0)
+            _active[0] -= 1
             if name not in READING_OPS:
                 self._attr_cache.clear()
 
