@@ -918,7 +918,9 @@ class VirtualFS:
         return -errno.ENOSYS if not vf.is_dir else -errno.EINVAL
 
     def f_close(self, t, args, vf, fd):
-        return Native(None, lambda ret: self.unbind(t.files, fd) if ret == 0 else None)
+        # the kernel frees a valid fd whatever close returns (even EINTR): no exit stop
+        self.unbind(t.files, fd)
+        return None
 
     def f_dup(self, t, args, vf, fd):
         return Native(None, lambda ret: self.bind(t.files, ret, vf) if ret >= 0 else None)
