@@ -54,6 +54,12 @@
 #define TF_BOUNDARY  0x10 /* stop at the next syscall boundary (filter upgrade) */
 
 static unsigned char *tflags;
+struct tree_node {
+	int tgid, fs, files, vm; /* tgid 0: no such task; the others: sharing groups */
+};
+static struct tree_node *tree;
+static int next_group = 1, max_tid;
+static int main_tid, main_status = -1;
 /* fd fast path: fd_arg_of[nr] is the index of the fd argument of an fd-choice syscall
  * (0xff: none); vfd_count[fd] counts the fd tables in which fd is virtual. A seccomp
  * stop for such a syscall on an fd virtual nowhere resumes at once, without Python. */
@@ -107,7 +113,45 @@ static int tables_init(void)
 	}
 	tflags = calloc(pid_max + 1, 1);
 	skipret = calloc(pid_max + 1, sizeof(long));
-	return (tflags && skipret) ? 0 : -ENOMEM;
+	tree = calloc(pid_max + 1, sizeof *tree);
+	return (tflags && skipret && tree) ? 0 : -ENOMEM;
+}
+
+/* The process tree as the kernel shares state (Python's process table rebuilt from it
+ * when the hypervisor starts after the guest: umvu_tree_snapshot). */
+static void tree_new(int tid, int tgid)
+{
+	tree[tid] = (struct tree_node){ tgid, next_group, next_group + 1, next_group + 2 };
+	next_group += 3;
+	if (tid > max_tid)
+		max_tid = tid;
+}
+
+static void tree_clone(int parent, int child, unsigned long flags)
+{
+	if (!tid_ok(parent) || !tid_ok(child) || !tree[parent].tgid)
+		return;
+	struct tree_node p = tree[parent];
+	tree_new(child, (flags & CLONE_THREAD) ? p.tgid : child);
+	if (flags & CLONE_FS)
+		tree[child].fs = p.fs;
+	if (flags & CLONE_FILES)
+		tree[child].files = p.files;
+	if (flags & CLONE_VM)
+		tree[child].vm = p.vm;
+}
+
+/* exec in tid's group by former (the kernel gives it the leader's tid): memory and the fd
+ * table are its own now; the other threads report their exits */
+static void tree_exec(int tid, int former)
+{
+	if (!tid_ok(tid) || !tid_ok(former) || !tree[former].tgid)
+		return;
+	int fs = tree[former].fs;
+	if (former != tid)
+		tree[former] = (struct tree_node){ 0 };
+	tree_new(tid, tid);
+	tree[tid].fs = fs;
 }
 
 /* ------------------------------------------------------------------ filter */
@@ -148,6 +192,32 @@ static int build_filter(struct sock_filter *prog, const unsigned char *bitmap, i
 
 /* ------------------------------------------------------------------- spawn */
 
+/* what the supervisor must survive; the guest gets its dispositions back */
+static const int supervisor_ignores[] = { SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU };
+#define NIGNORES (int)(sizeof supervisor_ignores / sizeof supervisor_ignores[0])
+static struct sigaction saved_actions[NIGNORES];
+static int signals_saved;
+
+static void supervisor_signals(void)
+{
+	struct sigaction ign;
+	memset(&ign, 0, sizeof ign);
+	ign.sa_handler = SIG_IGN;
+	for (int i = 0; i < NIGNORES; i++)
+		sigaction(supervisor_ignores[i], &ign, signals_saved ? NULL : &saved_actions[i]);
+	signals_saved = 1;
+}
+
+/* Give umvu its own dispositions back (the guest tree is over). */
+int umvu_restore_signals(void)
+{
+	if (signals_saved)
+		for (int i = 0; i < NIGNORES; i++)
+			sigaction(supervisor_ignores[i], &saved_actions[i], NULL);
+	signals_saved = 0;
+	return 0;
+}
+
 int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int flags,
 	       int guest_umask)
 {
@@ -158,6 +228,11 @@ int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int f
 	noseccomp = (flags & UMVU_NOSECCOMP) != 0;
 	if (tables_init() < 0)
 		return -ENOMEM;
+	supervisor_signals();
+	if (saved_actions[0].sa_handler == SIG_IGN)
+		flags |= UMVU_KEEP_SIGINT_IGN;
+	if (saved_actions[1].sa_handler == SIG_IGN)
+		flags |= UMVU_KEEP_SIGQUIT_IGN;
 	if (!noseccomp) {
 		plen = build_filter(prog, bitmap, nbits);
 		if (plen < 0)
@@ -218,6 +293,8 @@ int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int f
 		return -e;
 	}
 	tflags[pid] = TF_KNOWN;
+	tree_new(pid, pid);
+	main_tid = pid;
 	nthreads = 1;
 	if (write(pipefd[1], "g", 1) != 1) {
 		int e = errno;
@@ -288,8 +365,12 @@ int umvu_next(struct umvu_event *ev)
 		ev->tid = tid;
 		ev->status = status;
 		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			if (tid_ok(tid))
+			if (tid_ok(tid)) {
 				tflags[tid] = 0;
+				tree[tid] = (struct tree_node){ 0 };
+			}
+			if (tid == main_tid)
+				main_status = status;
 			ev->kind = UMVU_EV_EXITED;
 			return 1;
 		}
@@ -364,6 +445,7 @@ int umvu_next(struct umvu_event *ev)
 			ev->kind = UMVU_EV_CLONE;
 			ev->msg = (long)child;
 			ev->clone_flags = clone_flags_of(tid, event, &r);
+			tree_clone(tid, (int)child, ev->clone_flags);
 			if (autonomous) {
 				umvu_clone_done(tid, (int)child);
 				ev->resumed = 1;
@@ -379,6 +461,7 @@ int umvu_next(struct umvu_event *ev)
 			}
 			ev->kind = UMVU_EV_EXEC;
 			ev->msg = (long)former;
+			tree_exec(tid, (int)former);
 			if (autonomous) {
 				resume(tid, 0);
 				ev->resumed = 1;
@@ -927,4 +1010,44 @@ int umvu_set_autonomous(int on)
 {
 	autonomous = on;
 	return 0;
+}
+
+/* While no module is loaded: follow the guest without Python until an event needs it
+ * (1, *ev filled, the tracee stopped) or no tracee is left (0). Clone, exec and exit
+ * events only update the tree (umvu_set_autonomous must be on). */
+int umvu_run_autonomous(struct umvu_event *ev)
+{
+	for (;;) {
+		int r = umvu_next(ev);
+		if (r <= 0)
+			return r;
+		if ((ev->kind == UMVU_EV_CLONE || ev->kind == UMVU_EV_EXEC) && ev->resumed)
+			continue;
+		if (ev->kind == UMVU_EV_EXITED)
+			continue;
+		return 1;
+	}
+}
+
+/* The waitpid status of the first guest process, -1 while it runs. */
+int umvu_main_status(void)
+{
+	return main_status;
+}
+
+/* Live tasks as 5 ints each (tid, tgid, fs, files, vm group); returns how many. */
+int umvu_tree_snapshot(int *out, int max)
+{
+	int n = 0;
+	for (int tid = 1; tid <= max_tid && n < max; tid++) {
+		if (!tree[tid].tgid)
+			continue;
+		int *o = out + 5 * n++;
+		o[0] = tid;
+		o[1] = tree[tid].tgid;
+		o[2] = tree[tid].fs;
+		o[3] = tree[tid].files;
+		o[4] = tree[tid].vm;
+	}
+	return n;
 }

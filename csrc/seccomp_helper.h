@@ -1,6 +1,6 @@
 /* Interface of csrc/seccomp_helper.c; also parsed by cffi (keep it plain C). */
 #define UMVU_NOSECCOMP        1
-#define UMVU_KEEP_SIGINT_IGN  2
+#define UMVU_KEEP_SIGINT_IGN  2 /* (set by umvu_spawn itself: umvu's SIGINT was ignored) */
 #define UMVU_KEEP_SIGQUIT_IGN 4
 
 #define UMVU_EV_SYSCALL      1 /* seccomp stop, or syscall-entry stop with -S */
@@ -52,3 +52,7 @@ int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in
 int umvu_set_virtual_cwds(int n);
 int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable);
 int umvu_set_autonomous(int on);
+int umvu_run_autonomous(struct umvu_event *ev);
+int umvu_main_status(void);
+int umvu_tree_snapshot(int *out, int max);
+int umvu_restore_signals(void);

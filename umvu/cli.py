@@ -1,50 +1,95 @@
 """``umvu [options] CMD [ARGS]``: run CMD under the hypervisor (options as VUOS umvu(1))."""
 from __future__ import annotations
 
-import argparse
-import logging
 import os
-import shlex
 import sys
 
 import umvu
-from umvu.core.hypervisor import Hypervisor
+from umvu.core.launch import Launch
 
-LEVELS = {"error": logging.ERROR, "warning": logging.WARNING, "notice": logging.INFO,
-          "info": logging.INFO, "debug": logging.DEBUG}
+# logging's levels (logging itself is imported only with the hypervisor)
+ERROR, WARNING, INFO, DEBUG = 40, 30, 20, 10
+LEVELS = {"error": ERROR, "warning": WARNING, "notice": INFO, "info": INFO, "debug": DEBUG}
 SYSTEM_RC = "/etc/vurc"
 
 
-def build_parser() -> argparse.ArgumentParser:
+PIN_HELP = ("run umvu and every guest on one CPU (--cpu N, else the first this process may "
+            "use): each ptrace stop then costs a context switch on one CPU instead of a "
+            "cross-CPU wake-up; off by default because it serializes parallel work "
+            "(make -j2) and the guest sees one CPU")
+# (short, long, dest, kind: flag/value/int, default, metavar, help)
+OPTIONS = [
+    ("-S", "--noseccomp", "noseccomp", "flag", False, None,
+     "no seccomp acceleration: every syscall stops in the hypervisor"),
+    ("-d", "--debugtags", "debugtags", "value", "", "TAGS",
+     "debug tags (s: one strace-like line per intercepted syscall)"),
+    ("-D", "--debugcolors", "debugcolors", "value", "", "COLORS",
+     "accepted for VUOS compatibility (no colors are used)"),
+    ("-l", "--loglevel", "loglevel", "value", "warning", "LEVEL",
+     "log level: error, warning, notice, info, debug or 0-7"),
+    ("-o", "--output", "output", "value", None, "FILE",
+     "write log and debug output to FILE instead of stderr"),
+    ("-x", "--nonesting", "nonesting", "flag", False, None,
+     "disable module nesting (reserved: modules do not nest yet)"),
+    ("-N", "--nonrc", "nonrc", "flag", False, None,
+     "do not run the rc files (/etc/vurc, ~/.vurc)"),
+    ("-f", "--rc", "rc", "value", None, "RCFILE", "run RCFILE instead of ~/.vurc at start"),
+    ("-V", "--vu_name", "vu_name", "value", "", "NAME", "name of this view"),
+    ("-P", "--pin", "pin", "flag", False, None, PIN_HELP),
+    (None, "--cpu", "cpu", "int", None, "N", "the CPU for -P"),
+]
+
+
+def build_parser():
+    import argparse
     p = argparse.ArgumentParser(
         prog="umvu", description="Run CMD in a partial virtual machine: its system calls "
         "and those of all its descendants go to the kernel or to umvu modules.")
-    p.add_argument("-S", "--noseccomp", action="store_true",
-                   help="no seccomp acceleration: every syscall stops in the hypervisor")
-    p.add_argument("-d", "--debugtags", default="", metavar="TAGS",
-                   help="debug tags (s: one strace-like line per intercepted syscall)")
-    p.add_argument("-D", "--debugcolors", default="", metavar="COLORS",
-                   help="accepted for VUOS compatibility (no colors are used)")
-    p.add_argument("-l", "--loglevel", default="warning", metavar="LEVEL",
-                   help="log level: error, warning, notice, info, debug or 0-7")
-    p.add_argument("-o", "--output", metavar="FILE",
-                   help="write log and debug output to FILE instead of stderr")
-    p.add_argument("-x", "--nonesting", action="store_true",
-                   help="disable module nesting (reserved: modules do not nest yet)")
-    p.add_argument("-N", "--nonrc", action="store_true",
-                   help="do not run the rc files (/etc/vurc, ~/.vurc)")
-    p.add_argument("-f", "--rc", metavar="RCFILE",
-                   help="run RCFILE instead of ~/.vurc at start")
-    p.add_argument("-V", "--vu_name", default="", metavar="NAME", help="name of this view")
-    p.add_argument("-P", "--pin", action="store_true",
-                   help="run umvu and every guest on one CPU (--cpu N, else the first "
-                        "this process may use): each ptrace stop then costs a context "
-                        "switch on one CPU instead of a cross-CPU wake-up; off by default "
-                        "because it serializes parallel work (make -j2)")
-    p.add_argument("--cpu", type=int, metavar="N", help="the CPU for -P")
+    for short, long, dest, kind, default, metavar, text in OPTIONS:
+        names = [n for n in (short, long) if n]
+        if kind == "flag":
+            p.add_argument(*names, dest=dest, action="store_true", help=text)
+        else:
+            p.add_argument(*names, dest=dest, default=default, metavar=metavar, help=text,
+                           type=int if kind == "int" else str)
     p.add_argument("--version", action="version", version="umvu " + umvu.__version__)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD [ARGS]")
     return p
+
+
+def quick_parse(argv: list[str]):
+    """The usual command lines (separate options, then CMD) without argparse, whose
+    import costs more than the rest of umvu's start; None for anything else (help,
+    version, joined or unknown options, errors): argparse then parses and reports."""
+    import types
+    opts = types.SimpleNamespace(**{o[2]: o[4] for o in OPTIONS})
+    by_name = {n: o for o in OPTIONS for n in o[:2] if n}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            i += 1
+            break
+        if not arg.startswith("-") or arg == "-":
+            break
+        opt = by_name.get(arg)
+        if opt is None:
+            return None
+        if opt[3] == "flag":
+            setattr(opts, opt[2], True)
+        else:
+            if i + 1 >= len(argv):
+                return None
+            value = argv[i + 1]
+            if opt[3] == "int":
+                if not value.isdigit():
+                    return None
+                value = int(value)
+            setattr(opts, opt[2], value)
+            i += 1
+        i += 1
+    opts.cmd = argv[i:]
+    return opts if opts.cmd else None
 
 
 def _level(text: str) -> int:
@@ -56,6 +101,7 @@ def _level(text: str) -> int:
 
 
 def setup_logging(output: str | None, level: int) -> None:
+    import logging
     handler = (logging.FileHandler(output) if output else logging.StreamHandler(sys.stderr))
     handler.setFormatter(logging.Formatter("%(message)s"))
     log = logging.getLogger("umvu")
@@ -79,19 +125,23 @@ def guest_argv(opts) -> list[bytes]:
     rcs = rc_files(opts)
     if not rcs:
         return cmd
+    import shlex  # (re: only when there are rc files)
     script = "".join(". %s\n" % shlex.quote(rc) for rc in rcs) + 'exec "$@"\n'
     return [b"/bin/sh", b"-c", script.encode(), b"umvu-rc"] + cmd
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    opts = parser.parse_args(argv)
-    if not opts.cmd:
-        parser.print_usage(sys.stderr)
-        print("umvu: missing CMD", file=sys.stderr)
-        return 2
-    if opts.cmd[0] == "--":
-        opts.cmd = opts.cmd[1:]
+    argv = sys.argv[1:] if argv is None else argv
+    opts = quick_parse(argv)
+    if opts is None:
+        parser = build_parser()
+        opts = parser.parse_args(argv)
+        if opts.cmd and opts.cmd[0] == "--":
+            opts.cmd = opts.cmd[1:]
+        if not opts.cmd:
+            parser.print_usage(sys.stderr)
+            print("umvu: missing CMD", file=sys.stderr)
+            return 2
     try:
         level = _level(opts.loglevel)
     except ValueError:
@@ -99,15 +149,16 @@ def main(argv: list[str] | None = None) -> int:
               % opts.loglevel, file=sys.stderr)
         return 2
     if "s" in opts.debugtags:
-        level = min(level, logging.INFO)
+        level = min(level, INFO)
     if opts.rc and not os.path.isfile(opts.rc):
         print("umvu: rc file %s: No such file" % opts.rc, file=sys.stderr)
         return 2
-    try:
-        setup_logging(opts.output, level)
-    except OSError as e:
-        print("umvu: cannot open %s: %s" % (opts.output, e.strerror), file=sys.stderr)
-        return 2
+    if opts.output:
+        try:
+            open(opts.output, "a").close()
+        except OSError as e:
+            print("umvu: cannot open %s: %s" % (opts.output, e.strerror), file=sys.stderr)
+            return 2
     if opts.pin or opts.cpu is not None:
         cpu = opts.cpu if opts.cpu is not None else sorted(os.sched_getaffinity(0))[0]
         try:
@@ -115,10 +166,18 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:
             print("umvu: cannot pin to CPU %d: %s" % (cpu, e.strerror), file=sys.stderr)
             return 2
-    hv = Hypervisor(noseccomp=opts.noseccomp, debugtags=opts.debugtags,
-                    view_name=os.fsencode(opts.vu_name))
+    # the guest starts now; the hypervisor only when an event needs it (launch.py)
+    launch = Launch(opts.noseccomp, follow_in_c="s" not in opts.debugtags)
     try:
-        return hv.run(guest_argv(opts))
+        launch.start(guest_argv(opts))
     except OSError as e:
         print("umvu: cannot start %s: %s" % (opts.cmd[0], e.strerror), file=sys.stderr)
         return 126
+    if not launch.follow():
+        launch.restore()
+        return launch.exit_code()
+    setup_logging(opts.output, level)
+    from umvu.core.hypervisor import Hypervisor
+    hv = Hypervisor(noseccomp=opts.noseccomp, debugtags=opts.debugtags,
+                    view_name=os.fsencode(opts.vu_name), tracer=launch.tracer)
+    return hv.run(launch)

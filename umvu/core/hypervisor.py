@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import signal
 import stat
 import struct
 
@@ -30,8 +29,6 @@ from umvu.core.vsys import VirtualSyscalls
 log = logging.getLogger("umvu")
 
 # signals a shell-like supervisor leaves to its foreground job
-_SUPERVISOR_IGNORES = (signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP,
-                       signal.SIGTTIN, signal.SIGTTOU)
 SCRATCH_SIZE = 16 * 4096
 NR_MMAP = syscalls.number("mmap")
 NR_SECCOMP = syscalls.number("seccomp")
@@ -294,13 +291,13 @@ class ModuleFile:
 
 class Hypervisor:
     def __init__(self, noseccomp: bool = False, debugtags: str = "",
-                 view_name: bytes = b"") -> None:
+                 view_name: bytes = b"", tracer: Tracer | None = None) -> None:
         # noseccomp (-S): no filter; every syscall stops (PTRACE_SYSCALL entry and exit
         # stops) and goes through the dispatcher
         self.noseccomp = noseccomp
         self.debugtags = set(debugtags)
         self.view_name = view_name
-        self.tracer = Tracer()
+        self.tracer = tracer if tracer is not None else Tracer()
         self.table = Responsibility()
         self.modules: dict[str, object] = {}
         self.api = ModuleAPI(self)
@@ -311,10 +308,8 @@ class Hypervisor:
         FsState.changed = self.tracer.set_virtual_cwds
         self.table.on_change = self.update_pathfast
         self.vsys = VirtualSyscalls(self)
-        self.main_tid = 0
         self.cur_tid = 0
         self.cur_seq = 0  # counts the syscalls served: a module's per-call caches key on it
-        self.main_status: int | None = None
         self._pending_exit: dict[int, tuple] = {}
         self._abi32_warned: set[int] = set()
         # the filter: numbers traced, and its generation (processes catch up lazily)
@@ -339,32 +334,20 @@ class Hypervisor:
         self._exec_dir: str | None = None  # host copies of executed virtual files
 
     # ------------------------------------------------------------- lifecycle
-    def run(self, argv: list[bytes]) -> int:
-        """Run the guest tree to its end; returns the exit status a shell would report."""
-        keep_int = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-        keep_quit = signal.getsignal(signal.SIGQUIT) == signal.SIG_IGN
-        saved = {s: signal.signal(s, signal.SIG_IGN) for s in _SUPERVISOR_IGNORES}
-        guest_umask = os.umask(0o022)  # the guest starts with umvu's own
-        os.umask(guest_umask)
+    def run(self, launch) -> int:
+        """Supervise the guest ``launch`` started (and followed in C until an event
+        needed the hypervisor: that event waits in the tracer) to its end; returns the
+        exit status a shell would report."""
         try:
-            self.main_tid = self.tracer.spawn(
-                argv, syscalls.bitmap(self.filter_numbers), self.noseccomp,
-                keep_sigint_ign=keep_int, keep_sigquit_ign=keep_quit,
-                guest_umask=guest_umask)
-            self.procs.add_initial(self.main_tid).fs.umask = guest_umask
+            self.procs.adopt(self.tracer.tree_snapshot(), launch.guest_umask)
             self.update_fastpath()
-            self.tracer.set_autonomous(not self.modules)
+            if launch.follow_in_c:
+                self._dispatch(self.tracer.event)
             self._loop()
         finally:
-            for s, h in saved.items():
-                signal.signal(s, h)
+            launch.restore()
             self.unload_all()
-        status = self.main_status
-        if status is None:
-            return 1
-        if os.WIFSIGNALED(status):
-            return 128 + os.WTERMSIG(status)
-        return os.WEXITSTATUS(status)
+        return launch.exit_code()
 
     def unload_all(self) -> None:
         self.vfs.writeback_all()
@@ -383,41 +366,42 @@ class Hypervisor:
             call_to_retval(self.modules.pop(name).cleanup)
 
     def _loop(self) -> None:
+        ev = self.tracer.event
+        while self.tracer.next():
+            self._dispatch(ev)
+
+    def _dispatch(self, ev) -> None:
         tracer = self.tracer
-        ev = tracer.event
         procs = self.procs
-        while tracer.next():
-            kind = ev.kind
-            tid = ev.tid
-            if kind == EV_SYSCALL:
-                self.on_syscall(tid, ev.nr)
-            elif kind == EV_SYSCALL_EXIT:
-                self.on_syscall_exit(tid, ev.ret)
-            elif kind == EV_CLONE:
-                child = procs.clone(tid, ev.msg, ev.clone_flags)
-                if not ev.resumed:
-                    tracer.clone_done(tid, ev.msg)
-                if child.process.filter_gen < self.filter_gen:
-                    tracer.want_boundary(ev.msg)
-            elif kind == EV_EXEC:
-                self.api.forget_ids(ev.msg)  # a set-user-ID program, a new leader tid
-                self.api.forget_ids(tid)
-                procs.exec(tid, ev.msg)
-                for hook in list(self.exec_hooks):
-                    call_to_retval(hook, tid)
-                self._pending_exit.pop(ev.msg, None)
-                if not ev.resumed:
-                    tracer.resume(tid)
-            elif kind == EV_EXITED:
-                self.api.forget_ids(tid)
-                procs.exited(tid)
-                self._pending_exit.pop(tid, None)
-                if tid == self.main_tid:
-                    self.main_status = ev.status
-            elif kind == EV_BOUNDARY:
-                self.on_boundary(tid)
-            elif kind == EV_ABI32:
-                self.on_abi32(tid, ev.nr)
+        kind = ev.kind
+        tid = ev.tid
+        if kind == EV_SYSCALL:
+            self.on_syscall(tid, ev.nr)
+        elif kind == EV_SYSCALL_EXIT:
+            self.on_syscall_exit(tid, ev.ret)
+        elif kind == EV_CLONE:
+            child = procs.clone(tid, ev.msg, ev.clone_flags)
+            if not ev.resumed:
+                tracer.clone_done(tid, ev.msg)
+            if child.process.filter_gen < self.filter_gen:
+                tracer.want_boundary(ev.msg)
+        elif kind == EV_EXEC:
+            self.api.forget_ids(ev.msg)  # a set-user-ID program, a new leader tid
+            self.api.forget_ids(tid)
+            procs.exec(tid, ev.msg)
+            for hook in list(self.exec_hooks):
+                call_to_retval(hook, tid)
+            self._pending_exit.pop(ev.msg, None)
+            if not ev.resumed:
+                tracer.resume(tid)
+        elif kind == EV_EXITED:
+            self.api.forget_ids(tid)
+            procs.exited(tid)
+            self._pending_exit.pop(tid, None)
+        elif kind == EV_BOUNDARY:
+            self.on_boundary(tid)
+        elif kind == EV_ABI32:
+            self.on_abi32(tid, ev.nr)
 
     # ------------------------------------------------------------- calls into modules
     def call(self, service, method: str, *args):

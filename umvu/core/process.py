@@ -144,6 +144,32 @@ class ProcessTable:
         self.threads[tid] = t
         return t
 
+    def adopt(self, rows, umask: int) -> None:
+        """Threads that ran before the table existed: rows of (tid, tgid, fs group,
+        files group, vm group) from the tracer; cwds read from the kernel."""
+        fss: dict[int, FsState] = {}
+        files: dict[int, FdTable] = {}
+        mems: dict[int, MemState] = {}
+        procs: dict[int, Process] = {}
+        for tid, tgid, fsg, filesg, vmg in rows:
+            fs = fss.get(fsg)
+            if fs is None:
+                try:
+                    cwd = os.fsencode(os.readlink("/proc/%d/cwd" % tid))
+                except OSError:
+                    cwd = b"/"
+                fs = fss[fsg] = FsState(cwd, umask=umask)
+            else:
+                fs.users += 1
+            table = files.get(filesg)
+            if table is None:
+                table = files[filesg] = FdTable()
+            else:
+                table.users += 1
+            proc = procs.setdefault(tgid, Process(tgid))
+            proc.threads.add(tid)
+            self.threads[tid] = Thread(tid, proc, fs, table, mems.setdefault(vmg, MemState()))
+
     def get(self, tid: int) -> Thread | None:
         return self.threads.get(tid)
 

@@ -36,13 +36,12 @@ class Tracer:
         self._args = ffi.new("unsigned long[6]")
 
     def spawn(self, argv: list[bytes], filter_bitmap: bytes, noseccomp: bool,
-              keep_sigint_ign: bool = False, keep_sigquit_ign: bool = False,
               guest_umask: int = 0o022) -> int:
+        """Start the guest. umvu ignores SIGINT, SIGQUIT and the stop signals from now
+        on (restore_signals gives its own dispositions back); the guest has umvu's."""
         c_args = [ffi.new("char[]", a) for a in argv]
         c_argv = ffi.new("char *[]", c_args + [ffi.NULL])
-        flags = ((lib.UMVU_NOSECCOMP if noseccomp else 0)
-                 | (lib.UMVU_KEEP_SIGINT_IGN if keep_sigint_ign else 0)
-                 | (lib.UMVU_KEEP_SIGQUIT_IGN if keep_sigquit_ign else 0))
+        flags = lib.UMVU_NOSECCOMP if noseccomp else 0
         bitmap = ffi.new("unsigned char[]", filter_bitmap)
         return _check(lib.umvu_spawn(c_argv, bitmap, len(filter_bitmap) * 8, flags,
                                      guest_umask))
@@ -50,6 +49,30 @@ class Tracer:
     def next(self) -> bool:
         """Wait for the next event Python must handle; False when no tracee is left."""
         return _check(lib.umvu_next(self.event)) == 1
+
+    def restore_signals(self) -> None:
+        lib.umvu_restore_signals()
+
+    def run_autonomous(self) -> bool:
+        """Follow the guest in C alone (no module loaded, autonomous on) until an event
+        needs Python (True: it is in ``event``) or no tracee is left (False)."""
+        return _check(lib.umvu_run_autonomous(self.event)) == 1
+
+    def main_status(self) -> int | None:
+        """The waitpid status of the first guest process, None while it runs."""
+        status = lib.umvu_main_status()
+        return None if status < 0 else status
+
+    def tree_snapshot(self) -> list[tuple[int, int, int, int, int]]:
+        """Live tasks as (tid, tgid, fs group, files group, vm group), the groups being
+        the state they share as the kernel shares it."""
+        size = 1024
+        while True:
+            out = ffi.new("int[]", 5 * size)
+            n = lib.umvu_tree_snapshot(out, size)
+            if n < size:
+                return [tuple(out[5 * i:5 * i + 5]) for i in range(n)]
+            size *= 4
 
     def args(self) -> tuple[int, ...]:
         return tuple(self.event.args)
