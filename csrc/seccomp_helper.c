@@ -55,10 +55,13 @@
 
 static unsigned char *tflags;
 struct tree_node {
-	int tgid, fs, files, vm; /* tgid 0: no such task; the others: sharing groups */
+	int tid;                 /* 0: free slot, -1: deleted */
+	int tgid, fs, files, vm; /* the others: sharing groups */
 };
+/* open addressing by tid, sized to the live tasks (no growth with pid numbers) */
 static struct tree_node *tree;
-static int next_group = 1, max_tid;
+static unsigned tree_cap, tree_taken; /* slots; slots live or deleted */
+static int next_group = 1;
 static int main_tid, main_status = -1;
 /* fd fast path: fd_arg_of[nr] is the index of the fd argument of an fd-choice syscall
  * (0xff: none); vfd_count[fd] counts the fd tables in which fd is virtual. A seccomp
@@ -113,45 +116,116 @@ static int tables_init(void)
 	}
 	tflags = calloc(pid_max + 1, 1);
 	skipret = calloc(pid_max + 1, sizeof(long));
-	tree = calloc(pid_max + 1, sizeof *tree);
+	tree_cap = 256;
+	tree = calloc(tree_cap, sizeof *tree);
 	return (tflags && skipret && tree) ? 0 : -ENOMEM;
 }
 
 /* The process tree as the kernel shares state (Python's process table rebuilt from it
  * when the hypervisor starts after the guest: umvu_tree_snapshot). */
-static void tree_new(int tid, int tgid)
+static struct tree_node *tree_slot(int tid)
 {
-	tree[tid] = (struct tree_node){ tgid, next_group, next_group + 1, next_group + 2 };
+	unsigned i = (unsigned)tid * 2654435761u & (tree_cap - 1);
+	struct tree_node *deleted = NULL;
+	for (;; i = (i + 1) & (tree_cap - 1)) {
+		if (tree[i].tid == tid)
+			return &tree[i];
+		if (tree[i].tid == -1 && !deleted)
+			deleted = &tree[i];
+		if (tree[i].tid == 0)
+			return deleted ? deleted : &tree[i];
+	}
+}
+
+static struct tree_node *tree_get(int tid)
+{
+	struct tree_node *n = tree_slot(tid);
+	return n->tid == tid ? n : NULL;
+}
+
+static void tree_del(int tid)
+{
+	struct tree_node *n = tree_get(tid);
+	if (n)
+		n->tid = -1;
+}
+
+static int tree_live(void)
+{
+	int live = 0;
+	for (unsigned i = 0; i < tree_cap; i++)
+		live += tree[i].tid > 0;
+	return live;
+}
+
+/* room for one more: rebuilt (twice as large if half is live) past 3/4 taken */
+static int tree_room(void)
+{
+	if (tree_taken + 1 <= tree_cap / 4 * 3)
+		return 0;
+	unsigned old_cap = tree_cap, live = tree_live();
+	struct tree_node *old = tree;
+	unsigned cap = old_cap;
+	while (live * 2 >= cap)
+		cap *= 2;
+	tree = calloc(cap, sizeof *tree);
+	if (!tree) {
+		tree = old;
+		return -ENOMEM;
+	}
+	tree_cap = cap;
+	tree_taken = 0;
+	for (unsigned i = 0; i < old_cap; i++)
+		if (old[i].tid > 0) {
+			*tree_slot(old[i].tid) = old[i];
+			tree_taken++;
+		}
+	free(old);
+	return 0;
+}
+
+static struct tree_node *tree_new(int tid, int tgid)
+{
+	if (tree_room() < 0)
+		return NULL;
+	struct tree_node *n = tree_slot(tid);
+	if (n->tid == 0)
+		tree_taken++;
+	*n = (struct tree_node){ tid, tgid, next_group, next_group + 1, next_group + 2 };
 	next_group += 3;
-	if (tid > max_tid)
-		max_tid = tid;
+	return n;
 }
 
 static void tree_clone(int parent, int child, unsigned long flags)
 {
-	if (!tid_ok(parent) || !tid_ok(child) || !tree[parent].tgid)
+	struct tree_node *pn = tree_get(parent);
+	if (!pn || child <= 0)
 		return;
-	struct tree_node p = tree[parent];
-	tree_new(child, (flags & CLONE_THREAD) ? p.tgid : child);
+	struct tree_node p = *pn;
+	struct tree_node *c = tree_new(child, (flags & CLONE_THREAD) ? p.tgid : child);
+	if (!c)
+		return;
 	if (flags & CLONE_FS)
-		tree[child].fs = p.fs;
+		c->fs = p.fs;
 	if (flags & CLONE_FILES)
-		tree[child].files = p.files;
+		c->files = p.files;
 	if (flags & CLONE_VM)
-		tree[child].vm = p.vm;
+		c->vm = p.vm;
 }
 
 /* exec in tid's group by former (the kernel gives it the leader's tid): memory and the fd
  * table are its own now; the other threads report their exits */
 static void tree_exec(int tid, int former)
 {
-	if (!tid_ok(tid) || !tid_ok(former) || !tree[former].tgid)
+	struct tree_node *f = tree_get(former);
+	if (!f)
 		return;
-	int fs = tree[former].fs;
+	int fs = f->fs;
 	if (former != tid)
-		tree[former] = (struct tree_node){ 0 };
-	tree_new(tid, tid);
-	tree[tid].fs = fs;
+		tree_del(former);
+	struct tree_node *n = tree_new(tid, tid);
+	if (n)
+		n->fs = fs;
 }
 
 /* ------------------------------------------------------------------ filter */
@@ -367,7 +441,7 @@ int umvu_next(struct umvu_event *ev)
 		if (WIFEXITED(status) || WIFSIGNALED(status)) {
 			if (tid_ok(tid)) {
 				tflags[tid] = 0;
-				tree[tid] = (struct tree_node){ 0 };
+				tree_del(tid);
 			}
 			if (tid == main_tid)
 				main_status = status;
@@ -1039,15 +1113,15 @@ int umvu_main_status(void)
 int umvu_tree_snapshot(int *out, int max)
 {
 	int n = 0;
-	for (int tid = 1; tid <= max_tid && n < max; tid++) {
-		if (!tree[tid].tgid)
+	for (unsigned i = 0; i < tree_cap && n < max; i++) {
+		if (tree[i].tid <= 0)
 			continue;
 		int *o = out + 5 * n++;
-		o[0] = tid;
-		o[1] = tree[tid].tgid;
-		o[2] = tree[tid].fs;
-		o[3] = tree[tid].files;
-		o[4] = tree[tid].vm;
+		o[0] = tree[i].tid;
+		o[1] = tree[i].tgid;
+		o[2] = tree[i].fs;
+		o[3] = tree[i].files;
+		o[4] = tree[i].vm;
 	}
 	return n;
 }
