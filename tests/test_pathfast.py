@@ -108,6 +108,7 @@ def test_paths_into_a_mount_as_unprivileged_user(as_user):
     work = as_user.work
     prog = work / "pathcases.py"
     shutil.copy(PROG, prog)
+    shutil.copy(os.path.join(os.path.dirname(PROG), "caselib.py"), work / "caselib.py")
     for name, with_content in (("n", True), ("g", False)):
         top = work / name / "t"
         tree(top, with_content)

@@ -1,34 +1,11 @@
 """Path canonicalization cases: prints one line per case with the kernel's (or umvu's)
 answer. usage: canon.py ROOT  (run with cwd = ROOT)"""
-import errno
 import os
-import stat
 import sys
 
+from caselib import attempt, read
+
 ROOT = sys.argv[1]
-
-
-def show(st):
-    kind = stat.S_IFMT(st.st_mode)
-    return "ok %o %d %d" % (kind, st.st_size if stat.S_ISREG(st.st_mode) else 0, st.st_ino)
-
-
-def attempt(fn):
-    try:
-        r = fn()
-    except OSError as e:
-        return errno.errorcode[e.errno]
-    if isinstance(r, os.stat_result):
-        return show(r)
-    return "ok %r" % (r,)
-
-
-def read(path, flags=0, dir_fd=None):
-    fd = os.open(path, os.O_RDONLY | flags, dir_fd=dir_fd)
-    try:
-        return os.read(fd, 100)
-    finally:
-        os.close(fd)
 
 
 def opened_dir(flags):
