@@ -28,7 +28,6 @@ from umvu.core.vsys import VirtualSyscalls
 
 log = logging.getLogger("umvu")
 
-# signals a shell-like supervisor leaves to its foreground job
 SCRATCH_SIZE = 16 * 4096
 NR_MMAP = syscalls.number("mmap")
 NR_SECCOMP = syscalls.number("seccomp")
@@ -309,7 +308,6 @@ class Hypervisor:
         self.table.on_change = self.update_pathfast
         self.vsys = VirtualSyscalls(self)
         self.cur_tid = 0
-        self.cur_seq = 0  # counts the syscalls served: a module's per-call caches key on it
         self._pending_exit: dict[int, tuple] = {}
         self._abi32_warned: set[int] = set()
         # the filter: numbers traced, and its generation (processes catch up lazily)
@@ -422,7 +420,6 @@ class Hypervisor:
         sc = syscalls.BY_NR.get(nr)
         t = self.thread(tid)
         self.cur_tid = tid
-        self.cur_seq += 1
         if not self.noseccomp and t.process.filter_gen < self.filter_gen:
             self.upgrade_filter(t)
         args = self.tracer.args()
