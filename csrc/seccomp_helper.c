@@ -10,7 +10,14 @@
  *    (the signal is re-injected once), group stops (PTRACE_LISTEN, so job control
  *    works), re-traps after SIGCONT, and syscall-exit stops nobody asked for.
  *    It returns only the events Python must see; the tracee stays stopped until
- *    Python resumes it with one of the umvu_sys_* / umvu_resume calls.
+ *    Python resumes it with one of the umvu_sys_* / umvu_resume calls. It also
+ *    decides by itself fd syscalls on fds virtual nowhere (umvu_set_fastpath), path
+ *    syscalls whose walk stays out of every virtual prefix (umvu_set_pathfast), and
+ *    under -S the entry stops of calls no module wants (umvu_set_wanted).
+ *  - While autonomous (no module yet), clone and exec events are resumed here and
+ *    only update the process tree kept here; umvu_run_autonomous() follows the guest
+ *    without Python until an event needs it, umvu_tree_snapshot() hands the tree over.
+ *  - umvu_spawn() makes umvu ignore the terminal's signals (umvu_restore_signals).
  *  - All ptrace calls come from the calling thread.
  */
 #define _GNU_SOURCE
