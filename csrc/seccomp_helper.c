@@ -16,7 +16,8 @@
  *    under -S the entry stops of calls no module wants (umvu_set_wanted).
  *  - While autonomous (no module yet), clone and exec events are resumed here and
  *    only update the process tree kept here; umvu_run_autonomous() follows the guest
- *    without Python until an event needs it, umvu_tree_snapshot() hands the tree over.
+ *    without Python until an event needs it, umvu_tree_snapshot() hands the tree over
+ *    (it is not kept afterwards).
  *  - umvu_spawn() makes umvu ignore the terminal's signals (umvu_restore_signals).
  *  - All ptrace calls come from the calling thread.
  */
@@ -146,6 +147,8 @@ static struct tree_node *tree_slot(int tid)
 
 static struct tree_node *tree_get(int tid)
 {
+	if (!tree)
+		return NULL; /* handed over: Python follows the tree */
 	struct tree_node *n = tree_slot(tid);
 	return n->tid == tid ? n : NULL;
 }
@@ -193,7 +196,7 @@ static int tree_room(void)
 
 static struct tree_node *tree_new(int tid, int tgid)
 {
-	if (tree_room() < 0)
+	if (!tree || tree_room() < 0)
 		return NULL;
 	struct tree_node *n = tree_slot(tid);
 	if (n->tid == 0)
@@ -1116,7 +1119,9 @@ int umvu_main_status(void)
 	return main_status;
 }
 
-/* Live tasks as 5 ints each (tid, tgid, fs, files, vm group); returns how many. */
+/* Live tasks as 5 ints each (tid, tgid, fs, files, vm group); returns how many. When
+ * they all fit (fewer than max), the tree is handed over: it is freed and no longer kept
+ * (Python's process table follows clone, exec and exit events from then on). */
 int umvu_tree_snapshot(int *out, int max)
 {
 	int n = 0;
@@ -1129,6 +1134,11 @@ int umvu_tree_snapshot(int *out, int max)
 		o[2] = tree[i].fs;
 		o[3] = tree[i].files;
 		o[4] = tree[i].vm;
+	}
+	if (n < max) {
+		free(tree);
+		tree = NULL;
+		tree_cap = tree_taken = 0;
 	}
 	return n;
 }

@@ -65,7 +65,8 @@ class Tracer:
 
     def tree_snapshot(self) -> list[tuple[int, int, int, int, int]]:
         """Live tasks as (tid, tgid, fs group, files group, vm group), the groups being
-        the state they share as the kernel shares it."""
+        the state they share as the kernel shares it. Once: the C side stops keeping the
+        tree when it has handed it over."""
         size = 1024
         while True:
             out = ffi.new("int[]", 5 * size)
