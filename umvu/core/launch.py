@@ -22,22 +22,20 @@ class Launch:
         self.tracer = Tracer()
         self.noseccomp = noseccomp
         self.follow_in_c = follow_in_c
-        self.main_tid = 0
         self.guest_umask = 0o022
 
-    def start(self, argv: list[bytes]) -> int:
+    def start(self, argv: list[bytes]) -> None:
         self.guest_umask = os.umask(0o022)  # the guest starts with umvu's own
         os.umask(self.guest_umask)
         try:  # (umvu ignores the terminal's signals from here: the C side does it)
-            self.main_tid = self.tracer.spawn(argv, EMPTY_FILTER, self.noseccomp,
-                                              guest_umask=self.guest_umask)
+            self.tracer.spawn(argv, EMPTY_FILTER, self.noseccomp,
+                              guest_umask=self.guest_umask)
         except OSError:
             self.restore()
             raise
         # -S: every call stops, and the C loop lets by those no module wants (all, now)
         self.tracer.set_wanted(EMPTY_FILTER, self.noseccomp and self.follow_in_c)
         self.tracer.set_autonomous(self.follow_in_c)
-        return self.main_tid
 
     def follow(self) -> bool:
         """Follow the guest in C; True when an event needs the hypervisor (it waits in
