@@ -65,7 +65,7 @@ class Resolver:
             return os.readlink(path)
         return self.hv.call(entry.service, "readlink", rel)
 
-    def _proc_magic(self, comps: list[bytes]):
+    def proc_magic(self, comps: list[bytes]):
         """For /proc/{self,thread-self,PID[/task/TID]}/{cwd,fd/N}...: (how many
         components the magic link takes, the guest path it stands for) when that is a
         virtual cwd or a virtual fd of a guest thread, else (0, None)."""
@@ -132,7 +132,7 @@ class Resolver:
                 # /proc/PID/...: magic links resolve per caller; the kernel's business,
                 # except a cwd or an fd the kernel does not have (virtual ones)
                 comps = stack + todo[::-1]
-                n, target = self._proc_magic(comps)
+                n, target = self.proc_magic(comps)
                 if target is not None and (n < len(comps) or follow):
                     stack = [c for c in target.split(b"/") if c]
                     todo = comps[n:][::-1]

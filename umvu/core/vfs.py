@@ -269,7 +269,7 @@ class VirtualFS:
         addr, size = args[buf_idx], args[buf_idx + 1]
 
         comps = [c for c in guest_path.split(b"/") if c]
-        n, virtual = self.resolver._proc_magic(comps)
+        n, virtual = self.resolver.proc_magic(comps)
 
         def fix(ret):
             if virtual is not None and n == len(comps):  # a virtual cwd or fd
