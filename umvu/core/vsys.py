@@ -260,8 +260,8 @@ class VirtualSyscalls:
         services; unmounting the copies leaves the originals alone)."""
         for e in list(self.hv.table.mounts()):
             if e.mounted and e.key != source and within(e.key, source) and not e.alias:
-                copy = Entry("path", rebase(e.key, source, target), e.module, e.service, e.source, e.fstype, e.flags, e.options,
-                             mounted=True)
+                copy = Entry("path", rebase(e.key, source, target), e.module, e.service,
+                             e.source, e.fstype, e.flags, e.options, mounted=True)
                 copy.alias = True
                 self.hv.table.add(copy)
 
