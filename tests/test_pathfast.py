@@ -15,6 +15,12 @@ from conftest import REPO, run
 PROG = str(REPO / "tests" / "progs" / "pathcases.py")
 
 
+# the guest's start: a memfs at {t}/mnt with what tree(top, True) puts there natively
+MOUNT_AS_TREE = ("vu_insmod vufuse && vumount -t vufusememfs none {t}/mnt && "
+                 "printf virt > {t}/mnt/x && mkdir {t}/mnt/sub && "
+                 "printf yy > {t}/mnt/sub/y && ")
+
+
 def tree(top, with_content):
     os.makedirs(top / "real")
     (top / "real" / "f").write_text("FFF")
@@ -33,9 +39,7 @@ def test_paths_into_a_mount_match_the_kernel(tmp_path, guest_mode, pathfast):
     assert native.returncode == 0, native.stderr
     top = tmp_path / "g" / "t"
     tree(top, False)
-    script = ("vu_insmod vufuse && vumount -t vufusememfs none {t}/mnt && "
-              "printf virt > {t}/mnt/x && mkdir {t}/mnt/sub && printf yy > {t}/mnt/sub/y && "
-              "python3 {prog} {t}".format(t=top, prog=PROG))
+    script = (MOUNT_AS_TREE + "python3 {prog} {t}").format(t=top, prog=PROG)
     guest = run(guest_mode, ["bash", "-c", script], cwd=top, env={"UMVU_PATHFAST": pathfast})
     assert guest.returncode == 0, guest.stderr
     n_lines = native.stdout.decode().replace(str(nat_top), "T").splitlines()
@@ -119,10 +123,8 @@ def test_paths_into_a_mount_as_unprivileged_user(as_user):
                              str(work / "n" / "t")], cwd=work / "n" / "t", capture_output=True)
     assert native.returncode == 0, native.stderr
     top = work / "g" / "t"
-    script = ("vu_insmod vufuse && vumount -t vufusememfs none {t}/mnt && "
-              "printf virt > {t}/mnt/x && mkdir {t}/mnt/sub && printf yy > {t}/mnt/sub/y && "
-              "cd {t} && python3 {prog} {t}; ls closed/x 2>&1; cat closed/../mnt/x 2>&1"
-              .format(t=top, prog=prog))
+    script = (MOUNT_AS_TREE + "cd {t} && python3 {prog} {t}; ls closed/x 2>&1; "
+              "cat closed/../mnt/x 2>&1").format(t=top, prog=prog)
     guest = as_user(["bash", "-c", script])
     n_lines = native.stdout.decode().replace(str(work / "n" / "t"), "T").splitlines()
     g_lines = guest.stdout.decode().replace(str(top), "T").splitlines()
