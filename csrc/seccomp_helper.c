@@ -276,6 +276,10 @@ static int build_filter(struct sock_filter *prog, const unsigned char *bitmap, i
 
 /* ------------------------------------------------------------------- spawn */
 
+/* umvu_spawn's own flags: umvu's SIGINT / SIGQUIT was ignored, the guest's stays so */
+#define UMVU_KEEP_SIGINT_IGN  2
+#define UMVU_KEEP_SIGQUIT_IGN 4
+
 /* what the supervisor must survive; the guest gets its dispositions back */
 static const int supervisor_ignores[] = { SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU };
 #define NIGNORES (int)(sizeof supervisor_ignores / sizeof supervisor_ignores[0])

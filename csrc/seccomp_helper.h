@@ -1,7 +1,5 @@
 /* Interface of csrc/seccomp_helper.c; also parsed by cffi (keep it plain C). */
 #define UMVU_NOSECCOMP        1
-#define UMVU_KEEP_SIGINT_IGN  2 /* (set by umvu_spawn itself: umvu's SIGINT was ignored) */
-#define UMVU_KEEP_SIGQUIT_IGN 4
 
 #define UMVU_EV_SYSCALL      1 /* seccomp stop, or syscall-entry stop with -S */
 #define UMVU_EV_SYSCALL_EXIT 2 /* exit stop asked for by umvu_sys_native/skip */
