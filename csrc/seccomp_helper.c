@@ -31,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sched.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/ptrace.h>
@@ -100,6 +102,13 @@ static int nthreads;
 /* no module yet: clone and exec events are only news for Python, the tracee goes on at
  * once (Python follows the process tree without holding anybody) */
 static int autonomous;
+/* How long the tracer polls for the next stop before it sleeps in waitpid (ns, 0: never
+ * polls), and how long the last wait lasted. A sleeping tracer's wake-up costs one
+ * cross-CPU wake of an idle (halted) virtual CPU, 20-25 us on the machines measured; a
+ * polling one sees the stop at once. It polls only while stops come that close together
+ * (the last wait was short), so a guest that seldom stops costs no CPU. */
+static long spin_ns;
+static long last_wait_ns;
 
 long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen);
 int umvu_clone_done(int parent, int child);
@@ -433,6 +442,43 @@ static unsigned long clone_flags_of(int tid, int event, const struct user_regs_s
 	return 0;
 }
 
+static long now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000000000L + t.tv_nsec;
+}
+
+/* waitpid(which, status, __WALL), polling first while stops come in quick succession;
+ * yielding while it polls lets a guest on the same CPU run (pinned, or one CPU). */
+static pid_t wait_tracee(pid_t which, int *status)
+{
+	long t0 = now_ns();
+	pid_t r;
+	if (spin_ns > 0 && last_wait_ns < 2 * spin_ns) {
+		for (;;) {
+			r = waitpid(which, status, __WALL | WNOHANG);
+			if (r != 0) {
+				last_wait_ns = now_ns() - t0;
+				return r;
+			}
+			if (now_ns() - t0 > spin_ns)
+				break;
+			sched_yield();
+		}
+	}
+	r = waitpid(which, status, __WALL);
+	last_wait_ns = now_ns() - t0;
+	return r;
+}
+
+int umvu_set_spin(long ns)
+{
+	spin_ns = ns > 0 ? ns : 0;
+	last_wait_ns = 0;
+	return 0;
+}
+
 static void resume(int tid, int sig)
 {
 	ptrace(resume_request_for(tid), tid, 0, sig);
@@ -443,7 +489,7 @@ int umvu_next(struct umvu_event *ev)
 {
 	for (;;) {
 		int status;
-		pid_t tid = waitpid(-1, &status, __WALL);
+		pid_t tid = wait_tracee(-1, &status);
 		if (tid < 0) {
 			if (errno == EINTR)
 				continue;
@@ -689,7 +735,7 @@ static int wait_op(int tid, int want_op, int *pending_sig)
 {
 	for (;;) {
 		int status;
-		if (waitpid(tid, &status, __WALL) < 0) {
+		if (wait_tracee(tid, &status) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;

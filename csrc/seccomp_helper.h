@@ -54,3 +54,4 @@ int umvu_run_autonomous(struct umvu_event *ev);
 int umvu_main_status(void);
 int umvu_tree_snapshot(int *out, int max);
 int umvu_restore_signals(void);
+int umvu_set_spin(long ns);

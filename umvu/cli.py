@@ -11,12 +11,17 @@ from umvu.core.launch import Launch
 ERROR, WARNING, INFO, DEBUG = 40, 30, 20, 10
 LEVELS = {"error": ERROR, "warning": WARNING, "notice": INFO, "info": INFO, "debug": DEBUG}
 SYSTEM_RC = "/etc/vurc"
+DEFAULT_SPIN_US = 50
 
 
 PIN_HELP = ("run umvu and every guest on one CPU (--cpu N, else the first this process may "
             "use): each ptrace stop then costs a context switch on one CPU instead of a "
             "cross-CPU wake-up; off by default because it serializes parallel work "
             "(make -j2) and the guest sees one CPU")
+SPIN_HELP = ("microseconds the tracer polls for the next stop before it sleeps, while "
+             "stops come that close together (a sleeping tracer's wake-up is a cross-CPU "
+             "wake of an idle CPU, 20-25 us on a virtual machine); 0: never. Default: "
+             "%d when umvu may run on more than one CPU, else 0" % DEFAULT_SPIN_US)
 # (short, long, dest, kind: flag/value/int, default, metavar, help)
 OPTIONS = [
     ("-S", "--noseccomp", "noseccomp", "flag", False, None,
@@ -37,6 +42,7 @@ OPTIONS = [
     ("-V", "--vu_name", "vu_name", "value", "", "NAME", "name of this view"),
     ("-P", "--pin", "pin", "flag", False, None, PIN_HELP),
     (None, "--cpu", "cpu", "int", None, "N", "the CPU for -P"),
+    (None, "--spin", "spin", "int", None, "US", SPIN_HELP),
 ]
 
 
@@ -167,7 +173,10 @@ def main(argv: list[str] | None = None) -> int:
             print("umvu: cannot pin to CPU %d: %s" % (cpu, e.strerror), file=sys.stderr)
             return 2
     # the guest starts now; the hypervisor only when an event needs it (launch.py)
-    launch = Launch(opts.noseccomp, follow_in_c="s" not in opts.debugtags)
+    if opts.spin is None:  # polling only pays where the tracee runs on another CPU
+        opts.spin = DEFAULT_SPIN_US if len(os.sched_getaffinity(0)) > 1 else 0
+    launch = Launch(opts.noseccomp, follow_in_c="s" not in opts.debugtags,
+                    spin_ns=opts.spin * 1000)
     try:
         launch.start(guest_argv(opts))
     except OSError as e:

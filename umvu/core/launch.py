@@ -16,10 +16,12 @@ EMPTY_FILTER = bytes(8)  # no syscall numbers: only virtual ones and foreign ABI
 
 
 class Launch:
-    """follow_in_c False (every call shown by -d s): the hypervisor sees every event."""
+    """follow_in_c False (every call shown by -d s): the hypervisor sees every event.
+    spin_ns: how long the C loop polls for the next stop before it sleeps (0: never)."""
 
-    def __init__(self, noseccomp: bool, follow_in_c: bool = True) -> None:
+    def __init__(self, noseccomp: bool, follow_in_c: bool = True, spin_ns: int = 0) -> None:
         self.tracer = Tracer()
+        self.spin_ns = spin_ns
         self.noseccomp = noseccomp
         self.follow_in_c = follow_in_c
         self.guest_umask = 0o022
@@ -36,6 +38,7 @@ class Launch:
         # -S: every call stops, and the C loop lets by those no module wants (all, now)
         self.tracer.set_wanted(EMPTY_FILTER, self.noseccomp and self.follow_in_c)
         self.tracer.set_autonomous(self.follow_in_c)
+        self.tracer.set_spin(self.spin_ns)
 
     def follow(self) -> bool:
         """Follow the guest in C; True when an event needs the hypervisor (it waits in

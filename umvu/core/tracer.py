@@ -156,6 +156,10 @@ class Tracer:
         still come, marked ``resumed``): for while no module needs to act on them."""
         lib.umvu_set_autonomous(int(on))
 
+    def set_spin(self, ns: int) -> None:
+        """Poll up to ns for the next stop before sleeping in waitpid (0: never)."""
+        lib.umvu_set_spin(ns)
+
     def set_virtual_cwds(self, n: int) -> None:
         lib.umvu_set_virtual_cwds(n)
 
