@@ -367,7 +367,8 @@ int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int f
 		if (!noseccomp) {
 			struct sock_fprog fprog = { .len = (unsigned short)plen, .filter = prog };
 			if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
-			    syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0) {
+			    (!(flags & UMVU_NOFILTER) &&
+			     syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0)) {
 				dprintf(2, "umvu: cannot install the seccomp filter: %s\n", strerror(errno));
 				_exit(126);
 			}
@@ -482,6 +483,32 @@ int umvu_set_spin(long ns)
 static void resume(int tid, int sig)
 {
 	ptrace(resume_request_for(tid), tid, 0, sig);
+}
+
+/* The signal tid stops with is the knock of umvu_knock() (a SIGURG queued with the
+ * cookie): it is not delivered. */
+static int is_knock(int tid)
+{
+	siginfo_t si;
+	if (ptrace(PTRACE_GETSIGINFO, tid, 0, &si) < 0)
+		return 0;
+	return si.si_code == SI_QUEUE && (unsigned long)si.si_value.sival_ptr == UMVU_KNOCK_COOKIE;
+}
+
+/* From a guest process (the vu_* commands): wake the hypervisor before the first
+ * virtual syscall, which traps only once the process has a filter (UMVU_NOFILTER).
+ * Outside umvu the SIGURG is ignored (its default), so this is harmless there. */
+int umvu_knock(void)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	si.si_signo = SIGURG;
+	si.si_code = SI_QUEUE;
+	si.si_pid = getpid();
+	si.si_uid = getuid();
+	si.si_value.sival_ptr = (void *)UMVU_KNOCK_COOKIE;
+	return syscall(SYS_rt_tgsigqueueinfo, getpid(), syscall(SYS_gettid), SIGURG, &si) < 0
+		? -errno : 0;
 }
 
 /* Returns 1 with *ev filled, 0 when no tracee is left, -errno on error. */
@@ -616,6 +643,13 @@ int umvu_next(struct umvu_event *ev)
 			resume(tid, 0);
 			continue;
 		case 0:
+			if (sig == SIGURG && is_knock(tid)) {
+				/* a vu_* command asks for the hypervisor; its next syscall
+				 * boundary (the virtual call) gets the filter (UMVU_NOFILTER) */
+				tflags[tid] |= TF_BOUNDARY;
+				ev->kind = UMVU_EV_KNOCK;
+				return 1;
+			}
 			/* signal-delivery stop: inject the signal once */
 			resume(tid, sig);
 			continue;

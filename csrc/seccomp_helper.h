@@ -1,5 +1,7 @@
 /* Interface of csrc/seccomp_helper.c; also parsed by cffi (keep it plain C). */
 #define UMVU_NOSECCOMP        1
+#define UMVU_NOFILTER         8 /* no filter until a vu_* command knocks (umvu_knock) */
+#define UMVU_KNOCK_COOKIE     0x756d76756b6e6f63
 
 #define UMVU_EV_SYSCALL      1 /* seccomp stop, or syscall-entry stop with -S */
 #define UMVU_EV_SYSCALL_EXIT 2 /* exit stop asked for by umvu_sys_native/skip */
@@ -8,6 +10,7 @@
 #define UMVU_EV_EXITED       5 /* tracee gone: status as from waitpid */
 #define UMVU_EV_ABI32        6 /* a non-x86_64 syscall (int 0x80, x32) */
 #define UMVU_EV_BOUNDARY     7 /* syscall entry/exit stop asked for by umvu_want_boundary */
+#define UMVU_EV_KNOCK        8 /* umvu_knock(): the next boundary of tid will stop */
 
 struct umvu_event {
 	int kind;
@@ -55,3 +58,4 @@ int umvu_main_status(void);
 int umvu_tree_snapshot(int *out, int max);
 int umvu_restore_signals(void);
 int umvu_set_spin(long ns);
+int umvu_knock(void);

@@ -10,7 +10,7 @@ import os
 import sys
 
 from umvu.core import syscalls
-from umvu.core.tracer import raw_syscall
+from umvu.core.tracer import knock, raw_syscall
 from umvu.core.vsys import (VUCTL_ACCEPTS, VUCTL_FSTYPES, VUCTL_GETDEBUGTAGS, VUCTL_GETNAME,
                             VUCTL_LASTERROR, VUCTL_LSOF,
                             VUCTL_MOUNTS, VUCTL_PS, VUCTL_SETDEBUGTAGS, VUCTL_SETLOGLEVEL,
@@ -50,6 +50,7 @@ def _read_buffer(nr: int, *lead) -> bytes:
 
 def _main(fn):
     def wrapper(argv=None):
+        knock()  # under umvu: the hypervisor is up and this process traps virtual calls
         try:
             return fn(sys.argv[1:] if argv is None else argv) or 0
         except Fail as e:

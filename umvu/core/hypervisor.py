@@ -5,9 +5,12 @@ returns an action (see umvu.core.vfs): run natively, skip with a result, or run 
 with rewritten arguments and an exit callback. Handler exceptions become results in
 exactly one place (umvu.core.errors.call_to_retval).
 
-The seccomp filter starts with only the core's needs (the virtual syscalls); loading a
-module widens it by stacking a further filter into every process (an injected
-``seccomp(SET_MODE_FILTER, TSYNC)``), each at its next syscall boundary.
+A guest followed in C starts with no seccomp filter at all; the first vu_* command
+knocks (a queued SIGURG with a cookie, seen at its signal-delivery stop), and the
+hypervisor gives every process the core's filter (the virtual syscalls); with -S or -d s
+the guest starts with that filter. Loading a module widens it by stacking a further
+filter into every process (an injected ``seccomp(SET_MODE_FILTER, TSYNC)``), each at its
+next syscall boundary.
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from umvu.core.errors import call_to_retval
 from umvu.core.process import FdTable, FsState, ProcessTable
 from umvu.core.registry import Entry, Responsibility
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
-                              EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_filter)
+                              EV_KNOCK, EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_filter)
 from umvu.core.vfs import PASS, Native, VirtualFS, s32
 from umvu.core.vsys import VirtualSyscalls
 
@@ -338,6 +341,8 @@ class Hypervisor:
         exit status a shell would report."""
         try:
             self.procs.adopt(self.tracer.tree_snapshot(), launch.guest_umask)
+            if not launch.filtered:  # the guest has no filter yet: each process needs one
+                self.filter_gen += 1
             self.update_fastpath()
             if launch.follow_in_c:
                 self._dispatch(self.tracer.event)
@@ -398,6 +403,10 @@ class Hypervisor:
             self._pending_exit.pop(tid, None)
         elif kind == EV_BOUNDARY:
             self.on_boundary(tid)
+        elif kind == EV_KNOCK:  # a vu_* command: its next call gets the filter (boundary)
+            self.thread(tid)
+            self.want_upgrades()
+            tracer.resume(tid)
         elif kind == EV_ABI32:
             self.on_abi32(tid, ev.nr)
 
@@ -590,6 +599,11 @@ class Hypervisor:
         self.filter_numbers |= want
         self.filter_gen += 1
         self.update_fastpath()
+        self.want_upgrades()
+
+    def want_upgrades(self) -> None:
+        """Every process whose filter is older than filter_gen (but the current
+        thread's, upgraded at its next call) stops at its next syscall boundary."""
         seen = set()
         for t in list(self.procs.threads.values()):
             if t.process.tgid in seen or t.tid == self.cur_tid:

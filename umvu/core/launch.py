@@ -22,6 +22,9 @@ class Launch:
     def __init__(self, noseccomp: bool, follow_in_c: bool = True, spin_ns: int = 0) -> None:
         self.tracer = Tracer()
         self.spin_ns = spin_ns
+        # followed in C: no seccomp filter at all (no syscall pays for one) until a vu_*
+        # command knocks; the hypervisor then gives every process the filter it needs
+        self.filtered = noseccomp or not follow_in_c
         self.noseccomp = noseccomp
         self.follow_in_c = follow_in_c
         self.guest_umask = 0o022
@@ -31,7 +34,7 @@ class Launch:
         os.umask(self.guest_umask)
         try:  # (umvu ignores the terminal's signals from here: the C side does it)
             self.tracer.spawn(argv, EMPTY_FILTER, self.noseccomp,
-                              guest_umask=self.guest_umask)
+                              guest_umask=self.guest_umask, nofilter=not self.filtered)
         except OSError:
             self.restore()
             raise

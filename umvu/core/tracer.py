@@ -17,6 +17,7 @@ EV_EXEC = lib.UMVU_EV_EXEC
 EV_EXITED = lib.UMVU_EV_EXITED
 EV_ABI32 = lib.UMVU_EV_ABI32
 EV_BOUNDARY = lib.UMVU_EV_BOUNDARY
+EV_KNOCK = lib.UMVU_EV_KNOCK
 
 PATH_MAX = 4096
 
@@ -36,12 +37,15 @@ class Tracer:
         self._args = ffi.new("unsigned long[6]")
 
     def spawn(self, argv: list[bytes], filter_bitmap: bytes, noseccomp: bool,
-              guest_umask: int = 0o022) -> int:
+              guest_umask: int = 0o022, nofilter: bool = False) -> int:
         """Start the guest. umvu ignores SIGINT, SIGQUIT and the stop signals from now
-        on (restore_signals gives its own dispositions back); the guest has umvu's."""
+        on (restore_signals gives its own dispositions back); the guest has umvu's.
+        nofilter: no seccomp filter until a vu_* command knocks (see knock)."""
         c_args = [ffi.new("char[]", a) for a in argv]
         c_argv = ffi.new("char *[]", c_args + [ffi.NULL])
         flags = lib.UMVU_NOSECCOMP if noseccomp else 0
+        if nofilter:
+            flags |= lib.UMVU_NOFILTER
         bitmap = ffi.new("unsigned char[]", filter_bitmap)
         return _check(lib.umvu_spawn(c_argv, bitmap, len(filter_bitmap) * 8, flags,
                                      guest_umask))
@@ -175,6 +179,13 @@ def build_filter(filter_bitmap: bytes) -> bytes:
     out = ffi.new("unsigned char[]", 8 * 4096)
     n = _check(lib.umvu_build_filter(filter_bitmap, len(filter_bitmap) * 8, out, 4096))
     return ffi.buffer(out, 8 * n)[:]
+
+
+def knock() -> None:
+    """From a guest process, before its first virtual syscall: wake the hypervisor, which
+    gives the process a seccomp filter (a guest starts without one while no module is
+    loaded). Outside umvu nothing happens."""
+    lib.umvu_knock()
 
 
 def raw_syscall(nr: int, *args) -> int:
