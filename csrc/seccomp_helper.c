@@ -646,7 +646,8 @@ int umvu_next(struct umvu_event *ev)
 			if (sig == SIGURG && is_knock(tid)) {
 				/* a vu_* command asks for the hypervisor; its next syscall
 				 * boundary (the virtual call) gets the filter (UMVU_NOFILTER) */
-				tflags[tid] |= TF_BOUNDARY;
+				if (!noseccomp)
+					tflags[tid] |= TF_BOUNDARY;
 				ev->kind = UMVU_EV_KNOCK;
 				return 1;
 			}
@@ -1180,6 +1181,9 @@ int umvu_set_autonomous(int on)
 	return 0;
 }
 
+static struct umvu_event handed_over; /* the event umvu_run_autonomous stopped at */
+static int launch_umask = 022;
+
 /* While no module is loaded: follow the guest without Python until an event needs it
  * (1, *ev filled, the tracee stopped) or no tracee is left (0). Clone, exec and exit
  * events only update the tree (umvu_set_autonomous must be on). */
@@ -1193,15 +1197,60 @@ int umvu_run_autonomous(struct umvu_event *ev)
 			continue;
 		if (ev->kind == UMVU_EV_EXITED)
 			continue;
+		handed_over = *ev;
 		return 1;
 	}
 }
 
-/* The waitpid status of the first guest process, -1 while it runs. */
-int umvu_main_status(void)
+/* The event umvu_run_autonomous returned last (for an interpreter started after it). */
+int umvu_handed_over(struct umvu_event *ev)
 {
-	return main_status;
+	*ev = handed_over;
+	return 0;
 }
+
+/* Start the guest as umvu does (umvu's own umask, no syscall trapped but the virtual
+ * ones; no filter at all when followed in C), with follow_in_c the C loop following
+ * it alone; spin_ns < 0: UMVU_DEFAULT_SPIN_NS when this process may use more than one
+ * CPU, else 0. Returns the guest's pid or -errno. */
+int umvu_launch(char *const argv[], int no_seccomp, int follow_in_c, long spin_ns)
+{
+	static const unsigned char empty[8];
+	int flags = no_seccomp ? UMVU_NOSECCOMP : (follow_in_c ? UMVU_NOFILTER : 0);
+	launch_umask = umask(022);
+	umask(launch_umask);
+	int pid = umvu_spawn(argv, empty, 64, flags, launch_umask);
+	if (pid < 0) {
+		umvu_restore_signals();
+		return pid;
+	}
+	/* -S: every call stops, and the C loop lets by those no module wants (all, now) */
+	umvu_set_wanted(empty, 64, no_seccomp && follow_in_c);
+	umvu_set_autonomous(follow_in_c);
+	if (spin_ns < 0) {
+		cpu_set_t cpus;
+		spin_ns = sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1
+			? UMVU_DEFAULT_SPIN_NS : 0;
+	}
+	umvu_set_spin(spin_ns);
+	return pid;
+}
+
+int umvu_guest_umask(void)
+{
+	return launch_umask;
+}
+
+/* The first guest process's status as a shell reports it (1 if unknown). */
+int umvu_exit_code(void)
+{
+	if (main_status == -1)
+		return 1;
+	if (WIFSIGNALED(main_status))
+		return 128 + WTERMSIG(main_status);
+	return WEXITSTATUS(main_status);
+}
+
 
 /* Live tasks as 5 ints each (tid, tgid, fs, files, vm group); returns how many. When
  * they all fit (fewer than max), the tree is handed over: it is freed and no longer kept

@@ -21,14 +21,27 @@ if [ -n "$missing" ]; then
     apt-get update -qq || true
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-# the C parts (cffi out-of-line modules), rebuilt only when their sources change
+# the C parts, rebuilt only when their sources change: the tracer core as a shared
+# library, the umvu program and the cffi modules (the tracer's links the library)
+PY=/usr/bin/python3
+newer() { [ ! -e "$1" ] || [ -n "$(find csrc umvu/core/_build_tracer.py umvu/submodules/_build_ext2fs.py -newer "$1" 2>/dev/null)" ]; }
+if newer umvu/core/libumvutracer.so; then
+    gcc -O2 -Wall -fPIC -shared -Wl,-soname,libumvutracer.so -Icsrc \
+        -o umvu/core/libumvutracer.so csrc/seccomp_helper.c
+fi
+if newer bin/umvu; then
+    libpython=$($PY -c 'import sysconfig; print(sysconfig.get_config_var("INSTSONAME"))')
+    gcc -O2 -Wall -Icsrc -DUMVU_PYTHON="\"$PY\"" -DUMVU_LIBPYTHON="\"$libpython\"" \
+        -o bin/umvu csrc/umvu_main.c -Lumvu/core -lumvutracer \
+        -Wl,-rpath,'$ORIGIN/../umvu/core' -ldl
+fi
 stale=""
 for so_glob in "umvu/core/_tracer*.so" "umvu/submodules/_ext2fs*.so"; do
     so=$(ls $so_glob 2>/dev/null | head -1)
-    if [ -z "$so" ] || [ -n "$(find csrc umvu/core/_build_tracer.py umvu/submodules/_build_ext2fs.py -newer "$so" 2>/dev/null)" ]; then
+    if [ -z "$so" ] || newer "$so"; then
         stale=1
     fi
 done
 if [ -n "$stale" ]; then
-    /usr/bin/python3 setup.py -q build_ext --inplace >/dev/null
+    $PY setup.py -q build_ext --inplace >/dev/null
 fi

@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = REPO / "bin"
-UMVU = [sys.executable, str(BIN / "umvu")]
+UMVU = [str(BIN / "umvu")]  # the umvu program (csrc/umvu_main.c, built by setup)
 MODES = {"native": [], "umvu": UMVU, "umvu-S": UMVU + ["-S"]}
 GUEST_MODES = ["umvu", "umvu-S"]
 

@@ -51,3 +51,52 @@ def test_exit_status_without_the_hypervisor(guest_mode):
         assert run(guest_mode, ["sh", "-c", script]).returncode == code
         native = run("native", ["sh", "-c", script]).returncode
         assert (128 - native if native < 0 else native) == code  # as a shell reports
+
+
+def test_no_filter_until_a_module_is_needed():
+    """Followed in C the guest has no seccomp filter (its calls cost what they cost
+    natively); the first vu_* command knocks and from then every process has one."""
+    script = ("grep Seccomp: /proc/self/status; vuname; grep Seccomp: /proc/self/status; "
+              "vu_insmod vufuse; grep Seccomp: /proc/self/status")
+    r = run("umvu", ["sh", "-c", script])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.decode().split("\n")
+    native = run("native", ["grep", "Seccomp:", "/proc/self/status"]).stdout.decode()
+    assert lines[0] + "\n" == native == "Seccomp:\t0\n"
+    assert lines[1] == ""  # vuname: this view has no name
+    assert lines[2] == lines[3] == "Seccomp:\t2"  # SECCOMP_MODE_FILTER
+
+
+SIGURG_PROG = r"""
+import os, signal, subprocess, sys, threading
+got = []
+signal.signal(signal.SIGURG, lambda s, f: got.append(s))
+os.kill(os.getpid(), signal.SIGURG)
+signal.pthread_kill(threading.get_ident(), signal.SIGURG)
+if len(sys.argv) > 1:
+    subprocess.run(sys.argv[1], shell=True, check=True)
+os.kill(os.getpid(), signal.SIGURG)
+print(len(got), flush=True)
+subprocess.run(["sh", "-c", "trap 'echo urg' URG; kill -URG $$"], check=True)
+"""
+
+
+def test_the_guests_own_sigurg_is_delivered(guest_mode):
+    """The knock is a SIGURG with a cookie: the guest's own SIGURGs reach it as natively,
+    before and after the hypervisor starts."""
+    native = run("native", ["python3", "-c", SIGURG_PROG])
+    for extra in ([], ["vu_insmod vufuse"]):
+        r = run(guest_mode, ["python3", "-c", SIGURG_PROG] + extra)
+        assert (r.returncode, r.stdout) == (native.returncode, native.stdout), r.stderr
+    assert native.stdout == b"3\nurg\n"
+
+
+def test_python_starts_only_when_needed(guest_mode):
+    """umvu CMD follows the guest in C; the interpreter is loaded into umvu (its parent
+    here) only for the first vu_* command (-S goes through Python at once)."""
+    maps = "grep -c -e libpython -e 'python3[.0-9]*$' /proc/$PPID/maps"
+    r = run(guest_mode, ["sh", "-c", maps + "; vu_insmod vufuse; " + maps])
+    counts = r.stdout.decode().split()
+    if guest_mode == "umvu":
+        assert counts[0] == "0", r.stderr
+    assert int(counts[-1]) > 0, r.stderr

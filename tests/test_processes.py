@@ -197,10 +197,15 @@ def test_kill9_umvu_leaves_no_guest(mode):
 
 
 EFAULT = textwrap.dedent("""
-    import ctypes, errno, os
+    import ctypes, errno, os, struct, threading
     libc = ctypes.CDLL(None, use_errno=True)
     bad = ctypes.c_void_p(8)
     out = []
+    # umvu's virtual syscalls need the knock first (README): SIGURG, SI_QUEUE, the cookie
+    info = ctypes.create_string_buffer(128)
+    struct.pack_into("iii4xiiQ", info, 0, 23, 0, -1, os.getpid(), os.getuid(),
+                     0x756d76756b6e6f63)
+    libc.syscall(297, os.getpid(), threading.get_native_id(), 23, info)
     for name, nr, args in [("stat", 4, (bad, bad)), ("openat", 257, (-100, bad, 0)),
                            ("write", 1, (1, bad, 10)), ("uname", 63, (bad,)),
                            ("getcwd", 79, (bad, 100)),

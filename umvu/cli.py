@@ -6,12 +6,12 @@ import sys
 
 import umvu
 from umvu.core.launch import Launch
+from umvu.core.tracer import DEFAULT_SPIN_NS
 
 # logging's levels (logging itself is imported only with the hypervisor)
 ERROR, WARNING, INFO, DEBUG = 40, 30, 20, 10
 LEVELS = {"error": ERROR, "warning": WARNING, "notice": INFO, "info": INFO, "debug": DEBUG}
 SYSTEM_RC = "/etc/vurc"
-DEFAULT_SPIN_US = 50
 
 
 PIN_HELP = ("run umvu and every guest on one CPU (--cpu N, else the first this process may "
@@ -21,7 +21,7 @@ PIN_HELP = ("run umvu and every guest on one CPU (--cpu N, else the first this p
 SPIN_HELP = ("microseconds the tracer polls for the next stop before it sleeps, while "
              "stops come that close together (a sleeping tracer's wake-up is a cross-CPU "
              "wake of an idle CPU, 20-25 us on a virtual machine); 0: never. Default: "
-             "%d when umvu may run on more than one CPU, else 0" % DEFAULT_SPIN_US)
+             "%d when umvu may run on more than one CPU, else 0" % (DEFAULT_SPIN_NS // 1000))
 # (short, long, dest, kind: flag/value/int, default, metavar, help)
 OPTIONS = [
     ("-S", "--noseccomp", "noseccomp", "flag", False, None,
@@ -63,12 +63,16 @@ def build_parser():
     return p
 
 
+def defaults():
+    import types
+    return types.SimpleNamespace(**{o[2]: o[4] for o in OPTIONS})
+
+
 def quick_parse(argv: list[str]):
     """The usual command lines (separate options, then CMD) without argparse, whose
     import costs more than the rest of umvu's start; None for anything else (help,
     version, joined or unknown options, errors): argparse then parses and reports."""
-    import types
-    opts = types.SimpleNamespace(**{o[2]: o[4] for o in OPTIONS})
+    opts = defaults()
     by_name = {n: o for o in OPTIONS for n in o[:2] if n}
     i = 0
     while i < len(argv):
@@ -173,10 +177,8 @@ def main(argv: list[str] | None = None) -> int:
             print("umvu: cannot pin to CPU %d: %s" % (cpu, e.strerror), file=sys.stderr)
             return 2
     # the guest starts now; the hypervisor only when an event needs it (launch.py)
-    if opts.spin is None:  # polling only pays where the tracee runs on another CPU
-        opts.spin = DEFAULT_SPIN_US if len(os.sched_getaffinity(0)) > 1 else 0
     launch = Launch(opts.noseccomp, follow_in_c="s" not in opts.debugtags,
-                    spin_ns=opts.spin * 1000)
+                    spin_ns=-1 if opts.spin is None else opts.spin * 1000)
     try:
         launch.start(guest_argv(opts))
     except OSError as e:
@@ -185,8 +187,20 @@ def main(argv: list[str] | None = None) -> int:
     if not launch.follow():
         launch.restore()
         return launch.exit_code()
+    return supervise(launch, opts, level)
+
+
+def supervise(launch: Launch, opts, level: int) -> int:
+    """Build the hypervisor and run the guest to its end under it."""
     setup_logging(opts.output, level)
     from umvu.core.hypervisor import Hypervisor
     hv = Hypervisor(noseccomp=opts.noseccomp, debugtags=opts.debugtags,
                     view_name=os.fsencode(opts.vu_name), tracer=launch.tracer)
     return hv.run(launch)
+
+
+def handed_over() -> int:
+    """The umvu program (csrc/umvu_main.c) started the guest with no option and no rc
+    file, followed it in C, and starts Python for the event now waiting: go on."""
+    opts = defaults()
+    return supervise(Launch.handed_over(), opts, _level(opts.loglevel))

@@ -1,4 +1,6 @@
-"""cffi out-of-line build of csrc/seccomp_helper.c into umvu.core._tracer."""
+"""cffi out-of-line build of umvu.core._tracer over libumvutracer.so (csrc/seccomp_helper.c,
+built by scripts/setup.sh): the umvu program links the same library, so when it starts
+Python (umvu.cli.handed_over) the module sees the state the C loop kept."""
 import os
 
 from cffi import FFI
@@ -12,8 +14,10 @@ with open(os.path.join(CSRC, "seccomp_helper.h")) as f:
 ffibuilder.set_source(
     "umvu.core._tracer",
     '#include "seccomp_helper.h"',
-    sources=[os.path.relpath(os.path.join(CSRC, "seccomp_helper.c"))],
     include_dirs=[os.path.relpath(CSRC)],
+    libraries=["umvutracer"],
+    library_dirs=[HERE],
+    extra_link_args=["-Wl,-rpath,$ORIGIN"],
     extra_compile_args=["-O2", "-Wall"],
 )
 

@@ -18,6 +18,7 @@ EV_EXITED = lib.UMVU_EV_EXITED
 EV_ABI32 = lib.UMVU_EV_ABI32
 EV_BOUNDARY = lib.UMVU_EV_BOUNDARY
 EV_KNOCK = lib.UMVU_EV_KNOCK
+DEFAULT_SPIN_NS = lib.UMVU_DEFAULT_SPIN_NS
 
 PATH_MAX = 4096
 
@@ -36,19 +37,27 @@ class Tracer:
         self._buf = ffi.new("char[]", PATH_MAX + 1)
         self._args = ffi.new("unsigned long[6]")
 
-    def spawn(self, argv: list[bytes], filter_bitmap: bytes, noseccomp: bool,
-              guest_umask: int = 0o022, nofilter: bool = False) -> int:
-        """Start the guest. umvu ignores SIGINT, SIGQUIT and the stop signals from now
-        on (restore_signals gives its own dispositions back); the guest has umvu's.
-        nofilter: no seccomp filter until a vu_* command knocks (see knock)."""
+    def launch(self, argv: list[bytes], noseccomp: bool, follow_in_c: bool,
+               spin_ns: int) -> int:
+        """Start the guest (see umvu_launch). umvu ignores SIGINT, SIGQUIT and the stop
+        signals from now on (restore_signals gives its own dispositions back); the guest
+        has umvu's."""
         c_args = [ffi.new("char[]", a) for a in argv]
         c_argv = ffi.new("char *[]", c_args + [ffi.NULL])
-        flags = lib.UMVU_NOSECCOMP if noseccomp else 0
-        if nofilter:
-            flags |= lib.UMVU_NOFILTER
-        bitmap = ffi.new("unsigned char[]", filter_bitmap)
-        return _check(lib.umvu_spawn(c_argv, bitmap, len(filter_bitmap) * 8, flags,
-                                     guest_umask))
+        return _check(lib.umvu_launch(c_argv, int(noseccomp), int(follow_in_c), spin_ns))
+
+    def take_handed_over(self) -> None:
+        """The event the C loop stopped at before this interpreter started."""
+        lib.umvu_handed_over(self.event)
+
+    @staticmethod
+    def guest_umask() -> int:
+        return lib.umvu_guest_umask()
+
+    @staticmethod
+    def exit_code() -> int:
+        """The first guest process's status as a shell reports it."""
+        return lib.umvu_exit_code()
 
     def next(self) -> bool:
         """Wait for the next event Python must handle; False when no tracee is left."""
@@ -61,11 +70,6 @@ class Tracer:
         """Follow the guest in C alone (no module loaded, autonomous on) until an event
         needs Python (True: it is in ``event``) or no tracee is left (False)."""
         return _check(lib.umvu_run_autonomous(self.event)) == 1
-
-    def main_status(self) -> int | None:
-        """The waitpid status of the first guest process, None while it runs."""
-        status = lib.umvu_main_status()
-        return None if status < 0 else status
 
     def tree_snapshot(self) -> list[tuple[int, int, int, int, int]]:
         """Live tasks as (tid, tgid, fs group, files group, vm group), the groups being
