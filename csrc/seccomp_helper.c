@@ -426,12 +426,10 @@ static int fill_info(int tid, struct umvu_event *ev)
 	return info.op;
 }
 
+/* The flags of the clone that made the event: the kernel reports a clone() with
+ * SIGCHLD and no CLONE_VFORK as a fork, whatever else it shares (CLONE_FILES...). */
 static unsigned long clone_flags_of(int tid, int event, const struct user_regs_struct *r)
 {
-	if (event == PTRACE_EVENT_VFORK)
-		return CLONE_VM | CLONE_VFORK | SIGCHLD;
-	if (event == PTRACE_EVENT_FORK)
-		return SIGCHLD;
 	if (r->orig_rax == SYS_clone)
 		return r->rdi;
 	if (r->orig_rax == SYS_clone3) {
@@ -440,7 +438,9 @@ static unsigned long clone_flags_of(int tid, int event, const struct user_regs_s
 		if (process_vm_readv(tid, &local, 1, &remote, 1, 0) == sizeof f)
 			return f;
 	}
-	return 0;
+	if (event == PTRACE_EVENT_VFORK)
+		return CLONE_VM | CLONE_VFORK | SIGCHLD;
+	return event == PTRACE_EVENT_FORK ? SIGCHLD : 0;
 }
 
 static long now_ns(void)
@@ -912,6 +912,60 @@ long umvu_poke(int tid, unsigned long guest_addr, const void *buf, unsigned long
 int umvu_interrupt(int tid)
 {
 	return ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ? -errno : 0;
+}
+
+/* A filter that traps the calls of fd_arg_of (nr -> index of its fd argument, 0xff:
+ * none) whose fd argument is fd, and allows everything else: stacked into a process
+ * when fd becomes virtual in its fd table, so that calls on its real fds never stop. */
+int umvu_build_fd_filter(const unsigned char *fd_arg_table, int n, int fd, void *out,
+			 int max_insns)
+{
+	struct sock_filter *prog = out;
+	int k = 0, njumps = 0;
+	int jump_at[FASTNR], jump_arg[FASTNR];
+	const struct sock_filter allow = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	const struct sock_filter trace = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+
+	if (n > FASTNR)
+		n = FASTNR;
+#define EMIT(insn) do { if (k >= max_insns) return -E2BIG; prog[k++] = (insn); } while (0)
+	EMIT(((struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch))));
+	EMIT(((struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0)));
+	EMIT(allow); /* other ABIs: the core's filter traps them */
+	EMIT(((struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr))));
+	/* ranges of consecutive numbers with the same argument index: jump to its check */
+	for (int i = 0; i < n; i++) {
+		if (fd_arg_table[i] > 5)
+			continue;
+		int arg = fd_arg_table[i], lo = i;
+		while (i + 1 < n && fd_arg_table[i + 1] == arg)
+			i++;
+		EMIT(((struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, lo, 0, 2)));
+		EMIT(((struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, i, 1, 0)));
+		jump_at[njumps] = k;
+		jump_arg[njumps++] = arg;
+		EMIT(((struct sock_filter)BPF_STMT(BPF_JMP | BPF_JA, 0))); /* to its check */
+	}
+	EMIT(allow);
+	/* one check per argument index used: the low 32 bits of the argument (an int fd) */
+	for (int arg = 0; arg < 6; arg++) {
+		int at = k, used = 0;
+		for (int j = 0; j < njumps; j++) {
+			if (jump_arg[j] == arg) {
+				prog[jump_at[j]].k = at - (jump_at[j] + 1);
+				used = 1;
+			}
+		}
+		if (!used)
+			continue;
+		EMIT(((struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+						   offsetof(struct seccomp_data, args) + 8 * arg)));
+		EMIT(((struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)fd, 0, 1)));
+		EMIT(trace);
+		EMIT(allow);
+	}
+#undef EMIT
+	return k;
 }
 
 /* The filter for a bitmap, for stacking onto running tracees (see umvu_spawn). */

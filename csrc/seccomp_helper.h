@@ -46,6 +46,8 @@ long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long ma
 long umvu_poke(int tid, unsigned long guest_addr, const void *buf, unsigned long len);
 int umvu_interrupt(int tid);
 int umvu_build_filter(const unsigned char *bitmap, int nbits, void *out, int max_insns);
+int umvu_build_fd_filter(const unsigned char *fd_arg_table, int n, int fd, void *out,
+                         int max_insns);
 long umvu_raw_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
 int umvu_set_fastpath(const unsigned char *table, int n, int enable);
 int umvu_vfd_ref(int fd, int delta);

@@ -25,7 +25,8 @@ from umvu.core.errors import call_to_retval
 from umvu.core.process import FdTable, FsState, ProcessTable
 from umvu.core.registry import Entry, Responsibility
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
-                              EV_KNOCK, EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_filter)
+                              EV_KNOCK, EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_fd_filter,
+                              build_filter)
 from umvu.core.vfs import PASS, Native, VirtualFS, s32
 from umvu.core.vsys import VirtualSyscalls
 
@@ -306,16 +307,23 @@ class Hypervisor:
         self.vfs = VirtualFS(self)
         self.procs = ProcessTable(release=self.vfs.release)
         FdTable.count = self.tracer.vfd_ref
+        FdTable.added = self.on_vfd_added
         FsState.virtual = 0
         FsState.changed = self.tracer.set_virtual_cwds
         self.table.on_change = self.update_pathfast
         self.vsys = VirtualSyscalls(self)
         self.cur_tid = 0
+        self.stopped_tid = 0  # the thread at the syscall stop being handled (0: none)
         self._pending_exit: dict[int, tuple] = {}
         self._abi32_warned: set[int] = set()
         # the filter: numbers traced, and its generation (processes catch up lazily)
         self.filter_numbers: set[int] = set()
         self.filter_gen = 0
+        # fd syscalls trap only on the fds virtual in the caller's fd table (a filter per
+        # such fd, see on_vfd_added), not by number; -d s shows every fd call instead
+        self.fd_filtering = not noseccomp and "s" not in self.debugtags and \
+            os.environ.get("UMVU_FDFILTER", "1") != "0"
+        self.fd_arg_table = bytes([255]) * syscalls.NBITS
         self._choice = {
             "path": self.vfs.on_path, "path2": self.vfs.on_path2, "fd": self.vfs.on_fd,
             "fd2": self.vfs.on_fd2, "mmap": self.on_mmap, "ioctl": self.vfs.on_fd,
@@ -386,7 +394,7 @@ class Hypervisor:
             child = procs.clone(tid, ev.msg, ev.clone_flags)
             if not ev.resumed:
                 tracer.clone_done(tid, ev.msg)
-            if child.process.filter_gen < self.filter_gen:
+            if child.process.filter_gen < self.filter_gen or child.process.fd_pending:
                 tracer.want_boundary(ev.msg)
         elif kind == EV_EXEC:
             self.api.forget_ids(ev.msg)  # a set-user-ID program, a new leader tid
@@ -426,6 +434,13 @@ class Hypervisor:
         return t
 
     def on_syscall(self, tid: int, nr: int) -> None:
+        self.stopped_tid = tid
+        try:
+            self._on_syscall(tid, nr)
+        finally:
+            self.stopped_tid = 0
+
+    def _on_syscall(self, tid: int, nr: int) -> None:
         sc = syscalls.BY_NR.get(nr)
         t = self.thread(tid)
         self.cur_tid = tid
@@ -498,7 +513,11 @@ class Hypervisor:
     def on_syscall_exit(self, tid: int, ret: int) -> None:
         line, callback = self._pending_exit.pop(tid, (None, None))
         if callback is not None:
-            new = call_to_retval(callback, ret)
+            self.cur_tid = self.stopped_tid = tid
+            try:
+                new = call_to_retval(callback, ret)
+            finally:
+                self.stopped_tid = 0
             if isinstance(new, int) and new != ret:
                 self.tracer.set_return(tid, new)
                 ret = new
@@ -592,6 +611,9 @@ class Hypervisor:
         """A module was loaded: trace what modules need, in every process."""
         want = {sc.nr for sc in syscalls.BY_NR.values() if sc.nr >= 0 and (
             sc.choice in MODULE_CHOICES or sc.name in MODULE_EXTRA)} | set(self.hooks)
+        if self.fd_filtering:  # trapped per virtual fd instead (on_vfd_added)
+            fd_arg = self.fd_arg_of()
+            want = {nr for nr in want if nr >= len(fd_arg) or fd_arg[nr] == 255}
         if want <= self.filter_numbers or self.noseccomp:
             self.filter_numbers |= want
             self.update_fastpath()
@@ -616,7 +638,9 @@ class Hypervisor:
     # fd table (fchdir and close_range need the core even for real fds)
     FASTPATH_EXCLUDE = {"fchdir", "close_range"}
 
-    def update_fastpath(self) -> None:
+    def fd_arg_of(self) -> bytes:
+        """nr -> index of the fd argument (255: none) of the calls that need Python only
+        when that fd is virtual."""
         table = bytearray([255]) * syscalls.NBITS
         for sc in syscalls.BY_NR.values():
             if not 0 <= sc.nr < syscalls.NBITS or sc.name in self.FASTPATH_EXCLUDE \
@@ -626,8 +650,14 @@ class Hypervisor:
                 table[sc.nr] = 0
             elif sc.choice == "mmap":
                 table[sc.nr] = 4
+        return bytes(table)
+
+    def update_fastpath(self) -> None:
+        table = self.fd_arg_of()
+        if self.fd_filtering:
+            self.fd_arg_table = table
         enable = not self.noseccomp and "s" not in self.debugtags
-        self.tracer.set_fastpath(bytes(table), enable)
+        self.tracer.set_fastpath(table, enable)
         # -S: calls no module wants stop (twice) but need no Python; -d s shows them all
         self.tracer.set_wanted(syscalls.bitmap(self.filter_numbers),
                                self.noseccomp and "s" not in self.debugtags)
@@ -665,22 +695,64 @@ class Hypervisor:
             os.environ.get("UMVU_PATHFAST", "1") != "0"
         self.tracer.set_pathfast(bytes(table), prefixes, enable)
 
-    def upgrade_filter(self, t) -> None:
-        """Stack the current filter onto t's process (t is at a syscall stop)."""
-        prog = build_filter(syscalls.bitmap(self.filter_numbers))
+    def stack_filter(self, t, prog: bytes) -> bool:
+        """Stack the BPF program prog onto t's process (t is at a syscall stop)."""
         try:
             addr = self.scratch(t)
         except OSError as e:
-            log.error("umvu: pid %d: cannot widen the seccomp filter: %s", t.tid, e)
-            return
+            log.error("umvu: pid %d: cannot stack a seccomp filter: %s", t.tid, e)
+            return False
         fprog = struct.pack("<HxxxxxxQ", len(prog) // 8, addr + 16)
         self.tracer.poke(t.tid, addr, fprog + prog)
         ret = self.tracer.inject(t.tid, NR_SECCOMP, 1, 1, addr)  # SET_MODE_FILTER, TSYNC
         if ret != 0:
-            log.error("umvu: pid %d: seccomp filter upgrade failed (%d)", t.tid, ret)
+            log.error("umvu: pid %d: stacking a seccomp filter failed (%d)", t.tid, ret)
+            return False
+        return True
+
+    def upgrade_filter(self, t) -> None:
+        """Stack the current filter onto t's process (t is at a syscall stop)."""
+        if self.stack_filter(t, build_filter(syscalls.bitmap(self.filter_numbers))):
+            t.process.filter_gen = self.filter_gen
+            self.refresh_fs(t)
+
+    # a process gets a filter per fd number that becomes virtual in its fd table, up to
+    # this many; then one that traps every fd call by number
+    FD_TRAPS_MAX = 8
+
+    def on_vfd_added(self, table, guest_fd: int) -> None:
+        """guest_fd became virtual in table: every process using the table must trap its
+        calls on it before it can make one. The thread at the stop being handled gets the
+        filter at once; other processes at their next syscall boundary (asked for now,
+        before this stop ends, so none of them can call on the fd before)."""
+        if not self.fd_filtering:
             return
-        t.process.filter_gen = self.filter_gen
-        self.refresh_fs(t)
+        seen = set()
+        for t in list(self.procs.threads.values()):
+            p = t.process
+            if t.files is not table or p.tgid in seen:
+                continue
+            seen.add(p.tgid)
+            if p.fd_traps is None or guest_fd in p.fd_traps:
+                continue
+            stopped = self.procs.get(self.stopped_tid) if self.stopped_tid else None
+            if stopped is not None and stopped.process is p:
+                self.trap_fd(stopped, guest_fd)
+            else:
+                p.fd_pending.add(guest_fd)
+                self.tracer.want_boundary(t.tid)
+
+    def trap_fd(self, t, guest_fd: int) -> None:
+        """Stack onto t's process (t at a syscall stop) the filter for guest_fd."""
+        p = t.process
+        if p.fd_traps is None or guest_fd in p.fd_traps:
+            return
+        if len(p.fd_traps) >= self.FD_TRAPS_MAX:
+            nrs = {nr for nr, arg in enumerate(self.fd_arg_table) if arg != 255}
+            if self.stack_filter(t, build_filter(syscalls.bitmap(nrs))):
+                p.fd_traps = None
+        elif self.stack_filter(t, build_fd_filter(self.fd_arg_table, guest_fd)):
+            p.fd_traps.add(guest_fd)
 
     @staticmethod
     def refresh_fs(t) -> None:
@@ -701,6 +773,9 @@ class Hypervisor:
         self.cur_tid = tid
         if t.process.filter_gen < self.filter_gen:
             self.upgrade_filter(t)
+        pending, t.process.fd_pending = t.process.fd_pending, set()
+        for guest_fd in sorted(pending):
+            self.trap_fd(t, guest_fd)
         self.tracer.boundary_done(tid)
 
     # ------------------------------------------------------------- debug output

@@ -63,12 +63,18 @@ def _no_count(guest_fd: int, delta: int) -> None:
     pass
 
 
+def _no_added(table: "FdTable", guest_fd: int) -> None:
+    pass
+
+
 class FdTable:
     """guest_fd -> VFile (an open file description with a ``refs`` count).
     ``users``: threads sharing this table. Every change goes through the methods, which
-    report to ``FdTable.count(guest_fd, +1/-1)`` (the C fast path's per-fd counts)."""
+    report to ``FdTable.count(guest_fd, +1/-1)`` (the C fast path's per-fd counts), and a
+    new virtual fd to ``FdTable.added(table, guest_fd)`` (the per-fd seccomp filters)."""
     __slots__ = ("fds", "users")
     count = staticmethod(_no_count)
+    added = staticmethod(_no_added)
 
     def __init__(self, fds: dict | None = None, users: int = 1) -> None:
         self.fds = {} if fds is None else fds
@@ -80,6 +86,7 @@ class FdTable:
         self.fds[guest_fd] = vf
         if old is None:
             FdTable.count(guest_fd, 1)
+            FdTable.added(self, guest_fd)
         return old
 
     def pop(self, guest_fd: int):
@@ -114,12 +121,17 @@ class MemState:
 
 
 class Process:
-    __slots__ = ("tgid", "threads", "filter_gen", "data")
+    __slots__ = ("tgid", "threads", "filter_gen", "fd_traps", "fd_pending", "data")
 
-    def __init__(self, tgid: int, threads: set | None = None, filter_gen: int = 0) -> None:
+    def __init__(self, tgid: int, threads: set | None = None, filter_gen: int = 0,
+                 fd_traps=(), fd_pending=()) -> None:
         self.tgid = tgid
         self.threads = set() if threads is None else threads
         self.filter_gen = filter_gen  # generation of the seccomp filter stack installed
+        # fds whose calls the stacked per-fd filters trap (None: every fd, by number),
+        # and those still to be stacked at the next syscall boundary
+        self.fd_traps: set | None = None if fd_traps is None else set(fd_traps)
+        self.fd_pending: set = set(fd_pending)
         self.data: dict = {}  # modules' per-process state: copied at fork, kept at exec
 
 
@@ -181,8 +193,9 @@ class ProcessTable:
             proc = parent.process
             proc.threads.add(child_tid)
         else:
-            proc = Process(child_tid, {child_tid}, parent.process.filter_gen)
-            proc.data = dict(parent.process.data)
+            pp = parent.process  # the child has the parent's filter stack
+            proc = Process(child_tid, {child_tid}, pp.filter_gen, pp.fd_traps, pp.fd_pending)
+            proc.data = dict(pp.data)
         if flags & CLONE_FILES:
             files = parent.files
             files.users += 1

@@ -206,3 +206,11 @@ def raw_syscall(nr: int, *args) -> int:
             c_args.append(a)
     c_args += [0] * (6 - len(c_args))
     return lib.umvu_raw_syscall(nr, *c_args)
+
+
+def build_fd_filter(fd_arg_table: bytes, guest_fd: int) -> bytes:
+    """The BPF program that traps the calls of fd_arg_table (nr -> index of the fd
+    argument, 255: none) made on guest_fd, and allows everything else."""
+    out = ffi.new("unsigned char[]", 8 * 4096)
+    n = _check(lib.umvu_build_fd_filter(fd_arg_table, len(fd_arg_table), guest_fd, out, 4096))
+    return ffi.buffer(out, 8 * n)[:]
