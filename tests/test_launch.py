@@ -100,3 +100,19 @@ def test_python_starts_only_when_needed(guest_mode):
     if guest_mode == "umvu":
         assert counts[0] == "0", r.stderr
     assert int(counts[-1]) > 0, r.stderr
+
+
+def test_the_keeper_sleeps_when_the_guest_does(tmp_path):
+    """While stops come close together an idle-priority thread of umvu keeps the CPUs
+    awake; once the guest sleeps it sleeps too: umvu uses next to no CPU over a 3 s
+    sleep that follows a burst of stops (busy-waiting through it would take ~3 s)."""
+    (tmp_path / "m").mkdir()
+    cpu = "cut -d' ' -f14,15 /proc/$PPID/stat"  # umvu's utime and stime, all threads
+    script = ("vu_insmod vufuse && vumount -t vufusememfs none %s/m && "
+              "ls -lR /usr/share/doc > /dev/null && %s && sleep 3 && %s"
+              % (tmp_path, cpu, cpu))
+    r = run("umvu", ["sh", "-c", script], umvu_opts=("--spin", "50"))
+    assert r.returncode == 0, r.stderr
+    before, after = [sum(map(int, line.split())) for line in r.stdout.split(b"\n")[:2]]
+    ticks = os.sysconf("SC_CLK_TCK")
+    assert after - before < ticks // 2, (before, after)
