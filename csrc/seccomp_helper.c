@@ -31,9 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <pthread.h>
 #include <sched.h>
-#include <linux/futex.h>
 #include <time.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -104,10 +102,9 @@ static int nthreads;
 /* no module yet: clone and exec events are only news for Python, the tracee goes on at
  * once (Python follows the process tree without holding anybody) */
 static int autonomous;
-/* How long the idle keeper (see wait_tracee) keeps the CPUs awake after a wait starts
- * (ns, 0: never), and how long the last wait lasted: it runs only while stops come that
- * close together, so a guest that seldom stops costs no CPU. */
-static volatile long spin_ns;
+/* How long the tracer polls for the next stop before it sleeps in waitpid (ns, 0: never
+ * polls; see wait_tracee), and how long the last wait lasted. */
+static long spin_ns;
 static long last_wait_ns;
 
 long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen);
@@ -450,69 +447,28 @@ static long now_ns(void)
 	return t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-/* The idle keeper: a SCHED_IDLE thread that busy-waits while stops come in quick
- * succession, so that no CPU halts between them: a halted virtual CPU takes 20-25 us to
- * wake (the tracer's when a tracee stops, the tracee's when it is resumed), one running
- * an idle-class task is preempted at once. It runs only where nothing else would, and
- * goes to sleep (futex) once no wait has started for 2 * spin_ns. */
-static volatile int keeper_hot;
-static volatile long keeper_stamp; /* when the tracer last started a wait */
-static int keeper_started;
-
-static void *keeper_main(void *arg)
-{
-	(void)arg;
-	struct sched_param sp = { 0 };
-	sched_setscheduler(0, SCHED_IDLE, &sp);
-	for (;;) {
-		while (keeper_hot) {
-			if (now_ns() - keeper_stamp > 2 * spin_ns) {
-				int one = 1;
-				__atomic_compare_exchange_n(&keeper_hot, &one, 0, 0,
-							    __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-				break;
-			}
-			__asm__ volatile("pause");
-		}
-		syscall(SYS_futex, &keeper_hot, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
-	}
-	return NULL;
-}
-
-static void keeper_wake(long now)
-{
-	keeper_stamp = now;
-	if (keeper_hot)
-		return;
-	if (!keeper_started) {
-		pthread_t th;
-		pthread_attr_t attr;
-		sigset_t all, old;
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		pthread_attr_setstacksize(&attr, 64 * 1024);
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old); /* signals stay the tracer's */
-		keeper_started = pthread_create(&th, &attr, keeper_main, NULL) == 0;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		pthread_attr_destroy(&attr);
-		if (!keeper_started) {
-			spin_ns = 0;
-			return;
-		}
-	}
-	keeper_hot = 1;
-	syscall(SYS_futex, &keeper_hot, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
-/* waitpid(which, status, __WALL); while stops come in quick succession the keeper
- * keeps the CPUs awake meanwhile. */
+/* waitpid(which, status, __WALL), polling first while stops come in quick succession
+ * (yielding, which lets a guest on the same CPU run): a sleeping tracer's wake-up is a
+ * cross-CPU wake of a halted virtual CPU, 20-25 us here; a polling one sees the stop at
+ * once. The last wait was short or it sleeps at once, so a guest that seldom stops
+ * costs no CPU. */
 static pid_t wait_tracee(pid_t which, int *status)
 {
 	long t0 = now_ns();
-	if (spin_ns > 0 && last_wait_ns < 2 * spin_ns)
-		keeper_wake(t0);
-	pid_t r = waitpid(which, status, __WALL);
+	pid_t r;
+	if (spin_ns > 0 && last_wait_ns < 2 * spin_ns) {
+		for (;;) {
+			r = waitpid(which, status, __WALL | WNOHANG);
+			if (r != 0) {
+				last_wait_ns = now_ns() - t0;
+				return r;
+			}
+			if (now_ns() - t0 > spin_ns)
+				break;
+			sched_yield();
+		}
+	}
+	r = waitpid(which, status, __WALL);
 	last_wait_ns = now_ns() - t0;
 	return r;
 }

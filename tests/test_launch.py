@@ -102,10 +102,10 @@ def test_python_starts_only_when_needed(guest_mode):
     assert int(counts[-1]) > 0, r.stderr
 
 
-def test_the_keeper_sleeps_when_the_guest_does(tmp_path):
-    """While stops come close together an idle-priority thread of umvu keeps the CPUs
-    awake; once the guest sleeps it sleeps too: umvu uses next to no CPU over a 3 s
-    sleep that follows a burst of stops (busy-waiting through it would take ~3 s)."""
+def test_umvu_sleeps_when_the_guest_does(tmp_path):
+    """While stops come close together the tracer polls for the next one; once the guest
+    sleeps it sleeps too: umvu uses next to no CPU over a 3 s sleep that follows a burst
+    of stops (polling through it would take ~3 s)."""
     (tmp_path / "m").mkdir()
     cpu = "cut -d' ' -f14,15 /proc/$PPID/stat"  # umvu's utime and stime, all threads
     script = ("vu_insmod vufuse && vumount -t vufusememfs none %s/m && "

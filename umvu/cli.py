@@ -18,9 +18,9 @@ PIN_HELP = ("run umvu and every guest on one CPU (--cpu N, else the first this p
             "use): each ptrace stop then costs a context switch on one CPU instead of a "
             "cross-CPU wake-up; off by default because it serializes parallel work "
             "(make -j2) and the guest sees one CPU")
-SPIN_HELP = ("microseconds for which an idle-priority thread of umvu keeps idle CPUs "
-             "from sleeping after each stop, while stops come that close together (a "
-             "sleeping virtual CPU takes 20-25 us to wake); 0: never. Default: "
+SPIN_HELP = ("microseconds the tracer polls for the next stop before it sleeps, while "
+             "stops come that close together (a sleeping tracer's wake-up is a cross-CPU "
+             "wake of a halted CPU, 20-25 us on a virtual machine); 0: never. Default: "
              "%d when umvu may run on more than one CPU, else 0" % (DEFAULT_SPIN_NS // 1000))
 # (short, long, dest, kind: flag/value/int, default, metavar, help)
 OPTIONS = [

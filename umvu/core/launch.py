@@ -15,7 +15,7 @@ from umvu.core.tracer import Tracer
 
 class Launch:
     """follow_in_c False (every call shown by -d s): the hypervisor sees every event.
-    spin_ns: how long the idle keeper keeps the CPUs awake after a stop (0: never,
+    spin_ns: how long the C loop polls for the next stop before it sleeps (0: never,
     negative: the default for the CPUs umvu may use)."""
 
     def __init__(self, noseccomp: bool, follow_in_c: bool = True, spin_ns: int = -1) -> None:

@@ -165,8 +165,8 @@ class Tracer:
         lib.umvu_set_autonomous(int(on))
 
     def set_spin(self, ns: int) -> None:
-        """Keep the CPUs awake for ns after each stop, while stops come that close
-        together (0: never; see wait_tracee in csrc/seccomp_helper.c)."""
+        """Poll up to ns for the next stop before sleeping in waitpid, while stops come
+        that close together (0: never; see wait_tracee in csrc/seccomp_helper.c)."""
         lib.umvu_set_spin(ns)
 
     def set_virtual_cwds(self, n: int) -> None:
