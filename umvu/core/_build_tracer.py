@@ -11,14 +11,17 @@ CSRC = os.path.join(HERE, "..", "..", "csrc")
 ffibuilder = FFI()
 with open(os.path.join(CSRC, "seccomp_helper.h")) as f:
     ffibuilder.cdef(f.read())
+if os.path.exists(os.path.join(HERE, "libumvutracer.so")):  # scripts/setup.sh built it
+    link = dict(libraries=["umvutracer"], library_dirs=[HERE],
+                extra_link_args=["-Wl,-rpath,$ORIGIN"])
+else:  # a plain `pip install .`: no umvu program, the module holds the core itself
+    link = dict(sources=[os.path.relpath(os.path.join(CSRC, "seccomp_helper.c"))])
 ffibuilder.set_source(
     "umvu.core._tracer",
     '#include "seccomp_helper.h"',
     include_dirs=[os.path.relpath(CSRC)],
-    libraries=["umvutracer"],
-    library_dirs=[HERE],
-    extra_link_args=["-Wl,-rpath,$ORIGIN"],
     extra_compile_args=["-O2", "-Wall"],
+    **link,
 )
 
 if __name__ == "__main__":
