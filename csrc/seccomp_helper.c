@@ -473,13 +473,6 @@ static pid_t wait_tracee(pid_t which, int *status)
 	return r;
 }
 
-int umvu_set_spin(long ns)
-{
-	spin_ns = ns > 0 ? ns : 0;
-	last_wait_ns = 0;
-	return 0;
-}
-
 static void resume(int tid, int sig)
 {
 	ptrace(resume_request_for(tid), tid, 0, sig);
@@ -1265,9 +1258,9 @@ int umvu_handed_over(struct umvu_event *ev)
 
 /* Start the guest as umvu does (umvu's own umask, no syscall trapped but the virtual
  * ones; no filter at all when followed in C), with follow_in_c the C loop following
- * it alone; spin_ns < 0: UMVU_DEFAULT_SPIN_NS when this process may use more than one
- * CPU, else 0. Returns the guest's pid or -errno. */
-int umvu_launch(char *const argv[], int no_seccomp, int follow_in_c, long spin_ns)
+ * it alone. spin: how long wait_tracee polls (ns); < 0: UMVU_DEFAULT_SPIN_NS when this
+ * process may use more than one CPU, else 0. Returns the guest's pid or -errno. */
+int umvu_launch(char *const argv[], int no_seccomp, int follow_in_c, long spin)
 {
 	static const unsigned char empty[8];
 	int flags = no_seccomp ? UMVU_NOSECCOMP : (follow_in_c ? UMVU_NOFILTER : 0);
@@ -1281,12 +1274,13 @@ int umvu_launch(char *const argv[], int no_seccomp, int follow_in_c, long spin_n
 	/* -S: every call stops, and the C loop lets by those no module wants (all, now) */
 	umvu_set_wanted(empty, 64, no_seccomp && follow_in_c);
 	umvu_set_autonomous(follow_in_c);
-	if (spin_ns < 0) {
+	if (spin < 0) {
 		cpu_set_t cpus;
-		spin_ns = sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1
+		spin = sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1
 			? UMVU_DEFAULT_SPIN_NS : 0;
 	}
-	umvu_set_spin(spin_ns);
+	spin_ns = spin;
+	last_wait_ns = 0;
 	return pid;
 }
 

@@ -1,7 +1,7 @@
 /* Interface of csrc/seccomp_helper.c; also parsed by cffi (keep it plain C). */
 #define UMVU_NOSECCOMP        1
 #define UMVU_NOFILTER         8 /* no filter until a vu_* command knocks (umvu_knock) */
-#define UMVU_DEFAULT_SPIN_NS  50000 /* umvu_set_spin's default on more than one CPU */
+#define UMVU_DEFAULT_SPIN_NS  50000 /* umvu_launch's polling on more than one CPU */
 #define UMVU_KNOCK_COOKIE     0x756d76756b6e6f63
 
 #define UMVU_EV_SYSCALL      1 /* seccomp stop, or syscall-entry stop with -S */
@@ -58,10 +58,9 @@ int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable);
 int umvu_set_autonomous(int on);
 int umvu_run_autonomous(struct umvu_event *ev);
 int umvu_handed_over(struct umvu_event *ev);
-int umvu_launch(char *const argv[], int no_seccomp, int follow_in_c, long spin_ns);
+int umvu_launch(char *const argv[], int no_seccomp, int follow_in_c, long spin);
 int umvu_guest_umask(void);
 int umvu_exit_code(void);
 int umvu_tree_snapshot(int *out, int max);
 int umvu_restore_signals(void);
-int umvu_set_spin(long ns);
 int umvu_knock(void);

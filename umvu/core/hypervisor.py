@@ -413,6 +413,7 @@ class Hypervisor:
             self.on_boundary(tid)
         elif kind == EV_KNOCK:  # a vu_* command: its next call gets the filter (boundary)
             self.thread(tid)
+            self.cur_tid = tid  # (so want_upgrades leaves it, not a thread handled before)
             self.want_upgrades()
             tracer.resume(tid)
         elif kind == EV_ABI32:
@@ -727,6 +728,7 @@ class Hypervisor:
         before this stop ends, so none of them can call on the fd before)."""
         if not self.fd_filtering:
             return
+        stopped = self.procs.get(self.stopped_tid) if self.stopped_tid else None
         seen = set()
         for t in list(self.procs.threads.values()):
             p = t.process
@@ -735,7 +737,6 @@ class Hypervisor:
             seen.add(p.tgid)
             if p.fd_traps is None or guest_fd in p.fd_traps:
                 continue
-            stopped = self.procs.get(self.stopped_tid) if self.stopped_tid else None
             if stopped is not None and stopped.process is p:
                 self.trap_fd(stopped, guest_fd)
             else:

@@ -164,11 +164,6 @@ class Tracer:
         still come, marked ``resumed``): for while no module needs to act on them."""
         lib.umvu_set_autonomous(int(on))
 
-    def set_spin(self, ns: int) -> None:
-        """Poll up to ns for the next stop before sleeping in waitpid, while stops come
-        that close together (0: never; see wait_tracee in csrc/seccomp_helper.c)."""
-        lib.umvu_set_spin(ns)
-
     def set_virtual_cwds(self, n: int) -> None:
         lib.umvu_set_virtual_cwds(n)
 
@@ -179,11 +174,19 @@ class Tracer:
         lib.umvu_interrupt(tid)
 
 
-def build_filter(filter_bitmap: bytes) -> bytes:
-    """The BPF program (struct sock_filter[]) for a syscall bitmap."""
-    out = ffi.new("unsigned char[]", 8 * 4096)
-    n = _check(lib.umvu_build_filter(filter_bitmap, len(filter_bitmap) * 8, out, 4096))
+MAX_INSNS = 4096
+
+
+def _bpf(build, *args) -> bytes:
+    """The BPF program (struct sock_filter[]) a umvu_build_*filter function writes."""
+    out = ffi.new("unsigned char[]", 8 * MAX_INSNS)
+    n = _check(build(*args, out, MAX_INSNS))
     return ffi.buffer(out, 8 * n)[:]
+
+
+def build_filter(filter_bitmap: bytes) -> bytes:
+    """The BPF program for a syscall bitmap."""
+    return _bpf(lib.umvu_build_filter, filter_bitmap, len(filter_bitmap) * 8)
 
 
 def knock() -> None:
@@ -212,6 +215,4 @@ def raw_syscall(nr: int, *args) -> int:
 def build_fd_filter(fd_arg_table: bytes, guest_fd: int) -> bytes:
     """The BPF program that traps the calls of fd_arg_table (nr -> index of the fd
     argument, 255: none) made on guest_fd, and allows everything else."""
-    out = ffi.new("unsigned char[]", 8 * 4096)
-    n = _check(lib.umvu_build_fd_filter(fd_arg_table, len(fd_arg_table), guest_fd, out, 4096))
-    return ffi.buffer(out, 8 * n)[:]
+    return _bpf(lib.umvu_build_fd_filter, fd_arg_table, len(fd_arg_table), guest_fd)
