@@ -95,6 +95,18 @@ static unsigned char wanted[FASTNR / 8];
 static int wanted_set;
 static unsigned int vfd_count[FASTFD];
 static int fastpath;
+/* Python's answers to fstat(fd) and newfstatat(fd, "", AT_EMPTY_PATH) on virtual fds,
+ * per thread: the C loop writes them itself (umvu_fdstat_set). They go when the fd stops
+ * being virtual in some table (umvu_vfd_ref), when the thread exits, and all at once when
+ * a module may have changed some metadata (umvu_fdstat_clear). */
+#define FDSTATS 256
+#define STATSIZE 144 /* struct stat, x86_64 */
+struct fdstat {
+	int tid, fd; /* tid 0: free */
+	unsigned char st[STATSIZE];
+};
+static struct fdstat fdstats[FDSTATS];
+static int nfdstats; /* slots used (some may be free again): the scan's end */
 static long *skipret;
 static long pid_max = 4194304;
 static int noseccomp;
@@ -110,6 +122,8 @@ static long last_wait_ns;
 long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen);
 int umvu_clone_done(int parent, int child);
 static int path_native(int tid, const struct umvu_event *ev);
+static void fdstat_drop(int tid, int fd);
+static int fdstat_answer(int tid, const struct umvu_event *ev);
 
 static int resume_request_for(int tid)
 {
@@ -523,6 +537,7 @@ int umvu_next(struct umvu_event *ev)
 				tflags[tid] = 0;
 				tree_del(tid);
 			}
+			fdstat_drop(tid, -1);
 			if (tid == main_tid)
 				main_status = status;
 			ev->kind = UMVU_EV_EXITED;
@@ -574,6 +589,8 @@ int umvu_next(struct umvu_event *ev)
 		switch (event) {
 		case PTRACE_EVENT_SECCOMP:
 			if (fill_info(tid, ev) < 0)
+				continue;
+			if (nfdstats && ev->kind == UMVU_EV_SYSCALL && fdstat_answer(tid, ev))
 				continue;
 			if (fastpath && ev->kind == UMVU_EV_SYSCALL && ev->nr >= 0 && ev->nr < FASTNR &&
 			    fd_arg_of[ev->nr] < 6) {
@@ -995,11 +1012,85 @@ int umvu_set_fastpath(const unsigned char *table, int n, int enable)
 /* Count fd as virtual in one more (delta 1) or one less (delta -1) fd table. */
 int umvu_vfd_ref(int fd, int delta)
 {
+	if (delta < 0)
+		fdstat_drop(-1, fd);
 	if (fd < 0 || fd >= FASTFD)
 		return 0;
 	if (delta < 0 && vfd_count[fd] == 0)
 		return -EINVAL;
 	vfd_count[fd] += delta;
+	return 0;
+}
+
+/* ------------------------------------------------------------ fstat answers */
+
+/* The answers of tid (-1: any) about fd (-1: any) are gone. */
+static void fdstat_drop(int tid, int fd)
+{
+	for (int i = 0; i < nfdstats; i++)
+		if (fdstats[i].tid && (tid < 0 || fdstats[i].tid == tid) &&
+		    (fd < 0 || fdstats[i].fd == fd))
+			fdstats[i].tid = 0;
+	while (nfdstats > 0 && fdstats[nfdstats - 1].tid == 0)
+		nfdstats--;
+}
+
+/* tid's fstat(fd, buf) or newfstatat(fd, "", buf, AT_EMPTY_PATH) has an answer: write
+ * it and skip the call (a bad buffer is left to Python, which says EFAULT). */
+static int fdstat_answer(int tid, const struct umvu_event *ev)
+{
+	unsigned long buf;
+	if (ev->nr == SYS_fstat) {
+		buf = ev->args[1];
+	} else if (ev->nr == SYS_newfstatat && (ev->args[3] & AT_EMPTY_PATH)) {
+		char c;
+		if (umvu_peek(tid, ev->args[1], &c, 1) != 1 || c != 0)
+			return 0;
+		buf = ev->args[2];
+	} else {
+		return 0;
+	}
+	int fd = (int)ev->args[0];
+	for (int i = 0; i < nfdstats; i++) {
+		if (fdstats[i].tid != tid || fdstats[i].fd != fd)
+			continue;
+		struct iovec local = { fdstats[i].st, STATSIZE }, remote = { (void *)buf, STATSIZE };
+		if (process_vm_writev(tid, &local, 1, &remote, 1, 0) != STATSIZE)
+			return 0;
+		return umvu_sys_skip(tid, 0, 0) == 0;
+	}
+	return 0;
+}
+
+/* From now on the C loop answers tid's fstat of fd with st (a struct stat). */
+int umvu_fdstat_set(int tid, int fd, const void *st, int len)
+{
+	int free_at = -1;
+	if (len != STATSIZE)
+		return -EINVAL;
+	for (int i = 0; i < nfdstats; i++) {
+		if (fdstats[i].tid == tid && fdstats[i].fd == fd) {
+			free_at = i;
+			break;
+		}
+		if (fdstats[i].tid == 0 && free_at < 0)
+			free_at = i;
+	}
+	if (free_at < 0) {
+		if (nfdstats == FDSTATS)
+			nfdstats = 0; /* full: start again */
+		free_at = nfdstats++;
+	}
+	fdstats[free_at].tid = tid;
+	fdstats[free_at].fd = fd;
+	memcpy(fdstats[free_at].st, st, STATSIZE);
+	return 0;
+}
+
+/* Forget every answer (some metadata may have changed). */
+int umvu_fdstat_clear(void)
+{
+	nfdstats = 0;
 	return 0;
 }
 

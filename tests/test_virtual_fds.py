@@ -1,6 +1,9 @@
 """Virtual fds behave like the kernel's fds (issue: modules framework, virtual fds)."""
 import os
+import shutil
 import subprocess
+
+import pytest
 
 from conftest import REPO, run
 
@@ -45,3 +48,76 @@ def test_fd_tables_shared_and_copied(tmp_path, guest_mode):
     lines = native.stdout.decode().splitlines()
     assert "shared offset read: l" in lines and len(lines) == 45, lines
     assert guest.stdout.decode().splitlines() == lines
+
+
+CONTENT_PROG = str(REPO / "tests" / "progs" / "contentfd.py")
+
+
+@pytest.mark.parametrize("fs", ["vufusememfs", "vufuseext2"])
+def test_read_only_and_directory_fds_match_kernel(tmp_path, guest_mode, fs):
+    """A read-only open of a module's regular file is a memfd of its data (read, lseek,
+    mmap run in the kernel) and a directory fd an empty real directory: offsets, mmap,
+    writes through other fds, truncation, unlink, exec, errors as on the kernel."""
+    native_dir, mnt = tmp_path / "n", tmp_path / "m"
+    native_dir.mkdir()
+    mnt.mkdir()
+    native = run("native", ["python3", CONTENT_PROG, str(native_dir)])
+    source = "none"
+    if fs == "vufuseext2":
+        source = tmp_path / "img"
+        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal",
+                        str(source), "64M"], check=True, capture_output=True)
+    guest = run(guest_mode, ["sh", "-c", "vu_insmod vufuse && vumount -t %s -o rw+ %s %s "
+                             "&& python3 %s %s" % (fs, source, mnt, CONTENT_PROG, mnt)])
+    assert native.returncode == 0, native.stderr
+    assert guest.returncode == 0, guest.stderr
+    lines = native.stdout.decode().splitlines()
+    assert lines[-1] == "done" and len(lines) == 32, lines
+    assert guest.stdout.decode().splitlines() == lines
+    if fs == "vufuseext2":
+        fsck = subprocess.run(["e2fsck", "-fn", str(source)], capture_output=True)
+        assert fsck.returncode == 0, fsck.stdout
+
+
+def test_read_only_fds_as_unprivileged_user(as_user):
+    """The guest opens umvu's memfd through /proc/<umvu>/fd as the same unprivileged
+    user; the same program run natively by that user says the same."""
+    work = as_user.work
+    prog = work / "contentfd.py"
+    shutil.copy(CONTENT_PROG, prog)
+    os.chmod(prog, 0o644)
+    native_dir = work / "n"
+    native_dir.mkdir()
+    user = ["runuser", "-u", "nobody", "--"] if os.getuid() == 0 else []
+    if user:
+        shutil.chown(native_dir, "nobody")
+    native = subprocess.run(user + ["python3", str(prog), str(native_dir)],
+                            capture_output=True)
+    assert native.returncode == 0, native.stderr
+    guest = as_user(["sh", "-c", "mkdir -p m && vu_insmod vufuse && vumount -t vufusememfs "
+                     "none m && python3 %s $PWD/m" % prog])
+    assert guest.returncode == 0, guest.stderr
+    lines = native.stdout.decode().splitlines()
+    assert lines[-1] == "done"
+    assert guest.stdout.decode().splitlines() == lines
+
+
+def test_what_the_guest_holds_for_virtual_fds(tmp_path):
+    """Seen from the host: a read-only open of a module's file is umvu's memfd, a
+    writable one an eventfd, a directory umvu's empty placeholder directory."""
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    script = ("vu_insmod vufuse && vumount -t vufusememfs none %s && mkdir %s/d && "
+              "echo data > %s/f && exec 3<%s/f 4>>%s/f 5<%s/d && echo $$ && read line && "
+              "cat <&3" % ((mnt,) * 6))
+    guest = subprocess.Popen([str(REPO / "bin" / "umvu"), "sh", "-c", script],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        pid = int(guest.stdout.readline())
+        links = [os.readlink("/proc/%d/fd/%d" % (pid, fd)) for fd in (3, 4, 5)]
+    finally:
+        out, _ = guest.communicate(b"\n", timeout=60)
+    assert links[0].startswith("/memfd:umvu-content"), links
+    assert links[1] == "anon_inode:[eventfd]", links
+    assert links[2].endswith("/dir") and "umvu-" in links[2], links
+    assert out == b"data\n" and guest.returncode == 0

@@ -22,7 +22,7 @@ import struct
 
 from umvu.core import syscalls
 from umvu.core.errors import call_to_retval
-from umvu.core.process import FdTable, FsState, ProcessTable
+from umvu.core.process import PLACEHOLDER_LINKS, FdTable, FsState, ProcessTable
 from umvu.core.registry import Entry, Responsibility
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
                               EV_KNOCK, EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_fd_filter,
@@ -324,6 +324,7 @@ class Hypervisor:
         self.fd_filtering = not noseccomp and "s" not in self.debugtags and \
             os.environ.get("UMVU_FDFILTER", "1") != "0"
         self.fd_arg_table = bytes([255]) * syscalls.NBITS
+        self.fdstat_enabled = False  # see update_fastpath
         self._choice = {
             "path": self.vfs.on_path, "path2": self.vfs.on_path2, "fd": self.vfs.on_fd,
             "fd2": self.vfs.on_fd2, "mmap": self.on_mmap, "ioctl": self.vfs.on_fd,
@@ -341,6 +342,7 @@ class Hypervisor:
         self.exec_hooks: list = []  # ModuleAPI.on_exec callbacks
         self.shared_maps: list = []  # vfs.SharedMap of live MAP_SHARED mappings
         self._exec_dir: str | None = None  # host copies of executed virtual files
+        self._placeholder: bytes | None = None  # see placeholder_dir
 
     # ------------------------------------------------------------- lifecycle
     def run(self, launch) -> int:
@@ -560,9 +562,18 @@ class Hypervisor:
         if flags & 0x20:  # MAP_ANONYMOUS
             return None
         vf = t.files.fds.get(s32(args[4]))
-        if vf is None:
+        if vf is None or "mmap" in vf.native:
             return None
         return self.vfs.f_mmap(t, args, vf, s32(args[4]))
+
+    def placeholder_dir(self) -> bytes:
+        """An empty directory the guest opens in place of a module's directory."""
+        if self._placeholder is None:
+            path = os.path.join(self.private_dir(), "dir")
+            os.mkdir(path, 0o555)
+            PLACEHOLDER_LINKS.append(path)
+            self._placeholder = os.fsencode(path)
+        return self._placeholder
 
     def private_dir(self) -> str:
         if self._exec_dir is None:
@@ -659,6 +670,12 @@ class Hypervisor:
             self.fd_arg_table = table
         enable = not self.noseccomp and "s" not in self.debugtags
         self.tracer.set_fastpath(table, enable)
+        # the C loop may answer fstat of virtual fds (vfs.remember_stat) unless a module
+        # looks at those calls
+        self.fdstat_enabled = enable and not {syscalls.BY_NAME[n].nr for n in (
+            "fstat", "newfstatat")} & set(self.hooks)
+        self.tracer.fdstat_clear()
+        self.vfs.stats_given = False
         # -S: calls no module wants stop (twice) but need no Python; -d s shows them all
         self.tracer.set_wanted(syscalls.bitmap(self.filter_numbers),
                                self.noseccomp and "s" not in self.debugtags)
@@ -719,14 +736,18 @@ class Hypervisor:
 
     # a process gets a filter per fd number that becomes virtual in its fd table, up to
     # this many; then one that traps every fd call by number
-    FD_TRAPS_MAX = 8
+    FD_TRAPS_MAX = 64
 
     def on_vfd_added(self, table, guest_fd: int) -> None:
-        """guest_fd became virtual in table: every process using the table must trap its
-        calls on it before it can make one. The thread at the stop being handled gets the
-        filter at once; other processes at their next syscall boundary (asked for now,
-        before this stop ends, so none of them can call on the fd before)."""
+        """guest_fd became virtual in table (or another kind of virtual fd): every
+        process using the table must trap its calls on it before it can make one. The
+        thread at the stop being handled gets the filter at once; other processes at
+        their next syscall boundary (asked for now, before this stop ends, so none of
+        them can call on the fd before)."""
         if not self.fd_filtering:
+            return
+        vf = table.fds.get(guest_fd)
+        if vf is None:
             return
         stopped = self.procs.get(self.stopped_tid) if self.stopped_tid else None
         seen = set()
@@ -735,7 +756,7 @@ class Hypervisor:
             if t.files is not table or p.tgid in seen:
                 continue
             seen.add(p.tgid)
-            if p.fd_traps is None or guest_fd in p.fd_traps:
+            if self.fd_trapped(p, guest_fd, vf.native):
                 continue
             if stopped is not None and stopped.process is p:
                 self.trap_fd(stopped, guest_fd)
@@ -743,17 +764,32 @@ class Hypervisor:
                 p.fd_pending.add(guest_fd)
                 self.tracer.want_boundary(t.tid)
 
+    @staticmethod
+    def fd_trapped(p, guest_fd: int, native: frozenset) -> bool:
+        """p's filters trap every call on guest_fd but (some of) those in native."""
+        if p.fd_traps is None:
+            return True
+        let_by = p.fd_traps.get(guest_fd)
+        return let_by is not None and let_by <= native
+
     def trap_fd(self, t, guest_fd: int) -> None:
-        """Stack onto t's process (t at a syscall stop) the filter for guest_fd."""
+        """Stack onto t's process (t at a syscall stop) the filter guest_fd needs now."""
+        vf = t.files.fds.get(guest_fd)
         p = t.process
-        if p.fd_traps is None or guest_fd in p.fd_traps:
-            return
+        if vf is None or self.fd_trapped(p, guest_fd, vf.native):
+            return  # closed since it was asked for (asked again if it comes back)
         if len(p.fd_traps) >= self.FD_TRAPS_MAX:
             nrs = {nr for nr, arg in enumerate(self.fd_arg_table) if arg != 255}
             if self.stack_filter(t, build_filter(syscalls.bitmap(nrs))):
                 p.fd_traps = None
-        elif self.stack_filter(t, build_fd_filter(self.fd_arg_table, guest_fd)):
-            p.fd_traps.add(guest_fd)
+            return
+        table = self.fd_arg_table
+        if vf.native:
+            native = {syscalls.BY_NAME[n].nr for n in vf.native}
+            table = bytes(255 if nr in native else arg for nr, arg in enumerate(table))
+        if self.stack_filter(t, build_fd_filter(table, guest_fd)):
+            let_by = p.fd_traps.get(guest_fd)
+            p.fd_traps[guest_fd] = vf.native if let_by is None else let_by & vf.native
 
     @staticmethod
     def refresh_fs(t) -> None:

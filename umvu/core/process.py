@@ -15,6 +15,9 @@ CLONE_FS = 0x200
 CLONE_FILES = 0x400
 CLONE_VFORK = 0x4000
 CLONE_THREAD = 0x10000
+# what a virtual fd is in the guest: an eventfd, a memfd of a module file's data, or
+# (added by the hypervisor) its empty placeholder directory
+PLACEHOLDER_LINKS = ["anon_inode:[eventfd]", "/memfd:umvu-content"]
 
 
 class FsState:
@@ -86,6 +89,7 @@ class FdTable:
         self.fds[guest_fd] = vf
         if old is None:
             FdTable.count(guest_fd, 1)
+        if old is not vf:  # new, or another kind of virtual fd (content or not)
             FdTable.added(self, guest_fd)
         return old
 
@@ -128,9 +132,10 @@ class Process:
         self.tgid = tgid
         self.threads = set() if threads is None else threads
         self.filter_gen = filter_gen  # generation of the seccomp filter stack installed
-        # fds whose calls the stacked per-fd filters trap (None: every fd, by number),
-        # and those still to be stacked at the next syscall boundary
-        self.fd_traps: set | None = None if fd_traps is None else set(fd_traps)
+        # fd -> the names of the fd calls the stacked per-fd filters let by on it (empty:
+        # they trap all; None: every fd call is trapped by number); and the fds whose
+        # filters are still to be stacked at the next syscall boundary
+        self.fd_traps: dict | None = None if fd_traps is None else dict(fd_traps)
         self.fd_pending: set = set(fd_pending)
         self.data: dict = {}  # modules' per-process state: copied at fork, kept at exec
 
@@ -234,7 +239,8 @@ class ProcessTable:
         # close-on-exec virtual fds are gone: keep the ones the kernel kept
         for fd in list(t.files.fds):
             try:
-                alive = os.readlink("/proc/%d/fd/%d" % (tid, fd)) == "anon_inode:[eventfd]"
+                alive = os.readlink("/proc/%d/fd/%d" % (tid, fd)).startswith(
+                    tuple(PLACEHOLDER_LINKS))
             except OSError:
                 alive = False
             if not alive:

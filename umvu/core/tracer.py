@@ -170,6 +170,15 @@ class Tracer:
     def vfd_ref(self, guest_fd: int, delta: int) -> None:
         lib.umvu_vfd_ref(guest_fd, delta)
 
+    def fdstat_set(self, tid: int, guest_fd: int, stat_bytes: bytes) -> None:
+        """From now on the C loop answers tid's fstat(guest_fd) and newfstatat(guest_fd,
+        "", AT_EMPTY_PATH) with stat_bytes (a struct stat); forgotten when guest_fd stops
+        being virtual in some table (vfd_ref) or tid exits."""
+        _check(lib.umvu_fdstat_set(tid, guest_fd, stat_bytes, len(stat_bytes)))
+
+    def fdstat_clear(self) -> None:
+        lib.umvu_fdstat_clear()
+
     def interrupt(self, tid: int) -> None:
         lib.umvu_interrupt(tid)
 

@@ -8,10 +8,17 @@ A handler gets (thread, syscall row, raw args) and returns an *action*:
 Virtual fds are real fds in the guest (eventfds made by rewriting the guest's own open
 into eventfd2, counter 1 so poll/select/epoll see them readable and writable) mapped
 per fd table to a :class:`VFile` (the open file description: service, handle, offset).
+A regular file a module offers as plain content and the guest opens read-only is a
+memfd holding that content instead (:class:`Content`): read, lseek, mmap and the rest
+of :data:`CONTENT_NATIVE` run in the kernel without a stop; fstat, close, dup... still
+come to the core (the per-fd filter of such an fd traps only those). A directory's is an
+empty real directory, on which the kernel answers read, write, mmap... as on any
+(:data:`DIR_NATIVE`). ``VFile.native`` names the calls its placeholder answers.
 """
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import stat
@@ -26,11 +33,33 @@ O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 0o100, 0o200, 0o1000, 0o2000
 O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = 0o4000, 0o200000, 0o400000, 0o2000000
 O_PATH, O_TMPFILE = 0o10000000, 0o20200000
 AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_EMPTY_PATH = 0x100, 0x200, 0x400, 0x1000
+log = logging.getLogger("umvu")
 NR_EVENTFD2 = BY_NAME["eventfd2"].nr
+NR_OPENAT = BY_NAME["openat"].nr
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
 F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 5, 6, 7, 1030
 SETFL_MASK = O_APPEND | O_NONBLOCK | 0o20000 | 0o40000 | 0o1000000  # ASYNC DIRECT NOATIME
+# calls on a content fd (a memfd opened read-only) that the kernel answers as it would
+# on the module's file opened read-only: the data itself, or EBADF/EINVAL/ENOTDIR
+CONTENT_NATIVE = frozenset((
+    "read", "pread64", "readv", "preadv", "preadv2", "lseek", "mmap", "readahead",
+    "fadvise64", "write", "pwrite64", "writev", "pwritev", "pwritev2", "ftruncate",
+    "fallocate", "getdents", "getdents64", "fsync", "fdatasync", "sync_file_range"))
+# and on a directory's placeholder (a real empty directory): getdents and lseek (the
+# position in the module's listing) are the core's
+DIR_NATIVE = CONTENT_NATIVE - {"getdents", "getdents64", "lseek"}
+CONTENT_MAX = 32 << 20  # larger files stay served by their module call by call
+# calls after which the C loop's answers to fstat of virtual fds (VirtualFS.remember_stat)
+# still hold: the others may change some metadata of a module's file
+KEEPS_STATS = frozenset((
+    "stat", "lstat", "newfstatat", "statx", "fstat", "access", "faccessat", "faccessat2",
+    "readlink", "readlinkat", "getdents", "getdents64", "read", "pread64", "readv",
+    "preadv", "preadv2", "lseek", "close", "getxattr", "lgetxattr", "fgetxattr",
+    "listxattr", "llistxattr", "flistxattr", "statfs", "fstatfs", "chdir", "fchdir",
+    "getcwd", "dup", "dup2", "dup3", "fcntl", "mmap", "execve", "execveat", "fadvise64",
+    "readahead", "flock", "ioctl"))
+NO_NATIVE = frozenset()  # an eventfd placeholder: every fd call is the core's
 PROC_LINK = re.compile(rb"^/proc/(?:self|thread-self|\d+)(?:/task/\d+)?/(?:fd/\d+|cwd|exe|root)$")
 PROC_MOUNTS = re.compile(rb"^/proc/(?:(?:self|thread-self|\d+)(?:/task/\d+)?/)?"
                          rb"(mounts|mountinfo)$")
@@ -57,7 +86,7 @@ class Native:
 class VFile:
     """An open file description served by a module."""
     __slots__ = ("entry", "service", "handle", "path", "flags", "pos", "refs", "is_dir",
-                 "shared")
+                 "shared", "content", "native")
 
     def __init__(self, entry, service, handle, path, flags, is_dir):
         self.entry, self.service, self.handle = entry, service, handle
@@ -65,6 +94,20 @@ class VFile:
         self.pos = 0
         self.refs = 0
         self.shared = None  # SharedMap while MAP_SHARED mappings may exist
+        self.content = None  # Content: the guest's fd is a memfd of the file's data
+        self.native = NO_NATIVE  # the calls the kernel answers on the guest's fd
+
+
+class Content:
+    """A memfd (held by umvu) with the data of one file of a module, opened through
+    /proc/<umvu>/fd/N by every guest that opens that file read-only (each open gets its
+    own file description, so its own offset). Writes through the module to the file
+    are copied into it (:meth:`VirtualFS.content_changed`)."""
+    __slots__ = ("memfd", "key", "users")
+
+    def __init__(self, memfd: int, key) -> None:
+        self.memfd, self.key = memfd, key
+        self.users: list = []  # the VFiles handed this content
 
 
 class SharedMap:
@@ -115,6 +158,9 @@ class VirtualFS:
         self.hv = hv
         self.tracer = hv.tracer
         self.resolver = Resolver(hv)
+        self.stats_given = False  # the C loop holds answers to fstat (remember_stat)
+        self.contents: dict = {}  # (mount entry, st_ino) -> Content
+        self.content_entries: dict = {}  # mount entry -> how many Contents it has
 
     # ------------------------------------------------------------ helpers
     def call(self, service, method, *args):
@@ -177,6 +223,8 @@ class VirtualFS:
     # ------------------------------------------------------------ path syscalls
     def on_path(self, t, sc, args):
         """Syscalls whose choice is one path (possibly dirfd-relative)."""
+        if self.stats_given:
+            self.forget_stats(sc, args)
         idx = sc.args.index("path")
         dirfd = s32(args[idx - 1]) if idx and sc.args[idx - 1] == "dirfd" else AT_FDCWD
         name = sc.name
@@ -304,6 +352,8 @@ class VirtualFS:
 
     def on_path2(self, t, sc, args):
         """rename/link family: both paths must be on the same side (else EXDEV)."""
+        if self.stats_given:
+            self.forget_stats(sc, args)
         idxs = [i for i, k in enumerate(sc.args) if k == "path"]
         res = []
         for n, idx in enumerate(idxs):
@@ -355,6 +405,20 @@ class VirtualFS:
     def _stat_out(self, t, guest_addr, st):
         self.tracer.poke(t.tid, guest_addr, guestabi.encode_stat(st))
         return 0
+
+    def remember_stat(self, t, guest_fd: int, st) -> None:
+        """The C loop answers t's next fstat of guest_fd (a virtual fd) by itself."""
+        if self.hv.fdstat_enabled:
+            self.tracer.fdstat_set(t.tid, guest_fd, guestabi.encode_stat(st))
+            self.stats_given = True
+
+    def forget_stats(self, sc, args) -> None:
+        """Before a call that may change a module file's metadata."""
+        if sc.name in KEEPS_STATS or (sc.name in ("open", "openat") and not (
+                self.open_flags(sc, args) & (O_ACCMODE | O_CREAT | O_TRUNC))):
+            return
+        self.tracer.fdstat_clear()
+        self.stats_given = False
 
     def v_stat(self, t, sc, args, r):
         self._need(r)
@@ -471,7 +535,11 @@ class VirtualFS:
             return -errno.EINVAL
         if stat.S_ISDIR(r.st.st_mode):
             return -errno.EISDIR
-        return self.call(r.entry.service, "truncate", r.rel, s64(args[1])) or 0
+        ret = self.call(r.entry.service, "truncate", r.rel, s64(args[1])) or 0
+        if r.entry in self.content_entries:
+            self.content_changed(VFile(r.entry, r.entry.service, None, r.path, 0, False),
+                                 r.st.st_ino)
+        return ret
 
     def _times(self, t, guest_addr, kind):
         """(atime_ns, mtime_ns) from a guest timespec[2]/timeval[2]/utimbuf; None = omit."""
@@ -651,7 +719,74 @@ class VirtualFS:
         handle = self.call(r.entry.service, "open", r.rel, flags & ~O_CLOEXEC, mode)
         is_dir = stat.S_ISDIR(r.st.st_mode) if r.exists else False
         vf = VFile(r.entry, r.entry.service, handle, r.path, flags & ~O_CLOEXEC, is_dir)
+        if r.exists and flags & O_TRUNC and self.content_entries:
+            self.content_changed(vf)
+        if kind == stat.S_IFREG and flags & (O_ACCMODE | O_TRUNC) == os.O_RDONLY:
+            call = self.content_call(t, vf, flags, r.st)
+            if call is not None:
+                return self.install(t, vf, flags & O_CLOEXEC, call)
         return self.install(t, vf, flags & O_CLOEXEC)
+
+    def content_call(self, t, vf: VFile, flags: int, st):
+        """For a read-only open of a regular file whose module offers it as plain data
+        (no more than CONTENT_MAX): the openat that gives the guest its own open file of
+        a memfd holding the data (filled now, shared by the opens of the same file)."""
+        plain = getattr(vf.service, "plain_content", None)
+        if plain is None or st.st_size > CONTENT_MAX or not plain(vf.handle):
+            return None
+        key = (vf.entry, st.st_ino)
+        c = self.contents.get(key)
+        if c is None:
+            memfd = os.memfd_create("umvu-content", os.MFD_CLOEXEC)
+            try:
+                self._fill(memfd, vf)
+            except OSError:
+                os.close(memfd)
+                return None  # served by the module call by call: its errors come then
+            c = self.contents[key] = Content(memfd, key)
+            self.content_entries[vf.entry] = self.content_entries.get(vf.entry, 0) + 1
+        c.users.append(vf)
+        vf.content, vf.native = c, CONTENT_NATIVE
+        link = b"/proc/%d/fd/%d" % (os.getpid(), c.memfd)
+        return NR_OPENAT, [AT_FDCWD & 0xFFFFFFFF, self.scratch_path(t, link, 1),
+                           os.O_RDONLY | (flags & (O_NONBLOCK | O_CLOEXEC)), 0, 0, 0]
+
+    def _fill(self, memfd: int, vf: VFile) -> None:
+        data = memoryview(self._whole(vf))
+        done = 0
+        while done < len(data):
+            done += os.pwrite(memfd, data[done:], done)
+        os.ftruncate(memfd, len(data))
+
+    def content_changed(self, vf: VFile, ino: int | None = None) -> None:
+        """The module's file of vf (or inode ino of its mount) may have new data: copy it
+        into the memfd that read-only opens of it were given, if any."""
+        if vf.entry not in self.content_entries:
+            return
+        if ino is None:
+            try:
+                ino = self._fstat(vf).st_ino
+            except OSError:
+                return
+        c = self.contents.get((vf.entry, ino))
+        if c is None:
+            return
+        try:
+            self._fill(c.memfd, c.users[0])
+        except OSError as e:
+            log.error("umvu: %s: new data not seen by its read-only opens: %s",
+                      c.users[0].path.decode(errors="replace"), e)
+
+    def drop_content(self, vf: VFile) -> None:
+        c, vf.content, vf.native = vf.content, None, NO_NATIVE
+        c.users.remove(vf)
+        if not c.users:
+            os.close(c.memfd)
+            del self.contents[c.key]
+            entry = c.key[0]
+            self.content_entries[entry] -= 1
+            if not self.content_entries[entry]:
+                del self.content_entries[entry]
 
     v_openat = v_creat = v_openat2 = v_open
 
@@ -660,17 +795,29 @@ class VirtualFS:
         vf = VFile(None, MemFile(data), 0, path, os.O_RDONLY, False)
         return self.install(t, vf, self.open_flags(sc, args) & O_CLOEXEC)
 
-    def install(self, t, vf: VFile, cloexec: int):
-        """Turn the pending syscall into eventfd2 and map the fd it returns to vf."""
+    def install(self, t, vf: VFile, cloexec: int, call=None):
+        """Turn the pending syscall into eventfd2 (or into call, (nr, args)) and map the
+        fd it returns to vf."""
         def done(ret):
             if ret >= 0:
                 self.bind(t.files, ret, vf)
+                if vf.native and vf.handle is not None and self.hv.fdstat_enabled:
+                    try:  # its first fstat (tar, cp...) needs no stop
+                        self.remember_stat(t, ret, self._fstat(vf))
+                    except OSError:
+                        pass
             self.release(vf)  # the hold taken below: the fd table holds it now, or none
         vf.refs += 1  # held until bound
         if vf.entry is not None:
             vf.entry.users += 1  # until the last reference goes
-        new = [1, (O_CLOEXEC if cloexec else 0), 0, 0, 0, 0]
-        return Native(new, done, nr=NR_EVENTFD2)
+        if call is None and vf.is_dir and vf.handle is not None:
+            vf.native = DIR_NATIVE
+            call = (NR_OPENAT, [AT_FDCWD & 0xFFFFFFFF,
+                                self.scratch_path(t, self.hv.placeholder_dir(), 1),
+                                os.O_RDONLY | O_DIRECTORY | (O_CLOEXEC if cloexec else 0),
+                                0, 0, 0])
+        nr, new = call or (NR_EVENTFD2, [1, (O_CLOEXEC if cloexec else 0), 0, 0, 0, 0])
+        return Native(new, done, nr=nr)
 
     def bind(self, files, fd: int, vf: VFile) -> None:
         old = files.set(fd, vf)
@@ -683,6 +830,8 @@ class VirtualFS:
         if vf.refs == 0:
             if vf.shared is not None:  # the mapping may outlive the fd: write back now,
                 self.writeback(vf.shared)  # and again at munmap/msync/session end
+            if vf.content is not None:
+                self.drop_content(vf)
             if vf.entry is not None:
                 vf.entry.users -= 1
             if vf.handle is not None and hasattr(vf.service, "close"):
@@ -695,6 +844,8 @@ class VirtualFS:
 
     # ------------------------------------------------------------ fd syscalls
     def on_fd(self, t, sc, args):
+        if self.stats_given:
+            self.forget_stats(sc, args)
         fd = s32(args[0])
         vf = t.files.fds.get(fd)
         name = sc.name
@@ -735,6 +886,8 @@ class VirtualFS:
         return Native(None, done)
 
     def fd_op(self, t, sc, args, vf, fd):
+        if sc.name in vf.native:
+            return None  # trapped by number (-d s, past FD_TRAPS_MAX, an earlier kind)
         handler = getattr(self, "f_" + sc.name, None)
         if handler is None:
             return -errno.EINVAL if sc.choice in ("fd", "fd2") else -errno.ENOSYS
@@ -758,6 +911,12 @@ class VirtualFS:
         return self.hv.call(svc, "read", vf.handle, size)
 
     def _write(self, vf, data, offset=None):
+        n = self._write_module(vf, data, offset)
+        if self.content_entries:
+            self.content_changed(vf)
+        return n
+
+    def _write_module(self, vf, data, offset):
         if (vf.flags & O_ACCMODE) == os.O_RDONLY or vf.flags & O_PATH:
             raise OSError(errno.EBADF, "not open for writing")
         svc = vf.service
@@ -881,10 +1040,14 @@ class VirtualFS:
         return self.hv.call(svc, "lstat", rel)
 
     def f_fstat(self, t, args, vf, fd):
-        return self._stat_out(t, args[1], self._fstat(vf))
+        st = self._fstat(vf)
+        self.remember_stat(t, fd, st)
+        return self._stat_out(t, args[1], st)
 
     def f_newfstatat(self, t, args, vf, fd):
-        return self._stat_out(t, args[2], self._fstat(vf))
+        st = self._fstat(vf)
+        self.remember_stat(t, fd, st)
+        return self._stat_out(t, args[2], st)
 
     def f_statx(self, t, args, vf, fd):
         self.tracer.poke(t.tid, args[4], guestabi.encode_statx(self._fstat(vf), args[3]))
@@ -967,7 +1130,10 @@ class VirtualFS:
             return -errno.EINVAL
         if s64(args[1]) < 0:
             return -errno.EINVAL
-        return self.hv.call(vf.service, "ftruncate", vf.handle, s64(args[1])) or 0
+        ret = self.hv.call(vf.service, "ftruncate", vf.handle, s64(args[1])) or 0
+        if self.content_entries:
+            self.content_changed(vf)
+        return ret
 
     def _rel(self, vf):
         return self.hv.table.lookup_path(vf.path)[1]
@@ -1062,7 +1228,7 @@ class VirtualFS:
         try:
             link = b"/proc/%d/fd/%d" % (os.getpid(), mfd)
             mode = os.O_RDWR if shared and prot & 2 else os.O_RDONLY
-            guest_fd = self.tracer.inject(t.tid, BY_NAME["openat"].nr, AT_FDCWD & 0xFFFFFFFF,
+            guest_fd = self.tracer.inject(t.tid, NR_OPENAT, AT_FDCWD & 0xFFFFFFFF,
                                           self.scratch_path(t, link, 1), mode | O_CLOEXEC)
         finally:
             if not shared:
@@ -1099,6 +1265,11 @@ class VirtualFS:
             while start < len(data) and start < len(old) and data[start] == old[start]:
                 start += 1
             self.hv.call(svc, "pwrite", handle, data[start:], start)
+            if self.stats_given:
+                self.tracer.fdstat_clear()
+                self.stats_given = False
+            if self.content_entries:
+                self.content_changed(VFile(sm.entry, svc, handle, None, os.O_WRONLY, False))
         finally:
             self.hv.call(svc, "close", handle)
         sm.snapshot = data
@@ -1108,8 +1279,7 @@ class VirtualFS:
             try:
                 self.writeback(sm)
             except Exception as e:  # keep going: other files still need theirs
-                import logging
-                logging.getLogger("umvu").error("umvu: write-back of %s failed: %s",
+                log.error("umvu: write-back of %s failed: %s",
                                                 sm.rel, e)
 
     def on_msync_munmap(self, t, sc, args):
@@ -1137,6 +1307,8 @@ class VirtualFS:
 
     # ------------------------------------------------------------ two-fd syscalls
     def on_fd2(self, t, sc, args):
+        if self.stats_given:
+            self.forget_stats(sc, args)
         name = sc.name
         if name in ("dup2", "dup3"):
             return self.on_fd(t, sc, args)
@@ -1146,9 +1318,14 @@ class VirtualFS:
             if name == "tee":
                 out_fd = s32(args[1])
             vin, vout = t.files.fds.get(in_fd), t.files.fds.get(out_fd)
+            in_content = vin is not None and vin.content is not None
+            if in_content:  # a memfd: the kernel reads it
+                vin = None
+            if vout is not None and vout.content is not None:
+                vout = None  # read-only: the kernel says EBADF
             if vin is None and vout is None:
                 return None
-            return self.copy_between(t, sc, args, in_fd, vin, out_fd, vout)
+            return self.copy_between(t, sc, args, in_fd, vin, out_fd, vout, in_content)
         return None
 
     CHUNK = 14 * 4096 - 256  # guest I/O through the scratch area (its last 256 bytes
@@ -1178,7 +1355,7 @@ class VirtualFS:
         if guest_addr:
             self.tracer.poke(t.tid, guest_addr, struct.pack("<q", value))
 
-    def copy_between(self, t, sc, args, in_fd, vin, out_fd, vout):
+    def copy_between(self, t, sc, args, in_fd, vin, out_fd, vout, in_content=False):
         """sendfile/copy_file_range/splice with a virtual end, done by the core: data
         moves through umvu, the real end is read or written by injected calls."""
         name = sc.name
@@ -1191,7 +1368,7 @@ class VirtualFS:
         elif name == "sendfile":
             in_off_addr, out_off_addr, count = args[2], 0, args[3]
         else:  # copy_file_range: both ends on the same file system
-            if vin is None or vout is None:
+            if (vin is None and not in_content) or vout is None:
                 return -errno.EXDEV
             in_off_addr, out_off_addr, count = args[1], args[3], args[4]
         in_off = self._offset(t, in_off_addr)

@@ -120,11 +120,13 @@ class Fields:
 
 
 class Handle:
-    """An open file or directory of a vufuse mount."""
-    __slots__ = ("fh", "inode", "is_dir")
+    """An open file or directory of a vufuse mount. ``direct``: the file system's open
+    asked for direct_io or nonseekable (its data is not plain bytes up to st_size)."""
+    __slots__ = ("fh", "inode", "is_dir", "direct")
 
-    def __init__(self, fh, inode, is_dir):
+    def __init__(self, fh, inode, is_dir, fi=None):
         self.fh, self.inode, self.is_dir = fh, inode, is_dir
+        self.direct = bool(getattr(fi, "direct_io", False) or getattr(fi, "nonseekable", False))
 
 
 class OperationTimeout(Exception):
@@ -357,7 +359,7 @@ class FuseService:
                 fi = self.call("open", int(ea.st_ino), flags & ~(os.O_CREAT | os.O_EXCL),
                                ctx)
             self.inodes[path] = self._counted(ea)
-            return self._opened(Handle(getattr(fi, "fh", fi), int(ea.st_ino), False))
+            return self._opened(Handle(getattr(fi, "fh", fi), int(ea.st_ino), False, fi))
         st = self._getattr(ino)
         if stat.S_ISDIR(st.st_mode):
             self.check(st, 4, ctx)
@@ -370,7 +372,7 @@ class FuseService:
         if flags & os.O_TRUNC and st.st_size:
             self._setattr(ino, size=0)
         fi = self.call("open", ino, flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC), ctx)
-        return self._opened(Handle(getattr(fi, "fh", fi), ino, False))
+        return self._opened(Handle(getattr(fi, "fh", fi), ino, False, fi))
 
     def mkdir(self, path, mode):
         self._rofs()
@@ -551,6 +553,11 @@ class FuseService:
                 n = self.pending_forget.pop(h.inode, 0)
                 if n:
                     self._forget([(h.inode, n)])
+
+    def plain_content(self, h):
+        """The core may hand read-only opens of this file a memfd of its data: as the
+        kernel's FUSE page cache, which reads a file up to st_size unless direct_io."""
+        return not h.is_dir and not h.direct
 
     def pread(self, h, size, offset):
         return bytes(self.call("read", h.fh, offset, size))
