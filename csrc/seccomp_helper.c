@@ -84,7 +84,7 @@ static unsigned char fd_arg_of[FASTNR];
  * the kernel's own walk of every path stays out of every prefix Python gave (see
  * path_native). */
 struct path_desc {
-	unsigned char path[2], dirfd[2], null_is_fd;
+	unsigned char path[2], dirfd[2], null_is_fd, cwd_only;
 };
 static struct path_desc path_of[FASTNR];
 static char *prefixes;      /* NUL-separated canonical paths, "" ends the list */
@@ -103,10 +103,16 @@ static int fastpath;
 #define STATSIZE 144 /* struct stat, x86_64 */
 struct fdstat {
 	int tid, fd; /* tid 0: free */
+	int close_in_c;
 	unsigned char st[STATSIZE];
 };
 static struct fdstat fdstats[FDSTATS];
 static int nfdstats; /* slots used (some may be free again): the scan's end */
+/* closes of such fds Python allowed (close_in_c) run at once; Python unbinds the fds
+ * from its tables (umvu_closed_take) before it handles the next event */
+#define CLOSED_MAX 512
+static int closed[2 * CLOSED_MAX]; /* (tid, fd) pairs */
+static int nclosed;
 static long *skipret;
 static long pid_max = 4194304;
 static int noseccomp;
@@ -519,7 +525,16 @@ int umvu_knock(void)
 }
 
 /* Returns 1 with *ev filled, 0 when no tracee is left, -errno on error. */
+static int next_event(struct umvu_event *ev);
+
 int umvu_next(struct umvu_event *ev)
+{
+	int r = next_event(ev);
+	ev->closed = nclosed;
+	return r;
+}
+
+static int next_event(struct umvu_event *ev)
 {
 	for (;;) {
 		int status;
@@ -601,7 +616,8 @@ int umvu_next(struct umvu_event *ev)
 				}
 			}
 			if (pathfast && ev->kind == UMVU_EV_SYSCALL && ev->nr >= 0 && ev->nr < FASTNR &&
-			    path_of[ev->nr].path[0] < 6 && path_native(tid, ev)) {
+			    (path_of[ev->nr].path[0] < 6 || path_of[ev->nr].cwd_only) &&
+			    path_native(tid, ev)) {
 				resume(tid, 0);
 				continue;
 			}
@@ -630,6 +646,8 @@ int umvu_next(struct umvu_event *ev)
 				tflags[tid] = tflags[former] | TF_KNOWN;
 				tflags[former] = 0;
 			}
+			if ((int)former != tid)
+				fdstat_drop((int)former, -1); /* that tid is gone */
 			ev->kind = UMVU_EV_EXEC;
 			ev->msg = (long)former;
 			tree_exec(tid, (int)former);
@@ -1040,6 +1058,23 @@ static void fdstat_drop(int tid, int fd)
 static int fdstat_answer(int tid, const struct umvu_event *ev)
 {
 	unsigned long buf;
+	if (ev->nr == SYS_close) {
+		int fd = (int)ev->args[0];
+		if (nclosed == CLOSED_MAX || fd < 0 || fd >= FASTFD || vfd_count[fd] == 0)
+			return 0;
+		for (int i = 0; i < nfdstats; i++) {
+			if (fdstats[i].tid != tid || fdstats[i].fd != fd || !fdstats[i].close_in_c)
+				continue;
+			fdstat_drop(-1, fd);
+			vfd_count[fd]--;
+			closed[2 * nclosed] = tid;
+			closed[2 * nclosed + 1] = fd;
+			nclosed++;
+			resume(tid, 0);
+			return 1;
+		}
+		return 0;
+	}
 	if (ev->nr == SYS_fstat) {
 		buf = ev->args[1];
 	} else if (ev->nr == SYS_newfstatat && (ev->args[3] & AT_EMPTY_PATH)) {
@@ -1062,8 +1097,9 @@ static int fdstat_answer(int tid, const struct umvu_event *ev)
 	return 0;
 }
 
-/* From now on the C loop answers tid's fstat of fd with st (a struct stat). */
-int umvu_fdstat_set(int tid, int fd, const void *st, int len)
+/* From now on the C loop answers tid's fstat of fd with st (a struct stat), and with
+ * close_in_c lets its close of fd by (see umvu_closed_take). */
+int umvu_fdstat_set(int tid, int fd, const void *st, int len, int close_in_c)
 {
 	int free_at = -1;
 	if (len != STATSIZE)
@@ -1083,8 +1119,19 @@ int umvu_fdstat_set(int tid, int fd, const void *st, int len)
 	}
 	fdstats[free_at].tid = tid;
 	fdstats[free_at].fd = fd;
+	fdstats[free_at].close_in_c = close_in_c;
 	memcpy(fdstats[free_at].st, st, STATSIZE);
 	return 0;
+}
+
+/* The (tid, fd) pairs of the closes let by since the last call (at most max). */
+int umvu_closed_take(int *out, int max)
+{
+	int n = nclosed < max ? nclosed : max;
+	memcpy(out, closed, 2 * n * sizeof closed[0]);
+	memmove(closed, closed + 2 * n, 2 * (nclosed - n) * sizeof closed[0]);
+	nclosed -= n;
+	return n;
 }
 
 /* Forget every answer (some metadata may have changed). */
@@ -1237,6 +1284,9 @@ static int path_native(int tid, const struct umvu_event *ev)
 	const struct path_desc *d = &path_of[ev->nr];
 	char path[4097], cur[WALK_MAX];
 
+	if (d->cwd_only)
+		return !virtual_cwds;
+
 	for (int i = 0; i < 2 && d->path[i] < 6; i++) {
 		unsigned long addr = ev->args[d->path[i]];
 		int dirfd = d->dirfd[i] < 6 ? (int)ev->args[d->dirfd[i]] : AT_FDCWD;
@@ -1269,7 +1319,8 @@ static int path_native(int tid, const struct umvu_event *ev)
 }
 
 /* Configure the path fast path: table holds n descriptors of 5 bytes (path, dirfd,
- * path2, dirfd2, null_is_fd; 0xff: none) indexed by syscall number; prefixes_in the
+ * path2, dirfd2; 0xff: none; then 1: a NULL path means the dirfd, 2: no path, native
+ * while no thread has a virtual cwd, as getcwd) indexed by syscall number; prefixes_in the
  * NUL-separated canonical prefixes (len bytes, ending with an empty string). */
 int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in, int len,
 		      int enable)
@@ -1287,7 +1338,8 @@ int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in
 		n = FASTNR;
 	for (int i = 0; i < n; i++) {
 		const unsigned char *t = table + 5 * i;
-		path_of[i] = (struct path_desc){ { t[0], t[2] }, { t[1], t[3] }, t[4] == 1 };
+		path_of[i] = (struct path_desc){ { t[0], t[2] }, { t[1], t[3] }, t[4] == 1,
+						 t[4] == 2 };
 	}
 	pathfast = enable;
 	return 0;

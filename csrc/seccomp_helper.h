@@ -25,6 +25,7 @@ struct umvu_event {
 	unsigned long ip;
 	unsigned long sp;
 	int resumed; /* clone/exec event the C loop already resumed (umvu_set_autonomous) */
+	int closed;  /* closes the C loop let by since the last umvu_closed_take (first!) */
 };
 
 struct user_regs_struct;
@@ -51,7 +52,8 @@ int umvu_build_fd_filter(const unsigned char *fd_arg_table, int n, int fd, void 
 long umvu_raw_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
 int umvu_set_fastpath(const unsigned char *table, int n, int enable);
 int umvu_vfd_ref(int fd, int delta);
-int umvu_fdstat_set(int tid, int fd, const void *st, int len);
+int umvu_fdstat_set(int tid, int fd, const void *st, int len, int close_in_c);
+int umvu_closed_take(int *out, int max);
 int umvu_fdstat_clear(void);
 int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in, int len,
                       int enable);

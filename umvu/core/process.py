@@ -93,9 +93,10 @@ class FdTable:
             FdTable.added(self, guest_fd)
         return old
 
-    def pop(self, guest_fd: int):
+    def pop(self, guest_fd: int, counted: bool = True):
+        """Unmap guest_fd; counted=False: the C loop already counted it out."""
         vf = self.fds.pop(guest_fd, None)
-        if vf is not None:
+        if vf is not None and counted:
             FdTable.count(guest_fd, -1)
         return vf
 

@@ -170,11 +170,22 @@ class Tracer:
     def vfd_ref(self, guest_fd: int, delta: int) -> None:
         lib.umvu_vfd_ref(guest_fd, delta)
 
-    def fdstat_set(self, tid: int, guest_fd: int, stat_bytes: bytes) -> None:
+    def fdstat_set(self, tid: int, guest_fd: int, stat_bytes: bytes,
+                   close_in_c: bool) -> None:
         """From now on the C loop answers tid's fstat(guest_fd) and newfstatat(guest_fd,
         "", AT_EMPTY_PATH) with stat_bytes (a struct stat); forgotten when guest_fd stops
-        being virtual in some table (vfd_ref) or tid exits."""
-        _check(lib.umvu_fdstat_set(tid, guest_fd, stat_bytes, len(stat_bytes)))
+        being virtual in some table (vfd_ref) or tid exits. close_in_c: tid's close of
+        guest_fd runs at once too, the C loop counting it out (see closed_take)."""
+        _check(lib.umvu_fdstat_set(tid, guest_fd, stat_bytes, len(stat_bytes),
+                                   int(close_in_c)))
+
+    def closed_take(self) -> list[tuple[int, int]]:
+        """The (tid, guest_fd) of the closes the C loop let by: each fd is no longer
+        virtual in tid's table (already counted out of vfd_ref's counts). Take them
+        before handling an event whose ``closed`` is not 0."""
+        out = ffi.new("int[]", 2 * 512)
+        n = lib.umvu_closed_take(out, 512)
+        return [(out[2 * i], out[2 * i + 1]) for i in range(n)]
 
     def fdstat_clear(self) -> None:
         lib.umvu_fdstat_clear()

@@ -406,11 +406,22 @@ class VirtualFS:
         self.tracer.poke(t.tid, guest_addr, guestabi.encode_stat(st))
         return 0
 
-    def remember_stat(self, t, guest_fd: int, st) -> None:
-        """The C loop answers t's next fstat of guest_fd (a virtual fd) by itself."""
+    def remember_stat(self, t, guest_fd: int, st, vf) -> None:
+        """The C loop answers t's next fstat of guest_fd (a virtual fd) by itself, and
+        lets its close by when the placeholder is a memfd or a directory (the module's
+        close comes when the C loop's closes are taken, before the next event)."""
         if self.hv.fdstat_enabled:
-            self.tracer.fdstat_set(t.tid, guest_fd, guestabi.encode_stat(st))
+            self.tracer.fdstat_set(t.tid, guest_fd, guestabi.encode_stat(st),
+                                   bool(vf.native))
             self.stats_given = True
+
+    def closed_in_c(self, tid: int, guest_fd: int) -> None:
+        """The C loop let tid's close of guest_fd by (see remember_stat)."""
+        t = self.hv.procs.get(tid)
+        if t is not None:
+            vf = t.files.pop(guest_fd, counted=False)
+            if vf is not None:
+                self.release(vf)
 
     def forget_stats(self, sc, args) -> None:
         """Before a call that may change a module file's metadata."""
@@ -803,7 +814,7 @@ class VirtualFS:
                 self.bind(t.files, ret, vf)
                 if vf.native and vf.handle is not None and self.hv.fdstat_enabled:
                     try:  # its first fstat (tar, cp...) needs no stop
-                        self.remember_stat(t, ret, self._fstat(vf))
+                        self.remember_stat(t, ret, self._fstat(vf), vf)
                     except OSError:
                         pass
             self.release(vf)  # the hold taken below: the fd table holds it now, or none
@@ -1041,12 +1052,12 @@ class VirtualFS:
 
     def f_fstat(self, t, args, vf, fd):
         st = self._fstat(vf)
-        self.remember_stat(t, fd, st)
+        self.remember_stat(t, fd, st, vf)
         return self._stat_out(t, args[1], st)
 
     def f_newfstatat(self, t, args, vf, fd):
         st = self._fstat(vf)
-        self.remember_stat(t, fd, st)
+        self.remember_stat(t, fd, st, vf)
         return self._stat_out(t, args[2], st)
 
     def f_statx(self, t, args, vf, fd):
@@ -1214,6 +1225,7 @@ class VirtualFS:
         if acc == os.O_WRONLY or (shared and prot & 2 and acc != os.O_RDWR):
             return -errno.EACCES
         if shared:
+            self.hv.need_write_back(t)
             if vf.shared is None:
                 data = self._whole(vf)
                 mfd = os.memfd_create("umvu-shared", os.MFD_CLOEXEC)
