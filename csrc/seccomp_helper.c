@@ -101,13 +101,29 @@ static int fastpath;
  * a module may have changed some metadata (umvu_fdstat_clear). */
 #define FDSTATS 256
 #define STATSIZE 144 /* struct stat, x86_64 */
+#define ANSWER_NS 1000000000L /* answers last 1 s, as FUSE's default attr_timeout */
 struct fdstat {
 	int tid, fd; /* tid 0: free */
 	int close_in_c;
+	long until; /* now_ns() after which the stat is not answered */
 	unsigned char st[STATSIZE];
 };
 static struct fdstat fdstats[FDSTATS];
 static int nfdstats; /* slots used (some may be free again): the scan's end */
+/* Python's answers to newfstatat(dirfd, name, buf, flags) for the entries of a virtual
+ * directory it has just listed to a thread (readdir plus): an open-addressing table
+ * keyed by (tid, dirfd, name), dropped as the fstat answers are. */
+#define ENTS_CAP 8192 /* slots; filled to 3/4 at most */
+struct entstat {
+	int tid, fd;          /* tid 0: free, -1: deleted */
+	unsigned hash;
+	int is_link;
+	long until;
+	char *name;
+	unsigned char st[STATSIZE];
+};
+static struct entstat *ents;
+static int nents, ents_taken; /* live answers; slots live or deleted */
 /* closes of such fds Python allowed (close_in_c) run at once; Python unbinds the fds
  * from its tables (umvu_closed_take) before it handles the next event */
 #define CLOSED_MAX 512
@@ -605,7 +621,7 @@ static int next_event(struct umvu_event *ev)
 		case PTRACE_EVENT_SECCOMP:
 			if (fill_info(tid, ev) < 0)
 				continue;
-			if (nfdstats && ev->kind == UMVU_EV_SYSCALL && fdstat_answer(tid, ev))
+			if ((nfdstats || nents) && ev->kind == UMVU_EV_SYSCALL && fdstat_answer(tid, ev))
 				continue;
 			if (fastpath && ev->kind == UMVU_EV_SYSCALL && ev->nr >= 0 && ev->nr < FASTNR &&
 			    fd_arg_of[ev->nr] < 6) {
@@ -1042,9 +1058,53 @@ int umvu_vfd_ref(int fd, int delta)
 
 /* ------------------------------------------------------------ fstat answers */
 
+static unsigned ent_hash(int tid, int fd, const char *name, size_t n)
+{
+	unsigned h = 2166136261u ^ (unsigned)tid * 16777619u ^ (unsigned)fd * 2654435761u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)name[i]) * 16777619u;
+	return h;
+}
+
+static void ents_clear(void)
+{
+	if (!ents)
+		return;
+	for (int i = 0; i < ENTS_CAP; i++) {
+		if (ents[i].tid > 0)
+			free(ents[i].name);
+		ents[i].tid = 0;
+	}
+	nents = ents_taken = 0;
+}
+
+static struct entstat *ent_find(int tid, int fd, const char *name, size_t n, unsigned h)
+{
+	for (unsigned i = h & (ENTS_CAP - 1);; i = (i + 1) & (ENTS_CAP - 1)) {
+		struct entstat *e = &ents[i];
+		if (e->tid == 0)
+			return NULL;
+		if (e->tid == tid && e->fd == fd && e->hash == h && strlen(e->name) == n &&
+		    memcmp(e->name, name, n) == 0)
+			return e;
+	}
+}
+
 /* The answers of tid (-1: any) about fd (-1: any) are gone. */
 static void fdstat_drop(int tid, int fd)
 {
+	if (nents) {
+		for (int i = 0; i < ENTS_CAP; i++) {
+			struct entstat *e = &ents[i];
+			if (e->tid > 0 && (tid < 0 || e->tid == tid) && (fd < 0 || e->fd == fd)) {
+				free(e->name);
+				e->tid = -1;
+				nents--;
+			}
+		}
+		if (!nents)
+			ents_clear();
+	}
 	for (int i = 0; i < nfdstats; i++)
 		if (fdstats[i].tid && (tid < 0 || fdstats[i].tid == tid) &&
 		    (fd < 0 || fdstats[i].fd == fd))
@@ -1075,6 +1135,25 @@ static int fdstat_answer(int tid, const struct umvu_event *ev)
 		}
 		return 0;
 	}
+	if (ev->nr == SYS_newfstatat && nents && !(ev->args[3] & AT_EMPTY_PATH)) {
+		/* an entry of a directory Python listed: name alone, no "." or ".." */
+		int fd = (int)ev->args[0];
+		char name[256];
+		if (fd < 0 || fd >= FASTFD || vfd_count[fd] == 0)
+			return 0;
+		long n = umvu_peekstr(tid, ev->args[1], name, sizeof name);
+		if (n <= 0 || memchr(name, '/', n) || strcmp(name, ".") == 0 ||
+		    strcmp(name, "..") == 0)
+			return 0;
+		struct entstat *e = ent_find(tid, fd, name, n, ent_hash(tid, fd, name, n));
+		if (!e || (e->is_link && !(ev->args[3] & AT_SYMLINK_NOFOLLOW)) ||
+		    now_ns() > e->until)
+			return 0;
+		struct iovec local = { e->st, STATSIZE }, remote = { (void *)ev->args[2], STATSIZE };
+		if (process_vm_writev(tid, &local, 1, &remote, 1, 0) != STATSIZE)
+			return 0;
+		return umvu_sys_skip(tid, 0, 0) == 0;
+	}
 	if (ev->nr == SYS_fstat) {
 		buf = ev->args[1];
 	} else if (ev->nr == SYS_newfstatat && (ev->args[3] & AT_EMPTY_PATH)) {
@@ -1087,7 +1166,7 @@ static int fdstat_answer(int tid, const struct umvu_event *ev)
 	}
 	int fd = (int)ev->args[0];
 	for (int i = 0; i < nfdstats; i++) {
-		if (fdstats[i].tid != tid || fdstats[i].fd != fd)
+		if (fdstats[i].tid != tid || fdstats[i].fd != fd || now_ns() > fdstats[i].until)
 			continue;
 		struct iovec local = { fdstats[i].st, STATSIZE }, remote = { (void *)buf, STATSIZE };
 		if (process_vm_writev(tid, &local, 1, &remote, 1, 0) != STATSIZE)
@@ -1120,6 +1199,7 @@ int umvu_fdstat_set(int tid, int fd, const void *st, int len, int close_in_c)
 	fdstats[free_at].tid = tid;
 	fdstats[free_at].fd = fd;
 	fdstats[free_at].close_in_c = close_in_c;
+	fdstats[free_at].until = now_ns() + ANSWER_NS;
 	memcpy(fdstats[free_at].st, st, STATSIZE);
 	return 0;
 }
@@ -1134,10 +1214,44 @@ int umvu_closed_take(int *out, int max)
 	return n;
 }
 
+/* From now on the C loop answers tid's newfstatat(dirfd, name) with st (a struct
+ * stat; is_link: only with AT_SYMLINK_NOFOLLOW). A full table starts again. */
+int umvu_entstat_set(int tid, int dirfd, const char *name, int namelen, const void *st,
+		     int len, int is_link)
+{
+	if (len != STATSIZE || namelen <= 0 || namelen > 255)
+		return -EINVAL;
+	if (!ents && !(ents = calloc(ENTS_CAP, sizeof *ents)))
+		return -ENOMEM;
+	unsigned h = ent_hash(tid, dirfd, name, namelen);
+	struct entstat *e = ent_find(tid, dirfd, name, namelen, h);
+	if (!e) {
+		if (ents_taken >= ENTS_CAP / 4 * 3)
+			ents_clear(); /* hints only: start again */
+		unsigned i = h & (ENTS_CAP - 1);
+		while (ents[i].tid != 0)
+			i = (i + 1) & (ENTS_CAP - 1);
+		e = &ents[i];
+		e->name = strndup(name, namelen);
+		if (!e->name)
+			return -ENOMEM;
+		e->tid = tid;
+		e->fd = dirfd;
+		e->hash = h;
+		nents++;
+		ents_taken++;
+	}
+	e->is_link = is_link;
+	e->until = now_ns() + ANSWER_NS;
+	memcpy(e->st, st, STATSIZE);
+	return 0;
+}
+
 /* Forget every answer (some metadata may have changed). */
 int umvu_fdstat_clear(void)
 {
 	nfdstats = 0;
+	ents_clear();
 	return 0;
 }
 

@@ -54,6 +54,8 @@ int umvu_set_fastpath(const unsigned char *table, int n, int enable);
 int umvu_vfd_ref(int fd, int delta);
 int umvu_fdstat_set(int tid, int fd, const void *st, int len, int close_in_c);
 int umvu_closed_take(int *out, int max);
+int umvu_entstat_set(int tid, int dirfd, const char *name, int namelen, const void *st,
+                     int len, int is_link);
 int umvu_fdstat_clear(void);
 int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in, int len,
                       int enable);

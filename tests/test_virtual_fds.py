@@ -122,3 +122,27 @@ def test_what_the_guest_holds_for_virtual_fds(tmp_path):
     assert links[1] == "anon_inode:[eventfd]", links
     assert links[2].endswith("/dir") and "umvu-" in links[2], links
     assert out == b"data\n" and guest.returncode == 0
+
+
+@pytest.mark.parametrize("fs", ["vufusememfs", "vufuseext2"])
+def test_entries_listed_then_stat_by_dirfd(tmp_path, guest_mode, fs):
+    """getdents64 then fstatat(dirfd, name) (the C loop answers these from the listing)
+    before and after chmod, utimens, a child's truncate, rename, link, unlink, append."""
+    prog = tmp_path / "dirplus"
+    subprocess.run(["gcc", "-O1", "-o", str(prog), str(REPO / "tests" / "progs" /
+                                                         "dirplus.c")], check=True)
+    native_dir, mnt = tmp_path / "n", tmp_path / "m"
+    native_dir.mkdir()
+    mnt.mkdir()
+    native = run("native", [str(prog), str(native_dir)])
+    source = "none"
+    if fs == "vufuseext2":
+        source = tmp_path / "img"
+        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal",
+                        str(source), "64M"], check=True, capture_output=True)
+    guest = run(guest_mode, ["sh", "-c", "vu_insmod vufuse && vumount -t %s -o rw+ %s %s "
+                             "&& %s %s" % (fs, source, mnt, prog, mnt)])
+    assert native.returncode == 0 and guest.returncode == 0, guest.stderr
+    lines = native.stdout.decode().splitlines()
+    assert lines[-1] == "done" and len(lines) == 40, lines
+    assert guest.stdout.decode().splitlines() == lines

@@ -172,3 +172,18 @@ def test_permissions_follow_id_changes_without_exec(tmp_path, guest_mode):
                          "&& echo s > %s/secret && chmod 600 %s/secret && python3 -c \"$P\""
                          % (mnt, mnt, mnt)], env={"P": prog})
     assert r.stdout.decode().splitlines() == ["s", "Permission denied", "s"], r.stderr
+
+
+def test_cwd_inside_a_mount_survives_filter_changes(tmp_path, guest_mode):
+    """A shared mapping of a virtual file (msync and munmap are traced from then on) and
+    a second module widen every process's filter; a cwd inside the mount stays there."""
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    mapper = ("import mmap, os; fd = os.open('f', os.O_RDWR); m = mmap.mmap(fd, 0); "
+              "m[0:1] = b'y'; m.close()")
+    script = ("vu_insmod vufuse && vumount -t vufusememfs none %s && cd %s && mkdir d && "
+              "cd d && echo x > f && python3 -c \"%s\" && /bin/pwd && cat f && "
+              "vu_insmod vudev && /bin/pwd && ls" % (mnt, mnt, mapper))
+    r = run(guest_mode, ["bash", "-c", script])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().splitlines() == ["%s/d" % mnt, "y", "%s/d" % mnt, "f"]

@@ -820,10 +820,11 @@ class Hypervisor:
     @staticmethod
     def refresh_fs(t) -> None:
         """Read cwd and umask from the kernel: the core does not follow them while no
-        module is loaded (nothing traps, or -S lets them by)."""
+        module is loaded (nothing traps, or -S lets them by). A cwd inside a virtual
+        mount is the core's own (the kernel's is elsewhere): kept."""
         try:
-            t.fs.cwd = os.fsencode(os.readlink("/proc/%d/cwd" % t.tid))
-            t.fs.kernel_cwd = True
+            if t.fs.kernel_cwd:
+                t.fs.cwd = os.fsencode(os.readlink("/proc/%d/cwd" % t.tid))
             with open("/proc/%d/status" % t.tid, "rb") as f:
                 for line in f:
                     if line.startswith(b"Umask:"):

@@ -179,6 +179,13 @@ class Tracer:
         _check(lib.umvu_fdstat_set(tid, guest_fd, stat_bytes, len(stat_bytes),
                                    int(close_in_c)))
 
+    def entstat_set(self, tid: int, dirfd: int, name: bytes, stat_bytes: bytes,
+                    is_link: bool) -> None:
+        """From now on the C loop answers tid's newfstatat(dirfd, name) with stat_bytes
+        (only with AT_SYMLINK_NOFOLLOW if is_link); dropped as fdstat_set's answers."""
+        _check(lib.umvu_entstat_set(tid, dirfd, name, len(name), stat_bytes,
+                                    len(stat_bytes), int(is_link)))
+
     def closed_take(self) -> list[tuple[int, int]]:
         """The (tid, guest_fd) of the closes the C loop let by: each fd is no longer
         virtual in tid's table (already counted out of vfd_ref's counts). Take them

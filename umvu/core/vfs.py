@@ -59,6 +59,7 @@ KEEPS_STATS = frozenset((
     "listxattr", "llistxattr", "flistxattr", "statfs", "fstatfs", "chdir", "fchdir",
     "getcwd", "dup", "dup2", "dup3", "fcntl", "mmap", "execve", "execveat", "fadvise64",
     "readahead", "flock", "ioctl"))
+PLUS = "core.readdir_plus"  # Process.data: the process stats entries by dirfd and name
 NO_NATIVE = frozenset()  # an eventfd placeholder: every fd call is the core's
 PROC_LINK = re.compile(rb"^/proc/(?:self|thread-self|\d+)(?:/task/\d+)?/(?:fd/\d+|cwd|exe|root)$")
 PROC_MOUNTS = re.compile(rb"^/proc/(?:(?:self|thread-self|\d+)(?:/task/\d+)?/)?"
@@ -242,6 +243,8 @@ class VirtualFS:
             return self.fd_op(t, sc, args, vf, dirfd)
         virtual_base = (dirfd == AT_FDCWD and not t.fs.kernel_cwd) or \
             (dirfd != AT_FDCWD and dirfd in t.files.fds)
+        if name == "newfstatat" and virtual_base and dirfd != AT_FDCWD:
+            t.process.data[PLUS] = True  # see entries_plus
         try:
             if guest_path == b"" or (not self.hv.table.has_paths() and not virtual_base):
                 return self.real_path_hook(t, sc, args, None)
@@ -735,8 +738,8 @@ class VirtualFS:
         if kind == stat.S_IFREG and flags & (O_ACCMODE | O_TRUNC) == os.O_RDONLY:
             call = self.content_call(t, vf, flags, r.st)
             if call is not None:
-                return self.install(t, vf, flags & O_CLOEXEC, call)
-        return self.install(t, vf, flags & O_CLOEXEC)
+                return self.install(t, vf, flags & O_CLOEXEC, call, r.st)
+        return self.install(t, vf, flags & O_CLOEXEC, st=r.st if r.exists else None)
 
     def content_call(self, t, vf: VFile, flags: int, st):
         """For a read-only open of a regular file whose module offers it as plain data
@@ -750,7 +753,7 @@ class VirtualFS:
         if c is None:
             memfd = os.memfd_create("umvu-content", os.MFD_CLOEXEC)
             try:
-                self._fill(memfd, vf)
+                self._fill(memfd, vf, st.st_size)
             except OSError:
                 os.close(memfd)
                 return None  # served by the module call by call: its errors come then
@@ -762,8 +765,8 @@ class VirtualFS:
         return NR_OPENAT, [AT_FDCWD & 0xFFFFFFFF, self.scratch_path(t, link, 1),
                            os.O_RDONLY | (flags & (O_NONBLOCK | O_CLOEXEC)), 0, 0, 0]
 
-    def _fill(self, memfd: int, vf: VFile) -> None:
-        data = memoryview(self._whole(vf))
+    def _fill(self, memfd: int, vf: VFile, size: int | None = None) -> None:
+        data = memoryview(self._whole(vf, size))
         done = 0
         while done < len(data):
             done += os.pwrite(memfd, data[done:], done)
@@ -806,15 +809,15 @@ class VirtualFS:
         vf = VFile(None, MemFile(data), 0, path, os.O_RDONLY, False)
         return self.install(t, vf, self.open_flags(sc, args) & O_CLOEXEC)
 
-    def install(self, t, vf: VFile, cloexec: int, call=None):
+    def install(self, t, vf: VFile, cloexec: int, call=None, st=None):
         """Turn the pending syscall into eventfd2 (or into call, (nr, args)) and map the
-        fd it returns to vf."""
+        fd it returns to vf (st: its stat, when the open just read it)."""
         def done(ret):
             if ret >= 0:
                 self.bind(t.files, ret, vf)
                 if vf.native and vf.handle is not None and self.hv.fdstat_enabled:
                     try:  # its first fstat (tar, cp...) needs no stop
-                        self.remember_stat(t, ret, self._fstat(vf), vf)
+                        self.remember_stat(t, ret, st or self._fstat(vf), vf)
                     except OSError:
                         pass
             self.release(vf)  # the hold taken below: the fd table holds it now, or none
@@ -1076,6 +1079,7 @@ class VirtualFS:
             return -errno.ENOTDIR
         size = args[2]
         out = bytearray()
+        names = []
         for name, ino, d_type, next_off in self.hv.call(vf.service, "getdents",
                                                         vf.handle, vf.pos):
             rec = guestabi.encode_dirent(name, ino, d_type, next_off)
@@ -1085,8 +1089,34 @@ class VirtualFS:
                 break
             out += rec
             vf.pos = next_off
+            names.append(name)
         self.tracer.poke(t.tid, args[1], bytes(out))
+        if names and self.hv.fdstat_enabled and t.process.data.get(PLUS):
+            self.entries_plus(t, vf, fd, names)
         return len(out)
+
+    def entries_plus(self, t, vf, fd: int, names: list) -> None:
+        """Readdir plus: give the C loop the stat of each entry just listed, for the
+        newfstatat(fd, name) that tar, find, du, rm -r... make next (a process gets it
+        once it has made one). Only where any caller may search the directory and on
+        file systems of plain data; mount points are left out."""
+        try:
+            if getattr(vf.service, "plain_content", None) is None or \
+                    self._fstat(vf).st_mode & 0o111 != 0o111:
+                return
+            rel = self.hv.table.lookup_path(vf.path)[1].rstrip(b"/")
+            for name in names:
+                if name in (b".", b".."):
+                    continue
+                if self.hv.table.lookup_path(vf.path.rstrip(b"/") + b"/" + name)[0] \
+                        is not vf.entry:
+                    continue
+                st = self.hv.call(vf.service, "lstat", rel + b"/" + name)
+                self.tracer.entstat_set(t.tid, fd, name, guestabi.encode_stat(st),
+                                        stat.S_ISLNK(st.st_mode))
+            self.stats_given = True
+        except OSError:
+            pass  # the calls will come to the core
 
     def f_getdents(self, t, args, vf, fd):
         return -errno.ENOSYS if not vf.is_dir else -errno.EINVAL
@@ -1254,9 +1284,13 @@ class VirtualFS:
             self.tracer.inject(t.tid, BY_NAME["close"].nr, guest_fd)
         return Native(new, done)
 
-    def _whole(self, vf) -> bytes:
-        size = self._fstat(vf).st_size
-        out = bytearray()
+    def _whole(self, vf, size: int | None = None) -> bytes:
+        if size is None:
+            size = self._fstat(vf).st_size
+        data = self.hv.call(vf.service, "pread", vf.handle, size, 0) if size else b""
+        if len(data) >= size or not data:
+            return bytes(data)
+        out = bytearray(data)
         while len(out) < size:
             data = self.hv.call(vf.service, "pread", vf.handle, size - len(out), len(out))
             if not data:

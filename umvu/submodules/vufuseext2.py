@@ -453,6 +453,8 @@ class Ext2Operations(pyfuse3.Operations):
         entries = self.dirs.get(fh)
         if entries is None:
             raise pyfuse3.FUSEError(errno.EBADF)
+        if start_id == 0:  # from the start again (rewinddir): the directory as it is now
+            entries = self.dirs[fh] = self.img.listdir(self.handles[fh])
         for i in range(start_id, len(entries)):
             name, ino, _ = entries[i]
             try:
