@@ -284,6 +284,36 @@ static void tree_exec(int tid, int former)
 
 #define MAXPROG 4096
 
+/* The part of a filter (nr loaded in A) that returns TRACE for nr in one of the sorted
+ * ranges [lo[a..b], hi[a..b]] and ALLOW otherwise, as a binary search: for the middle
+ * range, nr < lo goes left, nr > hi goes right, else TRACE. Returns the instructions
+ * written, or -1 when a jump is too long for BPF's 8-bit offsets. */
+static int emit_tree(struct sock_filter *prog, int max, const int *lo, const int *hi,
+		     int a, int b)
+{
+	if (max < 1)
+		return -1;
+	if (a > b) {
+		prog[0] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+		return 1;
+	}
+	int m = (a + b) / 2;
+	if (max < 4)
+		return -1;
+	/* [0] JGE lo: -> [1], else -> left; [1] JGT hi: -> right, else [2]; [2] TRACE;
+	 * [3..] right subtree; then the left subtree */
+	int right = emit_tree(prog + 3, max - 3, lo, hi, m + 1, b);
+	if (right < 0)
+		return -1;
+	int left = emit_tree(prog + 3 + right, max - 3 - right, lo, hi, a, m - 1);
+	if (left < 0 || 2 + right > 255)
+		return -1;
+	prog[0] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, lo[m], 0, 2 + right);
+	prog[1] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, hi[m], 1, 0);
+	prog[2] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_TRACE);
+	return 3 + right + left;
+}
+
 static int build_filter(struct sock_filter *prog, const unsigned char *bitmap, int nbits)
 {
 	int n = 0;
@@ -297,6 +327,22 @@ static int build_filter(struct sock_filter *prog, const unsigned char *bitmap, i
 	/* x32 numbers and the negative virtual syscalls */
 	prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1);
 	prog[n++] = trace;
+	/* ranges of consecutive set bits, searched as a balanced binary tree (a few
+	 * compares for any number: this runs at every syscall of every guest) */
+	int lo[FASTNR] = { 0 }, hi[FASTNR] = { 0 }, nr_ranges = 0;
+	for (int i = 0; i < nbits && nr_ranges < FASTNR; i++) {
+		if (!(bitmap[i / 8] & (1 << (i % 8))))
+			continue;
+		lo[nr_ranges] = i;
+		while (i + 1 < nbits && (bitmap[(i + 1) / 8] & (1 << ((i + 1) % 8))))
+			i++;
+		hi[nr_ranges++] = i;
+	}
+	int start = n;
+	int tree_n = emit_tree(prog + start, MAXPROG - start - 1, lo, hi, 0, nr_ranges - 1);
+	if (tree_n > 0)
+		return start + tree_n;
+	n = start; /* jumps too long: one compare pair per range */
 	/* ranges of consecutive set bits: if lo <= nr <= hi -> trace */
 	for (int i = 0; i < nbits; i++) {
 		if (!(bitmap[i / 8] & (1 << (i % 8))))

@@ -1,10 +1,13 @@
 """The declarative syscall table matches the kernel's x86_64 table."""
+import random
 import re
+import struct
 from pathlib import Path
 
 import pytest
 
 from umvu.core import syscalls
+from umvu.core.tracer import build_filter
 
 UNISTD = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
 
@@ -57,3 +60,39 @@ def test_bitmap():
     assert sum(bin(b).count('1') for b in bm) == 3
     with pytest.raises(KeyError):
         syscalls.number("no_such_call")
+
+
+def _run_bpf(prog: bytes, nr: int, arch: int = 0xC000003E) -> int:
+    """Classic BPF as the kernel runs a seccomp filter (the instructions umvu emits)."""
+    ins = [struct.unpack_from("<HBBI", prog, 8 * i) for i in range(len(prog) // 8)]
+    pc, acc = 0, 0
+    for _ in range(len(ins) + 1):  # forward jumps only: at most one pass
+        code, jt, jf, k = ins[pc]
+        if code == 0x20:  # LD W ABS: seccomp_data.nr at 0, .arch at 4
+            acc = {0: nr, 4: arch}[k]
+            pc += 1
+        elif code in (0x15, 0x35, 0x25):  # JEQ, JGE, JGT with K
+            hit = {0x15: acc == k, 0x35: acc >= k, 0x25: acc > k}[code]
+            pc += 1 + (jt if hit else jf)
+        elif code == 0x06:  # RET K
+            return k
+        else:
+            raise AssertionError("unexpected BPF instruction %#x" % code)
+    raise AssertionError("no RET")
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_filter_traps_exactly_its_numbers(seed):
+    """The module filter (a binary search over ranges of numbers) traces exactly the
+    numbers of its bitmap, every foreign ABI and every number past the table."""
+    rng = random.Random(seed)
+    numbers = set()
+    for _ in range(rng.randint(0, 80)):
+        lo = rng.randrange(syscalls.NBITS)
+        numbers |= set(range(lo, min(syscalls.NBITS, lo + rng.randint(1, 9))))
+    prog = build_filter(syscalls.bitmap(numbers))
+    trace, allow = 0x7FF00000, 0x7FFF0000
+    for nr in list(range(syscalls.NBITS)) + [0x40000000 + 1, 0xFFFFFFFF]:
+        want = trace if nr in numbers or nr >= 0x40000000 else allow
+        assert _run_bpf(prog, nr) == want, nr
+    assert _run_bpf(prog, 1, arch=0x40000003) == trace  # i386
