@@ -567,13 +567,16 @@ static int is_knock(int tid)
 	siginfo_t si;
 	if (ptrace(PTRACE_GETSIGINFO, tid, 0, &si) < 0)
 		return 0;
-	return si.si_code == SI_QUEUE && (unsigned long)si.si_value.sival_ptr == UMVU_KNOCK_COOKIE;
+	unsigned long v = (unsigned long)si.si_value.sival_ptr;
+	if (si.si_code != SI_QUEUE || v < UMVU_KNOCK_COOKIE || v > UMVU_KNOCK_COOKIE + 1)
+		return 0;
+	return 1 + (int)(v - UMVU_KNOCK_COOKIE);
 }
 
 /* From a guest process (the vu_* commands): wake the hypervisor before the first
  * virtual syscall, which traps only once the process has a filter (UMVU_NOFILTER).
  * Outside umvu the SIGURG is ignored (its default), so this is harmless there. */
-int umvu_knock(void)
+int umvu_knock(int module_next)
 {
 	siginfo_t si;
 	memset(&si, 0, sizeof si);
@@ -581,7 +584,7 @@ int umvu_knock(void)
 	si.si_code = SI_QUEUE;
 	si.si_pid = getpid();
 	si.si_uid = getuid();
-	si.si_value.sival_ptr = (void *)UMVU_KNOCK_COOKIE;
+	si.si_value.sival_ptr = (void *)(UMVU_KNOCK_COOKIE + (module_next ? 1 : 0));
 	return syscall(SYS_rt_tgsigqueueinfo, getpid(), syscall(SYS_gettid), SIGURG, &si) < 0
 		? -errno : 0;
 }
@@ -733,12 +736,14 @@ static int next_event(struct umvu_event *ev)
 			resume(tid, 0);
 			continue;
 		case 0:
-			if (sig == SIGURG && is_knock(tid)) {
+			int knock = sig == SIGURG ? is_knock(tid) : 0;
+			if (knock) {
 				/* a vu_* command asks for the hypervisor; its next syscall
 				 * boundary (the virtual call) gets the filter (UMVU_NOFILTER) */
 				if (!noseccomp)
 					tflags[tid] |= TF_BOUNDARY;
 				ev->kind = UMVU_EV_KNOCK;
+				ev->msg = knock - 1; /* 1: a module is about to be loaded */
 				return 1;
 			}
 			/* signal-delivery stop: inject the signal once */

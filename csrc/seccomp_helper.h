@@ -11,7 +11,8 @@
 #define UMVU_EV_EXITED       5 /* tracee gone: status as from waitpid */
 #define UMVU_EV_ABI32        6 /* a non-x86_64 syscall (int 0x80, x32) */
 #define UMVU_EV_BOUNDARY     7 /* syscall entry/exit stop asked for by umvu_want_boundary */
-#define UMVU_EV_KNOCK        8 /* umvu_knock(): the next boundary of tid will stop */
+#define UMVU_EV_KNOCK        8 /* umvu_knock(): the next boundary of tid will stop;
+                                  * msg 1: a module is about to be loaded */
 
 struct umvu_event {
 	int kind;
@@ -69,4 +70,4 @@ int umvu_guest_umask(void);
 int umvu_exit_code(void);
 int umvu_tree_snapshot(int *out, int max);
 int umvu_restore_signals(void);
-int umvu_knock(void);
+int umvu_knock(int module_next);

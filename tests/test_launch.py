@@ -67,6 +67,19 @@ def test_no_filter_until_a_module_is_needed():
     assert lines[2] == lines[3] == "Seccomp:\t2"  # SECCOMP_MODE_FILTER
 
 
+def test_one_filter_when_the_first_command_loads_a_module():
+    """vu_insmod knocks saying a module comes: every process gets the modules' filter
+    at once, not the core's and then the modules' stacked on it (each filter costs every
+    syscall of the process)."""
+    script = ("vu_insmod vufuse && grep Seccomp_filters: /proc/self/status && "
+              "sh -c 'grep Seccomp_filters: /proc/self/status' && vuname && "
+              "grep Seccomp_filters: /proc/self/status")
+    r = run("umvu", ["sh", "-c", script])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().split("\n") == ["Seccomp_filters:\t1"] * 2 + [
+        "", "Seccomp_filters:\t1", ""]
+
+
 SIGURG_PROG = r"""
 import os, signal, subprocess, sys, threading
 got = []

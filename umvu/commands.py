@@ -50,7 +50,8 @@ def _read_buffer(nr: int, *lead) -> bytes:
 
 def _main(fn):
     def wrapper(argv=None):
-        knock()  # under umvu: the hypervisor is up and this process traps virtual calls
+        # under umvu: the hypervisor is up and this process traps virtual calls
+        knock(module_next=fn.__name__ == "vu_insmod")
         try:
             return fn(sys.argv[1:] if argv is None else argv) or 0
         except Fail as e:

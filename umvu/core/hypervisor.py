@@ -421,6 +421,8 @@ class Hypervisor:
         elif kind == EV_KNOCK:  # a vu_* command: its next call gets the filter (boundary)
             self.thread(tid)
             self.cur_tid = tid  # (so want_upgrades leaves it, not a thread handled before)
+            if ev.msg == 1 and not self.modules:  # vu_insmod: the modules' filter now, so
+                self.need_syscalls()               # no process stacks two
             self.want_upgrades()
             tracer.resume(tid)
         elif kind == EV_ABI32:

@@ -216,11 +216,13 @@ def build_filter(filter_bitmap: bytes) -> bytes:
     return _bpf(lib.umvu_build_filter, filter_bitmap, len(filter_bitmap) * 8)
 
 
-def knock() -> None:
+def knock(module_next: bool = False) -> None:
     """From a guest process, before its first virtual syscall: wake the hypervisor, which
     gives the process a seccomp filter (a guest starts without one while no module is
-    loaded). Outside umvu nothing happens."""
-    lib.umvu_knock()
+    loaded); module_next: a module is about to be loaded, so that filter is already the
+    modules' one (one filter per process, not two stacked). Outside umvu nothing
+    happens."""
+    lib.umvu_knock(int(module_next))
 
 
 def raw_syscall(nr: int, *args) -> int:
