@@ -73,7 +73,7 @@ def test_read_only_and_directory_fds_match_kernel(tmp_path, guest_mode, fs):
     assert native.returncode == 0, native.stderr
     assert guest.returncode == 0, guest.stderr
     lines = native.stdout.decode().splitlines()
-    assert lines[-1] == "done" and len(lines) == 32, lines
+    assert lines[-1] == "done" and len(lines) == 33, lines
     assert guest.stdout.decode().splitlines() == lines
     if fs == "vufuseext2":
         fsck = subprocess.run(["e2fsck", "-fn", str(source)], capture_output=True)

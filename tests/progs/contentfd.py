@@ -48,6 +48,17 @@ print("fstat after chmod, utime", oct(st.st_mode), st.st_mtime_ns, os.fstat(b).s
 os.rename(p, p + ".new")
 os.rename(p + ".new", p)
 print("fstat after rename", os.fstat(a).st_ino == os.stat(p).st_ino, os.fstat(a).st_nlink)
+other = os.path.join(d, "other")
+with open(other, "wb") as f:
+    f.write(b"7 bytes")
+o = os.open(other, os.O_RDONLY)
+x = os.open(p, os.O_RDONLY)
+os.fstat(x)
+os.dup2(o, x)
+print("dup2 over", os.fstat(x).st_size, os.fstat(x).st_ino == os.stat(other).st_ino,
+      os.read(x, 3))
+os.close(x)
+os.close(o)
 print("getfl", os.get_blocking(a), os.get_inheritable(a))
 print("link", os.readlink("/proc/self/fd/%d" % a) == p)
 with mmap.mmap(a, 0, mmap.MAP_PRIVATE, mmap.PROT_READ) as m:

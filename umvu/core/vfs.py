@@ -837,6 +837,9 @@ class VirtualFS:
         old = files.set(fd, vf)
         vf.refs += 1
         if old is not None:
+            if self.stats_given:  # the C loop's answers about fd were old's
+                self.tracer.fdstat_clear()
+                self.stats_given = False
             self.release(old)
 
     def release(self, vf: VFile) -> None:
