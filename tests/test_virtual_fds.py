@@ -54,22 +54,29 @@ def test_fd_tables_shared_and_copied(tmp_path, guest_mode):
 CONTENT_PROG = str(REPO / "tests" / "progs" / "contentfd.py")
 
 
-@pytest.mark.parametrize("fs", ["vufusememfs", "vufuseext2"])
-def test_read_only_and_directory_fds_match_kernel(tmp_path, guest_mode, fs):
-    """A read-only open of a module's regular file is a memfd of its data (read, lseek,
-    mmap run in the kernel) and a directory fd an empty real directory: offsets, mmap,
-    writes through other fds, truncation, unlink, exec, errors as on the kernel."""
+def both_ways(tmp_path, guest_mode, fs, argv):
+    """argv DIR natively in a directory, then in guest_mode in a mount of fs (a memfs, or
+    a new ext4 image); returns (native, guest, the mount's source)."""
     native_dir, mnt = tmp_path / "n", tmp_path / "m"
     native_dir.mkdir()
     mnt.mkdir()
-    native = run("native", ["python3", CONTENT_PROG, str(native_dir)])
+    native = run("native", argv + [str(native_dir)])
     source = "none"
     if fs == "vufuseext2":
         source = tmp_path / "img"
         subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal",
                         str(source), "64M"], check=True, capture_output=True)
     guest = run(guest_mode, ["sh", "-c", "vu_insmod vufuse && vumount -t %s -o rw+ %s %s "
-                             "&& python3 %s %s" % (fs, source, mnt, CONTENT_PROG, mnt)])
+                             "&& %s %s" % (fs, source, mnt, " ".join(argv), mnt)])
+    return native, guest, source
+
+
+@pytest.mark.parametrize("fs", ["vufusememfs", "vufuseext2"])
+def test_read_only_and_directory_fds_match_kernel(tmp_path, guest_mode, fs):
+    """A read-only open of a module's regular file is a memfd of its data (read, lseek,
+    mmap run in the kernel) and a directory fd an empty real directory: offsets, mmap,
+    writes through other fds, truncation, unlink, exec, errors as on the kernel."""
+    native, guest, source = both_ways(tmp_path, guest_mode, fs, ["python3", CONTENT_PROG])
     assert native.returncode == 0, native.stderr
     assert guest.returncode == 0, guest.stderr
     lines = native.stdout.decode().splitlines()
@@ -131,17 +138,7 @@ def test_entries_listed_then_stat_by_dirfd(tmp_path, guest_mode, fs):
     prog = tmp_path / "dirplus"
     subprocess.run(["gcc", "-O1", "-o", str(prog), str(REPO / "tests" / "progs" /
                                                          "dirplus.c")], check=True)
-    native_dir, mnt = tmp_path / "n", tmp_path / "m"
-    native_dir.mkdir()
-    mnt.mkdir()
-    native = run("native", [str(prog), str(native_dir)])
-    source = "none"
-    if fs == "vufuseext2":
-        source = tmp_path / "img"
-        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal",
-                        str(source), "64M"], check=True, capture_output=True)
-    guest = run(guest_mode, ["sh", "-c", "vu_insmod vufuse && vumount -t %s -o rw+ %s %s "
-                             "&& %s %s" % (fs, source, mnt, prog, mnt)])
+    native, guest, _ = both_ways(tmp_path, guest_mode, fs, [str(prog)])
     assert native.returncode == 0 and guest.returncode == 0, guest.stderr
     lines = native.stdout.decode().splitlines()
     assert lines[-1] == "done" and len(lines) == 40, lines
