@@ -124,6 +124,7 @@ struct entstat {
 };
 static struct entstat *ents;
 static int nents, ents_taken; /* live answers; slots live or deleted */
+static unsigned char ent_fds[FASTFD / 8]; /* dirfds that may have answers */
 /* closes of such fds Python allowed (close_in_c) run at once; Python unbinds the fds
  * from its tables (umvu_closed_take) before it handles the next event */
 #define CLOSED_MAX 512
@@ -1127,6 +1128,7 @@ static void ents_clear(void)
 		ents[i].tid = 0;
 	}
 	nents = ents_taken = 0;
+	memset(ent_fds, 0, sizeof ent_fds);
 }
 
 static struct entstat *ent_find(int tid, int fd, const char *name, size_t n, unsigned h)
@@ -1144,7 +1146,11 @@ static struct entstat *ent_find(int tid, int fd, const char *name, size_t n, uns
 /* The answers of tid (-1: any) about fd (-1: any) are gone. */
 static void fdstat_drop(int tid, int fd)
 {
-	if (nents) {
+	/* (a close of a file's fd, the common case, has no entries to scan for) */
+	int scan = fd < 0 || fd >= FASTFD || (ent_fds[fd / 8] & (1 << (fd % 8)));
+	if (nents && scan) {
+		if (fd >= 0 && fd < FASTFD && tid < 0)
+			ent_fds[fd / 8] &= ~(1 << (fd % 8));
 		for (int i = 0; i < ENTS_CAP; i++) {
 			struct entstat *e = &ents[i];
 			if (e->tid > 0 && (tid < 0 || e->tid == tid) && (fd < 0 || e->fd == fd)) {
@@ -1289,6 +1295,8 @@ int umvu_entstat_set(int tid, int dirfd, const char *name, int namelen, const vo
 		e->tid = tid;
 		e->fd = dirfd;
 		e->hash = h;
+		if (dirfd >= 0 && dirfd < FASTFD)
+			ent_fds[dirfd / 8] |= 1 << (dirfd % 8);
 		nents++;
 		ents_taken++;
 	}
