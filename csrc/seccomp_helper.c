@@ -127,8 +127,7 @@ static int nents, ents_taken; /* live answers; slots live or deleted */
 static unsigned char ent_fds[FASTFD / 8]; /* dirfds that may have answers */
 /* closes of such fds Python allowed (close_in_c) run at once; Python unbinds the fds
  * from its tables (umvu_closed_take) before it handles the next event */
-#define CLOSED_MAX 512
-static int closed[2 * CLOSED_MAX]; /* (tid, fd) pairs */
+static int closed[2 * UMVU_CLOSED_MAX]; /* (tid, fd) pairs */
 static int nclosed;
 static long *skipret;
 static long pid_max = 4194304;
@@ -146,7 +145,7 @@ long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long ma
 int umvu_clone_done(int parent, int child);
 static int path_native(int tid, const struct umvu_event *ev);
 static void fdstat_drop(int tid, int fd);
-static int fdstat_answer(int tid, const struct umvu_event *ev);
+static int answer_in_c(int tid, const struct umvu_event *ev);
 
 static int resume_request_for(int tid)
 {
@@ -331,32 +330,26 @@ static int build_filter(struct sock_filter *prog, const unsigned char *bitmap, i
 	/* ranges of consecutive set bits, searched as a balanced binary tree (a few
 	 * compares for any number: this runs at every syscall of every guest) */
 	int lo[FASTNR] = { 0 }, hi[FASTNR] = { 0 }, nr_ranges = 0;
-	for (int i = 0; i < nbits && nr_ranges < FASTNR; i++) {
+	for (int i = 0; i < nbits; i++) {
 		if (!(bitmap[i / 8] & (1 << (i % 8))))
 			continue;
+		if (nr_ranges == FASTNR)
+			return -E2BIG;
 		lo[nr_ranges] = i;
 		while (i + 1 < nbits && (bitmap[(i + 1) / 8] & (1 << ((i + 1) % 8))))
 			i++;
 		hi[nr_ranges++] = i;
 	}
-	int start = n;
-	int tree_n = emit_tree(prog + start, MAXPROG - start - 1, lo, hi, 0, nr_ranges - 1);
+	int tree_n = emit_tree(prog + n, MAXPROG - n - 1, lo, hi, 0, nr_ranges - 1);
 	if (tree_n > 0)
-		return start + tree_n;
-	n = start; /* jumps too long: one compare pair per range */
-	/* ranges of consecutive set bits: if lo <= nr <= hi -> trace */
-	for (int i = 0; i < nbits; i++) {
-		if (!(bitmap[i / 8] & (1 << (i % 8))))
-			continue;
-		int lo = i;
-		while (i + 1 < nbits && (bitmap[(i + 1) / 8] & (1 << ((i + 1) % 8))))
-			i++;
-		int hi = i;
+		return n + tree_n;
+	/* jumps too long: one compare pair per range, if lo <= nr <= hi -> trace */
+	for (int r = 0; r < nr_ranges; r++) {
 		if (n + 4 >= MAXPROG)
 			return -E2BIG;
 		/* if nr < lo skip 2; if nr > hi skip 1; else trace */
-		prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, lo, 0, 2);
-		prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, hi, 1, 0);
+		prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, lo[r], 0, 2);
+		prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, hi[r], 1, 0);
 		prog[n++] = trace;
 	}
 	prog[n++] = allow;
@@ -671,7 +664,7 @@ static int next_event(struct umvu_event *ev)
 		case PTRACE_EVENT_SECCOMP:
 			if (fill_info(tid, ev) < 0)
 				continue;
-			if ((nfdstats || nents) && ev->kind == UMVU_EV_SYSCALL && fdstat_answer(tid, ev))
+			if ((nfdstats || nents) && ev->kind == UMVU_EV_SYSCALL && answer_in_c(tid, ev))
 				continue;
 			if (fastpath && ev->kind == UMVU_EV_SYSCALL && ev->nr >= 0 && ev->nr < FASTNR &&
 			    fd_arg_of[ev->nr] < 6) {
@@ -1170,27 +1163,44 @@ static void fdstat_drop(int tid, int fd)
 		nfdstats--;
 }
 
-/* tid's fstat(fd, buf) or newfstatat(fd, "", buf, AT_EMPTY_PATH) has an answer: write
- * it and skip the call (a bad buffer is left to Python, which says EFAULT). */
-static int fdstat_answer(int tid, const struct umvu_event *ev)
+static struct fdstat *fdstat_find(int tid, int fd)
+{
+	for (int i = 0; i < nfdstats; i++)
+		if (fdstats[i].tid == tid && fdstats[i].fd == fd)
+			return &fdstats[i];
+	return NULL;
+}
+
+/* Write the answer st to the guest's buffer and skip the call (a bad buffer is left to
+ * Python, which says EFAULT). */
+static int answer_stat(int tid, unsigned long guest_buf, const unsigned char *st)
+{
+	struct iovec local = { (void *)st, STATSIZE }, remote = { (void *)guest_buf, STATSIZE };
+	if (process_vm_writev(tid, &local, 1, &remote, 1, 0) != STATSIZE)
+		return 0;
+	return umvu_sys_skip(tid, 0, 0) == 0;
+}
+
+/* tid's call is one the C loop has Python's answer for: fstat(fd) or newfstatat(fd, "",
+ * buf, AT_EMPTY_PATH) of a virtual fd, newfstatat(dirfd, name) of a listed entry, or the
+ * close of a content or directory fd. Answer it and resume tid (1), or leave it (0). */
+static int answer_in_c(int tid, const struct umvu_event *ev)
 {
 	unsigned long buf;
 	if (ev->nr == SYS_close) {
 		int fd = (int)ev->args[0];
-		if (nclosed == CLOSED_MAX || fd < 0 || fd >= FASTFD || vfd_count[fd] == 0)
+		if (nclosed == UMVU_CLOSED_MAX || fd < 0 || fd >= FASTFD || vfd_count[fd] == 0)
 			return 0;
-		for (int i = 0; i < nfdstats; i++) {
-			if (fdstats[i].tid != tid || fdstats[i].fd != fd || !fdstats[i].close_in_c)
-				continue;
-			fdstat_drop(-1, fd);
-			vfd_count[fd]--;
-			closed[2 * nclosed] = tid;
-			closed[2 * nclosed + 1] = fd;
-			nclosed++;
-			resume(tid, 0);
-			return 1;
-		}
-		return 0;
+		struct fdstat *f = fdstat_find(tid, fd);
+		if (!f || !f->close_in_c)
+			return 0;
+		fdstat_drop(-1, fd);
+		vfd_count[fd]--;
+		closed[2 * nclosed] = tid;
+		closed[2 * nclosed + 1] = fd;
+		nclosed++;
+		resume(tid, 0);
+		return 1;
 	}
 	if (ev->nr == SYS_newfstatat && nents && !(ev->args[3] & AT_EMPTY_PATH)) {
 		/* an entry of a directory Python listed: name alone, no "." or ".." */
@@ -1206,10 +1216,7 @@ static int fdstat_answer(int tid, const struct umvu_event *ev)
 		if (!e || (e->is_link && !(ev->args[3] & AT_SYMLINK_NOFOLLOW)) ||
 		    now_ns() > e->until)
 			return 0;
-		struct iovec local = { e->st, STATSIZE }, remote = { (void *)ev->args[2], STATSIZE };
-		if (process_vm_writev(tid, &local, 1, &remote, 1, 0) != STATSIZE)
-			return 0;
-		return umvu_sys_skip(tid, 0, 0) == 0;
+		return answer_stat(tid, ev->args[2], e->st);
 	}
 	if (ev->nr == SYS_fstat) {
 		buf = ev->args[1];
@@ -1221,43 +1228,29 @@ static int fdstat_answer(int tid, const struct umvu_event *ev)
 	} else {
 		return 0;
 	}
-	int fd = (int)ev->args[0];
-	for (int i = 0; i < nfdstats; i++) {
-		if (fdstats[i].tid != tid || fdstats[i].fd != fd || now_ns() > fdstats[i].until)
-			continue;
-		struct iovec local = { fdstats[i].st, STATSIZE }, remote = { (void *)buf, STATSIZE };
-		if (process_vm_writev(tid, &local, 1, &remote, 1, 0) != STATSIZE)
-			return 0;
-		return umvu_sys_skip(tid, 0, 0) == 0;
-	}
-	return 0;
+	struct fdstat *f = fdstat_find(tid, (int)ev->args[0]);
+	if (!f || now_ns() > f->until)
+		return 0;
+	return answer_stat(tid, buf, f->st);
 }
 
 /* From now on the C loop answers tid's fstat of fd with st (a struct stat), and with
  * close_in_c lets its close of fd by (see umvu_closed_take). */
 int umvu_fdstat_set(int tid, int fd, const void *st, int len, int close_in_c)
 {
-	int free_at = -1;
 	if (len != STATSIZE)
 		return -EINVAL;
-	for (int i = 0; i < nfdstats; i++) {
-		if (fdstats[i].tid == tid && fdstats[i].fd == fd) {
-			free_at = i;
-			break;
-		}
-		if (fdstats[i].tid == 0 && free_at < 0)
-			free_at = i;
-	}
-	if (free_at < 0) {
+	struct fdstat *f = fdstat_find(tid, fd);
+	for (int i = 0; !f && i < nfdstats; i++)
+		if (fdstats[i].tid == 0)
+			f = &fdstats[i]; /* a free slot */
+	if (!f) {
 		if (nfdstats == FDSTATS)
 			nfdstats = 0; /* full: start again */
-		free_at = nfdstats++;
+		f = &fdstats[nfdstats++];
 	}
-	fdstats[free_at].tid = tid;
-	fdstats[free_at].fd = fd;
-	fdstats[free_at].close_in_c = close_in_c;
-	fdstats[free_at].until = now_ns() + ANSWER_NS;
-	memcpy(fdstats[free_at].st, st, STATSIZE);
+	*f = (struct fdstat){ tid, fd, close_in_c, now_ns() + ANSWER_NS, { 0 } };
+	memcpy(f->st, st, STATSIZE);
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #define UMVU_NOFILTER         8 /* no filter until a vu_* command knocks (umvu_knock) */
 #define UMVU_DEFAULT_SPIN_NS  50000 /* umvu_launch's polling on more than one CPU */
 #define UMVU_KNOCK_COOKIE     0x756d76756b6e6f63
+#define UMVU_CLOSED_MAX       512 /* closes the C loop lets by before Python takes them */
 
 #define UMVU_EV_SYSCALL      1 /* seccomp stop, or syscall-entry stop with -S */
 #define UMVU_EV_SYSCALL_EXIT 2 /* exit stop asked for by umvu_sys_native/skip */

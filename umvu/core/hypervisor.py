@@ -457,6 +457,8 @@ class Hypervisor:
         if not self.noseccomp and t.process.filter_gen < self.filter_gen:
             self.upgrade_filter(t)
         args = self.tracer.args()
+        if self.vfs.stats_given and sc is not None:  # the C loop's answers may go stale
+            self.vfs.forget_stats(sc, args)
         hook = self.hooks.get(nr)
         action = PASS
         if hook is not None and hasattr(hook, "syscall"):
@@ -692,8 +694,7 @@ class Hypervisor:
         # looks at those calls
         self.fdstat_enabled = enable and not {syscalls.BY_NAME[n].nr for n in (
             "fstat", "newfstatat")} & set(self.hooks)
-        self.tracer.fdstat_clear()
-        self.vfs.stats_given = False
+        self.vfs.drop_stats()
         # -S: calls no module wants stop (twice) but need no Python; -d s shows them all
         self.tracer.set_wanted(syscalls.bitmap(self.filter_numbers),
                                self.noseccomp and "s" not in self.debugtags)

@@ -190,8 +190,8 @@ class Tracer:
         """The (tid, guest_fd) of the closes the C loop let by: each fd is no longer
         virtual in tid's table (already counted out of vfd_ref's counts). Take them
         before handling an event whose ``closed`` is not 0."""
-        out = ffi.new("int[]", 2 * 512)
-        n = lib.umvu_closed_take(out, 512)
+        out = ffi.new("int[]", 2 * lib.UMVU_CLOSED_MAX)
+        n = lib.umvu_closed_take(out, lib.UMVU_CLOSED_MAX)
         return [(out[2 * i], out[2 * i + 1]) for i in range(n)]
 
     def fdstat_clear(self) -> None:

@@ -224,8 +224,6 @@ class VirtualFS:
     # ------------------------------------------------------------ path syscalls
     def on_path(self, t, sc, args):
         """Syscalls whose choice is one path (possibly dirfd-relative)."""
-        if self.stats_given:
-            self.forget_stats(sc, args)
         idx = sc.args.index("path")
         dirfd = s32(args[idx - 1]) if idx and sc.args[idx - 1] == "dirfd" else AT_FDCWD
         name = sc.name
@@ -355,8 +353,6 @@ class VirtualFS:
 
     def on_path2(self, t, sc, args):
         """rename/link family: both paths must be on the same side (else EXDEV)."""
-        if self.stats_given:
-            self.forget_stats(sc, args)
         idxs = [i for i, k in enumerate(sc.args) if k == "path"]
         res = []
         for n, idx in enumerate(idxs):
@@ -427,10 +423,15 @@ class VirtualFS:
                 self.release(vf)
 
     def forget_stats(self, sc, args) -> None:
-        """Before a call that may change a module file's metadata."""
+        """Before a call that may change a module file's metadata (the hypervisor calls
+        it for every call it sees while the C loop holds answers)."""
         if sc.name in KEEPS_STATS or (sc.name in ("open", "openat") and not (
                 self.open_flags(sc, args) & (O_ACCMODE | O_CREAT | O_TRUNC))):
             return
+        self.drop_stats()
+
+    def drop_stats(self) -> None:
+        """The C loop forgets every answer it holds (remember_stat, entries_plus)."""
         self.tracer.fdstat_clear()
         self.stats_given = False
 
@@ -550,9 +551,7 @@ class VirtualFS:
         if stat.S_ISDIR(r.st.st_mode):
             return -errno.EISDIR
         ret = self.call(r.entry.service, "truncate", r.rel, s64(args[1])) or 0
-        if r.entry in self.content_entries:
-            self.content_changed(VFile(r.entry, r.entry.service, None, r.path, 0, False),
-                                 r.st.st_ino)
+        self.content_changed_ino(r.entry, r.st.st_ino)
         return ret
 
     def _times(self, t, guest_addr, kind):
@@ -733,7 +732,7 @@ class VirtualFS:
         handle = self.call(r.entry.service, "open", r.rel, flags & ~O_CLOEXEC, mode)
         is_dir = stat.S_ISDIR(r.st.st_mode) if r.exists else False
         vf = VFile(r.entry, r.entry.service, handle, r.path, flags & ~O_CLOEXEC, is_dir)
-        if r.exists and flags & O_TRUNC and self.content_entries:
+        if r.exists and flags & O_TRUNC:
             self.content_changed(vf)
         if kind == stat.S_IFREG and flags & (O_ACCMODE | O_TRUNC) == os.O_RDONLY:
             call = self.content_call(t, vf, flags, r.st)
@@ -772,17 +771,20 @@ class VirtualFS:
             done += os.pwrite(memfd, data[done:], done)
         os.ftruncate(memfd, len(data))
 
-    def content_changed(self, vf: VFile, ino: int | None = None) -> None:
-        """The module's file of vf (or inode ino of its mount) may have new data: copy it
-        into the memfd that read-only opens of it were given, if any."""
+    def content_changed(self, vf: VFile) -> None:
+        """The module's file of vf may have new data: see content_changed_ino."""
         if vf.entry not in self.content_entries:
             return
-        if ino is None:
-            try:
-                ino = self._fstat(vf).st_ino
-            except OSError:
-                return
-        c = self.contents.get((vf.entry, ino))
+        try:
+            ino = self._fstat(vf).st_ino
+        except OSError:
+            return
+        self.content_changed_ino(vf.entry, ino)
+
+    def content_changed_ino(self, entry, ino: int) -> None:
+        """Inode ino of the mount entry may have new data: copy it into the memfd that
+        read-only opens of it were given, if any."""
+        c = self.contents.get((entry, ino))
         if c is None:
             return
         try:
@@ -838,8 +840,7 @@ class VirtualFS:
         vf.refs += 1
         if old is not None:
             if self.stats_given:  # the C loop's answers about fd were old's
-                self.tracer.fdstat_clear()
-                self.stats_given = False
+                self.drop_stats()
             self.release(old)
 
     def release(self, vf: VFile) -> None:
@@ -861,8 +862,6 @@ class VirtualFS:
 
     # ------------------------------------------------------------ fd syscalls
     def on_fd(self, t, sc, args):
-        if self.stats_given:
-            self.forget_stats(sc, args)
         fd = s32(args[0])
         vf = t.files.fds.get(fd)
         name = sc.name
@@ -929,8 +928,7 @@ class VirtualFS:
 
     def _write(self, vf, data, offset=None):
         n = self._write_module(vf, data, offset)
-        if self.content_entries:
-            self.content_changed(vf)
+        self.content_changed(vf)
         return n
 
     def _write_module(self, vf, data, offset):
@@ -1175,8 +1173,7 @@ class VirtualFS:
         if s64(args[1]) < 0:
             return -errno.EINVAL
         ret = self.hv.call(vf.service, "ftruncate", vf.handle, s64(args[1])) or 0
-        if self.content_entries:
-            self.content_changed(vf)
+        self.content_changed(vf)
         return ret
 
     def _rel(self, vf):
@@ -1315,10 +1312,9 @@ class VirtualFS:
                 start += 1
             self.hv.call(svc, "pwrite", handle, data[start:], start)
             if self.stats_given:
-                self.tracer.fdstat_clear()
-                self.stats_given = False
-            if self.content_entries:
-                self.content_changed(VFile(sm.entry, svc, handle, None, os.O_WRONLY, False))
+                self.drop_stats()
+            if sm.entry in self.content_entries:
+                self.content_changed_ino(sm.entry, self.hv.call(svc, "fstat", handle).st_ino)
         finally:
             self.hv.call(svc, "close", handle)
         sm.snapshot = data
@@ -1356,8 +1352,6 @@ class VirtualFS:
 
     # ------------------------------------------------------------ two-fd syscalls
     def on_fd2(self, t, sc, args):
-        if self.stats_given:
-            self.forget_stats(sc, args)
         name = sc.name
         if name in ("dup2", "dup3"):
             return self.on_fd(t, sc, args)
