@@ -28,6 +28,7 @@ struct umvu_event {
 	unsigned long sp;
 	int resumed; /* clone/exec event the C loop already resumed (umvu_set_autonomous) */
 	int closed;  /* closes the C loop let by since the last umvu_closed_take (first!) */
+	int notif;   /* the thread waits in a seccomp notification, not a ptrace stop */
 };
 
 struct user_regs_struct;
@@ -48,7 +49,8 @@ long umvu_peek(int tid, unsigned long guest_addr, void *buf, unsigned long len);
 long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen);
 long umvu_poke(int tid, unsigned long guest_addr, const void *buf, unsigned long len);
 int umvu_interrupt(int tid);
-int umvu_build_filter(const unsigned char *bitmap, int nbits, void *out, int max_insns);
+int umvu_build_filter(const unsigned char *bitmap, const unsigned char *notif, int nbits,
+                      void *out, int max_insns);
 int umvu_build_fd_filter(const unsigned char *fd_arg_table, int n, int fd, void *out,
                          int max_insns);
 long umvu_raw_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
@@ -72,3 +74,5 @@ int umvu_exit_code(void);
 int umvu_tree_snapshot(int *out, int max);
 int umvu_restore_signals(void);
 int umvu_knock(int module_next);
+int umvu_listener_add(int tgid, int guest_fd, const unsigned char *notif, int nbits);
+int umvu_notif_addfd(int tid, int host_fd, int flags);

@@ -27,7 +27,7 @@ from umvu.core.registry import Entry, Responsibility
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
                               EV_KNOCK, EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_fd_filter,
                               build_filter)
-from umvu.core.vfs import PASS, Native, VirtualFS, s32
+from umvu.core.vfs import PASS, Native, VirtualFS, s32, s64
 from umvu.core.vsys import VirtualSyscalls
 
 log = logging.getLogger("umvu")
@@ -35,6 +35,7 @@ log = logging.getLogger("umvu")
 SCRATCH_SIZE = 16 * 4096
 NR_MMAP = syscalls.number("mmap")
 NR_SECCOMP = syscalls.number("seccomp")
+NR_CLOSE = syscalls.number("close")
 # what the core must see once any module is loaded
 MODULE_CHOICES = {"path", "path2", "fd", "fd2", "mmap", "ioctl", "mount", "umount"}
 SETID = {"setuid", "setgid", "setreuid", "setregid", "setgroups", "setresuid", "setresgid",
@@ -320,6 +321,10 @@ class Hypervisor:
         # the filter: numbers traced, and its generation (processes catch up lazily)
         self.filter_numbers: set[int] = set()
         self.filter_gen = 0
+        # the numbers the C loop decides (update_pathfast): they reach it as seccomp
+        # notifications, not ptrace stops (UMVU_NOTIF=0: as stops)
+        self.notif_numbers: set[int] = set()
+        self.notif_ok = not noseccomp and os.environ.get("UMVU_NOTIF", "1") != "0"
         # fd syscalls trap only on the fds virtual in the caller's fd table (a filter per
         # such fd, see on_vfd_added), not by number; -d s shows every fd call instead
         self.fd_filtering = not noseccomp and "s" not in self.debugtags and \
@@ -494,6 +499,30 @@ class Hypervisor:
             return after(ret)
         return Native(action.args, chained, action.nr)
 
+    def grant(self, tid: int, action) -> bool:
+        """Answer tid's call, at a seccomp notification, with a new fd of action.grant's
+        host file (then action.on_exit); False when tid is at a ptrace stop instead."""
+        opener, flags = action.grant
+        try:
+            host_fd = opener()
+        except OSError as e:
+            log.error("umvu: cannot open what pid %d gets: %s", tid, e)
+            return False  # made by the guest's call then
+        try:
+            ret = self.tracer.grant_fd(tid, host_fd, flags)
+        except OSError as e:
+            ret = -e.errno
+        finally:
+            os.close(host_fd)
+        if ret is None:
+            return False
+        try:
+            if action.on_exit is not None:  # binds the fd (and stacks its filter)
+                action.on_exit(ret)          # before the guest can use it
+        finally:
+            self.tracer.skip(tid, ret)
+        return True
+
     def update_hooks(self) -> None:
         self.hooks = {e.key: e.service for e in self.table.entries if e.kind == "syscall"}
         self.need_syscalls()
@@ -513,9 +542,12 @@ class Hypervisor:
                 log.info("%s = %s", line, _format_ret(action))
             self.tracer.skip(tid, action)
         else:
-            if action.args is not None or action.nr is not None:
+            if action.grant is not None and not debug and self.grant(tid, action):
+                return
+            new_args = action.args() if callable(action.args) else action.args
+            if new_args is not None or action.nr is not None:
                 self.tracer.set_syscall(tid, nr if action.nr is None else action.nr,
-                                        args if action.args is None else action.args)
+                                        args if new_args is None else new_args)
             if action.on_exit is not None or debug:
                 self._pending_exit[tid] = (line, action.on_exit)
                 self.tracer.native(tid, want_exit=True)
@@ -717,15 +749,18 @@ class Hypervisor:
         (every path entry, every host tree served natively elsewhere, /proc) it must
         leave to Python."""
         table = bytearray([255]) * (5 * syscalls.NBITS)
+        notif = set()
         for sc in syscalls.BY_NR.values():
             if not 0 <= sc.nr < syscalls.NBITS or sc.nr in self.hooks:
                 continue
             if sc.name == "getcwd":  # Python's only while some cwd is virtual
                 table[5 * sc.nr + 4] = 2
+                notif.add(sc.nr)
                 continue
             if (sc.choice not in ("path", "path2") and sc.name not in self.PATHFAST_EXTRA) \
                     or sc.name in self.PATHFAST_EXCLUDE:
                 continue
+            notif.add(sc.nr)
             for slot, idx in enumerate(sc.path_args()):
                 table[5 * sc.nr + 2 * slot] = idx
                 if idx and sc.args[idx - 1] == "dirfd":
@@ -739,9 +774,19 @@ class Hypervisor:
         enable = not self.noseccomp and "s" not in self.debugtags and \
             os.environ.get("UMVU_PATHFAST", "1") != "0"
         self.tracer.set_pathfast(bytes(table), prefixes, enable)
+        # (a filter stacked earlier may still send a number no longer here: the C loop
+        # then hands it to Python as any call)
+        self.notif_numbers = notif if enable and self.notif_ok else set()
 
-    def stack_filter(self, t, prog: bytes) -> bool:
-        """Stack the BPF program prog onto t's process (t is at a syscall stop)."""
+    # seccomp(SET_MODE_FILTER, flags): TSYNC, and for a filter with a listener
+    # NEW_LISTENER | TSYNC_ESRCH | WAIT_KILLABLE_RECV (a notification taken is not
+    # interrupted by the guest's signals: the C loop answers it soon)
+    TSYNC = 1
+    LISTENER = 8 | 16 | 32
+
+    def stack_filter(self, t, prog: bytes, notif_bitmap: bytes | None = None) -> bool:
+        """Stack the BPF program prog onto t's process (t is at a syscall stop); with
+        notif_bitmap, the numbers prog sends to a listener (the C loop's)."""
         try:
             addr = self.scratch(t)
         except OSError as e:
@@ -749,7 +794,17 @@ class Hypervisor:
             return False
         fprog = struct.pack("<HxxxxxxQ", len(prog) // 8, addr + 16)
         self.tracer.poke(t.tid, addr, fprog + prog)
-        ret = self.tracer.inject(t.tid, NR_SECCOMP, 1, 1, addr)  # SET_MODE_FILTER, TSYNC
+        flags = self.TSYNC | (self.LISTENER if notif_bitmap is not None else 0)
+        ret = s64(self.tracer.inject(t.tid, NR_SECCOMP, 1, flags, addr))  # SET_MODE_FILTER
+        if notif_bitmap is not None and ret >= 0:
+            try:
+                self.tracer.listener_add(t.process.tgid, ret, notif_bitmap)
+                return True
+            except OSError as e:
+                log.error("umvu: pid %d: no seccomp listener: %s", t.tid, e)
+                return False  # (the filter's notifications then fail with ENOSYS)
+            finally:
+                self.tracer.inject(t.tid, NR_CLOSE, ret)
         if ret != 0:
             log.error("umvu: pid %d: stacking a seccomp filter failed (%d)", t.tid, ret)
             return False
@@ -757,7 +812,18 @@ class Hypervisor:
 
     def upgrade_filter(self, t) -> None:
         """Stack the current filter onto t's process (t is at a syscall stop)."""
-        if self.stack_filter(t, build_filter(syscalls.bitmap(self.filter_numbers))):
+        numbers = syscalls.bitmap(self.filter_numbers)
+        notif = self.notif_numbers & self.filter_numbers
+        ok = False
+        if notif:
+            ok = self.stack_filter(t, build_filter(numbers, syscalls.bitmap(notif)),
+                                   syscalls.bitmap(notif))
+            if not ok:  # a kernel without listeners: stops only
+                self.notif_ok = False
+                self.notif_numbers = set()
+        if not ok:
+            ok = self.stack_filter(t, build_filter(numbers))
+        if ok:
             t.process.filter_gen = self.filter_gen
             self.refresh_fs(t)
 

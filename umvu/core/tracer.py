@@ -197,6 +197,22 @@ class Tracer:
     def fdstat_clear(self) -> None:
         lib.umvu_fdstat_clear()
 
+    def listener_add(self, tgid: int, guest_fd: int, notif_bitmap: bytes) -> None:
+        """The filter just stacked into process tgid sends the calls of notif_bitmap to
+        its listener, guest_fd in the guest: the C loop takes a copy (the guest must close
+        its own)."""
+        _check(lib.umvu_listener_add(tgid, guest_fd, notif_bitmap, len(notif_bitmap) * 8))
+
+    def grant_fd(self, tid: int, host_fd: int, flags: int) -> int | None:
+        """tid (at a notification) gets a new fd of its own for host_fd's open file
+        (O_CLOEXEC from flags), its call still to be answered (skip with the number):
+        the number; None when tid is at a ptrace stop, not a notification (the call must
+        then make the fd itself)."""
+        ret = lib.umvu_notif_addfd(tid, host_fd, flags)
+        if ret == -errno.EAGAIN:
+            return None
+        return _check(ret)
+
     def interrupt(self, tid: int) -> None:
         lib.umvu_interrupt(tid)
 
@@ -211,9 +227,11 @@ def _bpf(build, *args) -> bytes:
     return ffi.buffer(out, 8 * n)[:]
 
 
-def build_filter(filter_bitmap: bytes) -> bytes:
-    """The BPF program for a syscall bitmap."""
-    return _bpf(lib.umvu_build_filter, filter_bitmap, len(filter_bitmap) * 8)
+def build_filter(filter_bitmap: bytes, notif_bitmap: bytes | None = None) -> bytes:
+    """The BPF program for a syscall bitmap: TRACE, or USER_NOTIF for the numbers also in
+    notif_bitmap (as long, or None)."""
+    return _bpf(lib.umvu_build_filter, filter_bitmap,
+                ffi.NULL if notif_bitmap is None else notif_bitmap, len(filter_bitmap) * 8)
 
 
 def knock(module_next: bool = False) -> None:

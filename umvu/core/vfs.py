@@ -78,10 +78,14 @@ PASS = object()  # a syscall hook's answer: "dispatch this call as usual"
 
 
 class Native:
-    __slots__ = ("args", "on_exit", "nr")
+    """Run the call in the kernel (with new args, or as syscall nr), then on_exit(ret).
+    grant (opener, flags): the call's result is a new fd; where the thread waits in a
+    seccomp notification the hypervisor gives it opener()'s host fd directly (flags:
+    O_CLOEXEC) instead of running the call."""
+    __slots__ = ("args", "on_exit", "nr", "grant")
 
-    def __init__(self, args=None, on_exit=None, nr=None):
-        self.args, self.on_exit, self.nr = args, on_exit, nr
+    def __init__(self, args=None, on_exit=None, nr=None, grant=None):
+        self.args, self.on_exit, self.nr, self.grant = args, on_exit, nr, grant
 
 
 class VFile:
@@ -761,8 +765,10 @@ class VirtualFS:
         c.users.append(vf)
         vf.content, vf.native = c, CONTENT_NATIVE
         link = b"/proc/%d/fd/%d" % (os.getpid(), c.memfd)
-        return NR_OPENAT, [AT_FDCWD & 0xFFFFFFFF, self.scratch_path(t, link, 1),
-                           os.O_RDONLY | (flags & (O_NONBLOCK | O_CLOEXEC)), 0, 0, 0]
+        mode = os.O_RDONLY | (flags & O_NONBLOCK)
+        return (NR_OPENAT, lambda: [AT_FDCWD & 0xFFFFFFFF, self.scratch_path(t, link, 1),
+                                    mode | (flags & O_CLOEXEC), 0, 0, 0],
+                lambda: os.open(link, mode | O_CLOEXEC))
 
     def _fill(self, memfd: int, vf: VFile, size: int | None = None) -> None:
         data = memoryview(self._whole(vf, size))
@@ -828,12 +834,15 @@ class VirtualFS:
             vf.entry.users += 1  # until the last reference goes
         if call is None and vf.is_dir and vf.handle is not None:
             vf.native = DIR_NATIVE
-            call = (NR_OPENAT, [AT_FDCWD & 0xFFFFFFFF,
-                                self.scratch_path(t, self.hv.placeholder_dir(), 1),
-                                os.O_RDONLY | O_DIRECTORY | (O_CLOEXEC if cloexec else 0),
-                                0, 0, 0])
-        nr, new = call or (NR_EVENTFD2, [1, (O_CLOEXEC if cloexec else 0), 0, 0, 0, 0])
-        return Native(new, done, nr=nr)
+            where = self.hv.placeholder_dir()
+            call = (NR_OPENAT, lambda: [AT_FDCWD & 0xFFFFFFFF, self.scratch_path(t, where, 1),
+                                        os.O_RDONLY | O_DIRECTORY | cloexec, 0, 0, 0],
+                    lambda: os.open(where, os.O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+        if call is None:
+            call = (NR_EVENTFD2, lambda: [1, cloexec, 0, 0, 0, 0],
+                    lambda: os.eventfd(1, os.EFD_CLOEXEC))
+        nr, new, opener = call
+        return Native(new, done, nr=nr, grant=(opener, cloexec))
 
     def bind(self, files, fd: int, vf: VFile) -> None:
         old = files.set(fd, vf)
