@@ -172,6 +172,7 @@ static int *notif_nr;                /* ... for that call */
 static int *notif_ran;               /* nr + 1 of the last call let by from a notification */
 static unsigned char notif_nrs[FASTNR / 8];
 static int sigchld_fd = -1;
+static int chld_maybe = 1; /* a SIGCHLD came since waitpid(-1) last found nothing */
 /* notifications for Python taken while waiting for one thread (umvu_inject...) */
 static struct umvu_event *queued;
 static int nqueued, queued_cap;
@@ -179,6 +180,7 @@ static int nqueued, queued_cap;
 long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen);
 int umvu_clone_done(int parent, int child);
 static int path_native(int tid, const struct umvu_event *ev);
+static void steps_forget(void);
 static void fdstat_drop(int tid, int fd);
 static int answer_in_c(int tid, const struct umvu_event *ev);
 
@@ -648,6 +650,12 @@ static int decide_in_c(int tid, const struct umvu_event *ev)
 {
 	if (ev->kind != UMVU_EV_SYSCALL || ev->nr < 0 || ev->nr >= FASTNR)
 		return 0;
+	switch (ev->nr) {
+	case SYS_rename: case SYS_renameat: case SYS_renameat2: case SYS_unlink:
+	case SYS_unlinkat: case SYS_rmdir: case SYS_symlink: case SYS_symlinkat:
+	case SYS_mount: case SYS_umount2: case SYS_pivot_root: case SYS_move_mount:
+		steps_forget(); /* a name may change: the walks' steps go */
+	}
 	if ((nfdstats || nents) && answer_in_c(tid, ev))
 		return 1;
 	if (fastpath && fd_arg_of[ev->nr] < 6) {
@@ -705,7 +713,14 @@ static int notif_poll(int block, struct umvu_event *ev)
 	for (int i = 0; i < n; i++)
 		p[i] = (struct pollfd){ listeners[i], POLLIN, 0 };
 	p[n] = (struct pollfd){ sigchld_fd, POLLIN, 0 };
-	if (poll(p, n + block, block ? -1 : 0) <= 0)
+	int r = poll(p, n + block, block ? 100 : 0);
+	if (block && (r == 0 || (p[n].revents & POLLIN))) {
+		struct signalfd_siginfo si;
+		while (read(sigchld_fd, &si, sizeof si) > 0)
+			;
+		chld_maybe = 1;
+	}
+	if (r <= 0)
 		return 0;
 	for (int i = 0; i < n; i++) {
 		struct umvu_event e;
@@ -737,7 +752,9 @@ static int notif_poll(int block, struct umvu_event *ev)
  * cross-CPU wake of a halted virtual CPU, 20-25 us here; a polling one sees the stop at
  * once. The last wait was short or it sleeps at once, so a guest that seldom stops
  * costs no CPU. Meanwhile it serves the notifications: returns 0 with *ev filled when
- * one is for Python (ev NULL: queued for next_event). */
+ * one is for Python (ev NULL: queued for next_event). With listeners SIGCHLD stays
+ * blocked and comes through a signalfd: every ptrace stop and exit sends one, so
+ * waitpid is asked only after one came (chld_maybe); the sleep is bounded all the same. */
 static pid_t wait_tracee(pid_t which, int *status, struct umvu_event *ev)
 {
 	long t0 = now_ns();
@@ -764,21 +781,20 @@ static pid_t wait_tracee(pid_t which, int *status, struct umvu_event *ev)
 			last_wait_ns = now_ns() - t0;
 			return r;
 		}
-		/* sleep until a notification or a SIGCHLD (blocked meanwhile, so that one
-		 * coming after the last waitpid is seen by the signalfd) */
-		sigset_t chld, old;
-		sigemptyset(&chld);
-		sigaddset(&chld, SIGCHLD);
-		sigprocmask(SIG_BLOCK, &chld, &old);
-		struct signalfd_siginfo si;
-		while (read(sigchld_fd, &si, sizeof si) > 0)
-			;
-		r = waitpid(which, status, __WALL | WNOHANG);
-		int got = r == 0 && notif_poll(1, ev);
-		sigprocmask(SIG_SETMASK, &old, NULL);
-		if (r != 0 || got) {
+		if (chld_maybe || which != -1) {
+			r = waitpid(which, status, __WALL | WNOHANG);
+			if (r != 0) {
+				last_wait_ns = now_ns() - t0;
+				return r;
+			}
+			if (which == -1)
+				chld_maybe = 0;
+		}
+		/* sleep until a notification or a SIGCHLD */
+		int got = notif_poll(1, ev);
+		if (got) {
 			last_wait_ns = now_ns() - t0;
-			return r;
+			return 0;
 		}
 	}
 }
@@ -1098,6 +1114,7 @@ int umvu_listener_add(int tgid, int guest_fd, const unsigned char *notif, int nb
 		sigchld_fd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
 		if (sigchld_fd < 0)
 			return -errno;
+		sigprocmask(SIG_BLOCK, &chld, NULL); /* (umvu starts no other children) */
 	}
 	int pidfd = (int)syscall(SYS_pidfd_open, tgid, 0);
 	if (pidfd < 0)
@@ -1349,6 +1366,8 @@ long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long ma
 	while (done < maxlen) {
 		unsigned long addr = guest_addr + done;
 		unsigned long chunk = 4096 - (addr & 4095);
+		if (done == 0 && chunk > 256)
+			chunk = 256; /* most paths are short: copy no more at first */
 		if (chunk > maxlen - done)
 			chunk = maxlen - done;
 		long n = umvu_peek(tid, addr, buf + done, chunk);
@@ -1718,6 +1737,53 @@ static int above_prefix(const char *path, size_t n)
 
 #define WALK_MAX 8192
 
+/* Walked steps known to be no symlink (a directory or a file the host has), as the
+ * kernel's FUSE keeps a lookup for its entry_timeout: for ANSWER_NS, and forgotten at
+ * once when the prefixes change and before any call that may change a name (rename,
+ * unlink, symlink... let by or sent to Python: see steps_forget). Direct-mapped. */
+#define STEPS 4096
+struct step {
+	unsigned long hash;
+	long until;
+	char *path;
+};
+static struct step steps[STEPS];
+static long steps_gen_until; /* steps whose until is below this are forgotten */
+
+static unsigned long step_hash(const char *path, size_t n)
+{
+	unsigned long h = 1469598103934665603UL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)path[i]) * 1099511628211UL;
+	return h;
+}
+
+static int step_known(const char *path, size_t n, unsigned long h, long now)
+{
+	struct step *e = &steps[h % STEPS];
+	return e->path && e->hash == h && e->until > now && e->until > steps_gen_until &&
+	       strlen(e->path) == n && memcmp(e->path, path, n) == 0;
+}
+
+static void step_add(const char *path, size_t n, unsigned long h, long now)
+{
+	struct step *e = &steps[h % STEPS];
+	char *copy = malloc(n + 1);
+	if (!copy)
+		return;
+	memcpy(copy, path, n);
+	copy[n] = 0;
+	free(e->path);
+	e->path = copy;
+	e->hash = h;
+	e->until = now + ANSWER_NS;
+}
+
+static void steps_forget(void)
+{
+	steps_gen_until = now_ns() + ANSWER_NS + 1;
+}
+
 /*
  * Walk path from cur (a canonical absolute directory, len *curlen, buffer WALK_MAX) the
  * way the kernel does: component by component, "." and ".." physically, every symlink
@@ -1736,6 +1802,7 @@ static int walk_outside(char *cur, size_t curlen, const char *path)
 		return 0;
 	memcpy(rest, path, restlen + 1);
 	char *p = rest;
+	long now = now_ns();
 	for (;;) {
 		while (*p == '/')
 			p++;
@@ -1769,6 +1836,9 @@ static int walk_outside(char *cur, size_t curlen, const char *path)
 		p = end;
 		if (in_prefix(cur, curlen))
 			return 0;
+		unsigned long h = step_hash(cur, curlen);
+		if (step_known(cur, curlen, h, now))
+			continue;
 		struct stat st;
 		if (lstat(cur, &st) < 0) {
 			/* the kernel stops here too (or creates the last component), unless a
@@ -1777,8 +1847,10 @@ static int walk_outside(char *cur, size_t curlen, const char *path)
 				return !above_prefix(cur, curlen);
 			return 0;
 		}
-		if (!S_ISLNK(st.st_mode))
+		if (!S_ISLNK(st.st_mode)) {
+			step_add(cur, curlen, h, now);
 			continue;
+		}
 		if (++links > 40)
 			return 0;
 		ssize_t tn = readlink(cur, target, WALK_MAX - 1);
@@ -1882,6 +1954,7 @@ int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in
 	copy[len + 1] = 0;
 	free(prefixes);
 	prefixes = copy;
+	steps_forget();
 	memset(path_of, 0xff, sizeof path_of);
 	if (n > FASTNR)
 		n = FASTNR;

@@ -115,3 +115,22 @@ def test_read_only_and_directory_fds_by_ptrace_stops(tmp_path, fs):
     if fs == "vufuseext2":
         fsck = subprocess.run(["e2fsck", "-fn", str(source)], capture_output=True)
         assert fsck.returncode == 0, fsck.stdout
+
+
+@pytest.mark.parametrize("change", ["rmdir d", "mv d gone", "rm -r d"])
+def test_a_directory_turned_into_a_symlink_into_a_mount_is_followed(tmp_path, change):
+    """The C loop remembers for a while which steps of a walk are no symlink; a guest
+    that replaces such a directory by a symlink into a mount is then walked into the
+    mount at once (the same script natively, on a plain directory, prints the same)."""
+    script = ("mkdir -p M d && echo inside > M/f && stat -c %%F d && cat d/f 2>/dev/null;"
+              " %s && ln -s M d && cat d/f && stat -L -c %%F d/f" % change)
+    native_dir = tmp_path / "n"
+    native_dir.mkdir()
+    native = run("native", ["sh", "-c", script], cwd=native_dir)
+    assert native.returncode == 0, native.stderr
+    assert native.stdout == b"directory\ninside\nregular file\n"
+    guest_dir = tmp_path / "g"
+    (guest_dir / "M").mkdir(parents=True)
+    guest = run("umvu", ["sh", "-c", mounted(guest_dir / "M", script)], cwd=guest_dir)
+    assert guest.returncode == 0, guest.stderr
+    assert guest.stdout == native.stdout
