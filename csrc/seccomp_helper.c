@@ -329,7 +329,7 @@ static void tree_exec(int tid, int former)
 
 /* The part of a filter (nr loaded in A) that returns act[i] for nr in one of the sorted
  * ranges [lo[a..b], hi[a..b]] and ALLOW otherwise, as a binary search: for the middle
- * range, nr < lo goes left, nr > hi goes right, else TRACE. Returns the instructions
+ * range, nr < lo goes left, nr > hi goes right, else its action. Returns the instructions
  * written, or -1 when a jump is too long for BPF's 8-bit offsets. */
 static int emit_tree(struct sock_filter *prog, int max, const int *lo, const int *hi,
 		     const unsigned *act, int a, int b)
@@ -343,7 +343,7 @@ static int emit_tree(struct sock_filter *prog, int max, const int *lo, const int
 	int m = (a + b) / 2;
 	if (max < 4)
 		return -1;
-	/* [0] JGE lo: -> [1], else -> left; [1] JGT hi: -> right, else [2]; [2] TRACE;
+	/* [0] JGE lo: -> [1], else -> left; [1] JGT hi: -> right, else [2]; [2] act[m];
 	 * [3..] right subtree; then the left subtree */
 	int right = emit_tree(prog + 3, max - 3, lo, hi, act, m + 1, b);
 	if (right < 0)
@@ -395,11 +395,11 @@ static int build_filter(struct sock_filter *prog, const unsigned char *bitmap,
 	int tree_n = emit_tree(prog + n, MAXPROG - n - 1, lo, hi, act, 0, nr_ranges - 1);
 	if (tree_n > 0)
 		return n + tree_n;
-	/* jumps too long: one compare pair per range, if lo <= nr <= hi -> trace */
+	/* jumps too long: one compare pair per range, if lo <= nr <= hi -> its action */
 	for (int r = 0; r < nr_ranges; r++) {
 		if (n + 4 >= MAXPROG)
 			return -E2BIG;
-		/* if nr < lo skip 2; if nr > hi skip 1; else trace */
+		/* if nr < lo skip 2; if nr > hi skip 1; else its action */
 		prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, lo[r], 0, 2);
 		prog[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, hi[r], 1, 0);
 		prog[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, act[r]);

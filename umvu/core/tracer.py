@@ -229,7 +229,7 @@ def _bpf(build, *args) -> bytes:
 
 def build_filter(filter_bitmap: bytes, notif_bitmap: bytes | None = None) -> bytes:
     """The BPF program for a syscall bitmap: TRACE, or USER_NOTIF for the numbers also in
-    notif_bitmap (as long, or None)."""
+    notif_bitmap (a bitmap as long; None: no notification)."""
     return _bpf(lib.umvu_build_filter, filter_bitmap,
                 ffi.NULL if notif_bitmap is None else notif_bitmap, len(filter_bitmap) * 8)
 
