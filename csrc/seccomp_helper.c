@@ -1033,6 +1033,22 @@ int umvu_resume(int tid, int sig)
 
 static int wait_op(int tid, int want_op, int *pending_sig);
 
+/* Wait for tid's next stop: 0, or -ESRCH when it is gone (its exit event queued). */
+static int wait_stopped(int tid, int *status)
+{
+	for (;;) {
+		if (wait_tracee(tid, status, NULL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (WIFSTOPPED(*status))
+			return 0;
+		exited_meanwhile(tid, *status);
+		return -ESRCH;
+	}
+}
+
 /* tid waits in a notification: make it stop at the syscall-entry stop of that same call
  * (interrupted, answered "restart" -ERESTARTNOINTR, restarted under PTRACE_SYSCALL). From
  * there the call's filter verdict is let by (TF_PASS_NEXT) and its exit stop comes. A
@@ -1046,15 +1062,8 @@ static int notif_stop(int tid)
 		return -errno;
 	notif_answer(tid, -ERESTARTNOINTR, 0);
 	for (;;) {
-		if (wait_tracee(tid, &status, NULL) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (!WIFSTOPPED(status)) {
-			exited_meanwhile(tid, status);
-			return -ESRCH;
-		}
+		if ((e = wait_stopped(tid, &status)) < 0)
+			return e;
 		int sig = WSTOPSIG(status), event = (unsigned)status >> 16;
 		if (event == PTRACE_EVENT_STOP)
 			break;
@@ -1241,16 +1250,9 @@ static int syscall_op(int tid)
 static int wait_op(int tid, int want_op, int *pending_sig)
 {
 	for (;;) {
-		int status;
-		if (wait_tracee(tid, &status, NULL) < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (!WIFSTOPPED(status)) {
-			exited_meanwhile(tid, status);
-			return -ESRCH;
-		}
+		int status, e;
+		if ((e = wait_stopped(tid, &status)) < 0)
+			return e;
 		int sig = WSTOPSIG(status);
 		int event = (unsigned)status >> 16;
 		if (sig == (SIGTRAP | 0x80) || event == PTRACE_EVENT_SECCOMP) {

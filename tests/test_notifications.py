@@ -8,9 +8,9 @@ import subprocess
 import pytest
 
 from conftest import REPO, run
+from test_virtual_fds import CONTENT_PROG, both_ways, check_content
 
 SIGCALLS = REPO / "tests" / "progs" / "sigcalls.c"
-CONTENT_PROG = str(REPO / "tests" / "progs" / "contentfd.py")
 STOPS = {"UMVU_NOTIF": "0"}  # the same calls as ptrace stops
 WAYS = {"notifications": None, "stops": STOPS}
 
@@ -96,26 +96,8 @@ def test_umvu_listens_for_notifications_and_the_guest_holds_no_listener():
 def test_read_only_and_directory_fds_by_ptrace_stops(tmp_path, fs):
     """The content fds, placeholders and eventfds given by rewriting the open at a ptrace
     stop (UMVU_NOTIF=0), not put into the fd table by the tracer: as the kernel too."""
-    native_dir, mnt = tmp_path / "n", tmp_path / "m"
-    native_dir.mkdir()
-    mnt.mkdir()
-    native = run("native", ["python3", CONTENT_PROG, str(native_dir)])
-    assert native.returncode == 0, native.stderr
-    source = "none"
-    if fs == "vufuseext2":
-        source = tmp_path / "img"
-        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal",
-                        str(source), "64M"], check=True, capture_output=True)
-    guest = run("umvu", ["sh", "-c", "vu_insmod vufuse && vumount -t %s -o rw+ %s %s && "
-                         "python3 %s %s" % (fs, source, mnt, CONTENT_PROG, mnt)], env=STOPS)
-    assert guest.returncode == 0, guest.stderr
-    lines = native.stdout.decode().splitlines()
-    assert lines[-1] == "done" and len(lines) == 33, lines
-    assert guest.stdout.decode().splitlines() == lines
-    if fs == "vufuseext2":
-        fsck = subprocess.run(["e2fsck", "-fn", str(source)], capture_output=True)
-        assert fsck.returncode == 0, fsck.stdout
-
+    check_content(fs, *both_ways(tmp_path, "umvu", fs, ["python3", CONTENT_PROG],
+                                 env=STOPS))
 
 @pytest.mark.parametrize("change", ["rmdir d", "mv d gone", "rm -r d"])
 def test_a_directory_turned_into_a_symlink_into_a_mount_is_followed(tmp_path, change):
