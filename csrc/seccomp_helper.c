@@ -902,13 +902,13 @@ static int next_event(struct umvu_event *ev)
 						ev->ret = skipret[tid];
 					}
 				}
-			}
-			if (op == PTRACE_SYSCALL_INFO_EXIT && (tflags[tid] & TF_WANT_EXIT)) {
-				/* (before a boundary: a call taken from a notification may have
-				 * been asked for one meanwhile; it comes at the next boundary) */
-				tflags[tid] &= ~TF_WANT_EXIT;
-				ev->kind = UMVU_EV_SYSCALL_EXIT;
-				return 1;
+				if (tflags[tid] & TF_WANT_EXIT) {
+					/* (before a boundary: a call taken from a notification may
+					 * have been asked for one meanwhile; it comes at the next) */
+					tflags[tid] &= ~TF_WANT_EXIT;
+					ev->kind = UMVU_EV_SYSCALL_EXIT;
+					return 1;
+				}
 			}
 			if (!noseccomp && (tflags[tid] & TF_BOUNDARY) &&
 			    (op == PTRACE_SYSCALL_INFO_ENTRY || op == PTRACE_SYSCALL_INFO_EXIT)) {
@@ -1163,13 +1163,11 @@ int umvu_boundary_done(int tid, int do_resume)
 /* At a syscall stop: run it natively; want_exit asks for the exit stop. */
 int umvu_sys_native(int tid, int want_exit)
 {
-	if (at_notif(tid)) {
-		if (!want_exit)
-			return notif_answer(tid, 0, 1);
-		int e = notif_stop(tid);
-		if (e < 0)
-			return e;
-	}
+	if (!want_exit && at_notif(tid))
+		return notif_answer(tid, 0, 1);
+	int e = notif_stop(tid);
+	if (e < 0)
+		return e;
 	if (want_exit) {
 		tflags[tid] |= TF_WANT_EXIT;
 		return ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0 ? -errno : 0;
@@ -1181,13 +1179,11 @@ int umvu_sys_native(int tid, int want_exit)
 int umvu_sys_skip(int tid, long retval, int want_exit)
 {
 	struct user_regs_struct r;
-	if (at_notif(tid)) {
-		if (!want_exit)
-			return notif_answer(tid, retval, 0);
-		int e = notif_stop(tid);
-		if (e < 0)
-			return e;
-	}
+	if (!want_exit && at_notif(tid))
+		return notif_answer(tid, retval, 0);
+	int e = notif_stop(tid);
+	if (e < 0)
+		return e;
 	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
 		return -errno;
 	r.orig_rax = (unsigned long)-1;
@@ -1747,10 +1743,12 @@ static int above_prefix(const char *path, size_t n)
 struct step {
 	unsigned long hash;
 	long until;
+	unsigned gen; /* steps of an older generation are forgotten */
+	size_t len;
 	char *path;
 };
 static struct step steps[STEPS];
-static long steps_gen_until; /* steps whose until is below this are forgotten */
+static unsigned steps_gen;
 
 static unsigned long step_hash(const char *path, size_t n)
 {
@@ -1763,8 +1761,8 @@ static unsigned long step_hash(const char *path, size_t n)
 static int step_known(const char *path, size_t n, unsigned long h, long now)
 {
 	struct step *e = &steps[h % STEPS];
-	return e->path && e->hash == h && e->until > now && e->until > steps_gen_until &&
-	       strlen(e->path) == n && memcmp(e->path, path, n) == 0;
+	return e->path && e->hash == h && e->gen == steps_gen && e->until > now &&
+	       e->len == n && memcmp(e->path, path, n) == 0;
 }
 
 static void step_add(const char *path, size_t n, unsigned long h, long now)
@@ -1776,14 +1774,12 @@ static void step_add(const char *path, size_t n, unsigned long h, long now)
 	memcpy(copy, path, n);
 	copy[n] = 0;
 	free(e->path);
-	e->path = copy;
-	e->hash = h;
-	e->until = now + ANSWER_NS;
+	*e = (struct step){ h, now + ANSWER_NS, steps_gen, n, copy };
 }
 
 static void steps_forget(void)
 {
-	steps_gen_until = now_ns() + ANSWER_NS + 1;
+	steps_gen++;
 }
 
 /*

@@ -776,7 +776,7 @@ class Hypervisor:
         self.tracer.set_pathfast(bytes(table), prefixes, enable)
         # (a filter stacked earlier may still send a number no longer here: the C loop
         # then hands it to Python as any call)
-        self.notif_numbers = notif if enable and self.notif_ok else set()
+        self.notif_numbers = notif if enable else set()
 
     # seccomp(SET_MODE_FILTER, flags): TSYNC, and for a filter with a listener
     # NEW_LISTENER | TSYNC_ESRCH | WAIT_KILLABLE_RECV (a notification taken is not
@@ -813,14 +813,12 @@ class Hypervisor:
     def upgrade_filter(self, t) -> None:
         """Stack the current filter onto t's process (t is at a syscall stop)."""
         numbers = syscalls.bitmap(self.filter_numbers)
-        notif = self.notif_numbers & self.filter_numbers
+        notif = self.notif_numbers & self.filter_numbers if self.notif_ok else set()
         ok = False
         if notif:
-            ok = self.stack_filter(t, build_filter(numbers, syscalls.bitmap(notif)),
-                                   syscalls.bitmap(notif))
-            if not ok:  # a kernel without listeners: stops only
-                self.notif_ok = False
-                self.notif_numbers = set()
+            notif_bitmap = syscalls.bitmap(notif)
+            ok = self.stack_filter(t, build_filter(numbers, notif_bitmap), notif_bitmap)
+            self.notif_ok = ok  # else a kernel without listeners: stops only
         if not ok:
             ok = self.stack_filter(t, build_filter(numbers))
         if ok:
