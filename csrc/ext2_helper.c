@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <et/com_err.h>
 #include <ext2fs/ext2_fs.h>
@@ -395,6 +396,129 @@ long ue2_read(void *p, uint32_t ino, char *buf, size_t size, uint64_t offset, si
     }
     errcode_t err2 = ext2fs_file_close(f);
     return err ? err : err2;
+}
+
+/* ue2_read_raw: the first size bytes of a file, read straight from the image (image_fd,
+ * the file system at image_offset) run by run of its block map, one pread per run of
+ * contiguous blocks instead of libext2fs' block by block. Only on a read-only file
+ * system (nothing of it is cached unwritten in libext2fs) and for files whose data is in
+ * blocks: otherwise *done = 0 and nothing is read (ue2_read then). Unmapped blocks and
+ * uninitialized extents read as zeros. */
+struct raw_run {
+    ext2_filsys fs;
+    char *buf;
+    size_t size;
+    int fd;
+    uint64_t base;
+    blk64_t start_l, start_p, len;  /* the run being gathered (len 0: none) */
+    errcode_t err;
+};
+
+static errcode_t raw_flush(struct raw_run *r)
+{
+    uint64_t bs = r->fs->blocksize;
+    if (!r->len)
+        return 0;
+    uint64_t at = r->start_l * bs;
+    blk64_t len = r->len;
+    r->len = 0;
+    if (at >= r->size)
+        return 0;
+    if (r->start_p + len > ext2fs_blocks_count(r->fs->super) || r->start_p == 0)
+        return EXT2_ET_BAD_BLOCK_NUM;
+    size_t want = len * bs;
+    if (want > r->size - at)
+        want = r->size - at;
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread(r->fd, r->buf + at + got, want - got,
+                          (off_t)(r->base + r->start_p * bs + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno;
+        if (n == 0)
+            return EXT2_ET_SHORT_READ;
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static errcode_t raw_block(struct raw_run *r, blk64_t lblk, blk64_t pblk, blk64_t count)
+{
+    if (r->len && lblk == r->start_l + r->len && pblk == r->start_p + r->len) {
+        r->len += count;
+        return 0;
+    }
+    errcode_t err = raw_flush(r);
+    r->start_l = lblk;
+    r->start_p = pblk;
+    r->len = count;
+    return err;
+}
+
+static int raw_iter(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt,
+                    blk64_t ref_blk, int ref_offset, void *priv)
+{
+    struct raw_run *r = priv;
+    (void)fs; (void)ref_blk; (void)ref_offset;
+    if (blockcnt < 0)
+        return 0;
+    if ((uint64_t)blockcnt * fs->blocksize >= r->size)
+        return BLOCK_ABORT;
+    r->err = raw_block(r, (blk64_t)blockcnt, *blocknr, 1);
+    return r->err ? BLOCK_ABORT : 0;
+}
+
+long ue2_read_raw(void *p, uint32_t ino, char *buf, size_t size, int image_fd,
+                  uint64_t image_offset, int *done)
+{
+    ext2_filsys fs = FS(p);
+    struct ext2_inode inode;
+    struct raw_run r = { fs, buf, size, image_fd, image_offset, 0, 0, 0, 0 };
+    errcode_t err;
+    *done = 0;
+    if (fs->flags & EXT2_FLAG_RW || image_fd < 0)
+        return 0;
+    err = ext2fs_read_inode(fs, ino, &inode);
+    if (err)
+        return err;
+    if (inode.i_flags & (EXT4_INLINE_DATA_FL | EXT4_ENCRYPT_FL) ||
+        !LINUX_S_ISREG(inode.i_mode) || size > EXT2_I_SIZE(&inode))
+        return 0;
+    memset(buf, 0, size);
+    if (inode.i_flags & EXT4_EXTENTS_FL) {
+        ext2_extent_handle_t h;
+        struct ext2fs_extent e;
+        err = ext2fs_extent_open2(fs, ino, &inode, &h);
+        if (err)
+            return err;
+        err = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &e);
+        while (!err) {
+            if (e.e_flags & EXT2_EXTENT_FLAGS_LEAF &&
+                !(e.e_flags & EXT2_EXTENT_FLAGS_UNINIT) && e.e_len) {
+                if ((uint64_t)e.e_lblk * fs->blocksize >= size)
+                    break;
+                err = raw_block(&r, e.e_lblk, e.e_pblk, e.e_len);
+                if (err)
+                    break;
+            }
+            err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT, &e);
+        }
+        if (err == EXT2_ET_EXTENT_NO_NEXT || err == EXT2_ET_EXTENT_NO_DOWN)
+            err = 0;
+        ext2fs_extent_free(h);
+    } else {
+        err = ext2fs_block_iterate3(fs, ino, BLOCK_FLAG_READ_ONLY | BLOCK_FLAG_DATA_ONLY,
+                                    NULL, raw_iter, &r);
+        if (!err)
+            err = r.err;
+    }
+    if (!err)
+        err = raw_flush(&r);
+    if (!err)
+        *done = 1;
+    return err;
 }
 
 long ue2_write(void *p, uint32_t ino, const char *buf, size_t size, uint64_t offset,

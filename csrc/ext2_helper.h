@@ -36,6 +36,8 @@ long ue2_lookup(void *fs, uint32_t dir, const char *name, int len, uint32_t *ino
 long ue2_dir_list(void *fs, uint32_t dir, char **buf, size_t *len);
 long ue2_dir_is_empty(void *fs, uint32_t dir, int *empty);
 long ue2_read(void *fs, uint32_t ino, char *buf, size_t size, uint64_t offset, size_t *got);
+long ue2_read_raw(void *fs, uint32_t ino, char *buf, size_t size, int image_fd,
+                  uint64_t image_offset, int *done);
 long ue2_write(void *fs, uint32_t ino, const char *buf, size_t size, uint64_t offset,
                size_t *written, int64_t now_ns);
 long ue2_truncate(void *fs, uint32_t ino, uint64_t size, int64_t now_ns);

@@ -1,4 +1,5 @@
 """vufuse: pyfuse3 file systems inside umvu without the kernel (issue: vufuse)."""
+import json
 import os
 import re
 import shutil
@@ -187,3 +188,84 @@ def test_cwd_inside_a_mount_survives_filter_changes(tmp_path, guest_mode):
     r = run(guest_mode, ["bash", "-c", script])
     assert r.returncode == 0, r.stderr
     assert r.stdout.decode().splitlines() == ["%s/d" % mnt, "y", "%s/d" % mnt, "f"]
+
+
+
+COUNTING_FS = '''
+import errno, json, os, stat, pyfuse3
+
+REPORT = os.environ["COUNTING_REPORT"]
+FILES = {b"f%02d" % i: (b"data of %d\\n" % i) * i for i in range(1, 41)}
+INO = {name: 10 + i for i, name in enumerate(sorted(FILES))}
+NAME = {ino: name for name, ino in INO.items()}
+
+class Counting(pyfuse3.Operations):
+    """Keeps the lookup count of each inode as libfuse says (lookup and every readdir
+    entry add one, forget takes away) and writes what is still counted at destroy."""
+    def __init__(self, source=None, options=None):
+        super().__init__()
+        self.counts, self.lookups = {}, 0
+    def _attr(self, ino):
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = ino
+        if ino == 1:
+            a.st_mode, a.st_nlink = stat.S_IFDIR | 0o755, 2
+        else:
+            a.st_mode, a.st_nlink, a.st_size = stat.S_IFREG | 0o644, 1, len(FILES[NAME[ino]])
+        a.attr_timeout = a.entry_timeout = 300
+        return a
+    def _count(self, ino):
+        self.counts[ino] = self.counts.get(ino, 0) + 1
+    async def getattr(self, inode, ctx=None):
+        return self._attr(inode)
+    async def lookup(self, parent, name, ctx=None):
+        if parent != 1 or name not in INO:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        self.lookups += 1
+        self._count(INO[name])
+        return self._attr(INO[name])
+    async def opendir(self, inode, ctx):
+        return inode
+    async def readdir(self, fh, start_id, token):
+        names = sorted(FILES)
+        for i in range(start_id, len(names)):
+            if not pyfuse3.readdir_reply(token, names[i], self._attr(INO[names[i]]), i + 1):
+                break
+            self._count(INO[names[i]])
+    async def open(self, inode, flags, ctx):
+        return pyfuse3.FileInfo(fh=inode)
+    async def read(self, fh, off, size):
+        return FILES[NAME[fh]][off:off + size]
+    async def forget(self, inode_list):
+        for ino, n in inode_list:
+            self.counts[ino] -= n
+            if not self.counts[ino]:
+                del self.counts[ino]
+    def destroy(self):
+        with open(REPORT, "w") as f:
+            json.dump({"counted": len(self.counts), "lookups": self.lookups}, f)
+'''
+
+
+def test_readdir_entries_count_as_lookups(tmp_path, guest_mode):
+    """As the kernel's READDIRPLUS: each entry a readdir gives counts as a lookup of its
+    inode, whose attributes are kept (a glob then stat and cat of the files look nothing
+    up again), and every count is forgotten by the unmount."""
+    (tmp_path / "countfs.py").write_text(COUNTING_FS)
+    host = tmp_path / "host"
+    host.mkdir()
+    for i in range(1, 41):
+        (host / ("f%02d" % i)).write_bytes(b"data of %d\n" % i * i)
+    script = "cd %s && stat -c '%%s %%A %%n' f* && cat f07 f40 | md5sum"
+    native = run("native", ["bash", "-c", script % host])
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    report = tmp_path / "report.json"
+    r = run(guest_mode, ["bash", "-c", "vu_insmod vufuse && vumount -t vufuse -o fs=%s/"
+                         "countfs.py none %s && (%s) && vuumount %s"
+                         % (tmp_path, mnt, script % mnt, mnt)],
+            env={"COUNTING_REPORT": str(report)})
+    assert r.returncode == 0, r.stderr.decode()
+    assert len(native.stdout.splitlines()) == 41
+    assert r.stdout == native.stdout
+    assert json.loads(report.read_text()) == {"counted": 0, "lookups": 0}

@@ -19,6 +19,7 @@ import logging
 import os
 import stat
 import struct
+import time
 
 from umvu.core import syscalls
 from umvu.core.errors import call_to_retval
@@ -387,8 +388,41 @@ class Hypervisor:
 
     def _loop(self) -> None:
         ev = self.tracer.event
+        if os.environ.get("UMVU_EVTIME"):
+            return self._timed_loop(ev, os.environ["UMVU_EVTIME"])
         while self.tracer.next():
             self._dispatch(ev)
+
+    def _timed_loop(self, ev, path: str) -> None:
+        """The loop, timing each event in Python by kind and call (UMVU_EVTIME=FILE:
+        a table of events, their Python time and the time waited for them, written at
+        the end; a tool for profiling the Python path)."""
+        names = {EV_SYSCALL_EXIT: "exit of ", EV_CLONE: "clone", EV_EXEC: "exec",
+                 EV_EXITED: "exited", EV_BOUNDARY: "boundary", EV_KNOCK: "knock"}
+        clock = time.perf_counter_ns
+        table: dict[str, list] = {}
+        waited = 0
+        t_wait = clock()
+        while self.tracer.next():
+            t0 = clock()
+            waited += t0 - t_wait
+            kind = ev.kind
+            key = names.get(kind, "?")
+            if kind in (EV_SYSCALL, EV_SYSCALL_EXIT):
+                sc = syscalls.BY_NR.get(ev.nr)
+                key = ("" if kind == EV_SYSCALL else key) + (sc.name if sc else str(ev.nr))
+            self._dispatch(ev)
+            t_wait = clock()
+            row = table.setdefault(key, [0, 0])
+            row[0] += 1
+            row[1] += t_wait - t0
+        with open(path, "w") as f:
+            total = sum(r[1] for r in table.values())
+            f.write("%-24s %8s %10s %8s\n" % ("event", "count", "python ms", "µs each"))
+            for key, (n, ns) in sorted(table.items(), key=lambda kv: -kv[1][1]):
+                f.write("%-24s %8d %10.1f %8.1f\n" % (key, n, ns / 1e6, ns / n / 1e3))
+            f.write("%-24s %8d %10.1f\nwaited for events: %.1f ms\n" % (
+                "all", sum(r[0] for r in table.values()), total / 1e6, waited / 1e6))
 
     def _dispatch(self, ev) -> None:
         tracer = self.tracer

@@ -38,9 +38,12 @@ READDIR_BATCH = 128
 ENOSYS_IS_OK = {"release", "releasedir", "flush", "fsync", "forget", "destroy", "init",
                 "access"}
 ENOSYS_IS_EOPNOTSUPP = {"getxattr", "setxattr", "listxattr", "removexattr"}
-# operations that change nothing the attribute cache holds
-READING_OPS = {"lookup", "getattr", "readlink", "opendir", "read", "readdir", "statfs",
-               "getxattr", "listxattr", "access", "flush", "releasedir", "fsync"}
+# operations that change nothing the attribute cache holds. "open" and "release" are
+# among them as for the kernel's FUSE, which keeps attributes over both: an open that
+# writes or truncates has dropped the cache before (_rofs), and so has every write.
+READING_OPS = {"lookup", "getattr", "readlink", "open", "opendir", "read", "readdir",
+               "statfs", "getxattr", "listxattr", "access", "flush", "release",
+               "releasedir", "fsync"}
 BASE_OPTIONS = {"ro", "rw", "rw+", "fs", "timeout", "default_permissions", "allow_other",
                 "fakeroot", "nofakeroot",
                 "suid", "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime"}
@@ -122,10 +125,10 @@ class Fields:
 class Handle:
     """An open file or directory of a vufuse mount. ``direct``: the file system's open
     asked for direct_io or nonseekable (its data is not plain bytes up to st_size)."""
-    __slots__ = ("fh", "inode", "is_dir", "direct")
+    __slots__ = ("fh", "inode", "is_dir", "direct", "path")
 
-    def __init__(self, fh, inode, is_dir, fi=None):
-        self.fh, self.inode, self.is_dir = fh, inode, is_dir
+    def __init__(self, fh, inode, is_dir, fi=None, path=None):
+        self.fh, self.inode, self.is_dir, self.path = fh, inode, is_dir, path
         self.direct = bool(getattr(fi, "direct_io", False) or getattr(fi, "nonseekable", False))
 
 
@@ -222,7 +225,8 @@ class FuseService:
 
     def forget_path(self, path: bytes) -> None:
         """Drop cached lookups of path and everything below it."""
-        victims = [p for p in self.inodes if p == path or p.startswith(path + b"/")]
+        below = path.rstrip(b"/") + b"/"
+        victims = [p for p in self.inodes if p == path or p.startswith(below)]
         dropped = {self.inodes.pop(p) for p in victims if p != b"/"}
         for p in victims:
             self.expires.pop(p, None)
@@ -258,11 +262,17 @@ class FuseService:
         ino = self._counted(ea)
         if ino <= 0:
             raise OSError(errno.EIO, "bad inode")
+        self._entered(path, ino, ea)
+        return ino
+
+    def _entered(self, path: bytes, ino: int, ea) -> None:
+        """Keep what a lookup (or a readdir entry) said of path for its entry_timeout."""
         self.inodes[path] = ino
         timeout = getattr(ea, "entry_timeout", 300)
         if timeout < 300:
             self.expires[path] = time.monotonic() + timeout
-        return ino
+        else:
+            self.expires.pop(path, None)
 
     @staticmethod
     def split(path: bytes):
@@ -276,7 +286,9 @@ class FuseService:
         now = time.monotonic()
         if hit is not None and now < hit[0]:
             return hit[1]
-        ea = self.call("getattr", ino, self.ctx())
+        return self._keep_attr(ino, self.call("getattr", ino, self.ctx()), now)
+
+    def _keep_attr(self, ino, ea, now):
         st = self.attr(ea)
         timeout = getattr(ea, "attr_timeout", 0) or 0
         if timeout > 0:
@@ -364,7 +376,7 @@ class FuseService:
         if stat.S_ISDIR(st.st_mode):
             self.check(st, 4, ctx)
             fh = self.call("opendir", ino, ctx)
-            return self._opened(Handle(fh, ino, True))
+            return self._opened(Handle(fh, ino, True, path=path))
         if writing:
             self._rofs()
         self.check(st, (4 if acc in (os.O_RDONLY, os.O_RDWR) else 0) |
@@ -580,10 +592,25 @@ class FuseService:
     def getdents(self, h, offset):
         token = ReaddirToken(READDIR_BATCH)
         self.call("readdir", h.fh, offset, token)
+        # as the kernel's READDIRPLUS: each entry counts as a lookup (the file system
+        # counted it), and its inode and attributes are kept as a lookup's would be, while
+        # the directory is still known by the path it was opened by
+        here = h.path is not None and self.inodes.get(h.path) == h.inode
+        now = time.monotonic()
         out = []
         for name, ea, next_id in token.entries:
-            out.append((bytes(name), int(ea.st_ino), stat.S_IFMT(int(ea.st_mode)) >> 12,
-                        int(next_id)))
+            name = bytes(name)
+            if name in (b".", b".."):
+                ino = int(ea.st_ino)
+            else:
+                ino = self._counted(ea)
+                if here and ino > 0:
+                    try:
+                        self._keep_attr(ino, ea, now)
+                        self._entered(h.path.rstrip(b"/") + b"/" + name, ino, ea)
+                    except OSError:  # bad attributes: not kept (a lookup says EIO)
+                        pass
+            out.append((name, ino, stat.S_IFMT(int(ea.st_mode)) >> 12, int(next_id)))
         return out
 
     def destroy(self):

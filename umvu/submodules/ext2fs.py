@@ -4,6 +4,7 @@ would give; libext2fs error codes are mapped here, in one place."""
 from __future__ import annotations
 
 import errno
+import os
 import time
 
 from umvu.submodules._ext2fs import ffi, lib
@@ -85,15 +86,24 @@ class Info:
 
 
 class Image:
-    """An open ext2/3/4 file system in an image file or device (host path).
-    ``io_options`` is libext2fs' unix_io option string (``offset=BYTES``)."""
+    """An open ext2/3/4 file system in an image file or device (host path), at byte
+    ``offset`` in it. Read-only, it also keeps its own fd of the image, from which whole
+    files are read run by run of blocks (ue2_read_raw)."""
 
-    def __init__(self, host_path: bytes, rw: bool, io_options: bytes = b""):
+    def __init__(self, host_path: bytes, rw: bool, offset: int = 0):
         self.rw = rw
         self.host_path = host_path
+        self.offset = offset
         out = ffi.new("void **")
-        check(lib.ue2_open(host_path, io_options, 1 if rw else 0, out))
+        check(lib.ue2_open(host_path, b"offset=%d" % offset if offset else b"",
+                           1 if rw else 0, out))
         self._fs = out[0]
+        self._raw_fd = -1
+        if not rw:
+            try:
+                self._raw_fd = os.open(host_path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                pass  # read block by block through libext2fs
 
     # ------------------------------------------------------------ whole fs
     def info(self) -> Info:
@@ -108,6 +118,9 @@ class Image:
         """clean: write everything back (a rw image is marked cleanly unmounted);
         otherwise drop the in-memory state without writing a byte."""
         fs, self._fs = self._fs, None
+        if self._raw_fd >= 0:
+            os.close(self._raw_fd)
+            self._raw_fd = -1
         if fs is not None:
             check(lib.ue2_close(fs, 1 if clean else 0), "closing the image")
 
@@ -163,6 +176,12 @@ class Image:
     # ------------------------------------------------------------ data
     def read(self, ino: int, size: int, offset: int) -> bytes:
         buf = ffi.new("char[]", max(size, 1))
+        if offset == 0 and self._raw_fd >= 0 and size:  # a whole file, most often
+            done = ffi.new("int *")
+            check(lib.ue2_read_raw(self._fs, ino, buf, size, self._raw_fd, self.offset,
+                                   done))
+            if done[0]:
+                return ffi.unpack(buf, size)
         got = ffi.new("size_t *")
         check(lib.ue2_read(self._fs, ino, buf, size, offset, got))
         return ffi.unpack(buf, got[0])

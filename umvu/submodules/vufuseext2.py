@@ -111,10 +111,9 @@ class Ext2Operations(pyfuse3.Operations):
         self.source = os.fsencode(source)
         offset = int(options.get("offset", 0) or 0)
         size = options.get("size")
-        io_options = b"offset=%d" % offset if offset else b""
         name = os.fsdecode(self.source)
         try:
-            self.img = ext2fs.Image(self.source, rw=not self.readonly, io_options=io_options)
+            self.img = ext2fs.Image(self.source, rw=not self.readonly, offset=offset)
         except OSError as e:
             if e.errno in (errno.EUCLEAN, errno.EBADMSG):
                 raise _refuse(e.errno, "%s: corrupt ext2/3/4 file system (%s); run e2fsck"
