@@ -1919,6 +1919,10 @@ static int path_native(int tid, const struct umvu_event *ev)
 		long n = umvu_peekstr(tid, addr, path, sizeof path);
 		if (n < 0)
 			return 0;
+		/* "" from a real fd: the fd itself (AT_EMPTY_PATH: fstat, statx...) or ENOENT,
+		 * both the kernel's answer, wherever the fd's file is */
+		if (path[0] == 0 && dirfd != AT_FDCWD && fd_real(dirfd))
+			continue;
 		if (path[0] == '/') {
 			cur[0] = '/';
 			cur[1] = 0;
