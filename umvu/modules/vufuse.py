@@ -34,6 +34,9 @@ from umvu.modules.base import Module
 log = logging.getLogger("umvu")
 ROOT_INODE = 1
 READDIR_BATCH = 128
+# readdir keeps its entries as lookups only while fewer paths than this are kept (a huge
+# tree listed once would otherwise hold a path per file until the unmount)
+READDIR_KEEP_MAX = 100000
 # what the kernel does when a FUSE file system answers ENOSYS
 ENOSYS_IS_OK = {"release", "releasedir", "flush", "fsync", "forget", "destroy", "init",
                 "access"}
@@ -595,7 +598,8 @@ class FuseService:
         # as the kernel's READDIRPLUS: each entry counts as a lookup (the file system
         # counted it), and its inode and attributes are kept as a lookup's would be, while
         # the directory is still known by the path it was opened by
-        here = h.path is not None and self.inodes.get(h.path) == h.inode
+        here = h.path is not None and self.inodes.get(h.path) == h.inode and \
+            len(self.inodes) < READDIR_KEEP_MAX
         now = time.monotonic()
         out = []
         for name, ea, next_id in token.entries:
