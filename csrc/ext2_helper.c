@@ -461,7 +461,7 @@ static int raw_iter(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt,
                     blk64_t ref_blk, int ref_offset, void *priv)
 {
     struct raw_run *r = priv;
-    (void)fs; (void)ref_blk; (void)ref_offset;
+    (void)ref_blk; (void)ref_offset;
     if (blockcnt < 0)
         return 0;
     if ((uint64_t)blockcnt * fs->blocksize >= r->size)

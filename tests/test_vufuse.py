@@ -190,7 +190,6 @@ def test_cwd_inside_a_mount_survives_filter_changes(tmp_path, guest_mode):
     assert r.stdout.decode().splitlines() == ["%s/d" % mnt, "y", "%s/d" % mnt, "f"]
 
 
-
 COUNTING_FS = '''
 import errno, json, os, stat, pyfuse3
 

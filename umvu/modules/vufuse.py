@@ -600,6 +600,7 @@ class FuseService:
         # the directory is still known by the path it was opened by
         here = h.path is not None and self.inodes.get(h.path) == h.inode and \
             len(self.inodes) < READDIR_KEEP_MAX
+        below = h.path.rstrip(b"/") + b"/" if here else b""
         now = time.monotonic()
         out = []
         for name, ea, next_id in token.entries:
@@ -611,7 +612,7 @@ class FuseService:
                 if here and ino > 0:
                     try:
                         self._keep_attr(ino, ea, now)
-                        self._entered(h.path.rstrip(b"/") + b"/" + name, ino, ea)
+                        self._entered(below + name, ino, ea)
                     except OSError:  # bad attributes: not kept (a lookup says EIO)
                         pass
             out.append((name, ino, stat.S_IFMT(int(ea.st_mode)) >> 12, int(next_id)))

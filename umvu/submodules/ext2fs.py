@@ -9,6 +9,9 @@ import time
 
 from umvu.submodules._ext2fs import ffi, lib
 
+# read buffers are filled by C (holes and tails zeroed there): not cleared first
+_filled_by_c = ffi.new_allocator(should_clear_after_alloc=False)
+
 _E = errno
 _MAP = {
     "NO_MEMORY": _E.ENOMEM, "INVALID_ARGUMENT": _E.EINVAL, "LLSEEK_FAILED": _E.EINVAL,
@@ -175,7 +178,7 @@ class Image:
 
     # ------------------------------------------------------------ data
     def read(self, ino: int, size: int, offset: int) -> bytes:
-        buf = ffi.new("char[]", max(size, 1))
+        buf = _filled_by_c("char[]", max(size, 1))
         if offset == 0 and self._raw_fd >= 0 and size:  # a whole file, most often
             done = ffi.new("int *")
             check(lib.ue2_read_raw(self._fs, ino, buf, size, self._raw_fd, self.offset,
