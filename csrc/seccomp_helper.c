@@ -77,8 +77,12 @@
                            * notification, after an injection): the filter's verdict on
                            * that call is let by, and its exit stop comes */
 #define TF_INJECTING 0x40 /* umvu_inject runs a call: its notification is let by */
+#define TF_PLAIN     0x80 /* Python: a child of this thread needs nothing from it but
+                           * what the kernel and the tree tell (umvu_set_plain) */
+#define TF_UNSEEN   0x100 /* followed by the C loop alone: Python does not know it yet
+                           * (umvu_tree_rows with unseen_only hands it over) */
 
-static unsigned char *tflags;
+static unsigned short *tflags;
 struct tree_node {
 	int tid;                 /* 0: free slot, -1: deleted */
 	int tgid, fs, files, vm; /* the others: sharing groups */
@@ -151,6 +155,11 @@ static int nthreads;
 /* no module yet: clone and exec events are only news for Python, the tracee goes on at
  * once (Python follows the process tree without holding anybody) */
 static int autonomous;
+/* With modules: clones of a plain or unseen thread, and the exec and exit of an unseen
+ * one, are followed here without Python (umvu_set_lazy): Python adopts such a thread
+ * from the tree when it first needs it (the fork/exec of a shell's commands costs no
+ * Python and no wait for it). */
+static int lazy_clone, lazy_exec;
 /* How long the tracer polls for the next stop before it sleeps in waitpid (ns, 0: never
  * polls; see wait_tracee), and how long the last wait lasted. */
 static long spin_ns;
@@ -202,7 +211,7 @@ static int tables_init(void)
 			pid_max = 4194304;
 		fclose(f);
 	}
-	tflags = calloc(pid_max + 1, 1);
+	tflags = calloc(pid_max + 1, sizeof *tflags);
 	skipret = calloc(pid_max + 1, sizeof(long));
 	notif_id = calloc(pid_max + 1, sizeof *notif_id);
 	notif_fd = calloc(pid_max + 1, sizeof *notif_fd);
@@ -233,7 +242,7 @@ static struct tree_node *tree_slot(int tid)
 static struct tree_node *tree_get(int tid)
 {
 	if (!tree)
-		return NULL; /* handed over: Python follows the tree */
+		return NULL; /* out of memory at the start */
 	struct tree_node *n = tree_slot(tid);
 	return n->tid == tid ? n : NULL;
 }
@@ -879,7 +888,10 @@ static int next_event(struct umvu_event *ev)
 		ev->tid = tid;
 		ev->status = status;
 		if (WIFEXITED(status) || WIFSIGNALED(status)) {
+			int unseen = tid_ok(tid) && (tflags[tid] & TF_UNSEEN);
 			forget_tid(tid, status);
+			if (unseen && tid != main_tid)
+				continue; /* Python never knew it */
 			ev->kind = UMVU_EV_EXITED;
 			return 1;
 		}
@@ -951,6 +963,12 @@ static int next_event(struct umvu_event *ev)
 			ev->msg = (long)child;
 			ev->clone_flags = clone_flags_of(tid, event, &r);
 			tree_clone(tid, (int)child, ev->clone_flags);
+			if (lazy_clone && !noseccomp && tid_ok((int)child) &&
+			    (tflags[tid] & (TF_PLAIN | TF_UNSEEN))) {
+				umvu_clone_done(tid, (int)child);
+				tflags[child] |= TF_UNSEEN;
+				continue;
+			}
 			if (autonomous) {
 				umvu_clone_done(tid, (int)child);
 				ev->resumed = 1;
@@ -960,6 +978,9 @@ static int next_event(struct umvu_event *ev)
 		case PTRACE_EVENT_EXEC: {
 			unsigned long former = 0;
 			ptrace(PTRACE_GETEVENTMSG, tid, 0, &former);
+			/* an unseen thread's exec, when the leader it replaces is unseen too */
+			int unseen = tid_ok((int)former) && (tflags[former] & TF_UNSEEN) &&
+				(tflags[tid] & TF_UNSEEN);
 			if (tid_ok((int)former) && (int)former != tid) {
 				tflags[tid] = tflags[former] | TF_KNOWN;
 				tflags[former] = 0;
@@ -969,6 +990,10 @@ static int next_event(struct umvu_event *ev)
 			ev->kind = UMVU_EV_EXEC;
 			ev->msg = (long)former;
 			tree_exec(tid, (int)former);
+			if (unseen && lazy_exec && !noseccomp) {
+				resume(tid, 0);
+				continue;
+			}
 			if (autonomous) {
 				resume(tid, 0);
 				ev->resumed = 1;
@@ -2067,26 +2092,59 @@ int umvu_exit_code(void)
 }
 
 
-/* Live tasks as 5 ints each (tid, tgid, fs, files, vm group); returns how many. When
- * they all fit (fewer than max), the tree is handed over: it is freed and no longer kept
- * (Python's process table follows clone, exec and exit events from then on). */
-int umvu_tree_snapshot(int *out, int max)
+/* Live tasks as 5 ints each (tid, tgid, fs, files, vm group); returns how many, or
+ * more than max (nothing written) when they do not fit. unseen_only: only the threads
+ * the C loop followed alone (TF_UNSEEN), which Python now knows: the flag goes. */
+int umvu_tree_rows(int *out, int max, int unseen_only)
 {
 	int n = 0;
-	for (unsigned i = 0; i < tree_cap && n < max; i++) {
-		if (tree[i].tid <= 0)
+	for (unsigned i = 0; i < tree_cap; i++)
+		if (tree[i].tid > 0 && (!unseen_only || (tflags[tree[i].tid] & TF_UNSEEN)))
+			n++;
+	if (n > max)
+		return n;
+	n = 0;
+	for (unsigned i = 0; i < tree_cap; i++) {
+		int tid = tree[i].tid;
+		if (tid <= 0 || (unseen_only && !(tflags[tid] & TF_UNSEEN)))
 			continue;
+		if (unseen_only)
+			tflags[tid] &= ~TF_UNSEEN;
 		int *o = out + 5 * n++;
-		o[0] = tree[i].tid;
+		o[0] = tid;
 		o[1] = tree[i].tgid;
 		o[2] = tree[i].fs;
 		o[3] = tree[i].files;
 		o[4] = tree[i].vm;
 	}
-	if (n < max) {
-		free(tree);
-		tree = NULL;
-		tree_cap = tree_taken = 0;
-	}
 	return n;
+}
+
+/* Python on tid: its clones may be followed in C alone (on), or not. */
+int umvu_set_plain(int tid, int on)
+{
+	if (!tid_ok(tid))
+		return -EINVAL;
+	if (on)
+		tflags[tid] |= TF_PLAIN;
+	else
+		tflags[tid] &= ~TF_PLAIN;
+	return 0;
+}
+
+/* No thread is plain any more (the filter changed: Python first took the unseen ones). */
+int umvu_plain_reset(void)
+{
+	for (unsigned i = 0; i < tree_cap; i++)
+		if (tree[i].tid > 0)
+			tflags[tree[i].tid] &= ~TF_PLAIN;
+	return 0;
+}
+
+/* Follow clones of plain threads (and clones, execs and exits of unseen ones) in C. */
+int umvu_set_lazy(int clone_on, int exec_on)
+{
+	lazy_clone = clone_on;
+	lazy_exec = exec_on;
+	return 0;
 }

@@ -23,7 +23,8 @@ import time
 
 from umvu.core import syscalls
 from umvu.core.errors import call_to_retval
-from umvu.core.process import PLACEHOLDER_LINKS, FdTable, FsState, ProcessTable
+from umvu.core.process import (PLACEHOLDER_LINKS, FdTable, FsState, ProcessData,
+                               ProcessTable)
 from umvu.core.registry import Entry, Responsibility
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
                               EV_KNOCK, EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_fd_filter,
@@ -154,10 +155,12 @@ class ModuleAPI:
     def on_exec(self, callback) -> None:
         """callback(tid) after every successful exec, before the new program runs."""
         self.hv.exec_hooks.append(callback)
+        self.hv.tracer.set_lazy(self.hv.lazy, False)  # every exec comes to Python
 
     def drop_exec_hook(self, callback) -> None:
         if callback in self.hv.exec_hooks:
             self.hv.exec_hooks.remove(callback)
+        self.hv.tracer.set_lazy(self.hv.lazy, self.hv.lazy and not self.hv.exec_hooks)
 
     def open_memfile(self, guest_path: bytes, data: bytes, cloexec: bool):
         """The action that makes the pending open() give the guest a read-only virtual
@@ -170,7 +173,7 @@ class ModuleAPI:
 
     def thread_of(self, tid: int):
         """Any traced thread by tid (None if it is not a guest)."""
-        return self.hv.procs.get(tid)
+        return self.hv.known(tid)
 
     def thread(self):
         """The calling guest thread (its .process.data keeps per-process module state,
@@ -313,6 +316,8 @@ class Hypervisor:
         FdTable.added = self.on_vfd_added
         FsState.virtual = 0
         FsState.changed = self.tracer.set_virtual_cwds
+        FsState.went_virtual = self.on_fs_virtual
+        ProcessData.changed = self.on_data_changed
         self.table.on_change = self.update_pathfast
         self.vsys = VirtualSyscalls(self)
         self.cur_tid = 0
@@ -322,10 +327,14 @@ class Hypervisor:
         # the filter: numbers traced, and its generation (processes catch up lazily)
         self.filter_numbers: set[int] = set()
         self.filter_gen = 0
+        # threads the C loop may follow alone (Tracer.set_lazy): clones of plain threads,
+        # their children till an event of theirs needs Python (UMVU_LAZY=0: never)
+        self.lazy = not noseccomp and os.environ.get("UMVU_LAZY", "1") != "0"
         # the numbers the C loop decides (update_pathfast): they reach it as seccomp
         # notifications, not ptrace stops (UMVU_NOTIF=0: as stops)
         self.notif_numbers: set[int] = set()
         self.notif_ok = not noseccomp and os.environ.get("UMVU_NOTIF", "1") != "0"
+        self.listeners_made = False  # then EBUSY means a listener in the stack already
         # fd syscalls trap only on the fds virtual in the caller's fd table (a filter per
         # such fd, see on_vfd_added), not by number; -d s shows every fd call instead
         self.fd_filtering = not noseccomp and "s" not in self.debugtags and \
@@ -358,9 +367,10 @@ class Hypervisor:
         needed the hypervisor: that event waits in the tracer) to its end; returns the
         exit status a shell would report."""
         try:
-            self.procs.adopt(self.tracer.tree_snapshot(), launch.guest_umask)
+            self.procs.adopt(self.tracer.tree_rows(), launch.guest_umask)
+            self.tracer.set_lazy(self.lazy, self.lazy and not self.exec_hooks)
             if not launch.filtered:  # the guest has no filter yet: each process needs one
-                self.filter_gen += 1
+                self.new_filter_gen()
             self.update_fastpath()
             if launch.follow_in_c:
                 self._dispatch(self.tracer.event)
@@ -432,12 +442,15 @@ class Hypervisor:
                 self.vfs.closed_in_c(closer, guest_fd)
         kind = ev.kind
         tid = ev.tid
+        if tid not in procs.threads and kind != EV_EXITED:
+            self.sync_unseen()  # a thread the C loop followed alone
         if kind == EV_SYSCALL:
             self.on_syscall(tid, ev.nr)
         elif kind == EV_SYSCALL_EXIT:
             self.on_syscall_exit(tid, ev.ret)
         elif kind == EV_CLONE:
             child = procs.clone(tid, ev.msg, ev.clone_flags)
+            self.update_plain(child)
             if not ev.resumed:
                 tracer.clone_done(tid, ev.msg)
             if child.process.filter_gen < self.filter_gen or child.process.fd_pending:
@@ -466,6 +479,71 @@ class Hypervisor:
             tracer.resume(tid)
         elif kind == EV_ABI32:
             self.on_abi32(tid, ev.nr)
+        if self.lazy:
+            t = procs.threads.get(tid)
+            if t is not None:
+                self.update_plain(t)
+
+    # ------------------------------------------------------------- lazy following
+    def update_plain(self, t) -> None:
+        """Tell the C loop whether t's clones may be followed without Python: nothing of
+        t's that this table keeps would go to a child but what a fresh adoption from the
+        kernel and the tree gives (current filter, no virtual fd, no virtual cwd, no
+        module state). Going plain may come late (here, after an event); leaving it
+        comes at once, before the guest runs on (on_vfd_added, on_fs_virtual,
+        on_data_changed, new_filter_gen)."""
+        p = t.process
+        plain = (self.lazy and p.filter_gen == self.filter_gen and not p.data
+                 and not t.files.fds and t.fs.kernel_cwd and t.fs.root == b"/")
+        if plain != t.plain:
+            t.plain = plain
+            self.tracer.set_plain(t.tid, plain)
+
+    def _not_plain(self, threads) -> None:
+        for t in threads:
+            if t.plain:
+                t.plain = False
+                self.tracer.set_plain(t.tid, False)
+
+    def sync_unseen(self) -> None:
+        """Adopt the threads the C loop followed alone (their state is what the kernel
+        and the tree say: see update_plain), before anything looks at every thread."""
+        if not self.lazy:
+            return
+        rows = self.tracer.tree_rows(unseen_only=True)
+        if rows:
+            for t in self.procs.adopt(rows, None, self.tracer.tree_rows(), self.filter_gen):
+                self.update_plain(t)
+
+    def all_threads(self) -> list:
+        """Every guest thread (the unseen ones adopted first)."""
+        self.sync_unseen()
+        return list(self.procs.threads.values())
+
+    def known(self, tid: int):
+        """The thread tid (adopted if the C loop followed it alone), or None."""
+        t = self.procs.get(tid)
+        if t is None:
+            self.sync_unseen()
+            t = self.procs.get(tid)
+        return t
+
+    def new_filter_gen(self) -> None:
+        """A new filter every process must stack: the unseen threads are adopted with the
+        generation they have, and no thread is plain until it has the new one."""
+        self.sync_unseen()
+        self.filter_gen += 1
+        self.tracer.plain_reset()
+        for t in self.procs.threads.values():
+            t.plain = False
+
+    def on_fs_virtual(self, fs) -> None:
+        """fs's cwd went inside a virtual mount: a child must copy it."""
+        self._not_plain(t for t in self.all_threads() if t.fs is fs)
+
+    def on_data_changed(self, process) -> None:
+        self._not_plain(self.procs.threads[tid] for tid in process.threads
+                        if tid in self.procs.threads)
 
     # ------------------------------------------------------------- calls into modules
     def call(self, service, method: str, *args):
@@ -477,7 +555,7 @@ class Hypervisor:
 
     # ------------------------------------------------------------- syscalls
     def thread(self, tid: int):
-        t = self.procs.get(tid)
+        t = self.known(tid)
         if t is None:  # a thread we missed: adopt it with the kernel's view
             t = self.procs.add_initial(tid, os.fsencode(os.readlink("/proc/%d/cwd" % tid)))
         return t
@@ -707,7 +785,7 @@ class Hypervisor:
             self.update_fastpath()
             return
         self.filter_numbers |= want
-        self.filter_gen += 1
+        self.new_filter_gen()
         self.update_fastpath()
         self.want_upgrades()
 
@@ -725,7 +803,7 @@ class Hypervisor:
         """Every process whose filter is older than filter_gen (but the current
         thread's, upgraded at its next call) stops at its next syscall boundary."""
         seen = set()
-        for t in list(self.procs.threads.values()):
+        for t in self.all_threads():
             if t.process.tgid in seen or t.tid == self.cur_tid:
                 continue
             seen.add(t.process.tgid)
@@ -839,20 +917,29 @@ class Hypervisor:
                 return False  # (the filter's notifications then fail with ENOSYS)
             finally:
                 self.tracer.inject(t.tid, NR_CLOSE, ret)
+        if ret == -errno.EBUSY and notif_bitmap is not None:
+            return False  # a listener is in the stack already (see upgrade_filter)
         if ret != 0:
             log.error("umvu: pid %d: stacking a seccomp filter failed (%d)", t.tid, ret)
             return False
         return True
 
     def upgrade_filter(self, t) -> None:
-        """Stack the current filter onto t's process (t is at a syscall stop)."""
+        """Stack the current filter onto t's process (t is at a syscall stop). A stack
+        holds one listener at most (the kernel answers EBUSY to a second): a process that
+        has one gets a filter without, whose numbers trap as ptrace stops where the older
+        filter does not send them to its listener (the kernel takes USER_NOTIF over
+        TRACE)."""
         numbers = syscalls.bitmap(self.filter_numbers)
         notif = self.notif_numbers & self.filter_numbers if self.notif_ok else set()
         ok = False
         if notif:
             notif_bitmap = syscalls.bitmap(notif)
             ok = self.stack_filter(t, build_filter(numbers, notif_bitmap), notif_bitmap)
-            self.notif_ok = ok  # else a kernel without listeners: stops only
+            if ok:
+                self.listeners_made = True
+            elif not self.listeners_made:
+                self.notif_ok = False  # a kernel without listeners: stops only
         if not ok:
             ok = self.stack_filter(t, build_filter(numbers))
         if ok:
@@ -871,6 +958,8 @@ class Hypervisor:
         thread at the stop being handled gets the filter at once; other processes at
         their next syscall boundary (asked for now, before this stop ends, so none of
         them can call on the fd before)."""
+        sharers = [t for t in self.all_threads() if t.files is table]
+        self._not_plain(sharers)  # a child must copy the fd
         if not self.fd_filtering:
             return
         vf = table.fds.get(guest_fd)
@@ -878,7 +967,7 @@ class Hypervisor:
             return
         stopped = self.procs.get(self.stopped_tid) if self.stopped_tid else None
         seen = set()
-        for t in list(self.procs.threads.values()):
+        for t in sharers:
             p = t.process
             if t.files is not table or p.tgid in seen:
                 continue

@@ -29,6 +29,7 @@ class FsState:
     __slots__ = ("cwd", "root", "umask", "_kernel_cwd", "users")
     virtual = 0
     changed = staticmethod(lambda n: None)
+    went_virtual = staticmethod(lambda fs: None)  # this state's cwd left the kernel's
 
     def __init__(self, cwd: bytes, root: bytes = b"/", umask: int = 0o022,
                  kernel_cwd: bool = True) -> None:
@@ -50,7 +51,9 @@ class FsState:
     def kernel_cwd(self, value: bool) -> None:
         if value != self._kernel_cwd and self.users > 0:
             FsState._count(-1 if value else 1)
-        self._kernel_cwd = value
+        was, self._kernel_cwd = self._kernel_cwd, value
+        if was and not value:
+            FsState.went_virtual(self)
 
     def drop(self) -> None:
         """One thread less uses it."""
@@ -125,6 +128,39 @@ class MemState:
         return MemState(dict(self.scratch))
 
 
+class ProcessData(dict):
+    """Modules' per-process state; ``ProcessData.changed(process)`` hears of every
+    change (a child forked from then on must get a copy: see Hypervisor.update_plain)."""
+    __slots__ = ("process",)
+    changed = staticmethod(lambda process: None)
+
+    def __init__(self, process, items=()) -> None:
+        super().__init__(items)
+        self.process = process
+
+    def __setitem__(self, key, value) -> None:
+        super().__setitem__(key, value)
+        ProcessData.changed(self.process)
+
+    def __delitem__(self, key) -> None:
+        super().__delitem__(key)
+        ProcessData.changed(self.process)
+
+    def update(self, *args, **kw) -> None:
+        super().update(*args, **kw)
+        ProcessData.changed(self.process)
+
+    def pop(self, *args):
+        value = super().pop(*args)
+        ProcessData.changed(self.process)
+        return value
+
+    def setdefault(self, key, default=None):
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+
 class Process:
     __slots__ = ("tgid", "threads", "filter_gen", "fd_traps", "fd_pending", "data")
 
@@ -138,15 +174,19 @@ class Process:
         # filters are still to be stacked at the next syscall boundary
         self.fd_traps: dict | None = None if fd_traps is None else dict(fd_traps)
         self.fd_pending: set = set(fd_pending)
-        self.data: dict = {}  # modules' per-process state: copied at fork, kept at exec
+        # modules' per-process state: copied at fork, kept at exec
+        self.data: ProcessData = ProcessData(self)
 
 
 class Thread:
-    __slots__ = ("tid", "process", "fs", "files", "mem")
+    """``plain``: what the C loop was told of it (Tracer.set_plain): its clones need
+    nothing from this table, the C loop follows them alone."""
+    __slots__ = ("tid", "process", "fs", "files", "mem", "plain")
 
     def __init__(self, tid: int, process: Process, fs: FsState, files: FdTable,
                  mem: MemState) -> None:
         self.tid, self.process, self.fs, self.files, self.mem = tid, process, fs, files, mem
+        self.plain = False
 
 
 class ProcessTable:
@@ -162,21 +202,28 @@ class ProcessTable:
         self.threads[tid] = t
         return t
 
-    def adopt(self, rows, umask: int) -> None:
-        """Threads that ran before the table existed: rows of (tid, tgid, fs group,
-        files group, vm group) from the tracer; cwds read from the kernel."""
+    def adopt(self, rows, umask: int | None = None, known_rows=(),
+              filter_gen: int = 0) -> list[Thread]:
+        """Threads this table has not followed: rows of (tid, tgid, fs group, files
+        group, vm group) from the tracer, sharing what the known threads of known_rows
+        (rows of the same kind) share with them; cwds (and umask if None) read from the
+        kernel, fd tables empty, filter stacks of generation filter_gen. Returns them."""
         fss: dict[int, FsState] = {}
         files: dict[int, FdTable] = {}
         mems: dict[int, MemState] = {}
         procs: dict[int, Process] = {}
+        for tid, tgid, fsg, filesg, vmg in known_rows:
+            t = self.threads.get(tid)
+            if t is not None:
+                fss[fsg], files[filesg], mems[vmg] = t.fs, t.files, t.mem
+                procs[tgid] = t.process
+        adopted = []
         for tid, tgid, fsg, filesg, vmg in rows:
+            if tid in self.threads:
+                continue
             fs = fss.get(fsg)
             if fs is None:
-                try:
-                    cwd = os.fsencode(os.readlink("/proc/%d/cwd" % tid))
-                except OSError:
-                    cwd = b"/"
-                fs = fss[fsg] = FsState(cwd, umask=umask)
+                fs = fss[fsg] = _kernel_fs(tid, umask)
             else:
                 fs.users += 1
             table = files.get(filesg)
@@ -184,9 +231,14 @@ class ProcessTable:
                 table = files[filesg] = FdTable()
             else:
                 table.users += 1
-            proc = procs.setdefault(tgid, Process(tgid))
+            proc = procs.get(tgid)
+            if proc is None:
+                proc = procs[tgid] = Process(tgid, filter_gen=filter_gen)
             proc.threads.add(tid)
-            self.threads[tid] = Thread(tid, proc, fs, table, mems.setdefault(vmg, MemState()))
+            t = Thread(tid, proc, fs, table, mems.setdefault(vmg, MemState()))
+            self.threads[tid] = t
+            adopted.append(t)
+        return adopted
 
     def get(self, tid: int) -> Thread | None:
         return self.threads.get(tid)
@@ -201,7 +253,7 @@ class ProcessTable:
         else:
             pp = parent.process  # the child has the parent's filter stack
             proc = Process(child_tid, {child_tid}, pp.filter_gen, pp.fd_traps, pp.fd_pending)
-            proc.data = dict(pp.data)
+            proc.data = ProcessData(proc, pp.data)
         if flags & CLONE_FILES:
             files = parent.files
             files.users += 1
@@ -262,6 +314,25 @@ class ProcessTable:
 
     def __len__(self) -> int:
         return len(self.threads)
+
+
+def _kernel_fs(tid: int, umask: int | None) -> FsState:
+    """tid's cwd (and umask if None) as the kernel has them."""
+    try:
+        cwd = os.fsencode(os.readlink("/proc/%d/cwd" % tid))
+    except OSError:
+        cwd = b"/"
+    if umask is None:
+        umask = 0o022
+        try:
+            with open("/proc/%d/status" % tid, "rb") as f:
+                for line in f:
+                    if line.startswith(b"Umask:"):
+                        umask = int(line.split()[1], 8)
+                        break
+        except OSError:
+            pass
+    return FsState(cwd, umask=umask)
 
 
 def _current_umask() -> int:

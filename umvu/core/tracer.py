@@ -71,17 +71,30 @@ class Tracer:
         needs Python (True: it is in ``event``) or no tracee is left (False)."""
         return _check(lib.umvu_run_autonomous(self.event)) == 1
 
-    def tree_snapshot(self) -> list[tuple[int, int, int, int, int]]:
+    def tree_rows(self, unseen_only: bool = False) -> list[tuple[int, int, int, int, int]]:
         """Live tasks as (tid, tgid, fs group, files group, vm group), the groups being
-        the state they share as the kernel shares it. Once: the C side stops keeping the
-        tree when it has handed it over."""
-        size = 1024
+        the state they share as the kernel shares it. unseen_only: only the threads the
+        C loop followed alone (see set_lazy), which are Python's to know from now on."""
+        size = 256
         while True:
             out = ffi.new("int[]", 5 * size)
-            n = lib.umvu_tree_snapshot(out, size)
-            if n < size:
+            n = lib.umvu_tree_rows(out, size, int(unseen_only))
+            if n <= size:
                 return [tuple(out[5 * i:5 * i + 5]) for i in range(n)]
-            size *= 4
+            size = n + 64
+
+    def set_plain(self, tid: int, on: bool) -> None:
+        """Whether a clone of tid may be followed by the C loop alone (set_lazy)."""
+        lib.umvu_set_plain(tid, int(on))
+
+    def plain_reset(self) -> None:
+        """No thread is plain any more."""
+        lib.umvu_plain_reset()
+
+    def set_lazy(self, clone: bool, exec_: bool) -> None:
+        """clone: a clone by a plain or unseen thread is followed in C alone, its child
+        unseen; exec_: so is the exec of an unseen thread (its exit always is)."""
+        lib.umvu_set_lazy(int(clone), int(exec_))
 
     def args(self) -> tuple[int, ...]:
         return tuple(self.event.args)

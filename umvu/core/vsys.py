@@ -83,7 +83,7 @@ class VirtualSyscalls:
             return -errno.EEXIST
         if not hv.modules:  # cwds and umasks went unfollowed until now
             hv.tracer.set_autonomous(False)  # modules act at clone and exec from now on
-            for thread in list(hv.procs.threads.values()):
+            for thread in hv.all_threads():
                 hv.refresh_fs(thread)
         hv.need_syscalls()
         hv.modules[key] = cls(hv.api)
@@ -157,7 +157,8 @@ class VirtualSyscalls:
 
     def ps(self) -> bytes:
         lines = [b"PID\tTGID\tCWD\tCOMMAND\n"]
-        for tid, t in sorted(self.hv.procs.threads.items()):
+        for t in sorted(self.hv.all_threads(), key=lambda t: t.tid):
+            tid = t.tid
             try:
                 with open("/proc/%d/comm" % tid, "rb") as f:
                     comm = f.read().strip()
@@ -169,7 +170,7 @@ class VirtualSyscalls:
     def lsof(self) -> bytes:
         lines = [b"PID\tFD\tMOUNT\tPATH\n"]
         seen = set()
-        for tid, t in sorted(self.hv.procs.threads.items()):
+        for t in sorted(self.hv.all_threads(), key=lambda t: t.tid):
             if (t.process.tgid, id(t.files)) in seen:
                 continue
             seen.add((t.process.tgid, id(t.files)))
@@ -271,7 +272,7 @@ class VirtualSyscalls:
         root = getattr(entry.service, "native_root", None)
         if root is None or root == b"/":
             return False
-        for tgid in {t.process.tgid for t in self.hv.procs.threads.values()}:
+        for tgid in {t.process.tgid for t in self.hv.all_threads()}:
             try:
                 fds = os.listdir("/proc/%d/fd" % tgid)
             except OSError:
@@ -286,7 +287,7 @@ class VirtualSyscalls:
         return False
 
     def _cwd_inside(self, prefixes) -> bool:
-        for t in self.hv.procs.threads.values():
+        for t in self.hv.all_threads():
             for p in prefixes:
                 if within(t.fs.cwd, p):
                     return True
