@@ -81,6 +81,8 @@
                            * what the kernel and the tree tell (umvu_set_plain) */
 #define TF_UNSEEN   0x100 /* followed by the C loop alone: Python does not know it yet
                            * (umvu_tree_rows with unseen_only hands it over) */
+#define TF_RESTORE  0x200 /* its ptrace options lack exec events: set them at its next
+                           * stop (umvu_exec_events) */
 
 static unsigned short *tflags;
 struct tree_node {
@@ -160,6 +162,12 @@ static int autonomous;
  * from the tree when it first needs it (the fork/exec of a shell's commands costs no
  * Python and no wait for it). */
 static int lazy_clone, lazy_exec;
+/* Followed in C alone from the start (no module, no Python), the guest runs without exec
+ * events (one ptrace stop less per exec: the C loop's tree needs them only when a thread
+ * that is not the leader execs, and nobody else does); the hypervisor asks for them when
+ * it starts (umvu_exec_events), before it keeps anything an exec changes. */
+static long full_opts;
+static int exec_events_off;
 /* How long the tracer polls for the next stop before it sleeps in waitpid (ns, 0: never
  * polls; see wait_tracee), and how long the last wait lasted. */
 static long spin_ns;
@@ -517,6 +525,10 @@ int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int f
 		    PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL;
 	if (!noseccomp)
 		opts |= PTRACE_O_TRACESECCOMP;
+	full_opts = opts;
+	exec_events_off = (flags & UMVU_NOFILTER) != 0;
+	if (exec_events_off)
+		opts &= ~PTRACE_O_TRACEEXEC;
 	if (ptrace(PTRACE_SEIZE, pid, 0, opts) < 0) {
 		int e = errno;
 		kill(pid, SIGKILL);
@@ -857,6 +869,50 @@ int umvu_knock(int module_next)
 }
 
 /* Returns 1 with *ev filled, 0 when no tracee is left, -errno on error. */
+/* At a stop of tid: give it exec events if it lacks them (umvu_exec_events). Returns
+ * whether it lacked them. */
+static int restore_opts(int tid)
+{
+	if (!tid_ok(tid) || !(tflags[tid] & TF_RESTORE))
+		return 0;
+	if (ptrace(PTRACE_SETOPTIONS, tid, 0, full_opts) == 0)
+		tflags[tid] &= ~TF_RESTORE;
+	return 1;
+}
+
+/* child was forked by a thread that had no exec events: it has none either */
+static void child_lacks(int child, int lacked)
+{
+	if (!lacked || !tid_ok(child))
+		return;
+	tflags[child] |= TF_RESTORE;
+	restore_opts(child); /* fails unless it is parked at its initial stop already */
+}
+
+/* The hypervisor starts: every thread gets exec events, at once if it is stopped, else
+ * at the stop PTRACE_INTERRUPT makes (before it runs any more of its own code). */
+int umvu_exec_events(void)
+{
+	if (!exec_events_off)
+		return 0;
+	exec_events_off = 0;
+	for (unsigned i = 0; i < tree_cap; i++) {
+		int tid = tree[i].tid;
+		if (tid <= 0)
+			continue;
+		tflags[tid] |= TF_RESTORE;
+		if (ptrace(PTRACE_SETOPTIONS, tid, 0, full_opts) == 0) {
+			tflags[tid] &= ~TF_RESTORE;
+		} else if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno == ESRCH) {
+			/* not a tracee: a thread that was not the leader exec'd (its new
+			 * tid is the leader's, the tree kept the old one) */
+			tflags[tid] = 0;
+			tree_del(tid);
+		}
+	}
+	return 0;
+}
+
 static int next_event(struct umvu_event *ev);
 
 int umvu_next(struct umvu_event *ev)
@@ -900,6 +956,7 @@ static int next_event(struct umvu_event *ev)
 		int sig = WSTOPSIG(status);
 		int event = (unsigned)status >> 16;
 		struct user_regs_struct r;
+		int lacked = restore_opts(tid); /* (a child forked before has none either) */
 
 		if (sig == (SIGTRAP | 0x80)) {
 			/* syscall-entry (-S) or syscall-exit stop */
@@ -963,6 +1020,7 @@ static int next_event(struct umvu_event *ev)
 			ev->msg = (long)child;
 			ev->clone_flags = clone_flags_of(tid, event, &r);
 			tree_clone(tid, (int)child, ev->clone_flags);
+			child_lacks((int)child, lacked);
 			if (lazy_clone && !noseccomp && tid_ok((int)child) &&
 			    (tflags[tid] & (TF_PLAIN | TF_UNSEEN))) {
 				umvu_clone_done(tid, (int)child);
@@ -1041,9 +1099,11 @@ int umvu_clone_done(int parent, int child)
 {
 	if (tid_ok(child)) {
 		int parked = tflags[child] & TF_PARKED;
-		tflags[child] = TF_KNOWN;
-		if (parked)
+		tflags[child] = TF_KNOWN | (tflags[child] & TF_RESTORE);
+		if (parked) {
+			restore_opts(child);
 			resume(child, 0);
+		}
 	}
 	resume(parent, 0);
 	return 0;
@@ -1067,8 +1127,10 @@ static int wait_stopped(int tid, int *status)
 				continue;
 			return -errno;
 		}
-		if (WIFSTOPPED(*status))
+		if (WIFSTOPPED(*status)) {
+			restore_opts(tid);
 			return 0;
+		}
 		exited_meanwhile(tid, *status);
 		return -ESRCH;
 	}

@@ -75,6 +75,7 @@ int umvu_tree_rows(int *out, int max, int unseen_only);
 int umvu_set_plain(int tid, int on);
 int umvu_plain_reset(void);
 int umvu_set_lazy(int clone_on, int exec_on);
+int umvu_exec_events(void);
 int umvu_restore_signals(void);
 int umvu_knock(int module_next);
 int umvu_listener_add(int tgid, int guest_fd, const unsigned char *notif, int nbits);

@@ -154,3 +154,26 @@ def test_fork_exec_loop_same_with_and_without(lazy, tmp_path):
     assert (r.returncode, r.stdout) == (0, b"10\nn\n"), r.stderr
     assert os.listdir(tmp_path / "d") == []  # the host saw nothing
 
+
+
+EXEC_BY_A_THREAD = """
+import os, threading, time
+script = ("vu_insmod vufuse && vumount -t vufusememfs none {mnt} && echo hi > {mnt}/f && "
+          "cat {mnt}/f && exec bash -c 'cat {mnt}/f; sh -c \\"cat {mnt}/f\\"; "
+          "vuctl ps | awk -F\\"\\\\t\\" \\"NR > 1 && \\\\$4 == \\\\\\"?\\\\\\"\\"'")
+threading.Thread(target=os.execvp, args=("bash", ["bash", "-c", script])).start()
+time.sleep(60)
+"""
+
+
+def test_exec_events_come_back_when_the_hypervisor_starts(tmp_path):
+    """Followed in C alone, the guest runs without exec events; the hypervisor gets them
+    back for every thread when it starts. Here a thread that is not the leader execs
+    before any module (the kernel gives it the leader's tid), the new program loads a
+    module, and execs again: the exec is seen (the cat after it reads the mount), and no
+    thread the exec took away is still listed (vuctl ps shows a gone one's command as
+    "?")."""
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = run("umvu", ["python3", "-c", EXEC_BY_A_THREAD.format(mnt=mnt)])
+    assert (r.returncode, r.stdout, r.stderr) == (0, b"hi\nhi\nhi\n", b"")

@@ -367,6 +367,7 @@ class Hypervisor:
         needed the hypervisor: that event waits in the tracer) to its end; returns the
         exit status a shell would report."""
         try:
+            self.tracer.exec_events()  # before anything an exec changes is kept
             self.procs.adopt(self.tracer.tree_rows(), launch.guest_umask)
             self.tracer.set_lazy(self.lazy, self.lazy and not self.exec_hooks)
             if not launch.filtered:  # the guest has no filter yet: each process needs one

@@ -91,6 +91,11 @@ class Tracer:
         """No thread is plain any more."""
         lib.umvu_plain_reset()
 
+    def exec_events(self) -> None:
+        """Every thread reports its execs from now on (followed in C alone, the guest
+        ran without exec events)."""
+        lib.umvu_exec_events()
+
     def set_lazy(self, clone: bool, exec_: bool) -> None:
         """clone: a clone by a plain or unseen thread is followed in C alone, its child
         unseen; exec_: so is the exec of an unseen thread (its exit always is)."""
