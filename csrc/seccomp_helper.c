@@ -868,7 +868,6 @@ int umvu_knock(int module_next)
 		? -errno : 0;
 }
 
-/* Returns 1 with *ev filled, 0 when no tracee is left, -errno on error. */
 /* At a stop of tid: give it exec events if it lacks them (umvu_exec_events). Returns
  * whether it lacked them. */
 static int restore_opts(int tid)
@@ -915,6 +914,7 @@ int umvu_exec_events(void)
 
 static int next_event(struct umvu_event *ev);
 
+/* Returns 1 with *ev filled, 0 when no tracee is left, -errno on error. */
 int umvu_next(struct umvu_event *ev)
 {
 	int r = next_event(ev);
