@@ -24,7 +24,7 @@ import time
 from umvu.core import syscalls
 from umvu.core.errors import call_to_retval
 from umvu.core.process import (PLACEHOLDER_LINKS, FdTable, FsState, ProcessData,
-                               ProcessTable)
+                               ProcessTable, kernel_umask)
 from umvu.core.registry import Entry, Responsibility
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
                               EV_KNOCK, EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_fd_filter,
@@ -155,12 +155,12 @@ class ModuleAPI:
     def on_exec(self, callback) -> None:
         """callback(tid) after every successful exec, before the new program runs."""
         self.hv.exec_hooks.append(callback)
-        self.hv.tracer.set_lazy(self.hv.lazy, False)  # every exec comes to Python
+        self.hv.set_lazy()
 
     def drop_exec_hook(self, callback) -> None:
         if callback in self.hv.exec_hooks:
             self.hv.exec_hooks.remove(callback)
-        self.hv.tracer.set_lazy(self.hv.lazy, self.hv.lazy and not self.hv.exec_hooks)
+        self.hv.set_lazy()
 
     def open_memfile(self, guest_path: bytes, data: bytes, cloexec: bool):
         """The action that makes the pending open() give the guest a read-only virtual
@@ -369,7 +369,7 @@ class Hypervisor:
         try:
             self.tracer.exec_events()  # before anything an exec changes is kept
             self.procs.adopt(self.tracer.tree_rows(), launch.guest_umask)
-            self.tracer.set_lazy(self.lazy, self.lazy and not self.exec_hooks)
+            self.set_lazy()
             if not launch.filtered:  # the guest has no filter yet: each process needs one
                 self.new_filter_gen()
             self.update_fastpath()
@@ -499,6 +499,11 @@ class Hypervisor:
         if plain != t.plain:
             t.plain = plain
             self.tracer.set_plain(t.tid, plain)
+
+    def set_lazy(self) -> None:
+        """What the C loop follows alone: clones of plain threads, and the execs of
+        unseen ones unless a module hooks every exec."""
+        self.tracer.set_lazy(self.lazy, self.lazy and not self.exec_hooks)
 
     def _not_plain(self, threads) -> None:
         for t in threads:
@@ -1016,12 +1021,11 @@ class Hypervisor:
         try:
             if t.fs.kernel_cwd:
                 t.fs.cwd = os.fsencode(os.readlink("/proc/%d/cwd" % t.tid))
-            with open("/proc/%d/status" % t.tid, "rb") as f:
-                for line in f:
-                    if line.startswith(b"Umask:"):
-                        t.fs.umask = int(line.split()[1], 8)
         except OSError:
-            pass
+            return
+        umask = kernel_umask(t.tid)
+        if umask is not None:
+            t.fs.umask = umask
 
     def on_boundary(self, tid: int) -> None:
         t = self.thread(tid)

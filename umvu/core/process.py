@@ -316,6 +316,18 @@ class ProcessTable:
         return len(self.threads)
 
 
+def kernel_umask(tid: int) -> int | None:
+    """tid's umask as the kernel has it (None if it cannot be read)."""
+    try:
+        with open("/proc/%d/status" % tid, "rb") as f:
+            for line in f:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return None
+
+
 def _kernel_fs(tid: int, umask: int | None) -> FsState:
     """tid's cwd (and umask if None) as the kernel has them."""
     try:
@@ -323,16 +335,8 @@ def _kernel_fs(tid: int, umask: int | None) -> FsState:
     except OSError:
         cwd = b"/"
     if umask is None:
-        umask = 0o022
-        try:
-            with open("/proc/%d/status" % tid, "rb") as f:
-                for line in f:
-                    if line.startswith(b"Umask:"):
-                        umask = int(line.split()[1], 8)
-                        break
-        except OSError:
-            pass
-    return FsState(cwd, umask=umask)
+        umask = kernel_umask(tid)
+    return FsState(cwd, umask=0o022 if umask is None else umask)
 
 
 def _current_umask() -> int:
