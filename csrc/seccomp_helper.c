@@ -46,6 +46,7 @@
 #include <sys/wait.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/kcmp.h>
 #include <linux/ptrace.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
@@ -82,7 +83,10 @@
 #define TF_UNSEEN   0x100 /* followed by the C loop alone: Python does not know it yet
                            * (umvu_tree_rows with unseen_only hands it over) */
 #define TF_RESTORE  0x200 /* its ptrace options lack exec events: set them at its next
-                           * stop (umvu_exec_events) */
+                           * stop (umvu_exec_events), or before it execs (exec_events_now) */
+#define TF_NOEXEC   0x400 /* unseen, it runs without exec events: its execs are not
+                           * reported (see drop_exec_ok) */
+#define TF_DROPEXEC 0x800 /* unseen: to lose its exec events at its next stop */
 
 static unsigned short *tflags;
 struct tree_node {
@@ -197,6 +201,7 @@ static int nqueued, queued_cap;
 long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen);
 int umvu_clone_done(int parent, int child);
 static int path_native(int tid, const struct umvu_event *ev);
+static void exec_events_now(int tid);
 static void steps_forget(void);
 static void fdstat_drop(int tid, int fd);
 static int answer_in_c(int tid, const struct umvu_event *ev);
@@ -722,6 +727,15 @@ static int notif_take(int lfd, struct umvu_event *ev)
 		ev->args[i] = req.data.args[i];
 	ev->ip = req.data.instruction_pointer;
 	ev->notif = 1;
+	if ((ev->nr == SYS_execve || ev->nr == SYS_execveat) &&
+	    (tflags[tid] & (TF_NOEXEC | TF_RESTORE))) {
+		/* an exec without exec events: fine for an unseen thread whose exec the C
+		 * loop follows alone; anyone else first gets them */
+		if ((tflags[tid] & TF_UNSEEN) && lazy_exec && decide_in_c(tid, ev))
+			return 0;
+		exec_events_now(tid);
+		return 0;
+	}
 	return !decide_in_c(tid, ev);
 }
 
@@ -872,7 +886,16 @@ int umvu_knock(int module_next)
  * whether it lacked them. */
 static int restore_opts(int tid)
 {
-	if (!tid_ok(tid) || !(tflags[tid] & TF_RESTORE))
+	if (!tid_ok(tid))
+		return 0;
+	if (tflags[tid] & TF_DROPEXEC) {
+		tflags[tid] &= ~TF_DROPEXEC;
+		if (!(tflags[tid] & (TF_NOEXEC | TF_RESTORE)) &&
+		    ptrace(PTRACE_SETOPTIONS, tid, 0, full_opts & ~PTRACE_O_TRACEEXEC) == 0)
+			tflags[tid] |= TF_NOEXEC;
+		return 0;
+	}
+	if (!(tflags[tid] & TF_RESTORE))
 		return 0;
 	if (ptrace(PTRACE_SETOPTIONS, tid, 0, full_opts) == 0)
 		tflags[tid] &= ~TF_RESTORE;
@@ -886,6 +909,28 @@ static void child_lacks(int child, int lacked)
 		return;
 	tflags[child] |= TF_RESTORE;
 	restore_opts(child); /* fails unless it is parked at its initial stop already */
+}
+
+/* An unseen thread may run without exec events (one ptrace stop less per exec: the
+ * C loop follows its exec without them, see tree_rows_fix) when every exec it can make
+ * reaches the C loop first as a notification: there, a thread Python knows (or whose
+ * exec Python must see) gets them back before the call runs (exec_events_now). */
+static int drop_exec_ok(void)
+{
+	return lazy_exec && !noseccomp && !exec_events_off && BIT(notif_nrs, SYS_execve) &&
+		BIT(notif_nrs, SYS_execveat);
+}
+
+/* tid waits in the notification of an exec and lacks exec events: it is made to stop
+ * (PTRACE_INTERRUPT, the call answered "restart"), gets them at that stop (restore_opts
+ * in next_event), and makes the call again: a new notification. */
+static void exec_events_now(int tid)
+{
+	tflags[tid] = (tflags[tid] & ~(TF_NOEXEC | TF_DROPEXEC)) | TF_RESTORE;
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) == 0)
+		notif_answer(tid, -ERESTARTNOINTR, 0);
+	else
+		notif_answer(tid, 0, 1); /* (gone, or not ours to stop: it runs as it is) */
 }
 
 /* The hypervisor starts: every thread gets exec events, at once if it is stopped, else
@@ -1020,9 +1065,15 @@ static int next_event(struct umvu_event *ev)
 			ev->msg = (long)child;
 			ev->clone_flags = clone_flags_of(tid, event, &r);
 			tree_clone(tid, (int)child, ev->clone_flags);
+			if (tid_ok((int)child)) /* (a tid an unseen exec left: not this one) */
+				tflags[child] &= ~(TF_NOEXEC | TF_DROPEXEC);
 			child_lacks((int)child, lacked);
 			if (lazy_clone && !noseccomp && tid_ok((int)child) &&
 			    (tflags[tid] & (TF_PLAIN | TF_UNSEEN))) {
+				if (tflags[tid] & TF_NOEXEC)
+					tflags[child] |= TF_NOEXEC; /* its options are the parent's */
+				else if (drop_exec_ok() && !(tflags[child] & TF_RESTORE))
+					tflags[child] |= TF_DROPEXEC;
 				umvu_clone_done(tid, (int)child);
 				tflags[child] |= TF_UNSEEN;
 				continue;
@@ -1099,7 +1150,8 @@ int umvu_clone_done(int parent, int child)
 {
 	if (tid_ok(child)) {
 		int parked = tflags[child] & TF_PARKED;
-		tflags[child] = TF_KNOWN | (tflags[child] & TF_RESTORE);
+		tflags[child] = TF_KNOWN |
+			(tflags[child] & (TF_RESTORE | TF_NOEXEC | TF_DROPEXEC));
 		if (parked) {
 			restore_opts(child);
 			resume(child, 0);
@@ -2154,12 +2206,82 @@ int umvu_exit_code(void)
 }
 
 
+/* The threads that ran without exec events (TF_NOEXEC) may have exec'd unseen (no
+ * tree_exec): one that was not its group's leader then left its tid (gone: its row goes),
+ * and the fd table and memory a process shared with another (vfork, CLONE_FILES) are its
+ * own now. Their groups are made again from what the kernel says (kcmp): a thread keeps
+ * the group of a thread outside the set it still shares with, else joins one of the set
+ * already done that it shares with, else gets a group of its own. */
+static int group_of(struct tree_node *n, int files)
+{
+	return files ? n->files : n->vm;
+}
+
+static void tree_rows_fix(void)
+{
+	int nfix = 0;
+	for (unsigned i = 0; i < tree_cap; i++) {
+		int tid = tree[i].tid;
+		if (tid <= 0 || !(tflags[tid] & TF_NOEXEC))
+			continue;
+		if (tid != tree[i].tgid && syscall(SYS_tgkill, tree[i].tgid, tid, 0) < 0 &&
+		    errno == ESRCH) {
+			tflags[tid] = 0;
+			tree_del(tid);
+			continue;
+		}
+		nfix++;
+	}
+	if (!nfix)
+		return;
+	int *old = malloc(2 * tree_cap * sizeof *old); /* per slot: old files, old vm */
+	unsigned char *done = calloc(tree_cap, 1);
+	if (!old || !done) {
+		free(old);
+		free(done);
+		return;
+	}
+	for (unsigned i = 0; i < tree_cap; i++) {
+		old[2 * i] = tree[i].files;
+		old[2 * i + 1] = tree[i].vm;
+	}
+	for (unsigned i = 0; i < tree_cap; i++) {
+		struct tree_node *n = &tree[i];
+		if (n->tid <= 0 || !(tflags[n->tid] & TF_NOEXEC))
+			continue;
+		for (int files = 1; files >= 0; files--) {
+			int type = files ? KCMP_FILES : KCMP_VM, was = old[2 * i + !files];
+			int group = 0;
+			for (unsigned j = 0; j < tree_cap && !group; j++) {
+				struct tree_node *o = &tree[j];
+				if (j == i || o->tid <= 0 || old[2 * j + !files] != was)
+					continue;
+				int trusted = !(tflags[o->tid] & TF_NOEXEC);
+				if ((trusted || done[j]) &&
+				    syscall(SYS_kcmp, n->tid, o->tid, type, 0, 0) == 0)
+					group = group_of(o, files);
+			}
+			if (!group)
+				group = next_group++;
+			if (files)
+				n->files = group;
+			else
+				n->vm = group;
+		}
+		done[i] = 1;
+	}
+	free(old);
+	free(done);
+}
+
 /* Live tasks as 5 ints each (tid, tgid, fs, files, vm group); returns how many, or
  * more than max (nothing written) when they do not fit. unseen_only: only the threads
  * the C loop followed alone (TF_UNSEEN), which Python now knows: the flag goes. */
 int umvu_tree_rows(int *out, int max, int unseen_only)
 {
 	int n = 0;
+	if (unseen_only)
+		tree_rows_fix();
 	for (unsigned i = 0; i < tree_cap; i++)
 		if (tree[i].tid > 0 && (!unseen_only || (tflags[tree[i].tid] & TF_UNSEEN)))
 			n++;
@@ -2170,8 +2292,13 @@ int umvu_tree_rows(int *out, int max, int unseen_only)
 		int tid = tree[i].tid;
 		if (tid <= 0 || (unseen_only && !(tflags[tid] & TF_UNSEEN)))
 			continue;
-		if (unseen_only)
-			tflags[tid] &= ~TF_UNSEEN;
+		if (unseen_only) {
+			/* known now: its execs must be reported (from its next stop on,
+			 * or before an exec, see notif_take) */
+			if (tflags[tid] & TF_NOEXEC)
+				tflags[tid] |= TF_RESTORE;
+			tflags[tid] &= ~(TF_UNSEEN | TF_NOEXEC | TF_DROPEXEC);
+		}
 		int *o = out + 5 * n++;
 		o[0] = tid;
 		o[1] = tree[i].tgid;

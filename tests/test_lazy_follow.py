@@ -99,6 +99,32 @@ print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
 print(subprocess.run(["sh", "-c", "cat d/f; exit 3"]).returncode)
 '
     """,
+    # an unseen process (no exec events) is adopted when it opens a file of the mount
+    # close-on-exec, then execs: the exec must be seen (the fd number is a real file's
+    # after it), and so must an exec after a vfork by such a process
+    "adopted then exec": """
+        mkdir -p d && echo virtual > d/f && echo real > r
+        sh -c '/usr/bin/python3 -c "
+import os
+fd = os.open(\\"d/f\\", os.O_RDONLY)
+os.dup2(fd, 7, inheritable=False)
+print(os.read(7, 100).decode().strip(), flush=True)
+os.execv(\\"/bin/sh\\", [\\"sh\\", \\"-c\\", \\"exec 7<r; cat <&7; ls /proc/self/fd | wc -l\\"])
+"'
+        sh -c 'exec 6<d/f; sh -c "cat <&6"; /bin/sh -c "exec 6<r; cat <&6"'
+    """,
+    # a thread that is not its process's leader execs while the process is unseen (the
+    # kernel gives it the leader's tid; the C loop never saw the exec), then reaches the
+    # mount
+    "non-leader exec while unseen": """
+        mkdir -p d && echo there > d/f
+        sh -c '/usr/bin/python3 -c "
+import os, threading, time
+threading.Thread(target=os.execv, args=(\\"/bin/sh\\", [\\"sh\\", \\"-c\\", \\"cat d/f; ls d\\"])).start()
+time.sleep(30)
+"'
+        sh -c 'cat d/f' & wait
+    """,
 }
 
 
