@@ -1,6 +1,8 @@
 """vumisc: the view's own clock (vumisctime) and host name (vumiscuname)."""
 import time
 
+import pytest
+
 from conftest import run
 
 Y2000 = 946684800  # 2000-01-01T00:00:00Z
@@ -100,3 +102,35 @@ print("left", round(signal.getitimer(signal.ITIMER_REAL)[0]))
                      "python3 -c \"print('host', $h1 - $h0 < 3.5)\""], cwd=tmp_path)
     assert r.stdout.decode().splitlines() == ["2 virtual seconds", "2 virtual seconds",
                                               "left 8", "host True"], r.stderr.decode()
+
+
+SELECT_LEFT = r'''
+import ctypes, signal
+libc = ctypes.CDLL(None, use_errno=True)
+class timeval(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("usec", ctypes.c_long)]
+class timespec(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("nsec", ctypes.c_long)]
+signal.signal(signal.SIGALRM, lambda *a: None)
+tv = timeval(8, 0)
+signal.alarm(2)
+print(libc.select(0, None, None, None, ctypes.byref(tv)), ctypes.get_errno(),
+      round(tv.sec + tv.usec / 1e6))
+ts = timespec(8, 0)
+signal.alarm(2)
+print(libc.syscall(271, None, 0, ctypes.byref(ts), None, 0), ctypes.get_errno(),
+      round(ts.sec + ts.nsec / 1e9))
+'''
+
+
+@pytest.mark.parametrize("frequency", ["1", "4"])
+def test_select_and_ppoll_give_the_time_left(frequency, tmp_path):
+    """Linux writes what is left of the timeout back: interrupted after 2 of 8 virtual
+    seconds, select and ppoll (271) leave 6, at any frequency, as natively."""
+    (tmp_path / "tm").mkdir()
+    (tmp_path / "t.py").write_text(SELECT_LEFT)
+    native = run("native", ["python3", "t.py"], cwd=tmp_path)
+    assert native.stdout == b"-1 4 6\n-1 4 6\n", native.stderr
+    r = run("umvu", ["bash", "-c", "vu_insmod vumisc && vumount -t vumisctime none tm && "
+                     "echo %s > tm/frequency && python3 t.py" % frequency], cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (0, native.stdout), r.stderr.decode()

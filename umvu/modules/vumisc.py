@@ -326,12 +326,27 @@ class TimeService(PseudoFiles):
             idx = {"select": 4, "pselect6": 4, "ppoll": 2}[name]
             if not args[idx]:
                 return PASS
-            if name == "select":  # a timeval (the time left goes to the scaled copy)
-                new[idx] = self._scaled_ts(args[idx], "<qq", 1e6)
-            else:
-                new[idx] = self._scaled_ts(args[idx])
-            return Native(new)
+            unit = 1e6 if name == "select" else 1e9  # a timeval, or a timespec
+            new[idx] = self._scaled_ts(args[idx], "<qq", unit)
+            return Native(new, self._left_fixer(args[idx], new[idx], unit))
         return PASS
+
+    def _left_fixer(self, guest_addr, host_addr, unit):
+        """select, pselect6 and ppoll write the time left into their timeout (Linux):
+        the kernel wrote it into the scaled copy; the guest's own gets it in virtual
+        time (also before the kernel restarts the call, -ERESTART*, which reads the
+        guest's again)."""
+        api, freq = self.api, self.clock.freq
+
+        def fix(ret):
+            if ret >= 0 or ret == -errno.EINTR or -516 <= ret <= -512:
+                a, b = struct.unpack("<qq", api.guest_read(host_addr, 16))
+                left = (a + b / unit) * freq
+                sec = int(left // 1)
+                api.guest_write(guest_addr, struct.pack(
+                    "<qq", sec, min(int((left - sec) * unit), int(unit) - 1)))
+            return ret
+        return fix
 
     def _itimer_fixer(self, addr):
         """What the kernel wrote back (the old or current timer) in virtual time."""
