@@ -203,3 +203,24 @@ def test_exec_events_come_back_when_the_hypervisor_starts(tmp_path):
     mnt.mkdir()
     r = run("umvu", ["python3", "-c", EXEC_BY_A_THREAD.format(mnt=mnt)])
     assert (r.returncode, r.stdout, r.stderr) == (0, b"hi\nhi\nhi\n", b"")
+
+
+def test_unseen_execs_as_an_unprivileged_user(as_user):
+    """The two unseen-exec scenarios above as nobody (the C loop's kcmp and tgkill at
+    adoption need no privilege beyond being the tracer)."""
+    cmd = textwrap.dedent("""
+        echo virtual > d/f && echo real > r
+        sh -c '/usr/bin/python3 -c "
+import os
+os.dup2(os.open(\\"d/f\\", os.O_RDONLY), 7, inheritable=False)
+print(os.read(7, 100).decode().strip(), flush=True)
+os.execv(\\"/bin/sh\\", [\\"sh\\", \\"-c\\", \\"exec 7<r; cat <&7\\"])
+"'
+        sh -c '/usr/bin/python3 -c "
+import os, threading, time
+threading.Thread(target=os.execv, args=(\\"/bin/sh\\", [\\"sh\\", \\"-c\\", \\"cat d/f; ls d\\"])).start()
+time.sleep(30)
+"'
+    """)
+    r = as_user(["bash", "-c", MOUNT.format(work=as_user.work, cmd=cmd)])
+    assert (r.returncode, r.stdout) == (0, b"virtual\nreal\nvirtual\nf\n"), r.stderr
