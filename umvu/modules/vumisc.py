@@ -342,9 +342,7 @@ class TimeService(PseudoFiles):
             if ret >= 0 or ret == -errno.EINTR or -516 <= ret <= -512:
                 a, b = struct.unpack("<qq", api.guest_read(host_addr, 16))
                 left = (a + b / unit) * freq
-                sec = int(left // 1)
-                api.guest_write(guest_addr, struct.pack(
-                    "<qq", sec, min(int((left - sec) * unit), int(unit) - 1)))
+                api.guest_write(guest_addr, _tv(left, 1) if unit == 1e6 else _ts(left))
             return ret
         return fix
 
