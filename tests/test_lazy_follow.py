@@ -224,3 +224,24 @@ time.sleep(30)
     """)
     r = as_user(["bash", "-c", MOUNT.format(work=as_user.work, cmd=cmd)])
     assert (r.returncode, r.stdout) == (0, b"virtual\nreal\nvirtual\nf\n"), r.stderr
+
+
+def test_no_thread_an_unseen_exec_took_away_is_listed(tmp_path):
+    """A thread that is not its process's leader execs while the process is unseen: the
+    kernel gives it the leader's tid and its own tid is gone without a word to the
+    tracer. At adoption the C loop drops that tid, so vuctl ps lists no thread umvu
+    cannot find (it shows a gone one's command as "?")."""
+    script = MOUNT.format(work=tmp_path, cmd="""
+        echo there > d/f
+        sh -c '/usr/bin/python3 -c "
+import os, threading, time
+threading.Thread(target=os.execv, args=(\\"/bin/sh\\", [\\"sh\\", \\"-c\\", \\"cat d/f; sleep 2\\"])).start()
+time.sleep(30)
+"' &
+        sleep 1; cat d/f
+        vuctl ps | awk -F'\\t' 'NR > 1 && $4 == "?"'
+        wait
+    """)
+    (tmp_path / "d").mkdir()
+    r = run("umvu", ["bash", "-c", script])
+    assert (r.returncode, r.stdout) == (0, b"there\nthere\n"), r.stderr
