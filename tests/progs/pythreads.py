@@ -34,7 +34,14 @@ print("subprocess", out.stdout.decode().strip(), out.returncode)
 
 r, w = os.pipe()
 got = []
-signal.signal(signal.SIGUSR1, lambda s, f: (got.append(s), os.write(w, b"x")))
+# The signal is seen by select through the wakeup fd, written by the C-level handler the
+# moment the signal comes: a Python-level handler's write would come only at the next
+# bytecode, and a signal landing between Python's last check and select's syscall (the
+# main thread preempted there, likelier with a tracer taking a CPU) left select waiting
+# its whole timeout, natively as under a tracer.
+os.set_blocking(w, False)
+signal.set_wakeup_fd(w)
+signal.signal(signal.SIGUSR1, lambda s, f: got.append(s))
 pid = os.fork()
 if pid == 0:
     os.kill(os.getppid(), signal.SIGUSR1)
