@@ -134,3 +134,32 @@ def test_select_and_ppoll_give_the_time_left(frequency, tmp_path):
     r = run("umvu", ["bash", "-c", "vu_insmod vumisc && vumount -t vumisctime none tm && "
                      "echo %s > tm/frequency && python3 t.py" % frequency], cwd=tmp_path)
     assert (r.returncode, r.stdout) == (0, native.stdout), r.stderr.decode()
+
+
+SELECT_RESTARTED = r'''
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+class timeval(ctypes.Structure):
+    _fields_ = [("sec", ctypes.c_long), ("usec", ctypes.c_long)]
+if os.fork() == 0:
+    time.sleep(0.5)
+    os._exit(0)
+tv = timeval(2, 0)
+start = time.monotonic()
+print(libc.select(0, None, None, None, ctypes.byref(tv)), round(time.monotonic() - start),
+      tv.sec, tv.usec)
+'''
+
+
+def test_a_restarted_select_waits_its_whole_timeout(tmp_path):
+    """A child's SIGCHLD (no handler) makes the kernel restart the parent's select with
+    the registers as they are: under vumisc's frequency they held the scaled copy, which
+    was scaled again; the hypervisor puts the guest's own call back, so the select waits
+    its 2 virtual seconds, as natively."""
+    (tmp_path / "tm").mkdir()
+    (tmp_path / "t.py").write_text(SELECT_RESTARTED)
+    native = run("native", ["python3", "t.py"], cwd=tmp_path)
+    assert native.stdout == b"0 2 0 0\n", native.stderr
+    r = run("umvu", ["bash", "-c", "vu_insmod vumisc && vumount -t vumisctime none tm && "
+                     "echo 4 > tm/frequency && python3 t.py"], cwd=tmp_path)
+    assert (r.returncode, r.stdout) == (0, native.stdout), r.stderr.decode()

@@ -22,7 +22,7 @@ import struct
 import time
 
 from umvu.core import syscalls
-from umvu.core.errors import call_to_retval
+from umvu.core.errors import RESTARTS, call_to_retval
 from umvu.core.process import (PLACEHOLDER_LINKS, FdTable, FsState, ProcessData,
                                ProcessTable, kernel_umask)
 from umvu.core.registry import Entry, Responsibility
@@ -651,7 +651,7 @@ class Hypervisor:
         line = self.format_call(tid, sc, args, nr) if debug else None
         if action is None:
             if debug:
-                self._pending_exit[tid] = (line, None)
+                self._pending_exit[tid] = (line, None, None)
                 self.tracer.native(tid, want_exit=True)
             else:
                 self.tracer.native(tid)
@@ -663,17 +663,24 @@ class Hypervisor:
             if action.grant is not None and not debug and self.grant(tid, action):
                 return
             new_args = action.args() if callable(action.args) else action.args
+            original = None
             if new_args is not None or action.nr is not None:
                 self.tracer.set_syscall(tid, nr if action.nr is None else action.nr,
                                         args if new_args is None else new_args)
+                original = (nr, list(args))
             if action.on_exit is not None or debug:
-                self._pending_exit[tid] = (line, action.on_exit)
+                self._pending_exit[tid] = (line, action.on_exit, original)
                 self.tracer.native(tid, want_exit=True)
             else:
                 self.tracer.native(tid)
 
     def on_syscall_exit(self, tid: int, ret: int) -> None:
-        line, callback = self._pending_exit.pop(tid, (None, None))
+        line, callback, original = self._pending_exit.pop(tid, (None, None, None))
+        if original is not None and ret in RESTARTS:
+            # the kernel makes the call again with the registers as they are now: the
+            # guest's own call, trapped and served afresh (a rewritten one, such as
+            # vumisc's scaled timeout, must not be served twice)
+            self.tracer.set_syscall(tid, *original)
         if callback is not None:
             self.cur_tid = self.stopped_tid = tid
             try:

@@ -28,6 +28,7 @@ import time
 import types
 
 from umvu.core import syscalls
+from umvu.core.errors import RESTART_CODES
 from umvu.core.vfs import PASS, Native
 from umvu.modules.base import Module, parse_options
 
@@ -334,12 +335,12 @@ class TimeService(PseudoFiles):
     def _left_fixer(self, guest_addr, host_addr, unit):
         """select, pselect6 and ppoll write the time left into their timeout (Linux):
         the kernel wrote it into the scaled copy; the guest's own gets it in virtual
-        time (also before the kernel restarts the call, -ERESTART*, which reads the
-        guest's again)."""
+        time (also before the kernel restarts the call, -ERESTART*: the hypervisor then
+        puts the guest's own call back, which reads it again)."""
         api, freq = self.api, self.clock.freq
 
         def fix(ret):
-            if ret >= 0 or ret == -errno.EINTR or -516 <= ret <= -512:
+            if ret >= 0 or ret == -errno.EINTR or ret in RESTART_CODES:
                 a, b = struct.unpack("<qq", api.guest_read(host_addr, 16))
                 left = (a + b / unit) * freq
                 api.guest_write(guest_addr, _tv(left, 1) if unit == 1e6 else _ts(left))
