@@ -2212,9 +2212,9 @@ int umvu_exit_code(void)
  * own now. Their groups are made again from what the kernel says (kcmp): a thread keeps
  * the group of a thread outside the set it still shares with, else joins one of the set
  * already done that it shares with, else gets a group of its own. */
-static int group_of(struct tree_node *n, int files)
+static int *group_of(struct tree_node *n, int files)
 {
-	return files ? n->files : n->vm;
+	return files ? &n->files : &n->vm;
 }
 
 static void tree_rows_fix(void)
@@ -2234,39 +2234,31 @@ static void tree_rows_fix(void)
 	}
 	if (!nfix)
 		return;
-	int *old = malloc(2 * tree_cap * sizeof *old); /* per slot: old files, old vm */
+	struct tree_node *old = malloc(tree_cap * sizeof *old); /* the groups before */
 	unsigned char *done = calloc(tree_cap, 1);
 	if (!old || !done) {
 		free(old);
 		free(done);
 		return;
 	}
-	for (unsigned i = 0; i < tree_cap; i++) {
-		old[2 * i] = tree[i].files;
-		old[2 * i + 1] = tree[i].vm;
-	}
+	memcpy(old, tree, tree_cap * sizeof *old);
 	for (unsigned i = 0; i < tree_cap; i++) {
 		struct tree_node *n = &tree[i];
 		if (n->tid <= 0 || !(tflags[n->tid] & TF_NOEXEC))
 			continue;
 		for (int files = 1; files >= 0; files--) {
-			int type = files ? KCMP_FILES : KCMP_VM, was = old[2 * i + !files];
+			int type = files ? KCMP_FILES : KCMP_VM, was = *group_of(&old[i], files);
 			int group = 0;
 			for (unsigned j = 0; j < tree_cap && !group; j++) {
 				struct tree_node *o = &tree[j];
-				if (j == i || o->tid <= 0 || old[2 * j + !files] != was)
+				if (j == i || o->tid <= 0 || *group_of(&old[j], files) != was)
 					continue;
 				int trusted = !(tflags[o->tid] & TF_NOEXEC);
 				if ((trusted || done[j]) &&
 				    syscall(SYS_kcmp, n->tid, o->tid, type, 0, 0) == 0)
-					group = group_of(o, files);
+					group = *group_of(o, files);
 			}
-			if (!group)
-				group = next_group++;
-			if (files)
-				n->files = group;
-			else
-				n->vm = group;
+			*group_of(n, files) = group ? group : next_group++;
 		}
 		done[i] = 1;
 	}

@@ -8,10 +8,9 @@ log = logging.getLogger("umvu")
 
 # the kernel's own restart codes, seen as results at a syscall-exit stop (not in errno):
 # ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND make the kernel run the same call again
-# with the registers as they are then; ERESTART_RESTARTBLOCK runs restart_syscall
-ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = 512, 513, 514, 516
+# with the registers as they are then (ERESTART_RESTARTBLOCK, 516, runs restart_syscall)
+ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND = 512, 513, 514
 RESTARTS = (-ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND)
-RESTART_CODES = range(-ERESTART_RESTARTBLOCK, -ERESTARTSYS + 1)  # every one of them
 
 
 def call_to_retval(fn, *args) -> int | object:

@@ -28,7 +28,7 @@ import time
 import types
 
 from umvu.core import syscalls
-from umvu.core.errors import RESTART_CODES
+from umvu.core.errors import RESTARTS
 from umvu.core.vfs import PASS, Native
 from umvu.modules.base import Module, parse_options
 
@@ -340,7 +340,7 @@ class TimeService(PseudoFiles):
         api, freq = self.api, self.clock.freq
 
         def fix(ret):
-            if ret >= 0 or ret == -errno.EINTR or ret in RESTART_CODES:
+            if ret >= 0 or ret == -errno.EINTR or ret in RESTARTS:
                 a, b = struct.unpack("<qq", api.guest_read(host_addr, 16))
                 left = (a + b / unit) * freq
                 api.guest_write(guest_addr, _tv(left, 1) if unit == 1e6 else _ts(left))
