@@ -9,7 +9,7 @@ setup(
     description="partial virtual machine hypervisor in user space (VUOS lineage)",
     packages=find_packages(include=["umvu", "umvu.*"]),
     setup_requires=["cffi>=1.15"],
-    install_requires=["cffi>=1.15"],
+    install_requires=["cffi>=1.15", "greenlet>=2"],
     cffi_modules=["umvu/core/_build_tracer.py:ffibuilder",
                   "umvu/submodules/_build_ext2fs.py:ffibuilder"],
     entry_points={"console_scripts": ["umvu=umvu.cli:main"]

@@ -34,6 +34,7 @@
 #include <sched.h>
 #include <time.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/prctl.h>
@@ -87,6 +88,8 @@
 #define TF_NOEXEC   0x400 /* unseen, it runs without exec events: its execs are not
                            * reported (see drop_exec_ok) */
 #define TF_DROPEXEC 0x800 /* unseen: to lose its exec events at its next stop */
+#define TF_OWNRESTART 0x1000 /* the restart code Python set at an exit stop stands
+                              * (umvu_sys_interrupted: a waiting call a signal ended) */
 
 static unsigned short *tflags;
 struct tree_node {
@@ -194,6 +197,11 @@ static int *notif_ran;               /* nr + 1 of the last call let by from a no
 static unsigned char notif_nrs[FASTNR / 8];
 static int sigchld_fd = -1;
 static int chld_maybe = 1; /* a SIGCHLD came since waitpid(-1) last found nothing */
+/* Python waits on other things too (calls that wait: umvu_poll, umvu_wait_fd): then
+ * next_event does not sleep but says "nothing now", and the epoll fd wait_epfd (SIGCHLD's
+ * signalfd and every listener) tells when to ask again. */
+static int nowait;
+static int wait_epfd = -1;
 /* notifications for Python taken while waiting for one thread (umvu_inject...) */
 static struct umvu_event *queued;
 static int nqueued, queued_cap;
@@ -712,6 +720,7 @@ static int notif_take(int lfd, struct umvu_event *ev)
 		return 0;
 	notif_id[tid] = req.id;
 	notif_fd[tid] = lfd;
+	tflags[tid] &= ~TF_OWNRESTART;
 	notif_nr[tid] = req.data.nr;
 	if (tflags[tid] & (TF_INJECTING | TF_PASS_NEXT)) {
 		if (!(tflags[tid] & TF_INJECTING))
@@ -737,6 +746,22 @@ static int notif_take(int lfd, struct umvu_event *ev)
 		return 0;
 	}
 	return !decide_in_c(tid, ev);
+}
+
+/* SIGCHLD blocked and read from a signalfd (umvu starts no other children). */
+static int sigchld_init(void)
+{
+	if (sigchld_fd >= 0)
+		return 0;
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigchld_fd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sigchld_fd < 0)
+		return -1;
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	chld_maybe = 1; /* (one may have come before, unseen) */
+	return 0;
 }
 
 /* Serve the listeners' notifications (block: wait for one, or for SIGCHLD). Returns 1
@@ -794,6 +819,20 @@ static pid_t wait_tracee(pid_t which, int *status, struct umvu_event *ev)
 {
 	long t0 = now_ns();
 	pid_t r;
+	if (nowait && which == -1) {
+		/* no sleep: what is there now, else EAGAIN (SIGCHLD's signalfd drained first,
+		 * so a stop after this waitpid makes wait_epfd readable) */
+		struct signalfd_siginfo si;
+		while (read(sigchld_fd, &si, sizeof si) > 0)
+			;
+		r = waitpid(-1, status, __WALL | WNOHANG);
+		if (r != 0)
+			return r;
+		if (nlisteners && notif_poll(0, ev))
+			return 0;
+		errno = EAGAIN;
+		return -1;
+	}
 	for (;;) {
 		if (spin_ns > 0 && last_wait_ns < 2 * spin_ns) {
 			for (;;) {
@@ -843,6 +882,10 @@ static void restart_notified(int tid)
 	struct user_regs_struct r;
 	int ran = notif_ran[tid];
 	notif_ran[tid] = 0;
+	if (tflags[tid] & TF_OWNRESTART) {
+		tflags[tid] &= ~TF_OWNRESTART;
+		return;
+	}
 	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
 		return;
 	long nr = (long)r.orig_rax;
@@ -983,6 +1026,8 @@ static int next_event(struct umvu_event *ev)
 		if (tid < 0) {
 			if (errno == EINTR)
 				continue;
+			if (errno == EAGAIN && nowait)
+				return 2;
 			return errno == ECHILD ? 0 : -errno;
 		}
 		memset(ev, 0, sizeof *ev);
@@ -1043,6 +1088,7 @@ static int next_event(struct umvu_event *ev)
 		}
 		switch (event) {
 		case PTRACE_EVENT_SECCOMP:
+			tflags[tid] &= ~TF_OWNRESTART;
 			if (tflags[tid] & TF_PASS_NEXT) {
 				/* the verdict on a call already decided at its entry stop */
 				tflags[tid] &= ~TF_PASS_NEXT;
@@ -1255,15 +1301,8 @@ int umvu_listener_add(int tgid, int guest_fd, const unsigned char *notif, int nb
 		pollfds = p;
 		listeners_cap = cap;
 	}
-	if (sigchld_fd < 0) {
-		sigset_t chld;
-		sigemptyset(&chld);
-		sigaddset(&chld, SIGCHLD);
-		sigchld_fd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
-		if (sigchld_fd < 0)
-			return -errno;
-		sigprocmask(SIG_BLOCK, &chld, NULL); /* (umvu starts no other children) */
-	}
+	if (sigchld_init() < 0)
+		return -errno;
 	int pidfd = (int)syscall(SYS_pidfd_open, tgid, 0);
 	if (pidfd < 0)
 		return -errno;
@@ -1275,6 +1314,10 @@ int umvu_listener_add(int tgid, int guest_fd, const unsigned char *notif, int nb
 	/* the guest and the C loop hand over on one CPU, as a ptrace stop cannot */
 	ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 0);
 	listeners[nlisteners++] = fd;
+	if (wait_epfd >= 0) {
+		struct epoll_event ee = { .events = EPOLLIN, .data.fd = fd };
+		epoll_ctl(wait_epfd, EPOLL_CTL_ADD, fd, &ee);
+	}
 	for (int i = 0; i < nbits && i < FASTNR; i++)
 		if (BIT(notif, i))
 			notif_nrs[i / 8] |= 1 << (i % 8);
@@ -1484,6 +1527,134 @@ static long inject(int tid, long nr, const unsigned long args[6])
 	if (pending_sig)
 		syscall(SYS_tkill, tid, pending_sig);
 	return result;
+}
+
+/* ------------------------------------------------------------ calls that wait */
+
+/*
+ * A call Python serves may wait (for another guest, a socket, a timer) while the loop
+ * serves every other guest. Its thread waits in the kernel meanwhile, in pause(2), so
+ * that a signal for it interrupts the wait as it would interrupt a blocking call:
+ *  - umvu_sys_park(): at the call's stop (entry, seccomp, notification, or the exit stop
+ *    of an earlier pause), the call becomes pause() and its exit stop is asked for;
+ *  - the wait is over: umvu_sys_unpark() interrupts pause and takes its exit stop, and
+ *    umvu_sys_reenter() puts the thread back at the entry stop of the guest's own call,
+ *    where Python answers it as it answers any call;
+ *  - a signal came first: umvu_sys_interrupted() gives the guest's call back with
+ *    -ERESTARTSYS at that exit stop, so the kernel restarts it (no handler, or
+ *    SA_RESTART: it traps again and is served afresh) or fails it with EINTR.
+ */
+int umvu_sys_park(int tid)
+{
+	struct user_regs_struct r;
+	int e = notif_stop(tid), pending_sig = 0;
+	if (e < 0)
+		return e;
+	int op = syscall_op(tid);
+	if (op < 0)
+		return -EINVAL;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	r.orig_rax = SYS_pause;
+	if (op == PTRACE_SYSCALL_INFO_EXIT) {
+		/* back to the syscall instruction, as pause */
+		r.rax = SYS_pause;
+		r.rip -= 2;
+		if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 || ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+			return -errno;
+		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
+			return e;
+	} else if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0) {
+		return -errno;
+	}
+	tflags[tid] |= TF_WANT_EXIT;
+	if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+		return -errno;
+	if (pending_sig)
+		syscall(SYS_tkill, tid, pending_sig);
+	return 0;
+}
+
+/* The wait of a parked thread is over: interrupt its pause and take the exit stop. */
+int umvu_sys_unpark(int tid)
+{
+	int pending_sig = 0, e;
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
+		return -errno;
+	if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_EXIT, &pending_sig)) < 0)
+		return e;
+	tflags[tid] &= ~TF_WANT_EXIT;
+	if (pending_sig)
+		syscall(SYS_tkill, tid, pending_sig);
+	return 0;
+}
+
+/* At the exit stop of a parked thread's pause: back to the entry stop of nr(args), the
+ * guest's own call, whose filter verdict is then let by (TF_PASS_NEXT). */
+int umvu_sys_reenter(int tid, long nr, const unsigned long args[6])
+{
+	struct user_regs_struct r;
+	int pending_sig = 0, e;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	set_call(&r, nr, args);
+	r.rax = (unsigned long)nr;
+	r.rip -= 2;
+	if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 || ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+		return -errno;
+	if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
+		return e;
+	tflags[tid] |= TF_PASS_NEXT;
+	if (pending_sig)
+		syscall(SYS_tkill, tid, pending_sig);
+	return 0;
+}
+
+/* At the exit stop of a parked thread's pause that a signal ended: the guest's call
+ * nr(args) gives -ERESTARTSYS, as a blocking call a signal interrupts; resumed. */
+int umvu_sys_interrupted(int tid, long nr, const unsigned long args[6])
+{
+	struct user_regs_struct r;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	set_call(&r, nr, args);
+	r.rax = (unsigned long)-ERESTARTSYS;
+	if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0)
+		return -errno;
+	tflags[tid] |= TF_OWNRESTART;
+	return umvu_resume(tid, 0);
+}
+
+/* The next event if there is one now: 1 with *ev filled, 2 when nothing is there now
+ * (wait for umvu_wait_fd() to be readable), 0 when no tracee is left. */
+int umvu_poll(struct umvu_event *ev)
+{
+	if (sigchld_init() < 0)
+		return -errno;
+	nowait = 1;
+	int r = umvu_next(ev);
+	nowait = 0;
+	return r;
+}
+
+/* An fd that is readable when umvu_poll may have an event (SIGCHLD, notifications). */
+int umvu_wait_fd(void)
+{
+	if (wait_epfd >= 0)
+		return wait_epfd;
+	if (sigchld_init() < 0)
+		return -errno;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	if (ep < 0)
+		return -errno;
+	struct epoll_event ee = { .events = EPOLLIN, .data.fd = sigchld_fd };
+	epoll_ctl(ep, EPOLL_CTL_ADD, sigchld_fd, &ee);
+	for (int i = 0; i < nlisteners; i++) {
+		ee.data.fd = listeners[i];
+		epoll_ctl(ep, EPOLL_CTL_ADD, listeners[i], &ee);
+	}
+	wait_epfd = ep;
+	return ep;
 }
 
 /* ------------------------------------------------------------------ memory */

@@ -4,7 +4,7 @@
 set -e
 cd "$(dirname "$0")/.."
 PKGS="gcc make python3 python3-dev python3-cffi python3-pytest python3-pexpect python3-pyfuse3 python3-trio fuse3 libfuse3-dev pkg-config
-python3-hypothesis strace proot e2fsprogs git tar coreutils findutils
+python3-hypothesis python3-greenlet strace proot e2fsprogs git tar coreutils findutils
 libpython3.11-testsuite util-linux procps
 libext2fs-dev fuse2fs gdisk fdisk dosfstools mtools"
 missing=""

@@ -13,8 +13,13 @@ ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND = 512, 513, 514
 RESTARTS = (-ERESTARTSYS, -ERESTARTNOINTR, -ERESTARTNOHAND)
 
 
+# what gives up a call that waits (umvu.core.waiting): not an error, passed on
+CANCELLATIONS: tuple = ()
+
+
 def call_to_retval(fn, *args) -> int | object:
-    """Call ``fn(*args)``; OSError -> -errno; any other exception -> logged, -EIO.
+    """Call ``fn(*args)``; OSError -> -errno; any other exception (BaseException too:
+    SystemExit, KeyboardInterrupt) -> logged, -EIO; a cancellation passes.
 
     A non-integer result is returned unchanged (the caller encodes it).
     """
@@ -22,14 +27,11 @@ def call_to_retval(fn, *args) -> int | object:
         return fn(*args)
     except OSError as e:
         return -(e.errno or errno.EIO)
-    except Exception:  # a module bug must not kill the guest or umvu
+    except BaseException as e:  # a module bug must not kill the guest or umvu
+        if isinstance(e, CANCELLATIONS):
+            raise
         import traceback
         log.error("module error in %s, answering EIO:\n%s",
                   getattr(fn, "__qualname__", fn), traceback.format_exc().rstrip())
         return -errno.EIO
 
-
-def errno_of(exc: BaseException) -> int:
-    if isinstance(exc, OSError) and exc.errno:
-        return exc.errno
-    return errno.EIO

@@ -20,6 +20,7 @@ import os
 import stat
 import struct
 import time
+from types import CoroutineType
 
 from umvu.core import syscalls
 from umvu.core.errors import RESTARTS, call_to_retval
@@ -31,6 +32,7 @@ from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITE
                               build_filter)
 from umvu.core.vfs import PASS, Native, VirtualFS, s32, s64
 from umvu.core.vsys import VirtualSyscalls
+from umvu.core.waiting import Waits, drive
 
 log = logging.getLogger("umvu")
 
@@ -320,6 +322,7 @@ class Hypervisor:
         ProcessData.changed = self.on_data_changed
         self.table.on_change = self.update_pathfast
         self.vsys = VirtualSyscalls(self)
+        self.waits = Waits(self)
         self.cur_tid = 0
         self.stopped_tid = 0  # the thread at the syscall stop being handled (0: none)
         self._pending_exit: dict[int, tuple] = {}
@@ -401,8 +404,37 @@ class Hypervisor:
         ev = self.tracer.event
         if os.environ.get("UMVU_EVTIME"):
             return self._timed_loop(ev, os.environ["UMVU_EVTIME"])
+        waits = self.waits
         while self.tracer.next():
-            self._dispatch(ev)
+            wait = self._dispatch(ev)
+            if wait is not None or waits.trio_wanted:
+                return waits.run_trio(self._trio_loop, wait)
+
+    async def _trio_loop(self) -> None:
+        """The loop as a trio task (umvu.core.waiting): while no call waits it blocks in
+        the tracer as the plain loop does; meanwhile it polls, and waits for the tracer's
+        fd in trio. A call that waits makes this task its owner: a new one loops on."""
+        tracer, waits = self.tracer, self.waits
+        trio = waits.trio
+        ev = tracer.event
+        with trio.CancelScope() as scope:  # (before any module code: see Waits.own)
+            while True:
+                if waits.count:
+                    await trio.lowlevel.checkpoint()
+                    got = tracer.poll()
+                    if got == 2:
+                        await trio.lowlevel.wait_readable(tracer.wait_fd())
+                        continue
+                    if got == 0:
+                        break
+                elif not tracer.next():
+                    break
+                wait = self._dispatch(ev)
+                if wait is not None:
+                    waits.nursery.start_soon(self._trio_loop)
+                    await waits.own(wait, scope)
+                    return
+        waits.nursery.cancel_scope.cancel()
 
     def _timed_loop(self, ev, path: str) -> None:
         """The loop, timing each event in Python by kind and call (UMVU_EVTIME=FILE:
@@ -422,11 +454,14 @@ class Hypervisor:
             if kind in (EV_SYSCALL, EV_SYSCALL_EXIT):
                 sc = syscalls.BY_NR.get(ev.nr)
                 key = ("" if kind == EV_SYSCALL else key) + (sc.name if sc else str(ev.nr))
-            self._dispatch(ev)
+            wait = self._dispatch(ev)
             t_wait = clock()
             row = table.setdefault(key, [0, 0])
             row[0] += 1
             row[1] += t_wait - t0
+            if wait is not None or self.waits.trio_wanted:  # (untimed from then on)
+                self.waits.run_trio(self._trio_loop, wait)
+                break
         with open(path, "w") as f:
             total = sum(r[1] for r in table.values())
             f.write("%-24s %8s %10s %8s\n" % ("event", "count", "python ms", "µs each"))
@@ -435,7 +470,8 @@ class Hypervisor:
             f.write("%-24s %8d %10.1f\nwaited for events: %.1f ms\n" % (
                 "all", sum(r[0] for r in table.values()), total / 1e6, waited / 1e6))
 
-    def _dispatch(self, ev) -> None:
+    def _dispatch(self, ev):
+        """Handle one event; a Wait (umvu.core.waiting) when a call waits."""
         tracer = self.tracer
         procs = self.procs
         if ev.closed:  # before anything: the C loop's closes happened before this event
@@ -445,10 +481,12 @@ class Hypervisor:
         tid = ev.tid
         if tid not in procs.threads and kind != EV_EXITED:
             self.sync_unseen()  # a thread the C loop followed alone
+        wait = None
         if kind == EV_SYSCALL:
-            self.on_syscall(tid, ev.nr)
+            wait = self.on_syscall(tid, ev.nr)
         elif kind == EV_SYSCALL_EXIT:
-            self.on_syscall_exit(tid, ev.ret)
+            if not (self.waits.parked and self.waits.exit_stop(tid)):
+                self.on_syscall_exit(tid, ev.ret)
         elif kind == EV_CLONE:
             child = procs.clone(tid, ev.msg, ev.clone_flags)
             self.update_plain(child)
@@ -459,6 +497,8 @@ class Hypervisor:
         elif kind == EV_EXEC:
             self.api.forget_ids(ev.msg)  # a set-user-ID program, a new leader tid
             self.api.forget_ids(tid)
+            if ev.msg != tid and self.waits.parked:
+                self.waits.gone(tid)  # the leader this exec replaced
             procs.exec(tid, ev.msg)
             for hook in list(self.exec_hooks):
                 call_to_retval(hook, tid)
@@ -467,6 +507,8 @@ class Hypervisor:
                 tracer.resume(tid)
         elif kind == EV_EXITED:
             self.api.forget_ids(tid)
+            if self.waits.parked:
+                self.waits.gone(tid)
             procs.exited(tid)
             self._pending_exit.pop(tid, None)
         elif kind == EV_BOUNDARY:
@@ -484,6 +526,7 @@ class Hypervisor:
             t = procs.threads.get(tid)
             if t is not None:
                 self.update_plain(t)
+        return wait
 
     # ------------------------------------------------------------- lazy following
     def update_plain(self, t) -> None:
@@ -553,11 +596,15 @@ class Hypervisor:
 
     # ------------------------------------------------------------- calls into modules
     def call(self, service, method: str, *args):
-        """Call a module/service method; a missing method is ENOSYS."""
+        """Call a module/service method; a missing method is ENOSYS; a coroutine
+        method is run to its end (it may wait: umvu.core.waiting)."""
         fn = getattr(service, method, None)
         if fn is None:
             raise OSError(errno.ENOSYS, "%s not implemented" % method)
-        return fn(*args)
+        result = fn(*args)
+        if type(result) is CoroutineType:
+            return drive(result)
+        return result
 
     # ------------------------------------------------------------- syscalls
     def thread(self, tid: int):
@@ -566,20 +613,23 @@ class Hypervisor:
             t = self.procs.add_initial(tid, os.fsencode(os.readlink("/proc/%d/cwd" % tid)))
         return t
 
-    def on_syscall(self, tid: int, nr: int) -> None:
+    def on_syscall(self, tid: int, nr: int):
+        """Serve a call (in the server greenlet: it may wait); a Wait if it does."""
+        return self.waits.run(self._serve_syscall, tid, nr, self.tracer.args())
+
+    def _serve_syscall(self, tid: int, nr: int, args) -> None:
         self.stopped_tid = tid
         try:
-            self._on_syscall(tid, nr)
+            self._on_syscall(tid, nr, args)
         finally:
             self.stopped_tid = 0
 
-    def _on_syscall(self, tid: int, nr: int) -> None:
+    def _on_syscall(self, tid: int, nr: int, args) -> None:
         sc = syscalls.BY_NR.get(nr)
         t = self.thread(tid)
         self.cur_tid = tid
         if not self.noseccomp and t.process.filter_gen < self.filter_gen:
             self.upgrade_filter(t)
-        args = self.tracer.args()
         if self.vfs.stats_given and sc is not None:  # the C loop's answers may go stale
             self.vfs.forget_stats(sc, args)
         hook = self.hooks.get(nr)
@@ -596,6 +646,11 @@ class Hypervisor:
                 action = call_to_retval(handler, t, sc, args)
         if hook is not None and hasattr(hook, "after"):
             action = self._with_after(hook, t, sc, args, action)
+        if self.waits.parked:
+            if not self.waits.answering(tid):
+                return  # the thread is gone
+            if not self.noseccomp and t.process.filter_gen < self.filter_gen:
+                self.upgrade_filter(t)  # (a module came while it waited)
         self.perform(t, sc, nr, args, action)
 
     @staticmethod
@@ -816,7 +871,7 @@ class Hypervisor:
         """Every process whose filter is older than filter_gen (but the current
         thread's, upgraded at its next call) stops at its next syscall boundary."""
         seen = set()
-        for t in self.all_threads():
+        for t in self.waits.unparked_first(self.all_threads()):
             if t.process.tgid in seen or t.tid == self.cur_tid:
                 continue
             seen.add(t.process.tgid)
@@ -971,7 +1026,8 @@ class Hypervisor:
         thread at the stop being handled gets the filter at once; other processes at
         their next syscall boundary (asked for now, before this stop ends, so none of
         them can call on the fd before)."""
-        sharers = [t for t in self.all_threads() if t.files is table]
+        sharers = self.waits.unparked_first(
+            [t for t in self.all_threads() if t.files is table])
         self._not_plain(sharers)  # a child must copy the fd
         if not self.fd_filtering:
             return

@@ -234,6 +234,39 @@ class Tracer:
     def interrupt(self, tid: int) -> None:
         lib.umvu_interrupt(tid)
 
+    # calls that wait (see umvu.core.waiting)
+    def park(self, tid: int) -> None:
+        """At tid's syscall stop (or the exit stop of its earlier park): it waits in
+        pause(2) until unparked, or until a signal brings its exit stop."""
+        _check(lib.umvu_sys_park(tid))
+
+    def unpark(self, tid: int) -> None:
+        """The wait of parked tid is over: it is at the exit stop of its pause after."""
+        _check(lib.umvu_sys_unpark(tid))
+
+    def reenter(self, tid: int, nr: int, args) -> None:
+        """At a parked thread's exit stop: back at the entry stop of call nr(args)."""
+        for i, a in enumerate(args):
+            self._args[i] = a & 0xFFFFFFFFFFFFFFFF
+        _check(lib.umvu_sys_reenter(tid, nr, self._args))
+
+    def interrupted(self, tid: int, nr: int, args) -> None:
+        """At a parked thread's exit stop that a signal brought: call nr(args) answers
+        -ERESTARTSYS (restarted, or EINTR under a handler without SA_RESTART)."""
+        for i, a in enumerate(args):
+            self._args[i] = a & 0xFFFFFFFFFFFFFFFF
+        _check(lib.umvu_sys_interrupted(tid, nr, self._args))
+
+    def poll(self) -> int:
+        """The next event if one is there now: 1 (in ``event``), 2 none now (wait for
+        wait_fd), 0 no tracee left."""
+        return _check(lib.umvu_poll(self.event))
+
+    @staticmethod
+    def wait_fd() -> int:
+        """Readable when poll may have an event."""
+        return _check(lib.umvu_wait_fd())
+
 
 MAX_INSNS = 4096
 

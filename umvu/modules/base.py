@@ -29,10 +29,19 @@ Service methods (all optional):
     getxattr(path, name) -> bytes  setxattr(path, name, value, flags)
     listxattr(path) -> [bytes]     removexattr(path, name)
     ioctl(handle, request, guest_arg)   poll(handle) -> POLLIN|POLLOUT mask
+
+Any method may be ``async def``: one that awaits ``sleep``, ``wait_readable``,
+``wait_writable`` or an ``Event`` (or trio, once ``need_trio()`` was called) waits while
+umvu serves every other guest; a signal for the waiting guest cancels it as the kernel
+interrupts a blocking call (umvu.core.waiting).
 """
 from __future__ import annotations
 
 import errno
+
+# calls that wait: a service method may be ``async def`` and await these (or, after
+# need_trio(), anything trio offers); see umvu.core.waiting
+from umvu.core.waiting import Event, need_trio, sleep, wait_readable, wait_writable  # noqa: F401
 
 
 class Module:

@@ -12,8 +12,9 @@ Options: ``ro``; ``rw`` and ``rw+`` (fuse-ext2's spelling) for read-write (the d
 the guest's credentials like the kernel does); anything else is offered to the
 submodule's ``OPTIONS`` (a {name: type} dict) and otherwise rejected.
 
-Operations methods may be ``async def`` (pyfuse3) or plain functions. They run in umvu's
-own thread: a coroutine that really waits for an event loop is answered EIO.
+Operations methods may be ``async def`` (pyfuse3) or plain functions. A coroutine that
+really waits (trio.sleep, a trio.Lock, trio sockets...) makes the guest's call wait while
+umvu serves the others: mounting makes umvu's loop run on trio (umvu.core.waiting).
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ import sys
 import time
 import types
 
-from umvu.modules.base import Module
+from umvu.modules.base import Module, need_trio
+from umvu.core.waiting import drive
 
 log = logging.getLogger("umvu")
 ROOT_INODE = 1
@@ -78,16 +80,24 @@ def _readdir_reply(token, name, attr, next_id):
     return True
 
 
+class _Alarm:
+    """While an operation waits (drive) its timeout is off: the others are served."""
+    __slots__ = ("saved",)
+
+    def leave(self):
+        self.saved, _active[0] = _active[0], 0
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def enter(self):
+        _active[0] = self.saved
+        if self.saved:
+            signal.setitimer(signal.ITIMER_REAL, _timeouts[0] if _timeouts else 30.0)
+
+
 def run_op(result):
-    """Run a coroutine that does not wait for anything; plain values pass through."""
+    """Run a coroutine to its end (it may wait); plain values pass through."""
     while inspect.iscoroutine(result):  # (a returned coroutine is awaited too)
-        try:
-            result.send(None)
-        except StopIteration as stop:
-            result = stop.value
-            continue
-        result.close()
-        raise OSError(errno.EIO, "the file system waited for an event loop (not supported)")
+        result = drive(result, _Alarm())
     return result
 
 
@@ -142,6 +152,7 @@ class OperationTimeout(Exception):
 # operations under way (nested ones included); the alarm is armed when the outermost
 # starts and left to ring when it is over: it then finds nothing under way
 _active = [0]
+_timeouts: list = []  # the timeout of the outermost operation under way
 
 
 def _on_alarm(signum, frame):
@@ -183,6 +194,7 @@ class FuseService:
             raise OSError(errno.ENOSYS, name)
         if not _active[0]:  # a nested call keeps the outer one's deadline
             signal.setitimer(signal.ITIMER_REAL, self.timeout)
+            _timeouts[:] = [self.timeout]
         _active[0] += 1
         try:
             return run_op(fn(*args))
@@ -701,6 +713,7 @@ class VuFuse(Module):
         return tuple(["vufuse"] + names)
 
     def mount(self, source, target, fstype, flags, options):
+        need_trio()  # pyfuse3 file systems are trio code
         opts = {}
         for item in filter(None, options.split(",")):
             key, eq, value = item.partition("=")
