@@ -417,6 +417,7 @@ class Hypervisor:
         tracer, waits = self.tracer, self.waits
         trio = waits.trio
         ev = tracer.event
+        wait = None
         with trio.CancelScope() as scope:  # (before any module code: see Waits.own)
             while True:
                 if waits.count:
@@ -432,9 +433,10 @@ class Hypervisor:
                 wait = self._dispatch(ev)
                 if wait is not None:
                     waits.nursery.start_soon(self._trio_loop)
-                    await waits.own(wait, scope)
+                    await waits.own(wait, scope)  # (its cancellation ends here too)
                     return
-        waits.nursery.cancel_scope.cancel()
+        if wait is None:  # no guest is left
+            waits.nursery.cancel_scope.cancel()
 
     def _timed_loop(self, ev, path: str) -> None:
         """The loop, timing each event in Python by kind and call (UMVU_EVTIME=FILE:
