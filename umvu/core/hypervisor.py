@@ -24,8 +24,7 @@ from types import CoroutineType
 
 from umvu.core import syscalls
 from umvu.core.errors import RESTARTS, call_to_retval
-from umvu.core.process import (PLACEHOLDER_LINKS, FdTable, FsState, ProcessData,
-                               ProcessTable, kernel_umask)
+from umvu.core.process import Observers, ProcessTable, kernel_umask
 from umvu.core.registry import Entry, Responsibility
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
                               EV_KNOCK, EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_fd_filter,
@@ -313,13 +312,13 @@ class Hypervisor:
         self.modules: dict[str, object] = {}
         self.api = ModuleAPI(self)
         self.vfs = VirtualFS(self)
-        self.procs = ProcessTable(release=self.vfs.release)
-        FdTable.count = self.tracer.vfd_ref
-        FdTable.added = self.on_vfd_added
-        FsState.virtual = 0
-        FsState.changed = self.tracer.set_virtual_cwds
-        FsState.went_virtual = self.on_fs_virtual
-        ProcessData.changed = self.on_data_changed
+        obs = Observers()
+        obs.vfd_count = self.tracer.vfd_ref
+        obs.vfd_added = self.on_vfd_added
+        obs.virtual_cwds = self.tracer.set_virtual_cwds
+        obs.cwd_went_virtual = self.on_fs_virtual
+        obs.data_changed = self.on_data_changed
+        self.procs = ProcessTable(release=self.vfs.release, obs=obs)
         self.table.on_change = self.update_pathfast
         self.vsys = VirtualSyscalls(self)
         self.waits = Waits(self)
@@ -794,7 +793,7 @@ class Hypervisor:
         if self._placeholder is None:
             path = os.path.join(self.private_dir(), "dir")
             os.mkdir(path, 0o555)
-            PLACEHOLDER_LINKS.append(path)
+            self.procs.obs.placeholder_links += (path,)
             self._placeholder = os.fsencode(path)
         return self._placeholder
 

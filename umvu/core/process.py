@@ -16,32 +16,51 @@ CLONE_FILES = 0x400
 CLONE_VFORK = 0x4000
 CLONE_THREAD = 0x10000
 # what a virtual fd is in the guest: an eventfd, a memfd of a module file's data, or
-# (added by the hypervisor) its empty placeholder directory
-PLACEHOLDER_LINKS = ["anon_inode:[eventfd]", "/memfd:umvu-content"]
+# the hypervisor's empty placeholder directory (Observers.placeholder_links)
+PLACEHOLDER_LINKS = ("anon_inode:[eventfd]", "/memfd:umvu-content")
+
+
+class Observers:
+    """What the process table tells its owner (the hypervisor), each a callable it may
+    replace; by default nobody listens.
+
+    - ``vfd_count(guest_fd, delta)``: guest_fd became virtual in one more (+1) or one
+      fewer (-1) fd table (the C fast path's per-fd counts);
+    - ``vfd_added(table, guest_fd)``: guest_fd is a new virtual fd of table (the per-fd
+      seccomp filters);
+    - ``virtual_cwds(n)``: n live fs states have a cwd the kernel does not have (the C
+      fast path decides relative paths only while there are none);
+    - ``cwd_went_virtual(fs)``: fs's cwd left the kernel's;
+    - ``data_changed(process)``: a module changed process.data.
+
+    ``placeholder_links``: what the guest's /proc/PID/fd links of virtual fds start with
+    (exec keeps those of them the kernel kept)."""
+
+    def __init__(self) -> None:
+        nothing = lambda *args: None  # noqa: E731
+        self.vfd_count = self.vfd_added = self.virtual_cwds = nothing
+        self.cwd_went_virtual = self.data_changed = nothing
+        self.placeholder_links = PLACEHOLDER_LINKS
+        self.virtual = 0  # fs states whose cwd the kernel does not have
+
+    def count_virtual(self, delta: int) -> None:
+        self.virtual += delta
+        self.virtual_cwds(self.virtual)
 
 
 class FsState:
     """``kernel_cwd``: the kernel's cwd of these threads is ``cwd`` (False while the
     guest's cwd is inside a virtual mount and the kernel's stays where it was).
-    ``users``: threads sharing it. ``FsState.virtual`` counts the live states whose cwd
-    the kernel does not have, reported to ``FsState.changed(n)`` (the C fast path
-    decides relative paths only while there are none)."""
-    __slots__ = ("cwd", "root", "umask", "_kernel_cwd", "users")
-    virtual = 0
-    changed = staticmethod(lambda n: None)
-    went_virtual = staticmethod(lambda fs: None)  # this state's cwd left the kernel's
+    ``users``: threads sharing it. Reports to its Observers."""
+    __slots__ = ("cwd", "root", "umask", "_kernel_cwd", "users", "obs")
 
-    def __init__(self, cwd: bytes, root: bytes = b"/", umask: int = 0o022,
-                 kernel_cwd: bool = True) -> None:
+    def __init__(self, obs: Observers, cwd: bytes, root: bytes = b"/",
+                 umask: int = 0o022, kernel_cwd: bool = True) -> None:
+        self.obs = obs
         self.cwd, self.root, self.umask, self._kernel_cwd = cwd, root, umask, kernel_cwd
         self.users = 1
         if not kernel_cwd:
-            FsState._count(1)
-
-    @staticmethod
-    def _count(delta: int) -> None:
-        FsState.virtual += delta
-        FsState.changed(FsState.virtual)
+            obs.count_virtual(1)
 
     @property
     def kernel_cwd(self) -> bool:
@@ -50,39 +69,29 @@ class FsState:
     @kernel_cwd.setter
     def kernel_cwd(self, value: bool) -> None:
         if value != self._kernel_cwd and self.users > 0:
-            FsState._count(-1 if value else 1)
+            self.obs.count_virtual(-1 if value else 1)
         was, self._kernel_cwd = self._kernel_cwd, value
         if was and not value:
-            FsState.went_virtual(self)
+            self.obs.cwd_went_virtual(self)
 
     def drop(self) -> None:
         """One thread less uses it."""
         self.users -= 1
         if self.users == 0 and not self._kernel_cwd:
-            FsState._count(-1)
+            self.obs.count_virtual(-1)
 
     def copy(self) -> "FsState":
-        return FsState(self.cwd, self.root, self.umask, self._kernel_cwd)
-
-
-def _no_count(guest_fd: int, delta: int) -> None:
-    pass
-
-
-def _no_added(table: "FdTable", guest_fd: int) -> None:
-    pass
+        return FsState(self.obs, self.cwd, self.root, self.umask, self._kernel_cwd)
 
 
 class FdTable:
     """guest_fd -> VFile (an open file description with a ``refs`` count).
     ``users``: threads sharing this table. Every change goes through the methods, which
-    report to ``FdTable.count(guest_fd, +1/-1)`` (the C fast path's per-fd counts), and a
-    new virtual fd to ``FdTable.added(table, guest_fd)`` (the per-fd seccomp filters)."""
-    __slots__ = ("fds", "users")
-    count = staticmethod(_no_count)
-    added = staticmethod(_no_added)
+    report to its Observers (vfd_count, vfd_added)."""
+    __slots__ = ("fds", "users", "obs")
 
-    def __init__(self, fds: dict | None = None, users: int = 1) -> None:
+    def __init__(self, obs: Observers, fds: dict | None = None, users: int = 1) -> None:
+        self.obs = obs
         self.fds = {} if fds is None else fds
         self.users = users
 
@@ -91,30 +100,30 @@ class FdTable:
         old = self.fds.get(guest_fd)
         self.fds[guest_fd] = vf
         if old is None:
-            FdTable.count(guest_fd, 1)
+            self.obs.vfd_count(guest_fd, 1)
         if old is not vf:  # new, or another kind of virtual fd (content or not)
-            FdTable.added(self, guest_fd)
+            self.obs.vfd_added(self, guest_fd)
         return old
 
     def pop(self, guest_fd: int, counted: bool = True):
         """Unmap guest_fd; counted=False: the C loop already counted it out."""
         vf = self.fds.pop(guest_fd, None)
         if vf is not None and counted:
-            FdTable.count(guest_fd, -1)
+            self.obs.vfd_count(guest_fd, -1)
         return vf
 
     def clear(self) -> list:
         gone = list(self.fds.values())
         for fd in self.fds:
-            FdTable.count(fd, -1)
+            self.obs.vfd_count(fd, -1)
         self.fds.clear()
         return gone
 
     def copy(self) -> "FdTable":
         for fd, vf in self.fds.items():
             vf.refs += 1
-            FdTable.count(fd, 1)
-        return FdTable(dict(self.fds))
+            self.obs.vfd_count(fd, 1)
+        return FdTable(self.obs, dict(self.fds))
 
 
 class MemState:
@@ -129,30 +138,30 @@ class MemState:
 
 
 class ProcessData(dict):
-    """Modules' per-process state; ``ProcessData.changed(process)`` hears of every
+    """Modules' per-process state; Observers.data_changed(process) hears of every
     change (a child forked from then on must get a copy: see Hypervisor.update_plain)."""
-    __slots__ = ("process",)
-    changed = staticmethod(lambda process: None)
+    __slots__ = ("process", "obs")
 
-    def __init__(self, process, items=()) -> None:
+    def __init__(self, obs: Observers, process, items=()) -> None:
         super().__init__(items)
+        self.obs = obs
         self.process = process
 
     def __setitem__(self, key, value) -> None:
         super().__setitem__(key, value)
-        ProcessData.changed(self.process)
+        self.obs.data_changed(self.process)
 
     def __delitem__(self, key) -> None:
         super().__delitem__(key)
-        ProcessData.changed(self.process)
+        self.obs.data_changed(self.process)
 
     def update(self, *args, **kw) -> None:
         super().update(*args, **kw)
-        ProcessData.changed(self.process)
+        self.obs.data_changed(self.process)
 
     def pop(self, *args):
         value = super().pop(*args)
-        ProcessData.changed(self.process)
+        self.obs.data_changed(self.process)
         return value
 
     def setdefault(self, key, default=None):
@@ -164,8 +173,8 @@ class ProcessData(dict):
 class Process:
     __slots__ = ("tgid", "threads", "filter_gen", "fd_traps", "fd_pending", "data")
 
-    def __init__(self, tgid: int, threads: set | None = None, filter_gen: int = 0,
-                 fd_traps=(), fd_pending=()) -> None:
+    def __init__(self, obs: Observers, tgid: int, threads: set | None = None,
+                 filter_gen: int = 0, fd_traps=(), fd_pending=()) -> None:
         self.tgid = tgid
         self.threads = set() if threads is None else threads
         self.filter_gen = filter_gen  # generation of the seccomp filter stack installed
@@ -175,7 +184,7 @@ class Process:
         self.fd_traps: dict | None = None if fd_traps is None else dict(fd_traps)
         self.fd_pending: set = set(fd_pending)
         # modules' per-process state: copied at fork, kept at exec
-        self.data: ProcessData = ProcessData(self)
+        self.data: ProcessData = ProcessData(obs, self)
 
 
 class Thread:
@@ -190,15 +199,18 @@ class Thread:
 
 
 class ProcessTable:
-    """``release(vfile)`` is called for every reference an fd table drops."""
+    """``release(vfile)`` is called for every reference an fd table drops; ``obs``: who
+    hears of the changes (see Observers)."""
 
-    def __init__(self, release=None) -> None:
+    def __init__(self, release=None, obs: Observers | None = None) -> None:
         self.threads: dict[int, Thread] = {}
         self.release = release or (lambda vf: None)
+        self.obs = obs if obs is not None else Observers()
 
     def add_initial(self, tid: int, cwd: bytes | None = None) -> Thread:
-        fs = FsState(cwd if cwd is not None else os.getcwdb(), umask=_current_umask())
-        t = Thread(tid, Process(tid, {tid}), fs, FdTable(), MemState())
+        obs = self.obs
+        fs = FsState(obs, cwd if cwd is not None else os.getcwdb(), umask=_current_umask())
+        t = Thread(tid, Process(obs, tid, {tid}), fs, FdTable(obs), MemState())
         self.threads[tid] = t
         return t
 
@@ -223,17 +235,17 @@ class ProcessTable:
                 continue
             fs = fss.get(fsg)
             if fs is None:
-                fs = fss[fsg] = _kernel_fs(tid, umask)
+                fs = fss[fsg] = _kernel_fs(self.obs, tid, umask)
             else:
                 fs.users += 1
             table = files.get(filesg)
             if table is None:
-                table = files[filesg] = FdTable()
+                table = files[filesg] = FdTable(self.obs)
             else:
                 table.users += 1
             proc = procs.get(tgid)
             if proc is None:
-                proc = procs[tgid] = Process(tgid, filter_gen=filter_gen)
+                proc = procs[tgid] = Process(self.obs, tgid, filter_gen=filter_gen)
             proc.threads.add(tid)
             t = Thread(tid, proc, fs, table, mems.setdefault(vmg, MemState()))
             self.threads[tid] = t
@@ -252,8 +264,9 @@ class ProcessTable:
             proc.threads.add(child_tid)
         else:
             pp = parent.process  # the child has the parent's filter stack
-            proc = Process(child_tid, {child_tid}, pp.filter_gen, pp.fd_traps, pp.fd_pending)
-            proc.data = ProcessData(proc, pp.data)
+            proc = Process(self.obs, child_tid, {child_tid}, pp.filter_gen, pp.fd_traps,
+                           pp.fd_pending)
+            proc.data = ProcessData(self.obs, proc, pp.data)
         if flags & CLONE_FILES:
             files = parent.files
             files.users += 1
@@ -293,7 +306,7 @@ class ProcessTable:
         for fd in list(t.files.fds):
             try:
                 alive = os.readlink("/proc/%d/fd/%d" % (tid, fd)).startswith(
-                    tuple(PLACEHOLDER_LINKS))
+                    self.obs.placeholder_links)
             except OSError:
                 alive = False
             if not alive:
@@ -328,7 +341,7 @@ def kernel_umask(tid: int) -> int | None:
     return None
 
 
-def _kernel_fs(tid: int, umask: int | None) -> FsState:
+def _kernel_fs(obs: Observers, tid: int, umask: int | None) -> FsState:
     """tid's cwd (and umask if None) as the kernel has them."""
     try:
         cwd = os.fsencode(os.readlink("/proc/%d/cwd" % tid))
@@ -336,7 +349,7 @@ def _kernel_fs(tid: int, umask: int | None) -> FsState:
         cwd = b"/"
     if umask is None:
         umask = kernel_umask(tid)
-    return FsState(cwd, umask=0o022 if umask is None else umask)
+    return FsState(obs, cwd, umask=0o022 if umask is None else umask)
 
 
 def _current_umask() -> int:
