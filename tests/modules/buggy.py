@@ -2,7 +2,7 @@
 import os
 import stat
 
-from umvu.modules.base import Module
+from umvu.api import Module
 
 
 class File:

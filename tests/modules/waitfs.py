@@ -10,7 +10,7 @@ import errno
 import os
 import stat
 
-from umvu.modules.base import Event, Module, parse_options, sleep
+from umvu.api import Event, Module, parse_options, sleep
 
 NAMES = {b"in": 2, b"out": 3, b"nap": 4}
 

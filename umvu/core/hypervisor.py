@@ -22,14 +22,16 @@ import struct
 import time
 from types import CoroutineType
 
+from umvu.api import HypervisorAPI, capability, implements
 from umvu.core import syscalls
+from umvu.core.actions import PASS, Native
 from umvu.core.errors import RESTARTS, call_to_retval
 from umvu.core.process import Observers, ProcessTable, kernel_umask
 from umvu.core.registry import Entry, Responsibility
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
                               EV_KNOCK, EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_fd_filter,
                               build_filter)
-from umvu.core.vfs import PASS, Native, VirtualFS, s32, s64
+from umvu.core.vfs import VirtualFS, s32, s64
 from umvu.core.vsys import VirtualSyscalls
 from umvu.core.waiting import Waits, drive
 
@@ -48,12 +50,13 @@ MODULE_EXTRA = {"getcwd", "execve", "execveat", "umask", "epoll_ctl"} | SETID
 WRITE_BACK = {"msync", "munmap"}
 
 
-class ModuleAPI:
-    """What a module may ask of the hypervisor."""
+class ModuleAPI(HypervisorAPI):
+    """What a module may ask of the hypervisor (the contracts: umvu.api)."""
 
     def __init__(self, hv) -> None:
         self.hv = hv
         self._ids: dict[int, tuple] = {}  # tid -> (fs uid, fs gid, groups) from /proc
+        self._credentials = None  # set_credentials
 
     def add_path(self, module, prefix: bytes, service, source=b"", fstype="", flags=0,
                  options="") -> Entry:
@@ -94,7 +97,7 @@ class ModuleAPI:
             if stat.S_ISDIR(st.st_mode):
                 raise OSError(errno.EISDIR, "%s is a directory" % os.fsdecode(path))
             return ImageSource(path, 0, None, None)
-        backing = getattr(entry.service, "host_backing", None)
+        backing = capability(entry.service, "host_backing")
         if backing is None:
             raise OSError(errno.ENOTBLK, "%s is served by module %s, which offers no "
                           "image" % (os.fsdecode(path), entry.module.name))
@@ -177,10 +180,14 @@ class ModuleAPI:
         return self.hv.known(tid)
 
     def thread(self):
-        """The calling guest thread (its .process.data keeps per-process module state,
-        copied at fork and kept at exec; data["creds"], with lists uid and gid of
-        [real, effective, saved, fs] ids and groups, makes caller() virtual)."""
         return self.hv.procs.get(self.hv.cur_tid)
+
+    def set_credentials(self, source) -> None:
+        self._credentials = source
+
+    def credentials(self, thread):
+        source = self._credentials
+        return source(thread) if source is not None and thread is not None else None
 
     def guest_read(self, guest_addr: int, size: int) -> bytes:
         """Memory of the calling guest thread (an ioctl's argument); EFAULT if bad."""
@@ -206,12 +213,12 @@ class ModuleAPI:
 
     def _status(self):
         """(uid, gid, groups) of the calling guest thread: its fs ids, as the kernel
-        checks them (or the virtual ones a uid module keeps in process.data["creds"]);
-        read from /proc once and kept until the thread execs or calls a set*id."""
+        checks them (or the virtual ones of set_credentials' source); read from /proc
+        once and kept until the thread execs or calls a set*id."""
         hv = self.hv
         tid = hv.cur_tid
         t = hv.procs.get(tid)
-        creds = t.process.data.get("creds") if t is not None else None
+        creds = self.credentials(t)
         if creds is not None:
             return creds.uid[3], creds.gid[3], set(creds.groups)
         ids = self._ids.get(tid)
@@ -289,13 +296,13 @@ class ModuleFile:
     def fsync(self) -> None:
         if self.service is None:
             os.fsync(self.handle)
-        elif hasattr(self.service, "fsync"):
+        elif implements(self.service, "fsync"):
             self.service.fsync(self.handle)
 
     def close(self) -> None:
         if self.service is None:
             os.close(self.handle)
-        elif hasattr(self.service, "close"):
+        elif implements(self.service, "close"):
             self.service.close(self.handle)
 
 
@@ -635,7 +642,7 @@ class Hypervisor:
             self.vfs.forget_stats(sc, args)
         hook = self.hooks.get(nr)
         action = PASS
-        if hook is not None and hasattr(hook, "syscall"):
+        if hook is not None and implements(hook, "syscall"):
             action = call_to_retval(hook.syscall, t, sc, args)
         if action is PASS:
             handler = None
@@ -645,7 +652,7 @@ class Hypervisor:
                 action = None
             else:
                 action = call_to_retval(handler, t, sc, args)
-        if hook is not None and hasattr(hook, "after"):
+        if hook is not None and implements(hook, "after"):
             action = self._with_after(hook, t, sc, args, action)
         if self.waits.parked:
             if not self.waits.answering(tid):
@@ -949,7 +956,7 @@ class Hypervisor:
             table[5 * sc.nr + 4] = 1 if sc.name == "utimensat" else 0
         prefixes = self.table.path_keys() + self.PATHFAST_ALWAYS
         for e in self.table.mounts():
-            root = getattr(e.service, "native_root", None)
+            root = capability(e.service, "native_root")
             if root is not None:
                 prefixes.append(root)
         enable = not self.noseccomp and "s" not in self.debugtags and \

@@ -11,7 +11,7 @@ import errno
 import itertools
 import os
 
-from umvu.modules.base import Module
+from umvu.api import Module, capability
 
 _seq = itertools.count(1)
 
@@ -68,7 +68,7 @@ class Responsibility:
             if path == key:
                 return e, b"/"
             if path.startswith(key) and (key == b"/" or path[len(key)] == 0x2F):
-                excepts = getattr(e.service, "excepts", None)
+                excepts = capability(e.service, "excepts")
                 if excepts and any(path == x or path.startswith(x + b"/") for x in excepts):
                     continue  # a hole: what is below shows through
                 return e, path[len(key):] if key != b"/" else path

@@ -24,7 +24,9 @@ import re
 import stat
 import struct
 
+from umvu.api import capability, implements
 from umvu.core import guestabi
+from umvu.core.actions import PASS, Native  # noqa: F401
 from umvu.core.paths import AT_FDCWD, Resolver, rebase, within
 from umvu.core.syscalls import BY_NAME
 
@@ -72,20 +74,6 @@ def s32(v: int) -> int:
 
 def s64(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
-
-
-PASS = object()  # a syscall hook's answer: "dispatch this call as usual"
-
-
-class Native:
-    """Run the call in the kernel (with new args, or as syscall nr), then on_exit(ret).
-    grant (opener, flags): the call's result is a new fd; where the thread waits in a
-    seccomp notification the hypervisor gives it opener()'s host fd directly (flags:
-    O_CLOEXEC) instead of running the call."""
-    __slots__ = ("args", "on_exit", "nr", "grant")
-
-    def __init__(self, args=None, on_exit=None, nr=None, grant=None):
-        self.args, self.on_exit, self.nr, self.grant = args, on_exit, nr, grant
 
 
 class VFile:
@@ -289,7 +277,7 @@ class VirtualFS:
     def native_path(r):
         """The host path the kernel can serve r by, for services that say so (with the
         guest's trailing slash: it means "a directory" to the kernel)."""
-        fn = getattr(r.entry.service, "native_host", None) if r.entry is not None else None
+        fn = capability(r.entry.service, "native_host") if r.entry is not None else None
         host = fn(r.rel) if fn is not None else None
         if host is not None and r.trailing and not host.endswith(b"/"):
             host += b"/"
@@ -302,12 +290,12 @@ class VirtualFS:
         entry, rel = self.hv.table.lookup_path(host)
         if entry is None:
             return host
-        fn = getattr(entry.service, "native_host", None)
+        fn = capability(entry.service, "native_host")
         if fn is not None and fn(rel) == host:
             return host
         best, best_len = host, -1
         for e in self.hv.table.mounts():
-            root = getattr(e.service, "native_root", None)
+            root = capability(e.service, "native_root")
             if root is None or root == e.key or len(root) <= best_len:
                 continue
             if within(host, root):
@@ -457,7 +445,7 @@ class VirtualFS:
     def _access(self, t, r, mode):
         self._need(r)
         svc = r.entry.service
-        if hasattr(svc, "access"):
+        if implements(svc, "access"):
             return self.call(svc, "access", r.rel, mode) or 0
         return 0
 
@@ -663,7 +651,7 @@ class VirtualFS:
         if not stat.S_ISREG(r.st.st_mode):
             return -errno.EACCES
         self._access(t, r, os.X_OK)
-        host = getattr(r.entry.service, "host_path", None)
+        host = capability(r.entry.service, "host_path")
         if host is not None:
             real = host(r.rel)
         else:
@@ -721,7 +709,7 @@ class VirtualFS:
                 handle = self.call(dev.service, "open", b"/", flags & ~O_CLOEXEC, mode)
                 vf = VFile(dev, dev.service, handle, r.path, flags & ~O_CLOEXEC, False)
                 return self.install(t, vf, flags & O_CLOEXEC)
-        special = getattr(r.entry.service, "special_path", None)
+        special = capability(r.entry.service, "special_path")
         if r.exists and special is not None and kind in (
                 stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK):
             # fifos (devices, sockets) of a module: the kernel opens a real object the
@@ -748,7 +736,7 @@ class VirtualFS:
         """For a read-only open of a regular file whose module offers it as plain data
         (no more than CONTENT_MAX): the openat that gives the guest its own open file of
         a memfd holding the data (filled now, shared by the opens of the same file)."""
-        plain = getattr(vf.service, "plain_content", None)
+        plain = capability(vf.service, "plain_content")
         if plain is None or st.st_size > CONTENT_MAX or not plain(vf.handle):
             return None
         key = (vf.entry, st.st_ino)
@@ -861,7 +849,7 @@ class VirtualFS:
                 self.drop_content(vf)
             if vf.entry is not None:
                 vf.entry.users -= 1
-            if vf.handle is not None and hasattr(vf.service, "close"):
+            if vf.handle is not None and implements(vf.service, "close"):
                 self.hv.call(vf.service, "close", vf.handle)
 
     def unbind(self, files, fd: int) -> None:
@@ -925,7 +913,7 @@ class VirtualFS:
         if (vf.flags & O_ACCMODE) == os.O_WRONLY or vf.flags & O_PATH:
             raise OSError(errno.EBADF, "not open for reading")
         svc = vf.service
-        if hasattr(svc, "pread"):
+        if implements(svc, "pread"):
             pos = vf.pos if offset is None else offset
             data = self.hv.call(svc, "pread", vf.handle, size, pos)
             if offset is None:
@@ -944,7 +932,7 @@ class VirtualFS:
         if (vf.flags & O_ACCMODE) == os.O_RDONLY or vf.flags & O_PATH:
             raise OSError(errno.EBADF, "not open for writing")
         svc = vf.service
-        if hasattr(svc, "pwrite"):
+        if implements(svc, "pwrite"):
             if offset is not None and vf.flags & O_APPEND:
                 # Linux: pwrite on an O_APPEND file appends, whatever the offset
                 end = self.hv.call(svc, "fstat", vf.handle).st_size
@@ -1030,7 +1018,7 @@ class VirtualFS:
 
     def f_lseek(self, t, args, vf, fd):
         off, whence = s64(args[1]), s32(args[2])
-        if not hasattr(vf.service, "pread") and not vf.is_dir:
+        if not implements(vf.service, "pread") and not vf.is_dir:
             return -errno.ESPIPE
         if whence == os.SEEK_SET:
             new = off
@@ -1052,13 +1040,13 @@ class VirtualFS:
 
     def _size(self, vf) -> int:
         """Where SEEK_END is: a device's size (its stat says 0), else st_size."""
-        if hasattr(vf.service, "seek_size"):
+        if implements(vf.service, "seek_size"):
             return self.hv.call(vf.service, "seek_size", vf.handle)
         return self.hv.call(vf.service, "fstat", vf.handle).st_size
 
     def _fstat(self, vf):
         svc = vf.service
-        if vf.handle is not None and hasattr(svc, "fstat"):
+        if vf.handle is not None and implements(svc, "fstat"):
             return self.hv.call(svc, "fstat", vf.handle)
         rel = self.hv.table.lookup_path(vf.path)[1]
         return self.hv.call(svc, "lstat", rel)
@@ -1111,7 +1099,7 @@ class VirtualFS:
         once it has made one). Only where any caller may search the directory and on
         file systems of plain data; mount points are left out."""
         try:
-            if getattr(vf.service, "plain_content", None) is None or \
+            if capability(vf.service, "plain_content") is None or \
                     self._fstat(vf).st_mode & 0o111 != 0o111:
                 return
             rel = self.hv.table.lookup_path(vf.path)[1].rstrip(b"/")
@@ -1170,7 +1158,7 @@ class VirtualFS:
 
     def f_fsync(self, t, args, vf, fd):
         svc = vf.service
-        if hasattr(svc, "fsync"):
+        if implements(svc, "fsync"):
             self.hv.call(svc, "fsync", vf.handle)
         return 0
 
@@ -1236,7 +1224,7 @@ class VirtualFS:
         req = args[1] & 0xFFFFFFFF
         if req in (0x5451, 0x5450):  # FIOCLEX / FIONCLEX act on the placeholder
             return None
-        if hasattr(svc, "ioctl"):
+        if implements(svc, "ioctl"):
             return self.hv.call(svc, "ioctl", vf.handle, req, args[2])
         return -errno.ENOTTY
 
@@ -1355,7 +1343,7 @@ class VirtualFS:
         vf = t.files.fds.get(s32(args[2]))
         if vf is None or s32(args[1]) != 1:  # EPOLL_CTL_ADD
             return None
-        if vf.is_dir or hasattr(vf.service, "pread"):
+        if vf.is_dir or implements(vf.service, "pread"):
             return -errno.EPERM
         return None
 

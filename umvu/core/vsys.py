@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 
+from umvu.api import capability
 from umvu.core.paths import AT_FDCWD, rebase, within
 from umvu.core.registry import Entry, load_module_class
 from umvu.core.vfs import s32
@@ -212,7 +213,7 @@ class VirtualSyscalls:
         options = self.tracer.peekstr(t.tid, args[4], 4096).decode() if args[4] else ""
         # a device module makes its target (/dev/hda need not exist on the host)
         r = vfs.resolver.resolve(vfs.base_dir(t, AT_FDCWD), target, follow=True,
-                                 must_exist=not getattr(mod, "creates_target", False))
+                                 must_exist=not mod.creates_target)
         if source not in (b"none", b"") and not source.startswith(b"/"):
             # a path source is taken in the guest's view, relative to its cwd
             try:
@@ -269,7 +270,7 @@ class VirtualSyscalls:
     def _native_fds_inside(self, entry) -> bool:
         """Files of a natively served tree are real fds: look for one in the guests
         (a tree of the whole host, as /unreal, cannot tell its fds from real ones)."""
-        root = getattr(entry.service, "native_root", None)
+        root = capability(entry.service, "native_root")
         if root is None or root == b"/":
             return False
         for tgid in {t.process.tgid for t in self.hv.all_threads()}:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 
-from umvu.modules.base import Module, parse_options
+from umvu.api import Module, parse_options
 from umvu.modules.unreal import HostTree
 
 

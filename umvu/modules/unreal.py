@@ -9,7 +9,7 @@ import errno
 import os
 import stat
 
-from umvu.modules.base import Module
+from umvu.api import Module
 
 PREFIX = b"/unreal"
 

@@ -26,11 +26,10 @@ import os
 import stat
 import struct
 
-from umvu.core.vfs import PASS, Native
-from umvu.modules.base import Module
+from umvu.api import PASS, Module, Native
 
 log = logging.getLogger("umvu")
-KEY = "creds"  # ModuleAPI.caller() and vumisc read the virtual ids there
+KEY = "unrealuidgid.creds"  # process.data: the virtual ids (api.set_credentials)
 ID_CALLS = ("getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "setuid",
             "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid",
             "setfsgid", "getgroups", "setgroups")
@@ -80,8 +79,10 @@ class UnrealUidGid(Module):
                               % (self.db_path, e)) from None
         self.entries = api.claim_syscalls(
             self, ID_CALLS + TABLE_CALLS + STAT_CALLS + OPEN_CALLS, self)
+        api.set_credentials(lambda t: t.process.data.get(KEY))
 
     def cleanup(self) -> None:
+        self.api.set_credentials(None)
         self.save()
         for e in self.entries:
             self.api.remove_entry(e)

@@ -35,7 +35,7 @@ import time
 import types
 import zlib
 
-from umvu.modules.base import Module, parse_options
+from umvu.api import Module, parse_options
 
 log = logging.getLogger("umvu")
 SECTOR = 512

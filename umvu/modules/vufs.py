@@ -18,7 +18,7 @@ import os
 import shutil
 import stat
 
-from umvu.modules.base import Module
+from umvu.api import Module
 from umvu.modules.unreal import HostTree, exact_mode, utime_ns
 
 WHITEOUT_DIR = b".-"

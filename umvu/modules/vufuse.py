@@ -30,8 +30,7 @@ import sys
 import time
 import types
 
-from umvu.modules.base import Module, need_trio
-from umvu.core.waiting import drive
+from umvu.api import Module, drive, need_trio
 
 log = logging.getLogger("umvu")
 ROOT_INODE = 1

@@ -27,10 +27,7 @@ import struct
 import time
 import types
 
-from umvu.core import syscalls
-from umvu.core.errors import RESTARTS
-from umvu.core.vfs import PASS, Native
-from umvu.modules.base import Module, parse_options
+from umvu.api import PASS, RESTARTS, Module, Native, parse_options, syscalls
 
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW = 0, 1, 4
 CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 5, 6, 7
@@ -60,8 +57,7 @@ def s32(v):
 
 
 def is_virtual_root(api) -> bool:
-    t = api.thread()
-    creds = t.process.data.get("creds") if t else None
+    creds = api.credentials(api.thread())
     if creds is not None:
         return creds.uid[1] == 0
     return api.caller()[0] == 0
