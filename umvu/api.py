@@ -35,6 +35,7 @@ import errno
 from umvu.core import syscalls  # noqa: F401  (the ABI: syscall rows by name and number)
 from umvu.core.actions import PASS, Native  # noqa: F401
 from umvu.core.errors import RESTARTS  # noqa: F401
+from umvu.core.log import log  # noqa: F401  (umvu's log: log.error(fmt, *args)...)
 from umvu.core.waiting import (Event, drive, need_trio, sleep, wait_readable,  # noqa: F401
                                wait_writable)
 

@@ -8,7 +8,7 @@ import umvu
 from umvu.core.launch import Launch
 from umvu.core.tracer import DEFAULT_SPIN_NS
 
-# logging's levels (logging itself is imported only with the hypervisor)
+# the log's levels (umvu.core.log)
 ERROR, WARNING, INFO, DEBUG = 40, 30, 20, 10
 LEVELS = {"error": ERROR, "warning": WARNING, "notice": INFO, "info": INFO, "debug": DEBUG}
 SYSTEM_RC = "/etc/vurc"
@@ -111,13 +111,9 @@ def _level(text: str) -> int:
 
 
 def setup_logging(output: str | None, level: int) -> None:
-    import logging
-    handler = (logging.FileHandler(output) if output else logging.StreamHandler(sys.stderr))
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    log = logging.getLogger("umvu")
-    log.handlers[:] = [handler]
+    from umvu.core.log import log
+    log.to(output)
     log.setLevel(level)
-    log.propagate = False
 
 
 def rc_files(opts) -> list[str]:

@@ -4,24 +4,79 @@ Each says clearly when it is not running under umvu (the virtual syscalls answer
 from the real kernel)."""
 from __future__ import annotations
 
-import argparse
 import errno
 import os
 import sys
 
 from umvu.core import syscalls
+from umvu.core.abi import (MS_BIND, MS_MOVE, MS_RDONLY, MS_REC, VUCTL_ACCEPTS, VUCTL_FSTYPES,
+                           VUCTL_GETDEBUGTAGS, VUCTL_GETNAME, VUCTL_LASTERROR, VUCTL_LSOF,
+                           VUCTL_MOUNTS, VUCTL_PS, VUCTL_SETDEBUGTAGS, VUCTL_SETLOGLEVEL,
+                           VUCTL_SETNAME)
 from umvu.core.tracer import knock, raw_syscall
-from umvu.core.vsys import (VUCTL_ACCEPTS, VUCTL_FSTYPES, VUCTL_GETDEBUGTAGS, VUCTL_GETNAME,
-                            VUCTL_LASTERROR, VUCTL_LSOF,
-                            VUCTL_MOUNTS, VUCTL_PS, VUCTL_SETDEBUGTAGS, VUCTL_SETLOGLEVEL,
-                            VUCTL_SETNAME)
 
 NR = {name: syscalls.number(name) for name in ("vu_insmod", "vu_rmmod", "vu_lsmod", "vuctl")}
-MS_RDONLY, MS_BIND, MS_MOVE, MS_REC = 1, 4096, 8192, 16384
 
 
 class Fail(Exception):
     pass
+
+
+class Usage(Fail):
+    """A usage error: one line, exit status 2."""
+
+
+class Options:
+    """What parse() found: the options by name, ``args`` the operands."""
+
+    def __init__(self, **defaults) -> None:
+        self.__dict__.update(defaults)
+        self.args: list[str] = []
+
+
+def parse(prog: str, argv: list[str], usage: str, flags: dict | None = None,
+          valued: dict | None = None, nargs: tuple = (0, 0)) -> Options:
+    """Parse argv: ``flags`` {"-r": "read_only", "--read-only": "read_only"...} set True,
+    ``valued`` {"-t": "types"...} take a value (-tX, -t X, --types=X); nargs (min, max)
+    operands (max None: any). -h/--help prints usage and exits 0; anything wrong is a
+    one-line Usage error."""
+    flags, valued = flags or {}, valued or {}
+    opts = Options(**{n: False for n in flags.values()}, **{n: "" for n in valued.values()})
+    rest = list(argv)
+    while rest:
+        a = rest.pop(0)
+        if a == "--":
+            opts.args += rest
+            break
+        if a in ("-h", "--help"):
+            print("usage: %s %s" % (prog, usage))
+            raise SystemExit(0)
+        if not a.startswith("-") or a == "-":
+            opts.args.append(a)
+            continue
+        name, eq, value = a.partition("=") if a.startswith("--") else (a[:2], "", a[2:])
+        if name in flags and not (eq or value):
+            setattr(opts, flags[name], True)
+        elif name in flags and not a.startswith("--") and all(
+                "-" + c in flags for c in value):
+            for c in "-" + a[1:]:  # -rw: two flags
+                if c != "-":
+                    setattr(opts, flags["-" + c], True)
+        elif name in valued:
+            if not (eq or value):
+                if not rest:
+                    raise Usage("%s: option %s needs a value (usage: %s %s)"
+                                % (prog, name, prog, usage))
+                value = rest.pop(0)
+            setattr(opts, valued[name], value)
+        else:
+            raise Usage("%s: unknown option %s (usage: %s %s)" % (prog, a, prog, usage))
+    low, high = nargs
+    if len(opts.args) < low or (high is not None and len(opts.args) > high):
+        raise Usage("%s: %s (usage: %s %s)" % (
+            prog, "missing operand" if len(opts.args) < low else "too many operands",
+            prog, usage))
+    return opts
 
 
 def _prog() -> str:
@@ -56,7 +111,7 @@ def _main(fn):
             return fn(sys.argv[1:] if argv is None else argv) or 0
         except Fail as e:
             print(e, file=sys.stderr)
-            return 1
+            return 2 if isinstance(e, Usage) else 1
     wrapper.__name__ = fn.__name__
     return wrapper
 
@@ -71,13 +126,9 @@ def _fstypes() -> list[str]:
 
 @_main
 def vu_insmod(argv):
-    p = argparse.ArgumentParser(prog="vu_insmod", description="load umvu modules")
-    p.add_argument("-p", "--permanent", action="store_true",
-                   help="accepted for VUOS compatibility")
-    p.add_argument("modules", nargs="+", metavar="MODULE",
-                   help="name (umvu/modules/NAME.py), dotted name, or file path")
-    opts = p.parse_args(argv)
-    for name in opts.modules:
+    opts = parse("vu_insmod", argv, "[-p] MODULE...  (a name, dotted name or file path)",
+                 {"-p": "permanent", "--permanent": "permanent"}, nargs=(1, None))
+    for name in opts.args:
         ret = raw_syscall(NR["vu_insmod"], os.fsencode(name), int(opts.permanent))
         if ret == -errno.ENOENT:
             raise Fail("vu_insmod: %s: no such module" % name)
@@ -90,10 +141,8 @@ def vu_insmod(argv):
 
 @_main
 def vu_rmmod(argv):
-    p = argparse.ArgumentParser(prog="vu_rmmod", description="unload umvu modules")
-    p.add_argument("modules", nargs="+", metavar="MODULE")
-    opts = p.parse_args(argv)
-    for name in opts.modules:
+    opts = parse("vu_rmmod", argv, "MODULE...", nargs=(1, None))
+    for name in opts.args:
         ret = raw_syscall(NR["vu_rmmod"], os.fsencode(name))
         if ret == -errno.ENOENT:
             raise Fail("vu_rmmod: %s: module not loaded" % name)
@@ -104,23 +153,19 @@ def vu_rmmod(argv):
 
 @_main
 def vu_lsmod(argv):
-    argparse.ArgumentParser(prog="vu_lsmod", description="list loaded modules").parse_args(argv)
+    parse("vu_lsmod", argv, "(no argument)")
     sys.stdout.write(_read_buffer(NR["vu_lsmod"]).decode())
 
 
 @_main
 def vumount(argv):
-    p = argparse.ArgumentParser(prog="vumount", description="mount a virtual file system")
-    p.add_argument("-t", "--types", default="", metavar="TYPE")
-    p.add_argument("-o", "--options", default="", metavar="OPTS")
-    p.add_argument("-r", "--read-only", action="store_true")
-    p.add_argument("-w", "--rw", "--read-write", action="store_true")
-    p.add_argument("-B", "--bind", action="store_true")
-    p.add_argument("-M", "--move", action="store_true")
-    p.add_argument("-R", "--rbind", action="store_true")
-    p.add_argument("source")
-    p.add_argument("target")
-    opts = p.parse_args(argv)
+    opts = parse("vumount", argv, "[-r|-w] [-B|-R|-M] [-t TYPE] [-o OPTS] SOURCE TARGET",
+                 {"-r": "read_only", "--read-only": "read_only", "-w": "rw", "--rw": "rw",
+                  "--read-write": "rw", "-B": "bind", "--bind": "bind", "-M": "move",
+                  "--move": "move", "-R": "rbind", "--rbind": "rbind"},
+                 {"-t": "types", "--types": "types", "-o": "options", "--options": "options"},
+                 nargs=(2, 2))
+    opts.source, opts.target = opts.args
     fstypes = _fstypes()
     fstype = opts.types
     if opts.bind or opts.rbind:
@@ -149,11 +194,10 @@ def vumount(argv):
 
 @_main
 def vuumount(argv):
-    p = argparse.ArgumentParser(prog="vuumount", description="unmount a virtual file system")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("-l", "--lazy", action="store_true")
-    p.add_argument("target")
-    opts = p.parse_args(argv)
+    opts = parse("vuumount", argv, "[-f] [-l] TARGET",
+                 {"-f": "force", "--force": "force", "-l": "lazy", "--lazy": "lazy"},
+                 nargs=(1, 1))
+    opts.target = opts.args[0]
     _fstypes()  # fails clearly outside umvu
     ret = raw_syscall(syscalls.number("umount2"), os.fsencode(opts.target),
                       (1 if opts.force else 0) | (2 if opts.lazy else 0))
@@ -164,13 +208,11 @@ def vuumount(argv):
 
 @_main
 def vuname(argv):
-    p = argparse.ArgumentParser(prog="vuname", description="show or set the view name")
-    p.add_argument("name", nargs="?")
-    opts = p.parse_args(argv)
-    if opts.name is None:
+    opts = parse("vuname", argv, "[NAME]", nargs=(0, 1))
+    if not opts.args:
         print(_read_buffer(NR["vuctl"], VUCTL_GETNAME).decode())
     else:
-        _check(raw_syscall(NR["vuctl"], VUCTL_SETNAME, opts.name.encode()))
+        _check(raw_syscall(NR["vuctl"], VUCTL_SETNAME, opts.args[0].encode()))
 
 
 @_main
@@ -195,16 +237,21 @@ LEVELS = {"error": 40, "warning": 30, "notice": 20, "info": 20, "debug": 10}
 
 @_main
 def vuctl(argv):
-    p = argparse.ArgumentParser(prog="vuctl", description="umvu diagnostics and control")
-    sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("ps", help="processes under this hypervisor, with their cwd")
-    sub.add_parser("lsof", help="virtual file descriptors")
-    sub.add_parser("mounts", help="the virtual mount table")
-    lv = sub.add_parser("loglevel", help="set the log level")
-    lv.add_argument("level", choices=sorted(LEVELS))
-    dbg = sub.add_parser("debugtags", help="show or set debug tags")
-    dbg.add_argument("tags", nargs="?")
-    opts = p.parse_args(argv)
+    usage = "ps | lsof | mounts | loglevel LEVEL | debugtags [TAGS]"
+    opts = parse("vuctl", argv, usage, nargs=(1, 2))
+    opts.cmd = opts.args[0]
+    wanted = {"ps": 0, "lsof": 0, "mounts": 0, "loglevel": 1, "debugtags": None}
+    if opts.cmd not in wanted:
+        raise Usage("vuctl: unknown command %s (usage: vuctl %s)" % (opts.cmd, usage))
+    if wanted[opts.cmd] is not None and len(opts.args) - 1 != wanted[opts.cmd]:
+        raise Usage("vuctl: %s takes %s (usage: vuctl %s)" % (
+            opts.cmd, "a level" if wanted[opts.cmd] else "no argument", usage))
+    if opts.cmd == "loglevel":
+        opts.level = opts.args[1]
+        if opts.level not in LEVELS:
+            raise Usage("vuctl: unknown log level %s (%s)" % (opts.level,
+                                                             ", ".join(sorted(LEVELS))))
+    opts.tags = opts.args[1] if len(opts.args) > 1 else None
     if opts.cmd == "ps":
         sys.stdout.write(_read_buffer(NR["vuctl"], VUCTL_PS).decode(errors="replace"))
     elif opts.cmd == "lsof":

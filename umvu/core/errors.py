@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import errno
-import logging
 
-log = logging.getLogger("umvu")
+from umvu.core.log import log
+
 
 # the kernel's own restart codes, seen as results at a syscall-exit stop (not in errno):
 # ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND make the kernel run the same call again

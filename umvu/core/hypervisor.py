@@ -15,7 +15,6 @@ next syscall boundary.
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import stat
 import struct
@@ -23,6 +22,7 @@ import time
 from types import CoroutineType
 
 from umvu.api import HypervisorAPI, capability, implements
+from umvu.core.log import log
 from umvu.core import syscalls
 from umvu.core.actions import PASS, Native
 from umvu.core.errors import RESTARTS, call_to_retval
@@ -35,7 +35,6 @@ from umvu.core.vfs import VirtualFS, s32, s64
 from umvu.core.vsys import VirtualSyscalls
 from umvu.core.waiting import Waits, drive
 
-log = logging.getLogger("umvu")
 
 SCRATCH_SIZE = 16 * 4096
 NR_MMAP = syscalls.number("mmap")

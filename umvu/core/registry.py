@@ -89,7 +89,6 @@ def load_module_class(name: str) -> type[Module]:
     """A module by short name (umvu.modules.NAME), dotted name, or file path."""
     import importlib
     import importlib.util
-    import inspect
     if "/" in name or name.endswith(".py"):
         if not os.path.isfile(name):
             raise OSError(errno.ENOENT, "no module file %s" % name)
@@ -113,8 +112,9 @@ def load_module_class(name: str) -> type[Module]:
                     raise
         if mod is None:
             raise OSError(errno.ENOENT, "no module named %s" % name)
-    classes = [c for _, c in inspect.getmembers(mod, inspect.isclass)
-               if issubclass(c, Module) and c is not Module and c.__module__ == mod.__name__]
+    classes = [c for c in vars(mod).values()
+               if isinstance(c, type) and issubclass(c, Module) and c is not Module
+               and c.__module__ == mod.__name__]
     explicit = getattr(mod, "MODULE", None)
     if explicit is not None:
         return explicit

@@ -18,13 +18,12 @@ empty real directory, on which the kernel answers read, write, mmap... as on any
 from __future__ import annotations
 
 import errno
-import logging
 import os
-import re
 import stat
 import struct
 
 from umvu.api import capability, implements
+from umvu.core.log import log
 from umvu.core import guestabi
 from umvu.core.actions import PASS, Native  # noqa: F401
 from umvu.core.paths import AT_FDCWD, Resolver, rebase, within
@@ -35,7 +34,6 @@ O_CREAT, O_EXCL, O_TRUNC, O_APPEND = 0o100, 0o200, 0o1000, 0o2000
 O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW, O_CLOEXEC = 0o4000, 0o200000, 0o400000, 0o2000000
 O_PATH, O_TMPFILE = 0o10000000, 0o20200000
 AT_SYMLINK_NOFOLLOW, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, AT_EMPTY_PATH = 0x100, 0x200, 0x400, 0x1000
-log = logging.getLogger("umvu")
 NR_EVENTFD2 = BY_NAME["eventfd2"].nr
 NR_OPENAT = BY_NAME["openat"].nr
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
@@ -63,9 +61,32 @@ KEEPS_STATS = frozenset((
     "readahead", "flock", "ioctl"))
 PLUS = "core.readdir_plus"  # Process.data: the process stats entries by dirfd and name
 NO_NATIVE = frozenset()  # an eventfd placeholder: every fd call is the core's
-PROC_LINK = re.compile(rb"^/proc/(?:self|thread-self|\d+)(?:/task/\d+)?/(?:fd/\d+|cwd|exe|root)$")
-PROC_MOUNTS = re.compile(rb"^/proc/(?:(?:self|thread-self|\d+)(?:/task/\d+)?/)?"
-                         rb"(mounts|mountinfo)$")
+
+
+def proc_rest(path: bytes) -> bytes | None:
+    """What follows /proc/PID/ (or /proc/PID/task/TID/, PID a number, self or
+    thread-self) in path; None if path is not below such a directory."""
+    if not path.startswith(b"/proc/"):
+        return None
+    parts = path[6:].split(b"/", 3)
+    if len(parts) < 2 or not (parts[0].isdigit() or parts[0] in (b"self", b"thread-self")):
+        return None
+    if parts[1] == b"task" and len(parts) == 4 and parts[2].isdigit():
+        return parts[3]
+    return b"/".join(parts[1:])
+
+
+def is_proc_link(path: bytes) -> bool:
+    """/proc/PID/{fd/N,cwd,exe,root}: a magic link the kernel answers with a host path."""
+    rest = proc_rest(path)
+    return rest in (b"cwd", b"exe", b"root") or (
+        rest is not None and rest.startswith(b"fd/") and rest[3:].isdigit())
+
+
+def is_proc_mounts(path: bytes) -> bool:
+    """/proc/mounts, /proc/PID/mounts, mountinfo (the virtual mount table)."""
+    return path in (b"/proc/mounts", b"/proc/mountinfo") or \
+        proc_rest(path) in (b"mounts", b"mountinfo")
 
 
 def s32(v: int) -> int:
@@ -238,7 +259,7 @@ class VirtualFS:
         try:
             if guest_path == b"" or (not self.hv.table.has_paths() and not virtual_base):
                 return self.real_path_hook(t, sc, args, None)
-            if PROC_MOUNTS.match(guest_path) and name in ("open", "openat", "openat2"):
+            if is_proc_mounts(guest_path) and name in ("open", "openat", "openat2"):
                 return self.open_proc_mounts(t, sc, args, guest_path)
             r = self.resolver.resolve(self.base_dir(t, dirfd), guest_path,
                                       follow=self.follow_of(sc, args),
@@ -246,7 +267,7 @@ class VirtualFS:
         except OSError as e:
             return -e.errno
         if r.entry is None:
-            if PROC_MOUNTS.match(r.path) and name in ("open", "openat", "openat2"):
+            if is_proc_mounts(r.path) and name in ("open", "openat", "openat2"):
                 return self.open_proc_mounts(t, sc, args, r.path)
             rewrite = None
             if r.crossed or (virtual_base and not guest_path.startswith(b"/")):
@@ -304,7 +325,7 @@ class VirtualFS:
 
     def readlink_fixer(self, t, sc, args, guest_path: bytes):
         """readlink of /proc/PID/{fd/N,cwd,exe,root}: the kernel answers host paths."""
-        if sc.name not in ("readlink", "readlinkat") or not PROC_LINK.match(guest_path):
+        if sc.name not in ("readlink", "readlinkat") or not is_proc_link(guest_path):
             return None
         buf_idx = 1 if sc.name == "readlink" else 2
         addr, size = args[buf_idx], args[buf_idx + 1]

@@ -14,23 +14,19 @@ MNT_FORCE or MNT_DETACH).
 from __future__ import annotations
 
 import errno
-import logging
 import os
 
 from umvu.api import capability
+from umvu.core.log import INFO, log
 from umvu.core.paths import AT_FDCWD, rebase, within
 from umvu.core.registry import Entry, load_module_class
 from umvu.core.vfs import s32
 
-log = logging.getLogger("umvu")
 
-VUCTL_GETNAME, VUCTL_SETNAME, VUCTL_GETDEBUGTAGS, VUCTL_SETDEBUGTAGS = 1, 2, 3, 4
-VUCTL_SETLOGLEVEL, VUCTL_PS, VUCTL_LSOF, VUCTL_MOUNTS, VUCTL_FSTYPES = 5, 6, 7, 8, 9
-VUCTL_LASTERROR = 10  # the message of this process's last failed mount/insmod
-VUCTL_ACCEPTS = 11    # (const char *fstype): 0 if a loaded module serves it, else ENODEV
-MS_MOVE, MS_REC, MS_BIND = 8192, 16384, 4096
-MS_RDONLY = 1
-MNT_FORCE, MNT_DETACH = 1, 2
+from umvu.core.abi import (MNT_DETACH, MNT_FORCE, MS_BIND, MS_MOVE, MS_RDONLY,  # noqa: F401
+                           MS_REC, VUCTL_ACCEPTS, VUCTL_FSTYPES, VUCTL_GETDEBUGTAGS,
+                           VUCTL_GETNAME, VUCTL_LASTERROR, VUCTL_LSOF, VUCTL_MOUNTS,
+                           VUCTL_PS, VUCTL_SETDEBUGTAGS, VUCTL_SETLOGLEVEL, VUCTL_SETNAME)
 
 
 class VirtualSyscalls:
@@ -133,7 +129,7 @@ class VirtualSyscalls:
             else:
                 hv.debugtags = set(tags)
             if "s" in hv.debugtags:
-                log.setLevel(min(log.level or logging.WARNING, logging.INFO))
+                log.setLevel(min(log.level, INFO))
             hv.update_fastpath()
             return 0
         if op == VUCTL_SETLOGLEVEL:

@@ -31,13 +31,12 @@ on it.
 from __future__ import annotations
 
 import errno
-import logging
 import time
 import types
 
 from umvu.core import errors
+from umvu.core.log import log
 
-log = logging.getLogger("umvu")
 
 
 # ------------------------------------------------------------------ the core's waits

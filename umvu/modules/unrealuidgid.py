@@ -21,14 +21,12 @@ from __future__ import annotations
 import errno
 import json
 import re
-import logging
 import os
 import stat
 import struct
 
-from umvu.api import PASS, Module, Native
+from umvu.api import PASS, log, Module, Native
 
-log = logging.getLogger("umvu")
 KEY = "unrealuidgid.creds"  # process.data: the virtual ids (api.set_credentials)
 ID_CALLS = ("getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "setuid",
             "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid",

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import errno
 import importlib
-import logging
 import os
 import stat
 import struct
@@ -35,9 +34,8 @@ import time
 import types
 import zlib
 
-from umvu.api import Module, parse_options
+from umvu.api import log, Module, parse_options
 
-log = logging.getLogger("umvu")
 SECTOR = 512
 
 

@@ -22,7 +22,6 @@ import errno
 import importlib
 import importlib.util
 import inspect
-import logging
 import os
 import signal
 import stat
@@ -30,9 +29,8 @@ import sys
 import time
 import types
 
-from umvu.api import Module, drive, need_trio
+from umvu.api import drive, log, Module, need_trio
 
-log = logging.getLogger("umvu")
 ROOT_INODE = 1
 READDIR_BATCH = 128
 # readdir keeps its entries as lookups only while fewer paths than this are kept (a huge

@@ -16,17 +16,17 @@ from __future__ import annotations
 import errno
 import functools
 import inspect
-import logging
 import os
 import stat
 from collections import OrderedDict
 
 import pyfuse3
 
+from umvu.api import log
+
 from umvu.submodules import ext2fs
 from umvu.submodules.ext2fs import SET_ATIME, SET_CTIME, SET_GID, SET_MODE, SET_MTIME, SET_UID
 
-log = logging.getLogger("umvu")
 OPTIONS = {"readonly": bool, "offset": int, "size": int}
 SOURCE_IMAGE = True  # vufuse hands over the host file behind the source (offset, size)
 DEFAULT_READONLY = True
