@@ -52,7 +52,7 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 
-#include "seccomp_helper.h"
+#include "tracer_state.h"
 
 #ifndef PTRACE_GET_SYSCALL_INFO
 #define PTRACE_GET_SYSCALL_INFO 0x420e
@@ -69,142 +69,20 @@
 #define ERESTARTSYS    512 /* the kernel's own restart codes (not in userspace headers) */
 #define ERESTARTNOINTR 513
 
-/* per-thread flags, indexed by tid (pid_max entries, allocated lazily by the kernel) */
-#define TF_KNOWN     0x01 /* Python knows this thread */
-#define TF_PARKED    0x02 /* initial stop seen before the parent's clone event */
-#define TF_WANT_EXIT 0x04 /* report the next syscall-exit stop */
-#define TF_SKIPRET   0x08 /* -S mode: write skip_ret at the exit stop */
-#define TF_BOUNDARY  0x10 /* stop at the next syscall boundary (filter upgrade) */
-#define TF_PASS_NEXT 0x20 /* at a syscall-entry stop made by the C loop (from a
-                           * notification, after an injection): the filter's verdict on
-                           * that call is let by, and its exit stop comes */
-#define TF_INJECTING 0x40 /* umvu_inject runs a call: its notification is let by */
-#define TF_PLAIN     0x80 /* Python: a child of this thread needs nothing from it but
-                           * what the kernel and the tree tell (umvu_set_plain) */
-#define TF_UNSEEN   0x100 /* followed by the C loop alone: Python does not know it yet
-                           * (umvu_tree_rows with unseen_only hands it over) */
-#define TF_RESTORE  0x200 /* its ptrace options lack exec events: set them at its next
-                           * stop (umvu_exec_events), or before it execs (exec_events_now) */
-#define TF_NOEXEC   0x400 /* unseen, it runs without exec events: its execs are not
-                           * reported (see drop_exec_ok) */
-#define TF_DROPEXEC 0x800 /* unseen: to lose its exec events at its next stop */
-#define TF_OWNRESTART 0x1000 /* the restart code Python set at an exit stop stands
-                              * (umvu_sys_interrupted: a waiting call a signal ended) */
+/* All zero (in .bss: an initialiser would put its large tables in the file) but for
+ * these, set when the library is loaded, before any of its functions can run. */
+struct tracer tr;
 
-static unsigned short *tflags;
-struct tree_node {
-	int tid;                 /* 0: free slot, -1: deleted */
-	int tgid, fs, files, vm; /* the others: sharing groups */
-};
-/* open addressing by tid, sized to the live tasks (no growth with pid numbers) */
-static struct tree_node *tree;
-static unsigned tree_cap, tree_taken; /* slots; slots live or deleted */
-static int next_group = 1;
-static int main_tid, main_status = -1;
-/* fd fast path: fd_arg_of[nr] is the index of the fd argument of an fd-choice syscall
- * (0xff: none); vfd_count[fd] counts the fd tables in which fd is virtual. A seccomp
- * stop for such a syscall on an fd virtual nowhere resumes at once, without Python. */
-#define FASTNR 512
-#define FASTFD 65536
-static unsigned char fd_arg_of[FASTNR];
-/* path fast path: for a path-choice syscall, where its path (and second path) and their
- * dirfds are (0xff: none). A seccomp stop for it resumes at once, without Python, when
- * the kernel's own walk of every path stays out of every prefix Python gave (see
- * path_native). */
-struct path_desc {
-	unsigned char path[2], dirfd[2], null_is_fd, cwd_only;
-};
-static struct path_desc path_of[FASTNR];
-static char *prefixes;      /* NUL-separated canonical paths, "" ends the list */
-static int pathfast;
-static int virtual_cwds;    /* > 0: some thread's cwd is not the kernel's */
-/* -S: the syscall numbers Python wants at their entry stop (others resume at once) */
-static unsigned char wanted[FASTNR / 8];
-static int wanted_set;
-static unsigned int vfd_count[FASTFD];
-static int fastpath;
-/* Python's answers to fstat(fd) and newfstatat(fd, "", AT_EMPTY_PATH) on virtual fds,
- * per thread: the C loop writes them itself (umvu_fdstat_set). They go when the fd stops
- * being virtual in some table (umvu_vfd_ref), when the thread exits, and all at once when
- * a module may have changed some metadata (umvu_fdstat_clear). */
-#define FDSTATS 256
-#define STATSIZE 144 /* struct stat, x86_64 */
-#define ANSWER_NS 1000000000L /* answers last 1 s, as FUSE's default attr_timeout */
-struct fdstat {
-	int tid, fd; /* tid 0: free */
-	int close_in_c;
-	long until; /* now_ns() after which the stat is not answered */
-	unsigned char st[STATSIZE];
-};
-static struct fdstat fdstats[FDSTATS];
-static int nfdstats; /* slots used (some may be free again): the scan's end */
-/* Python's answers to newfstatat(dirfd, name, buf, flags) for the entries of a virtual
- * directory it has just listed to a thread (readdir plus): an open-addressing table
- * keyed by (tid, dirfd, name), dropped as the fstat answers are. */
-#define ENTS_CAP 8192 /* slots; filled to 3/4 at most */
-struct entstat {
-	int tid, fd;          /* tid 0: free, -1: deleted */
-	unsigned hash;
-	int is_link;
-	long until;
-	char *name;
-	unsigned char st[STATSIZE];
-};
-static struct entstat *ents;
-static int nents, ents_taken; /* live answers; slots live or deleted */
-static unsigned char ent_fds[FASTFD / 8]; /* dirfds that may have answers */
-/* closes of such fds Python allowed (close_in_c) run at once; Python unbinds the fds
- * from its tables (umvu_closed_take) before it handles the next event */
-static int closed[2 * UMVU_CLOSED_MAX]; /* (tid, fd) pairs */
-static int nclosed;
-static long *skipret;
-static long pid_max = 4194304;
-static int noseccomp;
-static int nthreads;
-/* no module yet: clone and exec events are only news for Python, the tracee goes on at
- * once (Python follows the process tree without holding anybody) */
-static int autonomous;
-/* With modules: clones of a plain or unseen thread, and the exec and exit of an unseen
- * one, are followed here without Python (umvu_set_lazy): Python adopts such a thread
- * from the tree when it first needs it (the fork/exec of a shell's commands costs no
- * Python and no wait for it). */
-static int lazy_clone, lazy_exec;
-/* Followed in C alone from the start (no module, no Python), the guest runs without exec
- * events (one ptrace stop less per exec: the C loop's tree needs them only when a thread
- * that is not the leader execs, and nobody else does); the hypervisor asks for them when
- * it starts (umvu_exec_events), before it keeps anything an exec changes. */
-static long full_opts;
-static int exec_events_off;
-/* How long the tracer polls for the next stop before it sleeps in waitpid (ns, 0: never
- * polls; see wait_tracee), and how long the last wait lasted. */
-static long spin_ns;
-static long last_wait_ns;
-
-/* Seccomp user notifications: the path calls the C loop decides (pathfast) reach it as
- * notifications, not ptrace stops (umvu_listener_add): the thread waits in the kernel,
- * the C loop reads its path and lets the call run (or answers it) with one ioctl, about
- * four times cheaper than a ptrace stop. A call Python must see comes to it as an
- * ordinary syscall event ("notif" set); answering it by a result or running it natively
- * answers the notification; anything else (new arguments, an injection, an exit stop)
- * first turns it into a ptrace syscall-entry stop (notif_stop). */
-static int *listeners; /* one per filter stacked with a listener, while it has users */
-static struct pollfd *pollfds;
-static int nlisteners, listeners_cap;
-static unsigned long long *notif_id; /* per tid: the notification it waits in (0: none) */
-static int *notif_fd;                /* ... on that listener */
-static int *notif_nr;                /* ... for that call */
-static int *notif_ran;               /* nr + 1 of the last call let by from a notification */
-static unsigned char notif_nrs[FASTNR / 8];
-static int sigchld_fd = -1;
-static int chld_maybe = 1; /* a SIGCHLD came since waitpid(-1) last found nothing */
-/* Python waits on other things too (calls that wait: umvu_poll, umvu_wait_fd): then
- * next_event does not sleep but says "nothing now", and the epoll fd wait_epfd (SIGCHLD's
- * signalfd and every listener) tells when to ask again. */
-static int nowait;
-static int wait_epfd = -1;
-/* notifications for Python taken while waiting for one thread (umvu_inject...) */
-static struct umvu_event *queued;
-static int nqueued, queued_cap;
+__attribute__((constructor)) static void tracer_defaults(void)
+{
+	tr.pid_max = 4194304;
+	tr.next_group = 1;
+	tr.main_status = -1;
+	tr.launch_umask = 022;
+	tr.sigchld_fd = -1;
+	tr.chld_maybe = 1;
+	tr.wait_epfd = -1;
+}
 
 long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen);
 int umvu_clone_done(int parent, int child);
@@ -217,52 +95,52 @@ static int answer_in_c(int tid, const struct umvu_event *ev);
 static int resume_request_for(int tid)
 {
 	const int exit_stop = TF_BOUNDARY | TF_PASS_NEXT | TF_WANT_EXIT | TF_SKIPRET;
-	return (noseccomp || (tflags[tid] & exit_stop)) ? PTRACE_SYSCALL : PTRACE_CONT;
+	return (tr.noseccomp || (tr.tflags[tid] & exit_stop)) ? PTRACE_SYSCALL : PTRACE_CONT;
 }
 
-static int tid_ok(int tid) { return tid > 0 && tid <= pid_max; }
+static int tid_ok(int tid) { return tid > 0 && tid <= tr.pid_max; }
 
 static int tables_init(void)
 {
-	if (tflags)
+	if (tr.tflags)
 		return 0;
 	FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
 	if (f) {
-		if (fscanf(f, "%ld", &pid_max) != 1)
-			pid_max = 4194304;
+		if (fscanf(f, "%ld", &tr.pid_max) != 1)
+			tr.pid_max = 4194304;
 		fclose(f);
 	}
-	tflags = calloc(pid_max + 1, sizeof *tflags);
-	skipret = calloc(pid_max + 1, sizeof(long));
-	notif_id = calloc(pid_max + 1, sizeof *notif_id);
-	notif_fd = calloc(pid_max + 1, sizeof *notif_fd);
-	notif_nr = calloc(pid_max + 1, sizeof *notif_nr);
-	notif_ran = calloc(pid_max + 1, sizeof *notif_ran);
-	tree_cap = 256;
-	tree = calloc(tree_cap, sizeof *tree);
-	return (tflags && skipret && tree && notif_id && notif_fd && notif_nr && notif_ran)
-		? 0 : -ENOMEM;
+	tr.tflags = calloc(tr.pid_max + 1, sizeof *tr.tflags);
+	tr.skipret = calloc(tr.pid_max + 1, sizeof(long));
+	tr.notif_id = calloc(tr.pid_max + 1, sizeof *tr.notif_id);
+	tr.notif_fd = calloc(tr.pid_max + 1, sizeof *tr.notif_fd);
+	tr.notif_nr = calloc(tr.pid_max + 1, sizeof *tr.notif_nr);
+	tr.notif_ran = calloc(tr.pid_max + 1, sizeof *tr.notif_ran);
+	tr.tree_cap = 256;
+	tr.tree = calloc(tr.tree_cap, sizeof *tr.tree);
+	return (tr.tflags && tr.skipret && tr.tree && tr.notif_id && tr.notif_fd &&
+		tr.notif_nr && tr.notif_ran) ? 0 : -ENOMEM;
 }
 
 /* The process tree as the kernel shares state (Python's process table rebuilt from it
  * when the hypervisor starts after the guest: umvu_tree_snapshot). */
 static struct tree_node *tree_slot(int tid)
 {
-	unsigned i = (unsigned)tid * 2654435761u & (tree_cap - 1);
+	unsigned i = (unsigned)tid * 2654435761u & (tr.tree_cap - 1);
 	struct tree_node *deleted = NULL;
-	for (;; i = (i + 1) & (tree_cap - 1)) {
-		if (tree[i].tid == tid)
-			return &tree[i];
-		if (tree[i].tid == -1 && !deleted)
-			deleted = &tree[i];
-		if (tree[i].tid == 0)
-			return deleted ? deleted : &tree[i];
+	for (;; i = (i + 1) & (tr.tree_cap - 1)) {
+		if (tr.tree[i].tid == tid)
+			return &tr.tree[i];
+		if (tr.tree[i].tid == -1 && !deleted)
+			deleted = &tr.tree[i];
+		if (tr.tree[i].tid == 0)
+			return deleted ? deleted : &tr.tree[i];
 	}
 }
 
 static struct tree_node *tree_get(int tid)
 {
-	if (!tree)
+	if (!tr.tree)
 		return NULL; /* out of memory at the start */
 	struct tree_node *n = tree_slot(tid);
 	return n->tid == tid ? n : NULL;
@@ -278,32 +156,32 @@ static void tree_del(int tid)
 static int tree_live(void)
 {
 	int live = 0;
-	for (unsigned i = 0; i < tree_cap; i++)
-		live += tree[i].tid > 0;
+	for (unsigned i = 0; i < tr.tree_cap; i++)
+		live += tr.tree[i].tid > 0;
 	return live;
 }
 
 /* room for one more: rebuilt (twice as large if half is live) past 3/4 taken */
 static int tree_room(void)
 {
-	if (tree_taken + 1 <= tree_cap / 4 * 3)
+	if (tr.tree_taken + 1 <= tr.tree_cap / 4 * 3)
 		return 0;
-	unsigned old_cap = tree_cap, live = tree_live();
-	struct tree_node *old = tree;
+	unsigned old_cap = tr.tree_cap, live = tree_live();
+	struct tree_node *old = tr.tree;
 	unsigned cap = old_cap;
 	while (live * 2 >= cap)
 		cap *= 2;
-	tree = calloc(cap, sizeof *tree);
-	if (!tree) {
-		tree = old;
+	tr.tree = calloc(cap, sizeof *tr.tree);
+	if (!tr.tree) {
+		tr.tree = old;
 		return -ENOMEM;
 	}
-	tree_cap = cap;
-	tree_taken = 0;
+	tr.tree_cap = cap;
+	tr.tree_taken = 0;
 	for (unsigned i = 0; i < old_cap; i++)
 		if (old[i].tid > 0) {
 			*tree_slot(old[i].tid) = old[i];
-			tree_taken++;
+			tr.tree_taken++;
 		}
 	free(old);
 	return 0;
@@ -311,13 +189,14 @@ static int tree_room(void)
 
 static struct tree_node *tree_new(int tid, int tgid)
 {
-	if (!tree || tree_room() < 0)
+	if (!tr.tree || tree_room() < 0)
 		return NULL;
 	struct tree_node *n = tree_slot(tid);
 	if (n->tid == 0)
-		tree_taken++;
-	*n = (struct tree_node){ tid, tgid, next_group, next_group + 1, next_group + 2 };
-	next_group += 3;
+		tr.tree_taken++;
+	*n = (struct tree_node){ tid, tgid, tr.next_group, tr.next_group + 1,
+				 tr.next_group + 2 };
+	tr.next_group += 3;
 	return n;
 }
 
@@ -446,9 +325,8 @@ static int build_filter(struct sock_filter *prog, const unsigned char *bitmap,
 
 /* what the supervisor must survive; the guest gets its dispositions back */
 static const int supervisor_ignores[] = { SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU };
-#define NIGNORES (int)(sizeof supervisor_ignores / sizeof supervisor_ignores[0])
-static struct sigaction saved_actions[NIGNORES];
-static int signals_saved;
+_Static_assert(sizeof supervisor_ignores / sizeof supervisor_ignores[0] == NIGNORES,
+	       "one saved disposition per signal ignored");
 
 static void supervisor_signals(void)
 {
@@ -456,17 +334,18 @@ static void supervisor_signals(void)
 	memset(&ign, 0, sizeof ign);
 	ign.sa_handler = SIG_IGN;
 	for (int i = 0; i < NIGNORES; i++)
-		sigaction(supervisor_ignores[i], &ign, signals_saved ? NULL : &saved_actions[i]);
-	signals_saved = 1;
+		sigaction(supervisor_ignores[i], &ign,
+			  tr.signals_saved ? NULL : &tr.saved_actions[i]);
+	tr.signals_saved = 1;
 }
 
 /* Give umvu its own dispositions back (the guest tree is over). */
 int umvu_restore_signals(void)
 {
-	if (signals_saved)
+	if (tr.signals_saved)
 		for (int i = 0; i < NIGNORES; i++)
-			sigaction(supervisor_ignores[i], &saved_actions[i], NULL);
-	signals_saved = 0;
+			sigaction(supervisor_ignores[i], &tr.saved_actions[i], NULL);
+	tr.signals_saved = 0;
 	return 0;
 }
 
@@ -477,15 +356,15 @@ int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int f
 	static struct sock_filter prog[MAXPROG];
 	int plen = 0;
 
-	noseccomp = (flags & UMVU_NOSECCOMP) != 0;
+	tr.noseccomp = (flags & UMVU_NOSECCOMP) != 0;
 	if (tables_init() < 0)
 		return -ENOMEM;
 	supervisor_signals();
-	if (saved_actions[0].sa_handler == SIG_IGN)
+	if (tr.saved_actions[0].sa_handler == SIG_IGN)
 		flags |= UMVU_KEEP_SIGINT_IGN;
-	if (saved_actions[1].sa_handler == SIG_IGN)
+	if (tr.saved_actions[1].sa_handler == SIG_IGN)
 		flags |= UMVU_KEEP_SIGQUIT_IGN;
-	if (!noseccomp) {
+	if (!tr.noseccomp) {
 		plen = build_filter(prog, bitmap, NULL, nbits);
 		if (plen < 0)
 			return plen;
@@ -519,7 +398,7 @@ int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int f
 		/* wait until the parent has seized us; EOF means it died */
 		if (read(pipefd[0], &c, 1) != 1)
 			_exit(127);
-		if (!noseccomp) {
+		if (!tr.noseccomp) {
 			struct sock_fprog fprog = { .len = (unsigned short)plen, .filter = prog };
 			if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
 			    (!(flags & UMVU_NOFILTER) &&
@@ -536,11 +415,11 @@ int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int f
 	close(pipefd[0]);
 	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
 		    PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL;
-	if (!noseccomp)
+	if (!tr.noseccomp)
 		opts |= PTRACE_O_TRACESECCOMP;
-	full_opts = opts;
-	exec_events_off = (flags & UMVU_NOFILTER) != 0;
-	if (exec_events_off)
+	tr.full_opts = opts;
+	tr.exec_events_off = (flags & UMVU_NOFILTER) != 0;
+	if (tr.exec_events_off)
 		opts &= ~PTRACE_O_TRACEEXEC;
 	if (ptrace(PTRACE_SEIZE, pid, 0, opts) < 0) {
 		int e = errno;
@@ -549,10 +428,10 @@ int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int f
 		waitpid(pid, NULL, 0);
 		return -e;
 	}
-	tflags[pid] = TF_KNOWN;
+	tr.tflags[pid] = TF_KNOWN;
 	tree_new(pid, pid);
-	main_tid = pid;
-	nthreads = 1;
+	tr.main_tid = pid;
+	tr.nthreads = 1;
 	if (write(pipefd[1], "g", 1) != 1) {
 		int e = errno;
 		close(pipefd[1]);
@@ -613,27 +492,27 @@ static long now_ns(void)
 static void forget_tid(int tid, int status)
 {
 	if (tid_ok(tid)) {
-		tflags[tid] = 0;
-		notif_id[tid] = 0;
-		notif_ran[tid] = 0;
+		tr.tflags[tid] = 0;
+		tr.notif_id[tid] = 0;
+		tr.notif_ran[tid] = 0;
 		tree_del(tid);
 	}
 	fdstat_drop(tid, -1);
-	if (tid == main_tid)
-		main_status = status;
+	if (tid == tr.main_tid)
+		tr.main_status = status;
 }
 
 static void queue_event(const struct umvu_event *ev)
 {
-	if (nqueued == queued_cap) {
-		int cap = queued_cap ? 2 * queued_cap : 16;
-		struct umvu_event *q = realloc(queued, cap * sizeof *q);
+	if (tr.nqueued == tr.queued_cap) {
+		int cap = tr.queued_cap ? 2 * tr.queued_cap : 16;
+		struct umvu_event *q = realloc(tr.queued, cap * sizeof *q);
 		if (!q)
 			return;
-		queued = q;
-		queued_cap = cap;
+		tr.queued = q;
+		tr.queued_cap = cap;
 	}
-	queued[nqueued++] = *ev;
+	tr.queued[tr.nqueued++] = *ev;
 }
 
 /* A tracee found gone while waiting for another stop of it: its event comes later. */
@@ -650,7 +529,7 @@ static void exited_meanwhile(int tid, int status)
 
 static int at_notif(int tid)
 {
-	return nlisteners && tid_ok(tid) && notif_id[tid] != 0;
+	return tr.nlisteners && tid_ok(tid) && tr.notif_id[tid] != 0;
 }
 
 /* Answer tid's notification: run the call in the kernel, or return retval. */
@@ -658,17 +537,17 @@ static int notif_answer(int tid, long retval, int run)
 {
 	struct seccomp_notif_resp resp;
 	memset(&resp, 0, sizeof resp);
-	resp.id = notif_id[tid];
+	resp.id = tr.notif_id[tid];
 	if (run) {
 		resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
-		notif_ran[tid] = notif_nr[tid] + 1;
+		tr.notif_ran[tid] = tr.notif_nr[tid] + 1;
 	} else if (retval < 0 && retval > -4096) {
 		resp.error = (int)retval;
 	} else {
 		resp.val = retval;
 	}
-	notif_id[tid] = 0;
-	return ioctl(notif_fd[tid], SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0 ? -errno : 0;
+	tr.notif_id[tid] = 0;
+	return ioctl(tr.notif_fd[tid], SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0 ? -errno : 0;
 }
 
 static void resume(int tid, int sig)
@@ -690,16 +569,16 @@ static int decide_in_c(int tid, const struct umvu_event *ev)
 	case SYS_mount: case SYS_umount2: case SYS_pivot_root: case SYS_move_mount:
 		steps_forget(); /* a name may change: the walks' steps go */
 	}
-	if ((nfdstats || nents) && answer_in_c(tid, ev))
+	if ((tr.nfdstats || tr.nents) && answer_in_c(tid, ev))
 		return 1;
-	if (fastpath && fd_arg_of[ev->nr] < 6) {
-		int fd = (int)ev->args[fd_arg_of[ev->nr]];
-		if (fd < 0 || (fd < FASTFD && vfd_count[fd] == 0)) {
+	if (tr.fastpath && tr.fd_arg_of[ev->nr] < 6) {
+		int fd = (int)ev->args[tr.fd_arg_of[ev->nr]];
+		if (fd < 0 || (fd < FASTFD && tr.vfd_count[fd] == 0)) {
 			resume(tid, 0);
 			return 1;
 		}
 	}
-	if (pathfast && (path_of[ev->nr].path[0] < 6 || path_of[ev->nr].cwd_only) &&
+	if (tr.pathfast && (tr.path_of[ev->nr].path[0] < 6 || tr.path_of[ev->nr].cwd_only) &&
 	    path_native(tid, ev)) {
 		resume(tid, 0);
 		return 1;
@@ -718,13 +597,13 @@ static int notif_take(int lfd, struct umvu_event *ev)
 	int tid = (int)req.pid;
 	if (!tid_ok(tid))
 		return 0;
-	notif_id[tid] = req.id;
-	notif_fd[tid] = lfd;
-	tflags[tid] &= ~TF_OWNRESTART;
-	notif_nr[tid] = req.data.nr;
-	if (tflags[tid] & (TF_INJECTING | TF_PASS_NEXT)) {
-		if (!(tflags[tid] & TF_INJECTING))
-			tflags[tid] &= ~TF_PASS_NEXT;
+	tr.notif_id[tid] = req.id;
+	tr.notif_fd[tid] = lfd;
+	tr.tflags[tid] &= ~TF_OWNRESTART;
+	tr.notif_nr[tid] = req.data.nr;
+	if (tr.tflags[tid] & (TF_INJECTING | TF_PASS_NEXT)) {
+		if (!(tr.tflags[tid] & TF_INJECTING))
+			tr.tflags[tid] &= ~TF_PASS_NEXT;
 		notif_answer(tid, 0, 1);
 		return 0;
 	}
@@ -737,10 +616,10 @@ static int notif_take(int lfd, struct umvu_event *ev)
 	ev->ip = req.data.instruction_pointer;
 	ev->notif = 1;
 	if ((ev->nr == SYS_execve || ev->nr == SYS_execveat) &&
-	    (tflags[tid] & (TF_NOEXEC | TF_RESTORE))) {
+	    (tr.tflags[tid] & (TF_NOEXEC | TF_RESTORE))) {
 		/* an exec without exec events: fine for an unseen thread whose exec the C
 		 * loop follows alone; anyone else first gets them */
-		if ((tflags[tid] & TF_UNSEEN) && lazy_exec && decide_in_c(tid, ev))
+		if ((tr.tflags[tid] & TF_UNSEEN) && tr.lazy_exec && decide_in_c(tid, ev))
 			return 0;
 		exec_events_now(tid);
 		return 0;
@@ -751,16 +630,16 @@ static int notif_take(int lfd, struct umvu_event *ev)
 /* SIGCHLD blocked and read from a signalfd (umvu starts no other children). */
 static int sigchld_init(void)
 {
-	if (sigchld_fd >= 0)
+	if (tr.sigchld_fd >= 0)
 		return 0;
 	sigset_t chld;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
-	sigchld_fd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sigchld_fd < 0)
+	tr.sigchld_fd = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (tr.sigchld_fd < 0)
 		return -1;
 	sigprocmask(SIG_BLOCK, &chld, NULL);
-	chld_maybe = 1; /* (one may have come before, unseen) */
+	tr.chld_maybe = 1; /* (one may have come before, unseen) */
 	return 0;
 }
 
@@ -768,17 +647,17 @@ static int sigchld_init(void)
  * with *ev filled when one is for Python (ev NULL: queued instead). */
 static int notif_poll(int block, struct umvu_event *ev)
 {
-	struct pollfd *p = pollfds;
-	int n = nlisteners, got = 0;
+	struct pollfd *p = tr.pollfds;
+	int n = tr.nlisteners, got = 0;
 	for (int i = 0; i < n; i++)
-		p[i] = (struct pollfd){ listeners[i], POLLIN, 0 };
-	p[n] = (struct pollfd){ sigchld_fd, POLLIN, 0 };
+		p[i] = (struct pollfd){ tr.listeners[i], POLLIN, 0 };
+	p[n] = (struct pollfd){ tr.sigchld_fd, POLLIN, 0 };
 	int r = poll(p, n + block, block ? 100 : 0);
 	if (block && (r == 0 || (p[n].revents & POLLIN))) {
 		struct signalfd_siginfo si;
-		while (read(sigchld_fd, &si, sizeof si) > 0)
+		while (read(tr.sigchld_fd, &si, sizeof si) > 0)
 			;
-		chld_maybe = 1;
+		tr.chld_maybe = 1;
 	}
 	if (r <= 0)
 		return 0;
@@ -795,10 +674,10 @@ static int notif_poll(int block, struct umvu_event *ev)
 			}
 		} else if (p[i].revents & (POLLHUP | POLLERR | POLLNVAL)) {
 			/* no process uses its filter any more */
-			for (int j = 0; j < nlisteners; j++) {
-				if (listeners[j] == p[i].fd) {
-					close(listeners[j]);
-					listeners[j] = listeners[--nlisteners];
+			for (int j = 0; j < tr.nlisteners; j++) {
+				if (tr.listeners[j] == p[i].fd) {
+					close(tr.listeners[j]);
+					tr.listeners[j] = tr.listeners[--tr.nlisteners];
 					break;
 				}
 			}
@@ -819,55 +698,55 @@ static pid_t wait_tracee(pid_t which, int *status, struct umvu_event *ev)
 {
 	long t0 = now_ns();
 	pid_t r;
-	if (nowait && which == -1) {
+	if (tr.nowait && which == -1) {
 		/* no sleep: what is there now, else EAGAIN (SIGCHLD's signalfd drained first,
 		 * so a stop after this waitpid makes wait_epfd readable) */
 		struct signalfd_siginfo si;
-		while (read(sigchld_fd, &si, sizeof si) > 0)
+		while (read(tr.sigchld_fd, &si, sizeof si) > 0)
 			;
 		r = waitpid(-1, status, __WALL | WNOHANG);
 		if (r != 0)
 			return r;
-		if (nlisteners && notif_poll(0, ev))
+		if (tr.nlisteners && notif_poll(0, ev))
 			return 0;
 		errno = EAGAIN;
 		return -1;
 	}
 	for (;;) {
-		if (spin_ns > 0 && last_wait_ns < 2 * spin_ns) {
+		if (tr.spin_ns > 0 && tr.last_wait_ns < 2 * tr.spin_ns) {
 			for (;;) {
 				r = waitpid(which, status, __WALL | WNOHANG);
 				if (r != 0) {
-					last_wait_ns = now_ns() - t0;
+					tr.last_wait_ns = now_ns() - t0;
 					return r;
 				}
-				if (nlisteners && notif_poll(0, ev)) {
-					last_wait_ns = now_ns() - t0;
+				if (tr.nlisteners && notif_poll(0, ev)) {
+					tr.last_wait_ns = now_ns() - t0;
 					return 0;
 				}
-				if (now_ns() - t0 > spin_ns)
+				if (now_ns() - t0 > tr.spin_ns)
 					break;
 				sched_yield();
 			}
 		}
-		if (!nlisteners) {
+		if (!tr.nlisteners) {
 			r = waitpid(which, status, __WALL);
-			last_wait_ns = now_ns() - t0;
+			tr.last_wait_ns = now_ns() - t0;
 			return r;
 		}
-		if (chld_maybe || which != -1) {
+		if (tr.chld_maybe || which != -1) {
 			r = waitpid(which, status, __WALL | WNOHANG);
 			if (r != 0) {
-				last_wait_ns = now_ns() - t0;
+				tr.last_wait_ns = now_ns() - t0;
 				return r;
 			}
 			if (which == -1)
-				chld_maybe = 0;
+				tr.chld_maybe = 0;
 		}
 		/* sleep until a notification or a SIGCHLD */
 		int got = notif_poll(1, ev);
 		if (got) {
-			last_wait_ns = now_ns() - t0;
+			tr.last_wait_ns = now_ns() - t0;
 			return 0;
 		}
 	}
@@ -880,16 +759,16 @@ static pid_t wait_tracee(pid_t which, int *status, struct umvu_event *ev)
 static void restart_notified(int tid)
 {
 	struct user_regs_struct r;
-	int ran = notif_ran[tid];
-	notif_ran[tid] = 0;
-	if (tflags[tid] & TF_OWNRESTART) {
-		tflags[tid] &= ~TF_OWNRESTART;
+	int ran = tr.notif_ran[tid];
+	tr.notif_ran[tid] = 0;
+	if (tr.tflags[tid] & TF_OWNRESTART) {
+		tr.tflags[tid] &= ~TF_OWNRESTART;
 		return;
 	}
 	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
 		return;
 	long nr = (long)r.orig_rax;
-	if ((long)r.rax != -ERESTARTSYS || nr < 0 || nr >= FASTNR || !BIT(notif_nrs, nr) ||
+	if ((long)r.rax != -ERESTARTSYS || nr < 0 || nr >= FASTNR || !BIT(tr.notif_nrs, nr) ||
 	    ran == nr + 1)
 		return;
 	r.rax = (unsigned long)-ERESTARTNOINTR;
@@ -931,17 +810,17 @@ static int restore_opts(int tid)
 {
 	if (!tid_ok(tid))
 		return 0;
-	if (tflags[tid] & TF_DROPEXEC) {
-		tflags[tid] &= ~TF_DROPEXEC;
-		if (!(tflags[tid] & (TF_NOEXEC | TF_RESTORE)) &&
-		    ptrace(PTRACE_SETOPTIONS, tid, 0, full_opts & ~PTRACE_O_TRACEEXEC) == 0)
-			tflags[tid] |= TF_NOEXEC;
+	if (tr.tflags[tid] & TF_DROPEXEC) {
+		tr.tflags[tid] &= ~TF_DROPEXEC;
+		if (!(tr.tflags[tid] & (TF_NOEXEC | TF_RESTORE)) &&
+		    ptrace(PTRACE_SETOPTIONS, tid, 0, tr.full_opts & ~PTRACE_O_TRACEEXEC) == 0)
+			tr.tflags[tid] |= TF_NOEXEC;
 		return 0;
 	}
-	if (!(tflags[tid] & TF_RESTORE))
+	if (!(tr.tflags[tid] & TF_RESTORE))
 		return 0;
-	if (ptrace(PTRACE_SETOPTIONS, tid, 0, full_opts) == 0)
-		tflags[tid] &= ~TF_RESTORE;
+	if (ptrace(PTRACE_SETOPTIONS, tid, 0, tr.full_opts) == 0)
+		tr.tflags[tid] &= ~TF_RESTORE;
 	return 1;
 }
 
@@ -950,7 +829,7 @@ static void child_lacks(int child, int lacked)
 {
 	if (!lacked || !tid_ok(child))
 		return;
-	tflags[child] |= TF_RESTORE;
+	tr.tflags[child] |= TF_RESTORE;
 	restore_opts(child); /* fails unless it is parked at its initial stop already */
 }
 
@@ -960,8 +839,8 @@ static void child_lacks(int child, int lacked)
  * exec Python must see) gets them back before the call runs (exec_events_now). */
 static int drop_exec_ok(void)
 {
-	return lazy_exec && !noseccomp && !exec_events_off && BIT(notif_nrs, SYS_execve) &&
-		BIT(notif_nrs, SYS_execveat);
+	return tr.lazy_exec && !tr.noseccomp && !tr.exec_events_off &&
+		BIT(tr.notif_nrs, SYS_execve) && BIT(tr.notif_nrs, SYS_execveat);
 }
 
 /* tid waits in the notification of an exec and lacks exec events: it is made to stop
@@ -969,7 +848,7 @@ static int drop_exec_ok(void)
  * in next_event), and makes the call again: a new notification. */
 static void exec_events_now(int tid)
 {
-	tflags[tid] = (tflags[tid] & ~(TF_NOEXEC | TF_DROPEXEC)) | TF_RESTORE;
+	tr.tflags[tid] = (tr.tflags[tid] & ~(TF_NOEXEC | TF_DROPEXEC)) | TF_RESTORE;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) == 0)
 		notif_answer(tid, -ERESTARTNOINTR, 0);
 	else
@@ -980,20 +859,20 @@ static void exec_events_now(int tid)
  * at the stop PTRACE_INTERRUPT makes (before it runs any more of its own code). */
 int umvu_exec_events(void)
 {
-	if (!exec_events_off)
+	if (!tr.exec_events_off)
 		return 0;
-	exec_events_off = 0;
-	for (unsigned i = 0; i < tree_cap; i++) {
-		int tid = tree[i].tid;
+	tr.exec_events_off = 0;
+	for (unsigned i = 0; i < tr.tree_cap; i++) {
+		int tid = tr.tree[i].tid;
 		if (tid <= 0)
 			continue;
-		tflags[tid] |= TF_RESTORE;
-		if (ptrace(PTRACE_SETOPTIONS, tid, 0, full_opts) == 0) {
-			tflags[tid] &= ~TF_RESTORE;
+		tr.tflags[tid] |= TF_RESTORE;
+		if (ptrace(PTRACE_SETOPTIONS, tid, 0, tr.full_opts) == 0) {
+			tr.tflags[tid] &= ~TF_RESTORE;
 		} else if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 && errno == ESRCH) {
 			/* not a tracee: a thread that was not the leader exec'd (its new
 			 * tid is the leader's, the tree kept the old one) */
-			tflags[tid] = 0;
+			tr.tflags[tid] = 0;
 			tree_del(tid);
 		}
 	}
@@ -1006,7 +885,7 @@ static int next_event(struct umvu_event *ev);
 int umvu_next(struct umvu_event *ev)
 {
 	int r = next_event(ev);
-	ev->closed = nclosed;
+	ev->closed = tr.nclosed;
 	return r;
 }
 
@@ -1014,9 +893,9 @@ static int next_event(struct umvu_event *ev)
 {
 	for (;;) {
 		int status;
-		while (nqueued) {
-			*ev = queued[0];
-			memmove(queued, queued + 1, --nqueued * sizeof *queued);
+		while (tr.nqueued) {
+			*ev = tr.queued[0];
+			memmove(tr.queued, tr.queued + 1, --tr.nqueued * sizeof *tr.queued);
 			if (ev->kind != UMVU_EV_SYSCALL || at_notif(ev->tid))
 				return 1;
 		}
@@ -1026,7 +905,7 @@ static int next_event(struct umvu_event *ev)
 		if (tid < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN && nowait)
+			if (errno == EAGAIN && tr.nowait)
 				return 2;
 			return errno == ECHILD ? 0 : -errno;
 		}
@@ -1034,9 +913,9 @@ static int next_event(struct umvu_event *ev)
 		ev->tid = tid;
 		ev->status = status;
 		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			int unseen = tid_ok(tid) && (tflags[tid] & TF_UNSEEN);
+			int unseen = tid_ok(tid) && (tr.tflags[tid] & TF_UNSEEN);
 			forget_tid(tid, status);
-			if (unseen && tid != main_tid)
+			if (unseen && tid != tr.main_tid)
 				continue; /* Python never knew it */
 			ev->kind = UMVU_EV_EXITED;
 			return 1;
@@ -1052,32 +931,32 @@ static int next_event(struct umvu_event *ev)
 			/* syscall-entry (-S) or syscall-exit stop */
 			int op = fill_info(tid, ev);
 			if (op == PTRACE_SYSCALL_INFO_EXIT) {
-				tflags[tid] &= ~TF_PASS_NEXT;
-				if (tflags[tid] & TF_SKIPRET) {
-					tflags[tid] &= ~TF_SKIPRET;
+				tr.tflags[tid] &= ~TF_PASS_NEXT;
+				if (tr.tflags[tid] & TF_SKIPRET) {
+					tr.tflags[tid] &= ~TF_SKIPRET;
 					if (ptrace(PTRACE_GETREGS, tid, 0, &r) == 0) {
-						r.rax = skipret[tid];
+						r.rax = tr.skipret[tid];
 						ptrace(PTRACE_SETREGS, tid, 0, &r);
-						ev->ret = skipret[tid];
+						ev->ret = tr.skipret[tid];
 					}
 				}
-				if (tflags[tid] & TF_WANT_EXIT) {
+				if (tr.tflags[tid] & TF_WANT_EXIT) {
 					/* (before a boundary: a call taken from a notification may
 					 * have been asked for one meanwhile; it comes at the next) */
-					tflags[tid] &= ~TF_WANT_EXIT;
+					tr.tflags[tid] &= ~TF_WANT_EXIT;
 					ev->kind = UMVU_EV_SYSCALL_EXIT;
 					return 1;
 				}
 			}
-			if (!noseccomp && (tflags[tid] & TF_BOUNDARY) &&
+			if (!tr.noseccomp && (tr.tflags[tid] & TF_BOUNDARY) &&
 			    (op == PTRACE_SYSCALL_INFO_ENTRY || op == PTRACE_SYSCALL_INFO_EXIT)) {
 				ev->kind = UMVU_EV_BOUNDARY;
 				return 1;
 			}
 			if (op == PTRACE_SYSCALL_INFO_ENTRY) {
 				/* -S: every call stops, but one nobody wants is let by here */
-				if (wanted_set && ev->kind == UMVU_EV_SYSCALL && ev->nr >= 0 &&
-				    ev->nr < FASTNR && !(wanted[ev->nr / 8] & (1 << (ev->nr % 8)))) {
+				if (tr.wanted_set && ev->kind == UMVU_EV_SYSCALL && ev->nr >= 0 &&
+				    ev->nr < FASTNR && !(tr.wanted[ev->nr / 8] & (1 << (ev->nr % 8)))) {
 					resume(tid, 0);
 					continue;
 				}
@@ -1088,10 +967,10 @@ static int next_event(struct umvu_event *ev)
 		}
 		switch (event) {
 		case PTRACE_EVENT_SECCOMP:
-			tflags[tid] &= ~TF_OWNRESTART;
-			if (tflags[tid] & TF_PASS_NEXT) {
+			tr.tflags[tid] &= ~TF_OWNRESTART;
+			if (tr.tflags[tid] & TF_PASS_NEXT) {
 				/* the verdict on a call already decided at its entry stop */
-				tflags[tid] &= ~TF_PASS_NEXT;
+				tr.tflags[tid] &= ~TF_PASS_NEXT;
 				resume(tid, 0);
 				continue;
 			}
@@ -1112,19 +991,19 @@ static int next_event(struct umvu_event *ev)
 			ev->clone_flags = clone_flags_of(tid, event, &r);
 			tree_clone(tid, (int)child, ev->clone_flags);
 			if (tid_ok((int)child)) /* (a tid an unseen exec left: not this one) */
-				tflags[child] &= ~(TF_NOEXEC | TF_DROPEXEC);
+				tr.tflags[child] &= ~(TF_NOEXEC | TF_DROPEXEC);
 			child_lacks((int)child, lacked);
-			if (lazy_clone && !noseccomp && tid_ok((int)child) &&
-			    (tflags[tid] & (TF_PLAIN | TF_UNSEEN))) {
-				if (tflags[tid] & TF_NOEXEC)
-					tflags[child] |= TF_NOEXEC; /* its options are the parent's */
-				else if (drop_exec_ok() && !(tflags[child] & TF_RESTORE))
-					tflags[child] |= TF_DROPEXEC;
+			if (tr.lazy_clone && !tr.noseccomp && tid_ok((int)child) &&
+			    (tr.tflags[tid] & (TF_PLAIN | TF_UNSEEN))) {
+				if (tr.tflags[tid] & TF_NOEXEC)
+					tr.tflags[child] |= TF_NOEXEC; /* its options are the parent's */
+				else if (drop_exec_ok() && !(tr.tflags[child] & TF_RESTORE))
+					tr.tflags[child] |= TF_DROPEXEC;
 				umvu_clone_done(tid, (int)child);
-				tflags[child] |= TF_UNSEEN;
+				tr.tflags[child] |= TF_UNSEEN;
 				continue;
 			}
-			if (autonomous) {
+			if (tr.autonomous) {
 				umvu_clone_done(tid, (int)child);
 				ev->resumed = 1;
 			}
@@ -1134,22 +1013,22 @@ static int next_event(struct umvu_event *ev)
 			unsigned long former = 0;
 			ptrace(PTRACE_GETEVENTMSG, tid, 0, &former);
 			/* an unseen thread's exec, when the leader it replaces is unseen too */
-			int unseen = tid_ok((int)former) && (tflags[former] & TF_UNSEEN) &&
-				(tflags[tid] & TF_UNSEEN);
+			int unseen = tid_ok((int)former) && (tr.tflags[former] & TF_UNSEEN) &&
+				(tr.tflags[tid] & TF_UNSEEN);
 			if (tid_ok((int)former) && (int)former != tid) {
-				tflags[tid] = tflags[former] | TF_KNOWN;
-				tflags[former] = 0;
+				tr.tflags[tid] = tr.tflags[former] | TF_KNOWN;
+				tr.tflags[former] = 0;
 			}
 			if ((int)former != tid)
 				fdstat_drop((int)former, -1); /* that tid is gone */
 			ev->kind = UMVU_EV_EXEC;
 			ev->msg = (long)former;
 			tree_exec(tid, (int)former);
-			if (unseen && lazy_exec && !noseccomp) {
+			if (unseen && tr.lazy_exec && !tr.noseccomp) {
 				resume(tid, 0);
 				continue;
 			}
-			if (autonomous) {
+			if (tr.autonomous) {
 				resume(tid, 0);
 				ev->resumed = 1;
 			}
@@ -1161,9 +1040,9 @@ static int next_event(struct umvu_event *ev)
 				ptrace(PTRACE_LISTEN, tid, 0, 0);
 				continue;
 			}
-			if (!(tflags[tid] & TF_KNOWN)) {
+			if (!(tr.tflags[tid] & TF_KNOWN)) {
 				/* initial stop of a child whose parent's event is still to come */
-				tflags[tid] |= TF_PARKED;
+				tr.tflags[tid] |= TF_PARKED;
 				continue;
 			}
 			resume(tid, 0);
@@ -1173,14 +1052,14 @@ static int next_event(struct umvu_event *ev)
 			if (knock) {
 				/* a vu_* command asks for the hypervisor; its next syscall
 				 * boundary (the virtual call) gets the filter (UMVU_NOFILTER) */
-				if (!noseccomp)
-					tflags[tid] |= TF_BOUNDARY;
+				if (!tr.noseccomp)
+					tr.tflags[tid] |= TF_BOUNDARY;
 				ev->kind = UMVU_EV_KNOCK;
 				ev->msg = knock - 1; /* 1: a module is about to be loaded */
 				return 1;
 			}
 			/* signal-delivery stop: inject the signal once */
-			if (nlisteners)
+			if (tr.nlisteners)
 				restart_notified(tid);
 			resume(tid, sig);
 			continue;
@@ -1195,9 +1074,9 @@ static int next_event(struct umvu_event *ev)
 int umvu_clone_done(int parent, int child)
 {
 	if (tid_ok(child)) {
-		int parked = tflags[child] & TF_PARKED;
-		tflags[child] = TF_KNOWN |
-			(tflags[child] & (TF_RESTORE | TF_NOEXEC | TF_DROPEXEC));
+		int parked = tr.tflags[child] & TF_PARKED;
+		tr.tflags[child] = TF_KNOWN |
+			(tr.tflags[child] & (TF_RESTORE | TF_NOEXEC | TF_DROPEXEC));
 		if (parked) {
 			restore_opts(child);
 			resume(child, 0);
@@ -1261,7 +1140,7 @@ static int notif_stop(int tid)
 		return -errno;
 	if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
 		return e;
-	tflags[tid] |= TF_PASS_NEXT;
+	tr.tflags[tid] |= TF_PASS_NEXT;
 	if (pending_sig)
 		syscall(SYS_tkill, tid, pending_sig);
 	return 0;
@@ -1277,10 +1156,10 @@ int umvu_notif_addfd(int tid, int host_fd, int flags)
 	if (!at_notif(tid))
 		return -EAGAIN;
 	memset(&a, 0, sizeof a);
-	a.id = notif_id[tid];
+	a.id = tr.notif_id[tid];
 	a.srcfd = (unsigned)host_fd;
 	a.newfd_flags = (unsigned)(flags & O_CLOEXEC);
-	int fd = ioctl(notif_fd[tid], SECCOMP_IOCTL_NOTIF_ADDFD, &a);
+	int fd = ioctl(tr.notif_fd[tid], SECCOMP_IOCTL_NOTIF_ADDFD, &a);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -1289,17 +1168,17 @@ int umvu_notif_addfd(int tid, int host_fd, int flags)
  * guest (the guest closes it), reach the C loop as notifications. */
 int umvu_listener_add(int tgid, int guest_fd, const unsigned char *notif, int nbits)
 {
-	if (nlisteners == listeners_cap) {
-		int cap = listeners_cap ? 2 * listeners_cap : 64;
-		int *l = realloc(listeners, cap * sizeof *l);
+	if (tr.nlisteners == tr.listeners_cap) {
+		int cap = tr.listeners_cap ? 2 * tr.listeners_cap : 64;
+		int *l = realloc(tr.listeners, cap * sizeof *l);
 		if (!l)
 			return -ENOMEM;
-		listeners = l;
-		struct pollfd *p = realloc(pollfds, (cap + 1) * sizeof *p);
+		tr.listeners = l;
+		struct pollfd *p = realloc(tr.pollfds, (cap + 1) * sizeof *p);
 		if (!p)
 			return -ENOMEM;
-		pollfds = p;
-		listeners_cap = cap;
+		tr.pollfds = p;
+		tr.listeners_cap = cap;
 	}
 	if (sigchld_init() < 0)
 		return -errno;
@@ -1313,14 +1192,14 @@ int umvu_listener_add(int tgid, int guest_fd, const unsigned char *notif, int nb
 		return -e;
 	/* the guest and the C loop hand over on one CPU, as a ptrace stop cannot */
 	ioctl(fd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP, 0);
-	listeners[nlisteners++] = fd;
-	if (wait_epfd >= 0) {
+	tr.listeners[tr.nlisteners++] = fd;
+	if (tr.wait_epfd >= 0) {
 		struct epoll_event ee = { .events = EPOLLIN, .data.fd = fd };
-		epoll_ctl(wait_epfd, EPOLL_CTL_ADD, fd, &ee);
+		epoll_ctl(tr.wait_epfd, EPOLL_CTL_ADD, fd, &ee);
 	}
 	for (int i = 0; i < nbits && i < FASTNR; i++)
 		if (BIT(notif, i))
-			notif_nrs[i / 8] |= 1 << (i % 8);
+			tr.notif_nrs[i / 8] |= 1 << (i % 8);
 	return 0;
 }
 
@@ -1329,7 +1208,7 @@ int umvu_want_boundary(int tid)
 {
 	if (!tid_ok(tid))
 		return -ESRCH;
-	tflags[tid] |= TF_BOUNDARY;
+	tr.tflags[tid] |= TF_BOUNDARY;
 	return ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ? -errno : 0;
 }
 
@@ -1338,7 +1217,7 @@ int umvu_boundary_done(int tid, int do_resume)
 {
 	if (!tid_ok(tid))
 		return -ESRCH;
-	tflags[tid] &= ~TF_BOUNDARY;
+	tr.tflags[tid] &= ~TF_BOUNDARY;
 	return do_resume ? umvu_resume(tid, 0) : 0;
 }
 
@@ -1351,7 +1230,7 @@ int umvu_sys_native(int tid, int want_exit)
 	if (e < 0)
 		return e;
 	if (want_exit) {
-		tflags[tid] |= TF_WANT_EXIT;
+		tr.tflags[tid] |= TF_WANT_EXIT;
 		return ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0 ? -errno : 0;
 	}
 	return umvu_resume(tid, 0);
@@ -1372,10 +1251,10 @@ int umvu_sys_skip(int tid, long retval, int want_exit)
 	r.rax = (unsigned long)retval;
 	if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0)
 		return -errno;
-	if (noseccomp || (tflags[tid] & TF_PASS_NEXT)) {
+	if (tr.noseccomp || (tr.tflags[tid] & TF_PASS_NEXT)) {
 		/* at an entry stop: the exit stop writes the result */
-		skipret[tid] = retval;
-		tflags[tid] |= TF_SKIPRET;
+		tr.skipret[tid] = retval;
+		tr.tflags[tid] |= TF_SKIPRET;
 	}
 	return umvu_sys_native(tid, want_exit);
 }
@@ -1473,10 +1352,10 @@ long umvu_inject(int tid, long nr, const unsigned long args[6])
 	long e = notif_stop(tid);
 	if (e < 0)
 		return e;
-	tflags[tid] |= TF_INJECTING;
+	tr.tflags[tid] |= TF_INJECTING;
 	e = inject(tid, nr, args);
-	if (tid_ok(tid) && tflags[tid])
-		tflags[tid] &= ~TF_INJECTING;
+	if (tid_ok(tid) && tr.tflags[tid])
+		tr.tflags[tid] &= ~TF_INJECTING;
 	return e;
 }
 
@@ -1522,7 +1401,7 @@ static long inject(int tid, long nr, const unsigned long args[6])
 		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
 			return e;
 		if (op == PTRACE_SYSCALL_INFO_SECCOMP)
-			tflags[tid] |= TF_PASS_NEXT;
+			tr.tflags[tid] |= TF_PASS_NEXT;
 	}
 	if (pending_sig)
 		syscall(SYS_tkill, tid, pending_sig);
@@ -1567,7 +1446,7 @@ int umvu_sys_park(int tid)
 	} else if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0) {
 		return -errno;
 	}
-	tflags[tid] |= TF_WANT_EXIT;
+	tr.tflags[tid] |= TF_WANT_EXIT;
 	if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
 		return -errno;
 	if (pending_sig)
@@ -1583,7 +1462,7 @@ int umvu_sys_unpark(int tid)
 		return -errno;
 	if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_EXIT, &pending_sig)) < 0)
 		return e;
-	tflags[tid] &= ~TF_WANT_EXIT;
+	tr.tflags[tid] &= ~TF_WANT_EXIT;
 	if (pending_sig)
 		syscall(SYS_tkill, tid, pending_sig);
 	return 0;
@@ -1604,7 +1483,7 @@ int umvu_sys_reenter(int tid, long nr, const unsigned long args[6])
 		return -errno;
 	if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
 		return e;
-	tflags[tid] |= TF_PASS_NEXT;
+	tr.tflags[tid] |= TF_PASS_NEXT;
 	if (pending_sig)
 		syscall(SYS_tkill, tid, pending_sig);
 	return 0;
@@ -1621,7 +1500,7 @@ int umvu_sys_interrupted(int tid, long nr, const unsigned long args[6])
 	r.rax = (unsigned long)-ERESTARTSYS;
 	if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0)
 		return -errno;
-	tflags[tid] |= TF_OWNRESTART;
+	tr.tflags[tid] |= TF_OWNRESTART;
 	return umvu_resume(tid, 0);
 }
 
@@ -1631,29 +1510,29 @@ int umvu_poll(struct umvu_event *ev)
 {
 	if (sigchld_init() < 0)
 		return -errno;
-	nowait = 1;
+	tr.nowait = 1;
 	int r = umvu_next(ev);
-	nowait = 0;
+	tr.nowait = 0;
 	return r;
 }
 
 /* An fd that is readable when umvu_poll may have an event (SIGCHLD, notifications). */
 int umvu_wait_fd(void)
 {
-	if (wait_epfd >= 0)
-		return wait_epfd;
+	if (tr.wait_epfd >= 0)
+		return tr.wait_epfd;
 	if (sigchld_init() < 0)
 		return -errno;
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	if (ep < 0)
 		return -errno;
-	struct epoll_event ee = { .events = EPOLLIN, .data.fd = sigchld_fd };
-	epoll_ctl(ep, EPOLL_CTL_ADD, sigchld_fd, &ee);
-	for (int i = 0; i < nlisteners; i++) {
-		ee.data.fd = listeners[i];
-		epoll_ctl(ep, EPOLL_CTL_ADD, listeners[i], &ee);
+	struct epoll_event ee = { .events = EPOLLIN, .data.fd = tr.sigchld_fd };
+	epoll_ctl(ep, EPOLL_CTL_ADD, tr.sigchld_fd, &ee);
+	for (int i = 0; i < tr.nlisteners; i++) {
+		ee.data.fd = tr.listeners[i];
+		epoll_ctl(ep, EPOLL_CTL_ADD, tr.listeners[i], &ee);
 	}
-	wait_epfd = ep;
+	tr.wait_epfd = ep;
 	return ep;
 }
 
@@ -1790,11 +1669,11 @@ long umvu_raw_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long
 /* Configure the fd fast path: table[nr] = fd argument index or 0xff; enable 0/1. */
 int umvu_set_fastpath(const unsigned char *table, int n, int enable)
 {
-	memset(fd_arg_of, 0xff, sizeof fd_arg_of);
+	memset(tr.fd_arg_of, 0xff, sizeof tr.fd_arg_of);
 	if (n > FASTNR)
 		n = FASTNR;
-	memcpy(fd_arg_of, table, n);
-	fastpath = enable;
+	memcpy(tr.fd_arg_of, table, n);
+	tr.fastpath = enable;
 	return 0;
 }
 
@@ -1805,9 +1684,9 @@ int umvu_vfd_ref(int fd, int delta)
 		fdstat_drop(-1, fd);
 	if (fd < 0 || fd >= FASTFD)
 		return 0;
-	if (delta < 0 && vfd_count[fd] == 0)
+	if (delta < 0 && tr.vfd_count[fd] == 0)
 		return -EINVAL;
-	vfd_count[fd] += delta;
+	tr.vfd_count[fd] += delta;
 	return 0;
 }
 
@@ -1823,21 +1702,21 @@ static unsigned ent_hash(int tid, int fd, const char *name, size_t n)
 
 static void ents_clear(void)
 {
-	if (!ents)
+	if (!tr.ents)
 		return;
 	for (int i = 0; i < ENTS_CAP; i++) {
-		if (ents[i].tid > 0)
-			free(ents[i].name);
-		ents[i].tid = 0;
+		if (tr.ents[i].tid > 0)
+			free(tr.ents[i].name);
+		tr.ents[i].tid = 0;
 	}
-	nents = ents_taken = 0;
-	memset(ent_fds, 0, sizeof ent_fds);
+	tr.nents = tr.ents_taken = 0;
+	memset(tr.ent_fds, 0, sizeof tr.ent_fds);
 }
 
 static struct entstat *ent_find(int tid, int fd, const char *name, size_t n, unsigned h)
 {
 	for (unsigned i = h & (ENTS_CAP - 1);; i = (i + 1) & (ENTS_CAP - 1)) {
-		struct entstat *e = &ents[i];
+		struct entstat *e = &tr.ents[i];
 		if (e->tid == 0)
 			return NULL;
 		if (e->tid == tid && e->fd == fd && e->hash == h && strlen(e->name) == n &&
@@ -1850,34 +1729,34 @@ static struct entstat *ent_find(int tid, int fd, const char *name, size_t n, uns
 static void fdstat_drop(int tid, int fd)
 {
 	/* (a close of a file's fd, the common case, has no entries to scan for) */
-	int scan = fd < 0 || fd >= FASTFD || (ent_fds[fd / 8] & (1 << (fd % 8)));
-	if (nents && scan) {
+	int scan = fd < 0 || fd >= FASTFD || (tr.ent_fds[fd / 8] & (1 << (fd % 8)));
+	if (tr.nents && scan) {
 		if (fd >= 0 && fd < FASTFD && tid < 0)
-			ent_fds[fd / 8] &= ~(1 << (fd % 8));
+			tr.ent_fds[fd / 8] &= ~(1 << (fd % 8));
 		for (int i = 0; i < ENTS_CAP; i++) {
-			struct entstat *e = &ents[i];
+			struct entstat *e = &tr.ents[i];
 			if (e->tid > 0 && (tid < 0 || e->tid == tid) && (fd < 0 || e->fd == fd)) {
 				free(e->name);
 				e->tid = -1;
-				nents--;
+				tr.nents--;
 			}
 		}
-		if (!nents)
+		if (!tr.nents)
 			ents_clear();
 	}
-	for (int i = 0; i < nfdstats; i++)
-		if (fdstats[i].tid && (tid < 0 || fdstats[i].tid == tid) &&
-		    (fd < 0 || fdstats[i].fd == fd))
-			fdstats[i].tid = 0;
-	while (nfdstats > 0 && fdstats[nfdstats - 1].tid == 0)
-		nfdstats--;
+	for (int i = 0; i < tr.nfdstats; i++)
+		if (tr.fdstats[i].tid && (tid < 0 || tr.fdstats[i].tid == tid) &&
+		    (fd < 0 || tr.fdstats[i].fd == fd))
+			tr.fdstats[i].tid = 0;
+	while (tr.nfdstats > 0 && tr.fdstats[tr.nfdstats - 1].tid == 0)
+		tr.nfdstats--;
 }
 
 static struct fdstat *fdstat_find(int tid, int fd)
 {
-	for (int i = 0; i < nfdstats; i++)
-		if (fdstats[i].tid == tid && fdstats[i].fd == fd)
-			return &fdstats[i];
+	for (int i = 0; i < tr.nfdstats; i++)
+		if (tr.fdstats[i].tid == tid && tr.fdstats[i].fd == fd)
+			return &tr.fdstats[i];
 	return NULL;
 }
 
@@ -1899,24 +1778,25 @@ static int answer_in_c(int tid, const struct umvu_event *ev)
 	unsigned long buf;
 	if (ev->nr == SYS_close) {
 		int fd = (int)ev->args[0];
-		if (nclosed == UMVU_CLOSED_MAX || fd < 0 || fd >= FASTFD || vfd_count[fd] == 0)
+		if (tr.nclosed == UMVU_CLOSED_MAX || fd < 0 || fd >= FASTFD ||
+		    tr.vfd_count[fd] == 0)
 			return 0;
 		struct fdstat *f = fdstat_find(tid, fd);
 		if (!f || !f->close_in_c)
 			return 0;
 		fdstat_drop(-1, fd);
-		vfd_count[fd]--;
-		closed[2 * nclosed] = tid;
-		closed[2 * nclosed + 1] = fd;
-		nclosed++;
+		tr.vfd_count[fd]--;
+		tr.closed[2 * tr.nclosed] = tid;
+		tr.closed[2 * tr.nclosed + 1] = fd;
+		tr.nclosed++;
 		resume(tid, 0);
 		return 1;
 	}
-	if (ev->nr == SYS_newfstatat && nents && !(ev->args[3] & AT_EMPTY_PATH)) {
+	if (ev->nr == SYS_newfstatat && tr.nents && !(ev->args[3] & AT_EMPTY_PATH)) {
 		/* an entry of a directory Python listed: name alone, no "." or ".." */
 		int fd = (int)ev->args[0];
 		char name[256];
-		if (fd < 0 || fd >= FASTFD || vfd_count[fd] == 0)
+		if (fd < 0 || fd >= FASTFD || tr.vfd_count[fd] == 0)
 			return 0;
 		long n = umvu_peekstr(tid, ev->args[1], name, sizeof name);
 		if (n <= 0 || memchr(name, '/', n) || strcmp(name, ".") == 0 ||
@@ -1951,13 +1831,13 @@ int umvu_fdstat_set(int tid, int fd, const void *st, int len, int close_in_c)
 	if (len != STATSIZE)
 		return -EINVAL;
 	struct fdstat *f = fdstat_find(tid, fd);
-	for (int i = 0; !f && i < nfdstats; i++)
-		if (fdstats[i].tid == 0)
-			f = &fdstats[i]; /* a free slot */
+	for (int i = 0; !f && i < tr.nfdstats; i++)
+		if (tr.fdstats[i].tid == 0)
+			f = &tr.fdstats[i]; /* a free slot */
 	if (!f) {
-		if (nfdstats == FDSTATS)
-			nfdstats = 0; /* full: start again */
-		f = &fdstats[nfdstats++];
+		if (tr.nfdstats == FDSTATS)
+			tr.nfdstats = 0; /* full: start again */
+		f = &tr.fdstats[tr.nfdstats++];
 	}
 	*f = (struct fdstat){ tid, fd, close_in_c, now_ns() + ANSWER_NS, { 0 } };
 	memcpy(f->st, st, STATSIZE);
@@ -1967,10 +1847,10 @@ int umvu_fdstat_set(int tid, int fd, const void *st, int len, int close_in_c)
 /* The (tid, fd) pairs of the closes let by since the last call (at most max). */
 int umvu_closed_take(int *out, int max)
 {
-	int n = nclosed < max ? nclosed : max;
-	memcpy(out, closed, 2 * n * sizeof closed[0]);
-	memmove(closed, closed + 2 * n, 2 * (nclosed - n) * sizeof closed[0]);
-	nclosed -= n;
+	int n = tr.nclosed < max ? tr.nclosed : max;
+	memcpy(out, tr.closed, 2 * n * sizeof tr.closed[0]);
+	memmove(tr.closed, tr.closed + 2 * n, 2 * (tr.nclosed - n) * sizeof tr.closed[0]);
+	tr.nclosed -= n;
 	return n;
 }
 
@@ -1981,17 +1861,17 @@ int umvu_entstat_set(int tid, int dirfd, const char *name, int namelen, const vo
 {
 	if (len != STATSIZE || namelen <= 0 || namelen > 255)
 		return -EINVAL;
-	if (!ents && !(ents = calloc(ENTS_CAP, sizeof *ents)))
+	if (!tr.ents && !(tr.ents = calloc(ENTS_CAP, sizeof *tr.ents)))
 		return -ENOMEM;
 	unsigned h = ent_hash(tid, dirfd, name, namelen);
 	struct entstat *e = ent_find(tid, dirfd, name, namelen, h);
 	if (!e) {
-		if (ents_taken >= ENTS_CAP / 4 * 3)
+		if (tr.ents_taken >= ENTS_CAP / 4 * 3)
 			ents_clear(); /* hints only: start again */
 		unsigned i = h & (ENTS_CAP - 1);
-		while (ents[i].tid != 0)
+		while (tr.ents[i].tid != 0)
 			i = (i + 1) & (ENTS_CAP - 1);
-		e = &ents[i];
+		e = &tr.ents[i];
 		e->name = strndup(name, namelen);
 		if (!e->name)
 			return -ENOMEM;
@@ -1999,9 +1879,9 @@ int umvu_entstat_set(int tid, int dirfd, const char *name, int namelen, const vo
 		e->fd = dirfd;
 		e->hash = h;
 		if (dirfd >= 0 && dirfd < FASTFD)
-			ent_fds[dirfd / 8] |= 1 << (dirfd % 8);
-		nents++;
-		ents_taken++;
+			tr.ent_fds[dirfd / 8] |= 1 << (dirfd % 8);
+		tr.nents++;
+		tr.ents_taken++;
 	}
 	e->is_link = is_link;
 	e->until = now_ns() + ANSWER_NS;
@@ -2012,7 +1892,7 @@ int umvu_entstat_set(int tid, int dirfd, const char *name, int namelen, const vo
 /* Forget every answer (some metadata may have changed). */
 int umvu_fdstat_clear(void)
 {
-	nfdstats = 0;
+	tr.nfdstats = 0;
 	ents_clear();
 	return 0;
 }
@@ -2022,7 +1902,7 @@ int umvu_fdstat_clear(void)
 /* path (canonical, len n) is at or below one of the prefixes */
 static int in_prefix(const char *path, size_t n)
 {
-	for (const char *p = prefixes; p && *p; p += strlen(p) + 1) {
+	for (const char *p = tr.prefixes; p && *p; p += strlen(p) + 1) {
 		size_t k = strlen(p);
 		if (k == 1 && p[0] == '/')
 			return 1;
@@ -2035,7 +1915,7 @@ static int in_prefix(const char *path, size_t n)
 /* a prefix lies strictly below path (canonical, len n) */
 static int above_prefix(const char *path, size_t n)
 {
-	for (const char *p = prefixes; p && *p; p += strlen(p) + 1) {
+	for (const char *p = tr.prefixes; p && *p; p += strlen(p) + 1) {
 		size_t k = strlen(p);
 		if (k > n && memcmp(path, p, n) == 0 && (n == 1 || p[n] == '/'))
 			return 1;
@@ -2044,21 +1924,6 @@ static int above_prefix(const char *path, size_t n)
 }
 
 #define WALK_MAX 8192
-
-/* Walked steps known to be no symlink (a directory or a file the host has), as the
- * kernel's FUSE keeps a lookup for its entry_timeout: for ANSWER_NS, and forgotten at
- * once when the prefixes change and before any call that may change a name (rename,
- * unlink, symlink... let by or sent to Python: see steps_forget). Direct-mapped. */
-#define STEPS 4096
-struct step {
-	unsigned long hash;
-	long until;
-	unsigned gen; /* steps of an older generation are forgotten */
-	size_t len;
-	char *path;
-};
-static struct step steps[STEPS];
-static unsigned steps_gen;
 
 static unsigned long step_hash(const char *path, size_t n)
 {
@@ -2070,26 +1935,26 @@ static unsigned long step_hash(const char *path, size_t n)
 
 static int step_known(const char *path, size_t n, unsigned long h, long now)
 {
-	struct step *e = &steps[h % STEPS];
-	return e->path && e->hash == h && e->gen == steps_gen && e->until > now &&
+	struct step *e = &tr.steps[h % STEPS];
+	return e->path && e->hash == h && e->gen == tr.steps_gen && e->until > now &&
 	       e->len == n && memcmp(e->path, path, n) == 0;
 }
 
 static void step_add(const char *path, size_t n, unsigned long h, long now)
 {
-	struct step *e = &steps[h % STEPS];
+	struct step *e = &tr.steps[h % STEPS];
 	char *copy = malloc(n + 1);
 	if (!copy)
 		return;
 	memcpy(copy, path, n);
 	copy[n] = 0;
 	free(e->path);
-	*e = (struct step){ h, now + ANSWER_NS, steps_gen, n, copy };
+	*e = (struct step){ h, now + ANSWER_NS, tr.steps_gen, n, copy };
 }
 
 static void steps_forget(void)
 {
-	steps_gen++;
+	tr.steps_gen++;
 }
 
 /*
@@ -2203,18 +2068,18 @@ static int base_of(int tid, int dirfd, char *cur, size_t *curlen)
 
 static int fd_real(int fd)
 {
-	return fd >= 0 && fd < FASTFD && vfd_count[fd] == 0;
+	return fd >= 0 && fd < FASTFD && tr.vfd_count[fd] == 0;
 }
 
 /* Every path argument of this path syscall is served by the kernel in the guest's view
  * exactly as on the host: no virtual cwd or dirfd under it, no walk into a prefix. */
 static int path_native(int tid, const struct umvu_event *ev)
 {
-	const struct path_desc *d = &path_of[ev->nr];
+	const struct path_desc *d = &tr.path_of[ev->nr];
 	char path[4097], cur[WALK_MAX];
 
 	if (d->cwd_only)
-		return !virtual_cwds;
+		return !tr.virtual_cwds;
 
 	for (int i = 0; i < 2 && d->path[i] < 6; i++) {
 		unsigned long addr = ev->args[d->path[i]];
@@ -2240,7 +2105,7 @@ static int path_native(int tid, const struct umvu_event *ev)
 			if (in_prefix(cur, curlen))
 				return 0;
 		} else if (dirfd == AT_FDCWD) {
-			if (virtual_cwds || !base_of(tid, dirfd, cur, &curlen))
+			if (tr.virtual_cwds || !base_of(tid, dirfd, cur, &curlen))
 				return 0;
 		} else if (!fd_real(dirfd) || !base_of(tid, dirfd, cur, &curlen)) {
 			return 0;
@@ -2264,25 +2129,25 @@ int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in
 	memcpy(copy, prefixes_in, len);
 	copy[len] = 0;
 	copy[len + 1] = 0;
-	free(prefixes);
-	prefixes = copy;
+	free(tr.prefixes);
+	tr.prefixes = copy;
 	steps_forget();
-	memset(path_of, 0xff, sizeof path_of);
+	memset(tr.path_of, 0xff, sizeof tr.path_of);
 	if (n > FASTNR)
 		n = FASTNR;
 	for (int i = 0; i < n; i++) {
 		const unsigned char *t = table + 5 * i;
-		path_of[i] = (struct path_desc){ { t[0], t[2] }, { t[1], t[3] }, t[4] == 1,
+		tr.path_of[i] = (struct path_desc){ { t[0], t[2] }, { t[1], t[3] }, t[4] == 1,
 						 t[4] == 2 };
 	}
-	pathfast = enable;
+	tr.pathfast = enable;
 	return 0;
 }
 
 /* How many fs states have a cwd the kernel does not have (relative paths need Python). */
 int umvu_set_virtual_cwds(int n)
 {
-	virtual_cwds = n;
+	tr.virtual_cwds = n;
 	return 0;
 }
 
@@ -2290,23 +2155,20 @@ int umvu_set_virtual_cwds(int n)
  * virtual (negative) numbers and foreign ABIs always reach it. enable 0: all of them. */
 int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable)
 {
-	memset(wanted, 0, sizeof wanted);
+	memset(tr.wanted, 0, sizeof tr.wanted);
 	if (nbits > FASTNR)
 		nbits = FASTNR;
-	memcpy(wanted, bitmap, (nbits + 7) / 8);
-	wanted_set = enable;
+	memcpy(tr.wanted, bitmap, (nbits + 7) / 8);
+	tr.wanted_set = enable;
 	return 0;
 }
 
 /* on: resume tracees at clone and exec events (Python only follows the tree) */
 int umvu_set_autonomous(int on)
 {
-	autonomous = on;
+	tr.autonomous = on;
 	return 0;
 }
-
-static struct umvu_event handed_over; /* the event umvu_run_autonomous stopped at */
-static int launch_umask = 022;
 
 /* While no module is loaded: follow the guest without Python until an event needs it
  * (1, *ev filled, the tracee stopped) or no tracee is left (0). Clone, exec and exit
@@ -2321,7 +2183,7 @@ int umvu_run_autonomous(struct umvu_event *ev)
 			continue;
 		if (ev->kind == UMVU_EV_EXITED)
 			continue;
-		handed_over = *ev;
+		tr.handed_over = *ev;
 		return 1;
 	}
 }
@@ -2329,7 +2191,7 @@ int umvu_run_autonomous(struct umvu_event *ev)
 /* The event umvu_run_autonomous returned last (for an interpreter started after it). */
 int umvu_handed_over(struct umvu_event *ev)
 {
-	*ev = handed_over;
+	*ev = tr.handed_over;
 	return 0;
 }
 
@@ -2341,9 +2203,9 @@ int umvu_launch(char *const argv[], int no_seccomp, int follow_in_c, long spin)
 {
 	static const unsigned char empty[8];
 	int flags = no_seccomp ? UMVU_NOSECCOMP : (follow_in_c ? UMVU_NOFILTER : 0);
-	launch_umask = umask(022);
-	umask(launch_umask);
-	int pid = umvu_spawn(argv, empty, 64, flags, launch_umask);
+	tr.launch_umask = umask(022);
+	umask(tr.launch_umask);
+	int pid = umvu_spawn(argv, empty, 64, flags, tr.launch_umask);
 	if (pid < 0) {
 		umvu_restore_signals();
 		return pid;
@@ -2356,26 +2218,25 @@ int umvu_launch(char *const argv[], int no_seccomp, int follow_in_c, long spin)
 		spin = sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1
 			? UMVU_DEFAULT_SPIN_NS : 0;
 	}
-	spin_ns = spin;
-	last_wait_ns = 0;
+	tr.spin_ns = spin;
+	tr.last_wait_ns = 0;
 	return pid;
 }
 
 int umvu_guest_umask(void)
 {
-	return launch_umask;
+	return tr.launch_umask;
 }
 
 /* The first guest process's status as a shell reports it (1 if unknown). */
 int umvu_exit_code(void)
 {
-	if (main_status == -1)
+	if (tr.main_status == -1)
 		return 1;
-	if (WIFSIGNALED(main_status))
-		return 128 + WTERMSIG(main_status);
-	return WEXITSTATUS(main_status);
+	if (WIFSIGNALED(tr.main_status))
+		return 128 + WTERMSIG(tr.main_status);
+	return WEXITSTATUS(tr.main_status);
 }
-
 
 /* The threads that ran without exec events (TF_NOEXEC) may have exec'd unseen (no
  * tree_exec): one that was not its group's leader then left its tid (gone: its row goes),
@@ -2391,13 +2252,13 @@ static int *group_of(struct tree_node *n, int files)
 static void tree_rows_fix(void)
 {
 	int nfix = 0;
-	for (unsigned i = 0; i < tree_cap; i++) {
-		int tid = tree[i].tid;
-		if (tid <= 0 || !(tflags[tid] & TF_NOEXEC))
+	for (unsigned i = 0; i < tr.tree_cap; i++) {
+		int tid = tr.tree[i].tid;
+		if (tid <= 0 || !(tr.tflags[tid] & TF_NOEXEC))
 			continue;
-		if (tid != tree[i].tgid && syscall(SYS_tgkill, tree[i].tgid, tid, 0) < 0 &&
-		    errno == ESRCH) {
-			tflags[tid] = 0;
+		if (tid != tr.tree[i].tgid &&
+		    syscall(SYS_tgkill, tr.tree[i].tgid, tid, 0) < 0 && errno == ESRCH) {
+			tr.tflags[tid] = 0;
 			tree_del(tid);
 			continue;
 		}
@@ -2405,31 +2266,31 @@ static void tree_rows_fix(void)
 	}
 	if (!nfix)
 		return;
-	struct tree_node *old = malloc(tree_cap * sizeof *old); /* the groups before */
-	unsigned char *done = calloc(tree_cap, 1);
+	struct tree_node *old = malloc(tr.tree_cap * sizeof *old); /* the groups before */
+	unsigned char *done = calloc(tr.tree_cap, 1);
 	if (!old || !done) {
 		free(old);
 		free(done);
 		return;
 	}
-	memcpy(old, tree, tree_cap * sizeof *old);
-	for (unsigned i = 0; i < tree_cap; i++) {
-		struct tree_node *n = &tree[i];
-		if (n->tid <= 0 || !(tflags[n->tid] & TF_NOEXEC))
+	memcpy(old, tr.tree, tr.tree_cap * sizeof *old);
+	for (unsigned i = 0; i < tr.tree_cap; i++) {
+		struct tree_node *n = &tr.tree[i];
+		if (n->tid <= 0 || !(tr.tflags[n->tid] & TF_NOEXEC))
 			continue;
 		for (int files = 1; files >= 0; files--) {
 			int type = files ? KCMP_FILES : KCMP_VM, was = *group_of(&old[i], files);
 			int group = 0;
-			for (unsigned j = 0; j < tree_cap && !group; j++) {
-				struct tree_node *o = &tree[j];
+			for (unsigned j = 0; j < tr.tree_cap && !group; j++) {
+				struct tree_node *o = &tr.tree[j];
 				if (j == i || o->tid <= 0 || *group_of(&old[j], files) != was)
 					continue;
-				int trusted = !(tflags[o->tid] & TF_NOEXEC);
+				int trusted = !(tr.tflags[o->tid] & TF_NOEXEC);
 				if ((trusted || done[j]) &&
 				    syscall(SYS_kcmp, n->tid, o->tid, type, 0, 0) == 0)
 					group = *group_of(o, files);
 			}
-			*group_of(n, files) = group ? group : next_group++;
+			*group_of(n, files) = group ? group : tr.next_group++;
 		}
 		done[i] = 1;
 	}
@@ -2445,29 +2306,30 @@ int umvu_tree_rows(int *out, int max, int unseen_only)
 	int n = 0;
 	if (unseen_only)
 		tree_rows_fix();
-	for (unsigned i = 0; i < tree_cap; i++)
-		if (tree[i].tid > 0 && (!unseen_only || (tflags[tree[i].tid] & TF_UNSEEN)))
+	for (unsigned i = 0; i < tr.tree_cap; i++)
+		if (tr.tree[i].tid > 0 &&
+		    (!unseen_only || (tr.tflags[tr.tree[i].tid] & TF_UNSEEN)))
 			n++;
 	if (n > max)
 		return n;
 	n = 0;
-	for (unsigned i = 0; i < tree_cap; i++) {
-		int tid = tree[i].tid;
-		if (tid <= 0 || (unseen_only && !(tflags[tid] & TF_UNSEEN)))
+	for (unsigned i = 0; i < tr.tree_cap; i++) {
+		int tid = tr.tree[i].tid;
+		if (tid <= 0 || (unseen_only && !(tr.tflags[tid] & TF_UNSEEN)))
 			continue;
 		if (unseen_only) {
 			/* known now: its execs must be reported (from its next stop on,
 			 * or before an exec, see notif_take) */
-			if (tflags[tid] & TF_NOEXEC)
-				tflags[tid] |= TF_RESTORE;
-			tflags[tid] &= ~(TF_UNSEEN | TF_NOEXEC | TF_DROPEXEC);
+			if (tr.tflags[tid] & TF_NOEXEC)
+				tr.tflags[tid] |= TF_RESTORE;
+			tr.tflags[tid] &= ~(TF_UNSEEN | TF_NOEXEC | TF_DROPEXEC);
 		}
 		int *o = out + 5 * n++;
 		o[0] = tid;
-		o[1] = tree[i].tgid;
-		o[2] = tree[i].fs;
-		o[3] = tree[i].files;
-		o[4] = tree[i].vm;
+		o[1] = tr.tree[i].tgid;
+		o[2] = tr.tree[i].fs;
+		o[3] = tr.tree[i].files;
+		o[4] = tr.tree[i].vm;
 	}
 	return n;
 }
@@ -2478,25 +2340,25 @@ int umvu_set_plain(int tid, int on)
 	if (!tid_ok(tid))
 		return -EINVAL;
 	if (on)
-		tflags[tid] |= TF_PLAIN;
+		tr.tflags[tid] |= TF_PLAIN;
 	else
-		tflags[tid] &= ~TF_PLAIN;
+		tr.tflags[tid] &= ~TF_PLAIN;
 	return 0;
 }
 
 /* No thread is plain any more (the filter changed: Python first took the unseen ones). */
 int umvu_plain_reset(void)
 {
-	for (unsigned i = 0; i < tree_cap; i++)
-		if (tree[i].tid > 0)
-			tflags[tree[i].tid] &= ~TF_PLAIN;
+	for (unsigned i = 0; i < tr.tree_cap; i++)
+		if (tr.tree[i].tid > 0)
+			tr.tflags[tr.tree[i].tid] &= ~TF_PLAIN;
 	return 0;
 }
 
 /* Follow clones of plain threads (and clones, execs and exits of unseen ones) in C. */
 int umvu_set_lazy(int clone_on, int exec_on)
 {
-	lazy_clone = clone_on;
-	lazy_exec = exec_on;
+	tr.lazy_clone = clone_on;
+	tr.lazy_exec = exec_on;
 	return 0;
 }
