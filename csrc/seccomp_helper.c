@@ -52,74 +52,12 @@
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 
-#include "tracer_state.h"
-
-#ifndef PTRACE_GET_SYSCALL_INFO
-#define PTRACE_GET_SYSCALL_INFO 0x420e
-#endif
-#ifndef PTRACE_EVENT_STOP
-#define PTRACE_EVENT_STOP 128
-#endif
-#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
-#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
-#endif
-#ifndef SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP
-#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP 1
-#endif
-#define ERESTARTSYS    512 /* the kernel's own restart codes (not in userspace headers) */
-#define ERESTARTNOINTR 513
-
-/* All zero (in .bss: an initialiser would put its large tables in the file) but for
- * these, set when the library is loaded, before any of its functions can run. */
-struct tracer tr;
-
-__attribute__((constructor)) static void tracer_defaults(void)
-{
-	tr.pid_max = 4194304;
-	tr.next_group = 1;
-	tr.main_status = -1;
-	tr.launch_umask = 022;
-	tr.sigchld_fd = -1;
-	tr.chld_maybe = 1;
-	tr.wait_epfd = -1;
-}
-
-long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen);
-int umvu_clone_done(int parent, int child);
-static int path_native(int tid, const struct umvu_event *ev);
-static void exec_events_now(int tid);
-static void steps_forget(void);
-static void fdstat_drop(int tid, int fd);
-static int answer_in_c(int tid, const struct umvu_event *ev);
+#include "tracer_internal.h"
 
 static int resume_request_for(int tid)
 {
 	const int exit_stop = TF_BOUNDARY | TF_PASS_NEXT | TF_WANT_EXIT | TF_SKIPRET;
 	return (tr.noseccomp || (tr.tflags[tid] & exit_stop)) ? PTRACE_SYSCALL : PTRACE_CONT;
-}
-
-static int tid_ok(int tid) { return tid > 0 && tid <= tr.pid_max; }
-
-static int tables_init(void)
-{
-	if (tr.tflags)
-		return 0;
-	FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
-	if (f) {
-		if (fscanf(f, "%ld", &tr.pid_max) != 1)
-			tr.pid_max = 4194304;
-		fclose(f);
-	}
-	tr.tflags = calloc(tr.pid_max + 1, sizeof *tr.tflags);
-	tr.skipret = calloc(tr.pid_max + 1, sizeof(long));
-	tr.notif_id = calloc(tr.pid_max + 1, sizeof *tr.notif_id);
-	tr.notif_fd = calloc(tr.pid_max + 1, sizeof *tr.notif_fd);
-	tr.notif_nr = calloc(tr.pid_max + 1, sizeof *tr.notif_nr);
-	tr.notif_ran = calloc(tr.pid_max + 1, sizeof *tr.notif_ran);
-	tr.tree_cap = 256;
-	tr.tree = calloc(tr.tree_cap, sizeof *tr.tree);
-	return (tr.tflags && tr.skipret && tr.tree && tr.notif_id && tr.notif_fd &&
-		tr.notif_nr && tr.notif_ran) ? 0 : -ENOMEM;
 }
 
 /* The process tree as the kernel shares state (Python's process table rebuilt from it
@@ -146,7 +84,7 @@ static struct tree_node *tree_get(int tid)
 	return n->tid == tid ? n : NULL;
 }
 
-static void tree_del(int tid)
+void tree_del(int tid)
 {
 	struct tree_node *n = tree_get(tid);
 	if (n)
@@ -187,7 +125,7 @@ static int tree_room(void)
 	return 0;
 }
 
-static struct tree_node *tree_new(int tid, int tgid)
+struct tree_node *tree_new(int tid, int tgid)
 {
 	if (!tr.tree || tree_room() < 0)
 		return NULL;
@@ -200,7 +138,7 @@ static struct tree_node *tree_new(int tid, int tgid)
 	return n;
 }
 
-static void tree_clone(int parent, int child, unsigned long flags)
+void tree_clone(int parent, int child, unsigned long flags)
 {
 	struct tree_node *pn = tree_get(parent);
 	if (!pn || child <= 0)
@@ -219,7 +157,7 @@ static void tree_clone(int parent, int child, unsigned long flags)
 
 /* exec in tid's group by former (the kernel gives it the leader's tid): memory and the fd
  * table are its own now; the other threads report their exits */
-static void tree_exec(int tid, int former)
+void tree_exec(int tid, int former)
 {
 	struct tree_node *f = tree_get(former);
 	if (!f)
@@ -233,8 +171,6 @@ static void tree_exec(int tid, int former)
 }
 
 /* ------------------------------------------------------------------ filter */
-
-#define MAXPROG 4096
 
 /* The part of a filter (nr loaded in A) that returns act[i] for nr in one of the sorted
  * ranges [lo[a..b], hi[a..b]] and ALLOW otherwise, as a binary search: for the middle
@@ -266,11 +202,9 @@ static int emit_tree(struct sock_filter *prog, int max, const int *lo, const int
 	return 3 + right + left;
 }
 
-#define BIT(map, i) ((map)[(i) / 8] & (1 << ((i) % 8)))
-
 /* The filter returning TRACE for the numbers of bitmap, USER_NOTIF for those also in
  * notif (NULL: none), TRACE for other ABIs and numbers outside the table. */
-static int build_filter(struct sock_filter *prog, const unsigned char *bitmap,
+int build_filter(struct sock_filter *prog, const unsigned char *bitmap,
 			const unsigned char *notif, int nbits)
 {
 	int n = 0;
@@ -481,13 +415,6 @@ static unsigned long clone_flags_of(int tid, int event, const struct user_regs_s
 	return event == PTRACE_EVENT_FORK ? SIGCHLD : 0;
 }
 
-static long now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec * 1000000000L + t.tv_nsec;
-}
-
 /* A tracee is gone: forget it. */
 static void forget_tid(int tid, int status)
 {
@@ -502,7 +429,7 @@ static void forget_tid(int tid, int status)
 		tr.main_status = status;
 }
 
-static void queue_event(const struct umvu_event *ev)
+void queue_event(const struct umvu_event *ev)
 {
 	if (tr.nqueued == tr.queued_cap) {
 		int cap = tr.queued_cap ? 2 * tr.queued_cap : 16;
@@ -516,7 +443,7 @@ static void queue_event(const struct umvu_event *ev)
 }
 
 /* A tracee found gone while waiting for another stop of it: its event comes later. */
-static void exited_meanwhile(int tid, int status)
+void exited_meanwhile(int tid, int status)
 {
 	struct umvu_event ev;
 	memset(&ev, 0, sizeof ev);
@@ -527,13 +454,8 @@ static void exited_meanwhile(int tid, int status)
 	queue_event(&ev);
 }
 
-static int at_notif(int tid)
-{
-	return tr.nlisteners && tid_ok(tid) && tr.notif_id[tid] != 0;
-}
-
 /* Answer tid's notification: run the call in the kernel, or return retval. */
-static int notif_answer(int tid, long retval, int run)
+int notif_answer(int tid, long retval, int run)
 {
 	struct seccomp_notif_resp resp;
 	memset(&resp, 0, sizeof resp);
@@ -550,40 +472,12 @@ static int notif_answer(int tid, long retval, int run)
 	return ioctl(tr.notif_fd[tid], SECCOMP_IOCTL_NOTIF_SEND, &resp) < 0 ? -errno : 0;
 }
 
-static void resume(int tid, int sig)
+void resume(int tid, int sig)
 {
 	if (at_notif(tid))
 		notif_answer(tid, 0, 1);
 	else
 		ptrace(resume_request_for(tid), tid, 0, sig);
-}
-
-/* The calls the C loop decides alone: answered, or run in the kernel (tid resumed). */
-static int decide_in_c(int tid, const struct umvu_event *ev)
-{
-	if (ev->kind != UMVU_EV_SYSCALL || ev->nr < 0 || ev->nr >= FASTNR)
-		return 0;
-	switch (ev->nr) {
-	case SYS_rename: case SYS_renameat: case SYS_renameat2: case SYS_unlink:
-	case SYS_unlinkat: case SYS_rmdir: case SYS_symlink: case SYS_symlinkat:
-	case SYS_mount: case SYS_umount2: case SYS_pivot_root: case SYS_move_mount:
-		steps_forget(); /* a name may change: the walks' steps go */
-	}
-	if ((tr.nfdstats || tr.nents) && answer_in_c(tid, ev))
-		return 1;
-	if (tr.fastpath && tr.fd_arg_of[ev->nr] < 6) {
-		int fd = (int)ev->args[tr.fd_arg_of[ev->nr]];
-		if (fd < 0 || (fd < FASTFD && tr.vfd_count[fd] == 0)) {
-			resume(tid, 0);
-			return 1;
-		}
-	}
-	if (tr.pathfast && (tr.path_of[ev->nr].path[0] < 6 || tr.path_of[ev->nr].cwd_only) &&
-	    path_native(tid, ev)) {
-		resume(tid, 0);
-		return 1;
-	}
-	return 0;
 }
 
 /* Take one notification from listener lfd; decide it here if possible. Returns 1 with
@@ -628,7 +522,7 @@ static int notif_take(int lfd, struct umvu_event *ev)
 }
 
 /* SIGCHLD blocked and read from a signalfd (umvu starts no other children). */
-static int sigchld_init(void)
+int sigchld_init(void)
 {
 	if (tr.sigchld_fd >= 0)
 		return 0;
@@ -645,7 +539,7 @@ static int sigchld_init(void)
 
 /* Serve the listeners' notifications (block: wait for one, or for SIGCHLD). Returns 1
  * with *ev filled when one is for Python (ev NULL: queued instead). */
-static int notif_poll(int block, struct umvu_event *ev)
+int notif_poll(int block, struct umvu_event *ev)
 {
 	struct pollfd *p = tr.pollfds;
 	int n = tr.nlisteners, got = 0;
@@ -694,7 +588,7 @@ static int notif_poll(int block, struct umvu_event *ev)
  * one is for Python (ev NULL: queued for next_event). With listeners SIGCHLD stays
  * blocked and comes through a signalfd: every ptrace stop and exit sends one, so
  * waitpid is asked only after one came (chld_maybe); the sleep is bounded all the same. */
-static pid_t wait_tracee(pid_t which, int *status, struct umvu_event *ev)
+pid_t wait_tracee(pid_t which, int *status, struct umvu_event *ev)
 {
 	long t0 = now_ns();
 	pid_t r;
@@ -756,7 +650,7 @@ static pid_t wait_tracee(pid_t which, int *status, struct umvu_event *ev)
  * says -ERESTARTSYS, which a handler without SA_RESTART turns into EINTR, an error such
  * a call never gives natively. It is restarted whatever the handler (not a call the
  * kernel itself interrupted: the last one let by from a notification). */
-static void restart_notified(int tid)
+void restart_notified(int tid)
 {
 	struct user_regs_struct r;
 	int ran = tr.notif_ran[tid];
@@ -806,7 +700,7 @@ int umvu_knock(int module_next)
 
 /* At a stop of tid: give it exec events if it lacks them (umvu_exec_events). Returns
  * whether it lacked them. */
-static int restore_opts(int tid)
+int restore_opts(int tid)
 {
 	if (!tid_ok(tid))
 		return 0;
@@ -825,7 +719,7 @@ static int restore_opts(int tid)
 }
 
 /* child was forked by a thread that had no exec events: it has none either */
-static void child_lacks(int child, int lacked)
+void child_lacks(int child, int lacked)
 {
 	if (!lacked || !tid_ok(child))
 		return;
@@ -837,7 +731,7 @@ static void child_lacks(int child, int lacked)
  * C loop follows its exec without them, see tree_rows_fix) when every exec it can make
  * reaches the C loop first as a notification: there, a thread Python knows (or whose
  * exec Python must see) gets them back before the call runs (exec_events_now). */
-static int drop_exec_ok(void)
+int drop_exec_ok(void)
 {
 	return tr.lazy_exec && !tr.noseccomp && !tr.exec_events_off &&
 		BIT(tr.notif_nrs, SYS_execve) && BIT(tr.notif_nrs, SYS_execveat);
@@ -846,7 +740,7 @@ static int drop_exec_ok(void)
 /* tid waits in the notification of an exec and lacks exec events: it is made to stop
  * (PTRACE_INTERRUPT, the call answered "restart"), gets them at that stop (restore_opts
  * in next_event), and makes the call again: a new notification. */
-static void exec_events_now(int tid)
+void exec_events_now(int tid)
 {
 	tr.tflags[tid] = (tr.tflags[tid] & ~(TF_NOEXEC | TF_DROPEXEC)) | TF_RESTORE;
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) == 0)
@@ -1093,10 +987,8 @@ int umvu_resume(int tid, int sig)
 	return ptrace(resume_request_for(tid), tid, 0, sig) < 0 ? -errno : 0;
 }
 
-static int wait_op(int tid, int want_op, int *pending_sig);
-
 /* Wait for tid's next stop: 0, or -ESRCH when it is gone (its exit event queued). */
-static int wait_stopped(int tid, int *status)
+int wait_stopped(int tid, int *status)
 {
 	for (;;) {
 		if (wait_tracee(tid, status, NULL) < 0) {
@@ -1117,7 +1009,7 @@ static int wait_stopped(int tid, int *status)
  * (interrupted, answered "restart" -ERESTARTNOINTR, restarted under PTRACE_SYSCALL). From
  * there the call's filter verdict is let by (TF_PASS_NEXT) and its exit stop comes. A
  * group stop due at that moment is lost. */
-static int notif_stop(int tid)
+int notif_stop(int tid)
 {
 	int status, pending_sig = 0, e;
 	if (!at_notif(tid))
@@ -1304,7 +1196,7 @@ static int syscall_op(int tid)
 
 /* Run tid until it stops at a syscall stop of kind want_op, suppressing (and
  * remembering) signals on the way. */
-static int wait_op(int tid, int want_op, int *pending_sig)
+int wait_op(int tid, int want_op, int *pending_sig)
 {
 	for (;;) {
 		int status, e;
@@ -1538,54 +1430,6 @@ int umvu_wait_fd(void)
 
 /* ------------------------------------------------------------------ memory */
 
-long umvu_peek(int tid, unsigned long guest_addr, void *buf, unsigned long len)
-{
-	struct iovec local = { buf, len }, remote = { (void *)guest_addr, len };
-	ssize_t n = process_vm_readv(tid, &local, 1, &remote, 1, 0);
-	return n < 0 ? -errno : n;
-}
-
-/* Read a NUL-terminated string of at most maxlen bytes (NUL included).
- * Returns its length without NUL, -EFAULT, or -ENAMETOOLONG when no NUL was found. */
-long umvu_peekstr(int tid, unsigned long guest_addr, char *buf, unsigned long maxlen)
-{
-	unsigned long done = 0;
-	while (done < maxlen) {
-		unsigned long addr = guest_addr + done;
-		unsigned long chunk = 4096 - (addr & 4095);
-		if (done == 0 && chunk > 256)
-			chunk = 256; /* most paths are short: copy no more at first */
-		if (chunk > maxlen - done)
-			chunk = maxlen - done;
-		long n = umvu_peek(tid, addr, buf + done, chunk);
-		if (n <= 0)
-			return -EFAULT;
-		char *z = memchr(buf + done, 0, n);
-		if (z)
-			return z - buf;
-		done += n;
-	}
-	return -ENAMETOOLONG;
-}
-
-long umvu_poke(int tid, unsigned long guest_addr, const void *buf, unsigned long len)
-{
-	struct iovec local = { (void *)buf, len }, remote = { (void *)guest_addr, len };
-	ssize_t n = process_vm_writev(tid, &local, 1, &remote, 1, 0);
-	if (n == (ssize_t)len)
-		return n;
-	/* read-only mappings: /proc/PID/mem writes with FOLL_FORCE */
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/mem", tid);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = pwrite(fd, buf, len, (off_t)guest_addr);
-	int e = errno;
-	close(fd);
-	return n < 0 ? -e : n;
-}
-
 int umvu_interrupt(int tid)
 {
 	return ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ? -errno : 0;
@@ -1666,490 +1510,7 @@ long umvu_raw_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long
 	return r < 0 ? -errno : r;
 }
 
-/* Configure the fd fast path: table[nr] = fd argument index or 0xff; enable 0/1. */
-int umvu_set_fastpath(const unsigned char *table, int n, int enable)
-{
-	memset(tr.fd_arg_of, 0xff, sizeof tr.fd_arg_of);
-	if (n > FASTNR)
-		n = FASTNR;
-	memcpy(tr.fd_arg_of, table, n);
-	tr.fastpath = enable;
-	return 0;
-}
-
-/* Count fd as virtual in one more (delta 1) or one less (delta -1) fd table. */
-int umvu_vfd_ref(int fd, int delta)
-{
-	if (delta < 0)
-		fdstat_drop(-1, fd);
-	if (fd < 0 || fd >= FASTFD)
-		return 0;
-	if (delta < 0 && tr.vfd_count[fd] == 0)
-		return -EINVAL;
-	tr.vfd_count[fd] += delta;
-	return 0;
-}
-
-/* ------------------------------------------------------------ fstat answers */
-
-static unsigned ent_hash(int tid, int fd, const char *name, size_t n)
-{
-	unsigned h = 2166136261u ^ (unsigned)tid * 16777619u ^ (unsigned)fd * 2654435761u;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)name[i]) * 16777619u;
-	return h;
-}
-
-static void ents_clear(void)
-{
-	if (!tr.ents)
-		return;
-	for (int i = 0; i < ENTS_CAP; i++) {
-		if (tr.ents[i].tid > 0)
-			free(tr.ents[i].name);
-		tr.ents[i].tid = 0;
-	}
-	tr.nents = tr.ents_taken = 0;
-	memset(tr.ent_fds, 0, sizeof tr.ent_fds);
-}
-
-static struct entstat *ent_find(int tid, int fd, const char *name, size_t n, unsigned h)
-{
-	for (unsigned i = h & (ENTS_CAP - 1);; i = (i + 1) & (ENTS_CAP - 1)) {
-		struct entstat *e = &tr.ents[i];
-		if (e->tid == 0)
-			return NULL;
-		if (e->tid == tid && e->fd == fd && e->hash == h && strlen(e->name) == n &&
-		    memcmp(e->name, name, n) == 0)
-			return e;
-	}
-}
-
-/* The answers of tid (-1: any) about fd (-1: any) are gone. */
-static void fdstat_drop(int tid, int fd)
-{
-	/* (a close of a file's fd, the common case, has no entries to scan for) */
-	int scan = fd < 0 || fd >= FASTFD || (tr.ent_fds[fd / 8] & (1 << (fd % 8)));
-	if (tr.nents && scan) {
-		if (fd >= 0 && fd < FASTFD && tid < 0)
-			tr.ent_fds[fd / 8] &= ~(1 << (fd % 8));
-		for (int i = 0; i < ENTS_CAP; i++) {
-			struct entstat *e = &tr.ents[i];
-			if (e->tid > 0 && (tid < 0 || e->tid == tid) && (fd < 0 || e->fd == fd)) {
-				free(e->name);
-				e->tid = -1;
-				tr.nents--;
-			}
-		}
-		if (!tr.nents)
-			ents_clear();
-	}
-	for (int i = 0; i < tr.nfdstats; i++)
-		if (tr.fdstats[i].tid && (tid < 0 || tr.fdstats[i].tid == tid) &&
-		    (fd < 0 || tr.fdstats[i].fd == fd))
-			tr.fdstats[i].tid = 0;
-	while (tr.nfdstats > 0 && tr.fdstats[tr.nfdstats - 1].tid == 0)
-		tr.nfdstats--;
-}
-
-static struct fdstat *fdstat_find(int tid, int fd)
-{
-	for (int i = 0; i < tr.nfdstats; i++)
-		if (tr.fdstats[i].tid == tid && tr.fdstats[i].fd == fd)
-			return &tr.fdstats[i];
-	return NULL;
-}
-
-/* Write the answer st to the guest's buffer and skip the call (a bad buffer is left to
- * Python, which says EFAULT). */
-static int answer_stat(int tid, unsigned long guest_buf, const unsigned char *st)
-{
-	struct iovec local = { (void *)st, STATSIZE }, remote = { (void *)guest_buf, STATSIZE };
-	if (process_vm_writev(tid, &local, 1, &remote, 1, 0) != STATSIZE)
-		return 0;
-	return umvu_sys_skip(tid, 0, 0) == 0;
-}
-
-/* tid's call is one the C loop has Python's answer for: fstat(fd) or newfstatat(fd, "",
- * buf, AT_EMPTY_PATH) of a virtual fd, newfstatat(dirfd, name) of a listed entry, or the
- * close of a content or directory fd. Answer it and resume tid (1), or leave it (0). */
-static int answer_in_c(int tid, const struct umvu_event *ev)
-{
-	unsigned long buf;
-	if (ev->nr == SYS_close) {
-		int fd = (int)ev->args[0];
-		if (tr.nclosed == UMVU_CLOSED_MAX || fd < 0 || fd >= FASTFD ||
-		    tr.vfd_count[fd] == 0)
-			return 0;
-		struct fdstat *f = fdstat_find(tid, fd);
-		if (!f || !f->close_in_c)
-			return 0;
-		fdstat_drop(-1, fd);
-		tr.vfd_count[fd]--;
-		tr.closed[2 * tr.nclosed] = tid;
-		tr.closed[2 * tr.nclosed + 1] = fd;
-		tr.nclosed++;
-		resume(tid, 0);
-		return 1;
-	}
-	if (ev->nr == SYS_newfstatat && tr.nents && !(ev->args[3] & AT_EMPTY_PATH)) {
-		/* an entry of a directory Python listed: name alone, no "." or ".." */
-		int fd = (int)ev->args[0];
-		char name[256];
-		if (fd < 0 || fd >= FASTFD || tr.vfd_count[fd] == 0)
-			return 0;
-		long n = umvu_peekstr(tid, ev->args[1], name, sizeof name);
-		if (n <= 0 || memchr(name, '/', n) || strcmp(name, ".") == 0 ||
-		    strcmp(name, "..") == 0)
-			return 0;
-		struct entstat *e = ent_find(tid, fd, name, n, ent_hash(tid, fd, name, n));
-		if (!e || (e->is_link && !(ev->args[3] & AT_SYMLINK_NOFOLLOW)) ||
-		    now_ns() > e->until)
-			return 0;
-		return answer_stat(tid, ev->args[2], e->st);
-	}
-	if (ev->nr == SYS_fstat) {
-		buf = ev->args[1];
-	} else if (ev->nr == SYS_newfstatat && (ev->args[3] & AT_EMPTY_PATH)) {
-		char c;
-		if (umvu_peek(tid, ev->args[1], &c, 1) != 1 || c != 0)
-			return 0;
-		buf = ev->args[2];
-	} else {
-		return 0;
-	}
-	struct fdstat *f = fdstat_find(tid, (int)ev->args[0]);
-	if (!f || now_ns() > f->until)
-		return 0;
-	return answer_stat(tid, buf, f->st);
-}
-
-/* From now on the C loop answers tid's fstat of fd with st (a struct stat), and with
- * close_in_c lets its close of fd by (see umvu_closed_take). */
-int umvu_fdstat_set(int tid, int fd, const void *st, int len, int close_in_c)
-{
-	if (len != STATSIZE)
-		return -EINVAL;
-	struct fdstat *f = fdstat_find(tid, fd);
-	for (int i = 0; !f && i < tr.nfdstats; i++)
-		if (tr.fdstats[i].tid == 0)
-			f = &tr.fdstats[i]; /* a free slot */
-	if (!f) {
-		if (tr.nfdstats == FDSTATS)
-			tr.nfdstats = 0; /* full: start again */
-		f = &tr.fdstats[tr.nfdstats++];
-	}
-	*f = (struct fdstat){ tid, fd, close_in_c, now_ns() + ANSWER_NS, { 0 } };
-	memcpy(f->st, st, STATSIZE);
-	return 0;
-}
-
-/* The (tid, fd) pairs of the closes let by since the last call (at most max). */
-int umvu_closed_take(int *out, int max)
-{
-	int n = tr.nclosed < max ? tr.nclosed : max;
-	memcpy(out, tr.closed, 2 * n * sizeof tr.closed[0]);
-	memmove(tr.closed, tr.closed + 2 * n, 2 * (tr.nclosed - n) * sizeof tr.closed[0]);
-	tr.nclosed -= n;
-	return n;
-}
-
-/* From now on the C loop answers tid's newfstatat(dirfd, name) with st (a struct
- * stat; is_link: only with AT_SYMLINK_NOFOLLOW). A full table starts again. */
-int umvu_entstat_set(int tid, int dirfd, const char *name, int namelen, const void *st,
-		     int len, int is_link)
-{
-	if (len != STATSIZE || namelen <= 0 || namelen > 255)
-		return -EINVAL;
-	if (!tr.ents && !(tr.ents = calloc(ENTS_CAP, sizeof *tr.ents)))
-		return -ENOMEM;
-	unsigned h = ent_hash(tid, dirfd, name, namelen);
-	struct entstat *e = ent_find(tid, dirfd, name, namelen, h);
-	if (!e) {
-		if (tr.ents_taken >= ENTS_CAP / 4 * 3)
-			ents_clear(); /* hints only: start again */
-		unsigned i = h & (ENTS_CAP - 1);
-		while (tr.ents[i].tid != 0)
-			i = (i + 1) & (ENTS_CAP - 1);
-		e = &tr.ents[i];
-		e->name = strndup(name, namelen);
-		if (!e->name)
-			return -ENOMEM;
-		e->tid = tid;
-		e->fd = dirfd;
-		e->hash = h;
-		if (dirfd >= 0 && dirfd < FASTFD)
-			tr.ent_fds[dirfd / 8] |= 1 << (dirfd % 8);
-		tr.nents++;
-		tr.ents_taken++;
-	}
-	e->is_link = is_link;
-	e->until = now_ns() + ANSWER_NS;
-	memcpy(e->st, st, STATSIZE);
-	return 0;
-}
-
-/* Forget every answer (some metadata may have changed). */
-int umvu_fdstat_clear(void)
-{
-	tr.nfdstats = 0;
-	ents_clear();
-	return 0;
-}
-
 /* ------------------------------------------------------------ path fast path */
-
-/* path (canonical, len n) is at or below one of the prefixes */
-static int in_prefix(const char *path, size_t n)
-{
-	for (const char *p = tr.prefixes; p && *p; p += strlen(p) + 1) {
-		size_t k = strlen(p);
-		if (k == 1 && p[0] == '/')
-			return 1;
-		if (n >= k && memcmp(path, p, k) == 0 && (n == k || path[k] == '/'))
-			return 1;
-	}
-	return 0;
-}
-
-/* a prefix lies strictly below path (canonical, len n) */
-static int above_prefix(const char *path, size_t n)
-{
-	for (const char *p = tr.prefixes; p && *p; p += strlen(p) + 1) {
-		size_t k = strlen(p);
-		if (k > n && memcmp(path, p, n) == 0 && (n == 1 || p[n] == '/'))
-			return 1;
-	}
-	return 0;
-}
-
-#define WALK_MAX 8192
-
-static unsigned long step_hash(const char *path, size_t n)
-{
-	unsigned long h = 1469598103934665603UL;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)path[i]) * 1099511628211UL;
-	return h;
-}
-
-static int step_known(const char *path, size_t n, unsigned long h, long now)
-{
-	struct step *e = &tr.steps[h % STEPS];
-	return e->path && e->hash == h && e->gen == tr.steps_gen && e->until > now &&
-	       e->len == n && memcmp(e->path, path, n) == 0;
-}
-
-static void step_add(const char *path, size_t n, unsigned long h, long now)
-{
-	struct step *e = &tr.steps[h % STEPS];
-	char *copy = malloc(n + 1);
-	if (!copy)
-		return;
-	memcpy(copy, path, n);
-	copy[n] = 0;
-	free(e->path);
-	*e = (struct step){ h, now + ANSWER_NS, tr.steps_gen, n, copy };
-}
-
-static void steps_forget(void)
-{
-	tr.steps_gen++;
-}
-
-/*
- * Walk path from cur (a canonical absolute directory, len *curlen, buffer WALK_MAX) the
- * way the kernel does: component by component, "." and ".." physically, every symlink
- * met followed (the last one too: that can only widen what is checked). Returns 1 when
- * no step is at or below a prefix (the kernel's walk never enters one), 0 when one is, or
- * when the walk cannot be sure (too long, too many links, an lstat that failed for
- * another reason than ENOENT/ENOTDIR): Python then decides.
- */
-static int walk_outside(char *cur, size_t curlen, const char *path)
-{
-	char rest[WALK_MAX], target[WALK_MAX];
-	size_t restlen = strlen(path);
-	int links = 0;
-
-	if (restlen >= WALK_MAX)
-		return 0;
-	memcpy(rest, path, restlen + 1);
-	char *p = rest;
-	long now = now_ns();
-	for (;;) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			return 1;
-		char *end = strchrnul(p, '/');
-		size_t clen = end - p;
-		if (clen == 1 && p[0] == '.') {
-			p = end;
-			continue;
-		}
-		if (clen == 2 && p[0] == '.' && p[1] == '.') {
-			while (curlen > 1 && cur[curlen - 1] != '/')
-				curlen--;
-			if (curlen > 1)
-				curlen--;
-			cur[curlen] = 0;
-			p = end;
-			if (in_prefix(cur, curlen))
-				return 0;
-			continue;
-		}
-		if (curlen + 1 + clen >= WALK_MAX)
-			return 0;
-		size_t parentlen = curlen;
-		if (curlen > 1)
-			cur[curlen++] = '/';
-		memcpy(cur + curlen, p, clen);
-		curlen += clen;
-		cur[curlen] = 0;
-		p = end;
-		if (in_prefix(cur, curlen))
-			return 0;
-		unsigned long h = step_hash(cur, curlen);
-		if (step_known(cur, curlen, h, now))
-			continue;
-		struct stat st;
-		if (lstat(cur, &st) < 0) {
-			/* the kernel stops here too (or creates the last component), unless a
-			 * prefix hides below a name the host does not have */
-			if (errno == ENOENT || errno == ENOTDIR)
-				return !above_prefix(cur, curlen);
-			return 0;
-		}
-		if (!S_ISLNK(st.st_mode)) {
-			step_add(cur, curlen, h, now);
-			continue;
-		}
-		if (++links > 40)
-			return 0;
-		ssize_t tn = readlink(cur, target, WALK_MAX - 1);
-		if (tn <= 0)
-			return 0;
-		size_t left = strlen(p);
-		if ((size_t)tn + left + 1 >= WALK_MAX)
-			return 0;
-		memmove(rest + tn, p, left + 1);
-		memcpy(rest, target, tn);
-		p = rest;
-		if (target[0] == '/') {
-			cur[0] = '/';
-			curlen = 1;
-			cur[1] = 0;
-			if (in_prefix(cur, curlen))
-				return 0;
-		} else {
-			curlen = parentlen;
-			cur[curlen] = 0;
-		}
-	}
-}
-
-/* The canonical host path of tid's cwd or of its fd, in cur; 0 when there is none. */
-static int base_of(int tid, int dirfd, char *cur, size_t *curlen)
-{
-	char link[64];
-	if (dirfd == AT_FDCWD)
-		snprintf(link, sizeof link, "/proc/%d/cwd", tid);
-	else
-		snprintf(link, sizeof link, "/proc/%d/fd/%d", tid, dirfd);
-	ssize_t n = readlink(link, cur, WALK_MAX - 1);
-	if (n <= 0 || cur[0] != '/')
-		return 0;
-	cur[n] = 0;
-	if (n > 10 && strcmp(cur + n - 10, " (deleted)") == 0)
-		return 0;
-	*curlen = (size_t)n;
-	return !in_prefix(cur, *curlen);
-}
-
-static int fd_real(int fd)
-{
-	return fd >= 0 && fd < FASTFD && tr.vfd_count[fd] == 0;
-}
-
-/* Every path argument of this path syscall is served by the kernel in the guest's view
- * exactly as on the host: no virtual cwd or dirfd under it, no walk into a prefix. */
-static int path_native(int tid, const struct umvu_event *ev)
-{
-	const struct path_desc *d = &tr.path_of[ev->nr];
-	char path[4097], cur[WALK_MAX];
-
-	if (d->cwd_only)
-		return !tr.virtual_cwds;
-
-	for (int i = 0; i < 2 && d->path[i] < 6; i++) {
-		unsigned long addr = ev->args[d->path[i]];
-		int dirfd = d->dirfd[i] < 6 ? (int)ev->args[d->dirfd[i]] : AT_FDCWD;
-		size_t curlen;
-		if (addr == 0) {
-			/* utimensat(fd, NULL, ...) works on the fd itself */
-			if (!(d->null_is_fd && fd_real(dirfd)))
-				return 0;
-			continue;
-		}
-		long n = umvu_peekstr(tid, addr, path, sizeof path);
-		if (n < 0)
-			return 0;
-		/* "" from a real fd: the fd itself (AT_EMPTY_PATH: fstat, statx...) or ENOENT,
-		 * both the kernel's answer, wherever the fd's file is */
-		if (path[0] == 0 && dirfd != AT_FDCWD && fd_real(dirfd))
-			continue;
-		if (path[0] == '/') {
-			cur[0] = '/';
-			cur[1] = 0;
-			curlen = 1;
-			if (in_prefix(cur, curlen))
-				return 0;
-		} else if (dirfd == AT_FDCWD) {
-			if (tr.virtual_cwds || !base_of(tid, dirfd, cur, &curlen))
-				return 0;
-		} else if (!fd_real(dirfd) || !base_of(tid, dirfd, cur, &curlen)) {
-			return 0;
-		}
-		if (!walk_outside(cur, curlen, path))
-			return 0;
-	}
-	return 1;
-}
-
-/* Configure the path fast path: table holds n descriptors of 5 bytes (path, dirfd,
- * path2, dirfd2; 0xff: none; then 1: a NULL path means the dirfd, 2: no path, native
- * while no thread has a virtual cwd, as getcwd) indexed by syscall number; prefixes_in the
- * NUL-separated canonical prefixes (len bytes, ending with an empty string). */
-int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in, int len,
-		      int enable)
-{
-	char *copy = malloc(len + 2);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, prefixes_in, len);
-	copy[len] = 0;
-	copy[len + 1] = 0;
-	free(tr.prefixes);
-	tr.prefixes = copy;
-	steps_forget();
-	memset(tr.path_of, 0xff, sizeof tr.path_of);
-	if (n > FASTNR)
-		n = FASTNR;
-	for (int i = 0; i < n; i++) {
-		const unsigned char *t = table + 5 * i;
-		tr.path_of[i] = (struct path_desc){ { t[0], t[2] }, { t[1], t[3] }, t[4] == 1,
-						 t[4] == 2 };
-	}
-	tr.pathfast = enable;
-	return 0;
-}
-
-/* How many fs states have a cwd the kernel does not have (relative paths need Python). */
-int umvu_set_virtual_cwds(int n)
-{
-	tr.virtual_cwds = n;
-	return 0;
-}
 
 /* -S only: Python wants the entry stops of the numbers set in bitmap (n bits); the
  * virtual (negative) numbers and foreign ABIs always reach it. enable 0: all of them. */
