@@ -33,6 +33,7 @@ from __future__ import annotations
 import errno
 
 from umvu.core import syscalls  # noqa: F401  (the ABI: syscall rows by name and number)
+from umvu.core.abi import s32, s64  # noqa: F401  (a register's signed 32/64-bit value)
 from umvu.core.actions import PASS, Native  # noqa: F401
 from umvu.core.errors import RESTARTS  # noqa: F401
 from umvu.core.log import log  # noqa: F401  (umvu's log: log.error(fmt, *args)...)

@@ -31,7 +31,8 @@ from umvu.core.registry import Entry, Responsibility
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
                               EV_KNOCK, EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_fd_filter,
                               build_filter)
-from umvu.core.vfs import VirtualFS, s32, s64
+from umvu.core.abi import s32, s64
+from umvu.core.vfs import VirtualFS
 from umvu.core.vsys import VirtualSyscalls
 from umvu.core.waiting import Waits, drive
 
@@ -144,7 +145,7 @@ class ModuleAPI(HypervisorAPI):
         t = hv.procs.get(hv.cur_tid)
         vf = t.files.fds.get(guest_fd)
         if vf is not None:
-            return hv.vfs._fstat(vf)
+            return hv.vfs.fstat_of(vf)
         return os.stat("/proc/%d/fd/%d" % (t.tid, guest_fd))
 
     def scratch_addr(self, size: int) -> int:
@@ -168,7 +169,7 @@ class ModuleAPI(HypervisorAPI):
     def open_memfile(self, guest_path: bytes, data: bytes, cloexec: bool):
         """The action that makes the pending open() give the guest a read-only virtual
         file holding data (a module's own view of a /proc file)."""
-        from umvu.core.vfs import MemFile, VFile
+        from umvu.core.vfiles import MemFile, VFile
         hv = self.hv
         t = hv.procs.get(hv.cur_tid)
         vf = VFile(None, MemFile(data), 0, guest_path, os.O_RDONLY, False)
@@ -769,7 +770,7 @@ class Hypervisor:
     def on_getcwd(self, t, sc, args):
         if t.fs.kernel_cwd:
             return None
-        return self.vfs._sized_out(t, args[0], max(args[1], 1), t.fs.cwd + b"\0") \
+        return self.vfs.sized_out(t, args[0], max(args[1], 1), t.fs.cwd + b"\0") \
             if args[1] else -errno.ERANGE
 
     def on_setid(self, t, sc, args):

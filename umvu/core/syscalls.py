@@ -14,6 +14,15 @@ choice: how the core picks the module responsible for a call (VUOS's choice func
 argument kinds: fd dirfd path str buf_in buf_out size int uint flags mode off ptr
     pid uid gid sig addr  (``buf_in:N``/``buf_out:N`` name the size argument index)
 
+how the path is resolved (after the arguments; the default follows a last symlink):
+    =nofollow    the last symlink is not followed (lstat, unlink, mkdir, rename...)
+    =follow:N    followed only with AT_SYMLINK_FOLLOW in argument N (linkat)
+    =at:N        argument N holds AT_* flags: AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH
+    =oflags:N    argument N holds O_* flags (O_NOFOLLOW; O_CREAT|O_EXCL follows nothing)
+    =how:N       argument N points to a struct open_how (openat2)
+    =creat       O_CREAT|O_WRONLY|O_TRUNC (creat)
+    =entry       it makes or removes the last component (the parent must exist)
+
 Virtual system calls (numbers Linux does not use, as in VUOS) are rows with negative
 numbers.
 """
@@ -22,11 +31,11 @@ from __future__ import annotations
 _TABLE = """
 0 read fd fd buf_out:2 size
 1 write fd fd buf_in:2 size
-2 open path path flags mode
+2 open path path flags mode =oflags:1
 3 close fd fd
 4 stat path path ptr
 5 fstat fd fd ptr
-6 lstat path path ptr
+6 lstat path path ptr =nofollow
 7 poll std ptr uint int
 8 lseek fd fd off int
 9 mmap mmap addr size int flags fd off
@@ -102,19 +111,19 @@ _TABLE = """
 79 getcwd std buf_out:1 size
 80 chdir path path
 81 fchdir fd fd
-82 rename path2 path path
-83 mkdir path path mode
-84 rmdir path path
-85 creat path path mode
-86 link path2 path path
-87 unlink path path
-88 symlink path str path
-89 readlink path path buf_out:2 size
+82 rename path2 path path =nofollow
+83 mkdir path path mode =nofollow =entry
+84 rmdir path path =nofollow =entry
+85 creat path path mode =creat
+86 link path2 path path =nofollow
+87 unlink path path =nofollow =entry
+88 symlink path str path =nofollow =entry
+89 readlink path path buf_out:2 size =nofollow
 90 chmod path path mode
 91 fchmod fd fd mode
 92 chown path path uid gid
 93 fchown fd fd uid gid
-94 lchown path path uid gid
+94 lchown path path uid gid =nofollow
 95 umask std mode
 96 gettimeofday std ptr ptr
 97 getrlimit none int ptr
@@ -153,7 +162,7 @@ _TABLE = """
 130 rt_sigsuspend none ptr size
 131 sigaltstack none ptr ptr
 132 utime path path ptr
-133 mknod path path mode uint
+133 mknod path path mode uint =nofollow =entry
 134 uselib path path
 135 personality none uint
 136 ustat none uint ptr
@@ -209,16 +218,16 @@ _TABLE = """
 186 gettid none
 187 readahead fd fd off size
 188 setxattr path path str buf_in:3 size flags
-189 lsetxattr path path str buf_in:3 size flags
+189 lsetxattr path path str buf_in:3 size flags =nofollow
 190 fsetxattr fd fd str buf_in:3 size flags
 191 getxattr path path str buf_out:3 size
-192 lgetxattr path path str buf_out:3 size
+192 lgetxattr path path str buf_out:3 size =nofollow
 193 fgetxattr fd fd str buf_out:3 size
 194 listxattr path path buf_out:2 size
-195 llistxattr path path buf_out:2 size
+195 llistxattr path path buf_out:2 size =nofollow
 196 flistxattr fd fd buf_out:2 size
 197 removexattr path path str
-198 lremovexattr path path str
+198 lremovexattr path path str =nofollow
 199 fremovexattr fd fd str
 200 tkill none pid sig
 201 time std ptr
@@ -277,17 +286,17 @@ _TABLE = """
 254 inotify_add_watch path fd path uint
 255 inotify_rm_watch none fd int
 256 migrate_pages none pid uint ptr ptr
-257 openat path dirfd path flags mode
-258 mkdirat path dirfd path mode
-259 mknodat path dirfd path mode uint
-260 fchownat path dirfd path uid gid flags
+257 openat path dirfd path flags mode =oflags:2
+258 mkdirat path dirfd path mode =nofollow =entry
+259 mknodat path dirfd path mode uint =nofollow =entry
+260 fchownat path dirfd path uid gid flags =at:4
 261 futimesat path dirfd path ptr
-262 newfstatat path dirfd path ptr flags
-263 unlinkat path dirfd path flags
-264 renameat path2 dirfd path dirfd path
-265 linkat path2 dirfd path dirfd path flags
-266 symlinkat path str dirfd path
-267 readlinkat path dirfd path buf_out:3 size
+262 newfstatat path dirfd path ptr flags =at:3
+263 unlinkat path dirfd path flags =nofollow =entry
+264 renameat path2 dirfd path dirfd path =nofollow
+265 linkat path2 dirfd path dirfd path flags =follow:4
+266 symlinkat path str dirfd path =nofollow =entry
+267 readlinkat path dirfd path buf_out:3 size =nofollow
 268 fchmodat path dirfd path mode
 269 faccessat path dirfd path mode
 270 pselect6 std int ptr ptr ptr ptr ptr
@@ -300,7 +309,7 @@ _TABLE = """
 277 sync_file_range fd fd off off flags
 278 vmsplice fd fd ptr size flags
 279 move_pages none pid size ptr ptr ptr flags
-280 utimensat path dirfd path ptr flags
+280 utimensat path dirfd path ptr flags =at:3
 281 epoll_pwait std fd ptr int int ptr size
 282 signalfd none fd ptr size
 283 timerfd_create std int flags
@@ -323,7 +332,7 @@ _TABLE = """
 300 fanotify_init none flags flags
 301 fanotify_mark path fd flags uint dirfd path
 302 prlimit64 none pid int ptr ptr
-303 name_to_handle_at path dirfd path ptr ptr flags
+303 name_to_handle_at path dirfd path ptr ptr flags =at:4
 304 open_by_handle_at fd fd ptr flags
 305 clock_adjtime std int ptr
 306 syncfs fd fd
@@ -336,7 +345,7 @@ _TABLE = """
 313 finit_module none fd str flags
 314 sched_setattr none pid ptr flags
 315 sched_getattr none pid ptr uint flags
-316 renameat2 path2 dirfd path dirfd path flags
+316 renameat2 path2 dirfd path dirfd path flags =nofollow
 317 seccomp none int flags ptr
 318 getrandom none buf_out:1 size flags
 319 memfd_create none str flags
@@ -352,7 +361,7 @@ _TABLE = """
 329 pkey_mprotect none addr size int int
 330 pkey_alloc none flags uint
 331 pkey_free none int
-332 statx path dirfd path flags uint ptr
+332 statx path dirfd path flags uint ptr =at:2
 333 io_pgetevents none uint int int ptr ptr ptr
 334 rseq none ptr uint flags uint
 335 uretprobe none
@@ -360,7 +369,7 @@ _TABLE = """
 425 io_uring_setup none uint ptr
 426 io_uring_enter none fd uint uint flags ptr size
 427 io_uring_register none fd uint ptr uint
-428 open_tree path dirfd path flags
+428 open_tree path dirfd path flags =at:2
 429 move_mount path2 dirfd path dirfd path flags
 430 fsopen none str flags
 431 fsconfig none fd uint str ptr int
@@ -369,12 +378,12 @@ _TABLE = """
 434 pidfd_open none pid flags
 435 clone3 proc ptr size
 436 close_range fd uint uint flags
-437 openat2 path dirfd path ptr size
+437 openat2 path dirfd path ptr size =how:2
 438 pidfd_getfd none fd int flags
-439 faccessat2 path dirfd path mode flags
+439 faccessat2 path dirfd path mode flags =at:3
 440 process_madvise none fd ptr size int flags
 441 epoll_pwait2 std fd ptr int ptr ptr size
-442 mount_setattr path dirfd path flags ptr size
+442 mount_setattr path dirfd path flags ptr size =at:2
 443 quotactl_fd fd fd uint int ptr
 444 landlock_create_ruleset none ptr size flags
 445 landlock_add_rule none fd int ptr flags
@@ -384,7 +393,7 @@ _TABLE = """
 449 futex_waitv none ptr uint flags ptr int
 450 set_mempolicy_home_node none addr size uint flags
 451 cachestat fd fd ptr ptr flags
-452 fchmodat2 path dirfd path mode flags
+452 fchmodat2 path dirfd path mode flags =at:3
 453 map_shadow_stack none addr size flags
 454 futex_wake none ptr uint int flags
 455 futex_wait none ptr uint uint flags ptr int
@@ -395,13 +404,13 @@ _TABLE = """
 460 lsm_set_self_attr none uint ptr size flags
 461 lsm_list_modules none ptr ptr flags
 462 mseal none addr size flags
-463 setxattrat path dirfd path flags str ptr size
-464 getxattrat path dirfd path flags str ptr size
-465 listxattrat path dirfd path flags buf_out:4 size
-466 removexattrat path dirfd path flags str
+463 setxattrat path dirfd path flags str ptr size =at:2
+464 getxattrat path dirfd path flags str ptr size =at:2
+465 listxattrat path dirfd path flags buf_out:4 size =at:2
+466 removexattrat path dirfd path flags str =at:2
 467 open_tree_attr path dirfd path flags ptr size
-468 file_getattr path dirfd path ptr size flags
-469 file_setattr path dirfd path ptr size flags
+468 file_getattr path dirfd path ptr size flags =at:5
+469 file_setattr path dirfd path ptr size flags =at:5
 -1 vu_insmod virtual str flags
 -2 vu_rmmod virtual str
 -3 vu_lsmod virtual buf_out:1 size
@@ -411,16 +420,28 @@ _TABLE = """
 
 CHOICES = {"path", "path2", "fd", "fd2", "socket", "ioctl", "mount", "umount",
            "mmap", "std", "proc", "none", "virtual"}
+RULES = {"nofollow", "follow", "at", "oflags", "how", "creat", "entry"}
 ARG_KINDS = {"fd", "dirfd", "path", "str", "buf_in", "buf_out", "size", "int", "uint",
              "flags", "mode", "off", "ptr", "pid", "uid", "gid", "sig", "addr"}
 
 
 class Syscall:
-    """One row: ``args`` are kinds; ``sizes[i]`` is the index of buffer i's size arg."""
-    __slots__ = ("nr", "name", "choice", "args", "sizes")
+    """One row: ``args`` are kinds; ``sizes[i]`` is the index of buffer i's size arg;
+    the resolution rules: ``follow`` (True, False, or the index of the argument whose
+    AT_SYMLINK_FOLLOW bit says), ``at_flags`` (index of the AT_* flags argument or None),
+    ``oflags`` (("oflags"|"how"|"creat", index) or None), ``entry``."""
+    __slots__ = ("nr", "name", "choice", "args", "sizes", "follow", "at_flags", "oflags",
+                 "entry")
 
-    def __init__(self, nr: int, name: str, choice: str, args: tuple, sizes: tuple):
+    def __init__(self, nr: int, name: str, choice: str, args: tuple, sizes: tuple,
+                 rules: dict | None = None):
         self.nr, self.name, self.choice, self.args, self.sizes = nr, name, choice, args, sizes
+        rules = rules or {}
+        self.follow = False if "nofollow" in rules else rules.get("follow", True)
+        self.at_flags = rules.get("at")
+        self.oflags = next(((k, rules[k]) for k in ("oflags", "how", "creat") if k in rules),
+                           None)
+        self.entry = "entry" in rules
 
     def __repr__(self) -> str:
         return "Syscall(%d, %s, %s, %s)" % (self.nr, self.name, self.choice, self.args)
@@ -434,12 +455,17 @@ def _parse(text: str) -> tuple[dict[int, Syscall], dict[str, Syscall]]:
     by_name: dict[str, Syscall] = {}
     for line in text.strip().splitlines():
         nr_s, name, choice, *raw = line.split()
-        kinds, sizes = [], []
+        kinds, sizes, rules = [], [], {}
         for a in raw:
             kind, _, size = a.partition(":")
+            if kind.startswith("="):
+                if kind[1:] not in RULES:
+                    raise ValueError("bad syscall row: %s" % line)
+                rules[kind[1:]] = int(size) if size else True
+                continue
             kinds.append(kind)
             sizes.append(int(size) if size else None)
-        sc = Syscall(int(nr_s), name, choice, tuple(kinds), tuple(sizes))
+        sc = Syscall(int(nr_s), name, choice, tuple(kinds), tuple(sizes), rules)
         if sc.nr in by_nr or name in by_name:
             raise ValueError("duplicate syscall row: %s" % line)
         if choice not in CHOICES or not set(kinds) <= ARG_KINDS:

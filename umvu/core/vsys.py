@@ -20,13 +20,13 @@ from umvu.api import capability
 from umvu.core.log import INFO, log
 from umvu.core.paths import AT_FDCWD, rebase, within
 from umvu.core.registry import Entry, load_module_class
-from umvu.core.vfs import s32
 
 
 from umvu.core.abi import (MNT_DETACH, MNT_FORCE, MS_BIND, MS_MOVE, MS_RDONLY,  # noqa: F401
                            MS_REC, VUCTL_ACCEPTS, VUCTL_FSTYPES, VUCTL_GETDEBUGTAGS,
                            VUCTL_GETNAME, VUCTL_LASTERROR, VUCTL_LSOF, VUCTL_MOUNTS,
-                           VUCTL_PS, VUCTL_SETDEBUGTAGS, VUCTL_SETLOGLEVEL, VUCTL_SETNAME)
+                           VUCTL_PS, VUCTL_SETDEBUGTAGS, VUCTL_SETLOGLEVEL, VUCTL_SETNAME,
+                           s32)
 
 
 class VirtualSyscalls:
@@ -48,7 +48,7 @@ class VirtualSyscalls:
         return handler(t, args)
 
     def _out(self, t, guest_addr, size, data: bytes) -> int:
-        return self.hv.vfs._sized_out(t, guest_addr, size, data)
+        return self.hv.vfs.sized_out(t, guest_addr, size, data)
 
     # ------------------------------------------------------------ modules
     def vu_insmod(self, t, args):

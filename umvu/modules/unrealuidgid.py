@@ -25,6 +25,7 @@ import os
 import stat
 import struct
 
+from umvu.core.abi import s32, s64
 from umvu.api import PASS, log, Module, Native
 
 KEY = "unrealuidgid.creds"  # process.data: the virtual ids (api.set_credentials)
@@ -41,10 +42,6 @@ AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH = 0x100, 0x1000
 NO_CHANGE = 0xFFFFFFFF
 NGROUPS_MAX = 65536
 
-
-def s32(v):
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v & 0x80000000 else v
 
 
 class Creds:

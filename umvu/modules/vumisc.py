@@ -27,7 +27,7 @@ import struct
 import time
 import types
 
-from umvu.api import PASS, RESTARTS, Module, Native, parse_options, syscalls
+from umvu.api import PASS, RESTARTS, Module, Native, parse_options, s32, s64, syscalls
 
 CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_MONOTONIC_RAW = 0, 1, 4
 CLOCK_REALTIME_COARSE, CLOCK_MONOTONIC_COARSE, CLOCK_BOOTTIME = 5, 6, 7
@@ -46,14 +46,6 @@ NR_SETITIMER = syscalls.number("setitimer")
 UNAME_CALLS = ("uname", "sethostname", "setdomainname")
 
 
-def s64(v):
-    v &= 0xFFFFFFFFFFFFFFFF
-    return v - (1 << 64) if v & (1 << 63) else v
-
-
-def s32(v):
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v & 0x80000000 else v
 
 
 def is_virtual_root(api) -> bool:

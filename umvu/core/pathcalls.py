@@ -1,0 +1,590 @@
+"""Path system calls: resolve the guest's path in its view and route the call to the
+kernel (rewritten when the path crosses into a host tree served natively elsewhere) or
+to the module serving it (the ``v_NAME`` handlers, one per call family)."""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import struct
+
+from umvu.api import capability, implements
+from umvu.core import guestabi
+from umvu.core.abi import (AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
+                           AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY,
+                           O_EXCL, O_NOFOLLOW, O_PATH, O_TMPFILE, O_TRUNC, UTIME_NOW,
+                           UTIME_OMIT, s32, s64)
+from umvu.core.actions import Native
+from umvu.core.paths import AT_FDCWD, rebase, within
+from umvu.core.vfiles import MemFile, PLUS, VFile
+
+
+def proc_rest(path: bytes) -> bytes | None:
+    """What follows /proc/PID/ (or /proc/PID/task/TID/, PID a number, self or
+    thread-self) in path; None if path is not below such a directory."""
+    if not path.startswith(b"/proc/"):
+        return None
+    parts = path[6:].split(b"/", 3)
+    if len(parts) < 2 or not (parts[0].isdigit() or parts[0] in (b"self", b"thread-self")):
+        return None
+    if parts[1] == b"task" and len(parts) == 4 and parts[2].isdigit():
+        return parts[3]
+    return b"/".join(parts[1:])
+
+
+def is_proc_link(path: bytes) -> bool:
+    """/proc/PID/{fd/N,cwd,exe,root}: a magic link the kernel answers with a host path."""
+    rest = proc_rest(path)
+    return rest in (b"cwd", b"exe", b"root") or (
+        rest is not None and rest.startswith(b"fd/") and rest[3:].isdigit())
+
+
+def is_proc_mounts(path: bytes) -> bool:
+    """/proc/mounts, /proc/PID/mounts, mountinfo (the virtual mount table)."""
+    return path in (b"/proc/mounts", b"/proc/mountinfo") or \
+        proc_rest(path) in (b"mounts", b"mountinfo")
+
+
+class PathCalls:
+    """Part of VirtualFS: the path calls."""
+
+    def base_dir(self, t, dirfd: int) -> bytes:
+        if dirfd == AT_FDCWD:
+            return t.fs.cwd
+        vf = t.files.fds.get(dirfd)
+        if vf is not None:
+            if not vf.is_dir:
+                raise OSError(errno.ENOTDIR, "not a directory")
+            return vf.path
+        try:
+            target = os.readlink("/proc/%d/fd/%d" % (t.tid, dirfd))
+        except OSError:
+            raise OSError(errno.EBADF, "bad dirfd") from None
+        target = os.fsencode(target)
+        if not target.startswith(b"/"):
+            raise OSError(errno.ENOTDIR, "not a directory")
+        return self.guest_of_host(target)
+
+    def read_path(self, t, guest_addr: int) -> bytes:
+        return self.tracer.peekstr(t.tid, guest_addr)
+
+    def follow_of(self, sc, args) -> bool:
+        """Whether the call follows a last symlink (its row's rules)."""
+        follow = sc.follow
+        if follow is not True:
+            return bool(s32(args[follow]) & AT_SYMLINK_FOLLOW) if follow is not False \
+                else False
+        if sc.at_flags is not None:
+            return not (s32(args[sc.at_flags]) & AT_SYMLINK_NOFOLLOW)
+        if sc.oflags is not None:
+            flags = self.open_flags(sc, args)
+            return not (flags & O_NOFOLLOW) and not (flags & O_CREAT and flags & O_EXCL)
+        return True
+
+    def open_flags(self, sc, args) -> int:
+        """The O_* flags of an open-family call (its row's oflags rule)."""
+        kind, idx = sc.oflags
+        if kind == "oflags":
+            return s32(args[idx])
+        if kind == "creat":
+            return os.O_CREAT | os.O_WRONLY | os.O_TRUNC
+        # openat2: struct open_how {u64 flags, mode, resolve}
+        raw = self.tracer.peek(self.hv.cur_tid, args[idx], 24)
+        return struct.unpack("<QQQ", raw)[0]
+
+    def empty_path_ok(self, sc, args) -> bool:
+        idx = sc.at_flags
+        return idx is not None and bool(s32(args[idx]) & AT_EMPTY_PATH)
+
+    def scratch_path(self, t, path: bytes, slot: int = 0) -> int:
+        addr = self.hv.scratch(t) + slot * 4096
+        self.tracer.poke(t.tid, addr, path + b"\0")
+        return addr
+
+    # ------------------------------------------------------------ path syscalls
+    def on_path(self, t, sc, args):
+        """Syscalls whose choice is one path (possibly dirfd-relative)."""
+        idx = sc.args.index("path")
+        dirfd = s32(args[idx - 1]) if idx and sc.args[idx - 1] == "dirfd" else AT_FDCWD
+        name = sc.name
+        if name == "utimensat" and args[1] == 0:  # Linux: a NULL path means the fd itself
+            vf = t.files.fds.get(dirfd)
+            return None if vf is None else self.fd_op(t, sc, args, vf, dirfd)
+        try:
+            guest_path = self.read_path(t, args[idx])
+        except OSError as e:
+            return -e.errno
+        if guest_path == b"" and self.empty_path_ok(sc, args):
+            vf = t.files.fds.get(dirfd)
+            if vf is None:
+                return None
+            return self.fd_op(t, sc, args, vf, dirfd)
+        virtual_base = (dirfd == AT_FDCWD and not t.fs.kernel_cwd) or \
+            (dirfd != AT_FDCWD and dirfd in t.files.fds)
+        if name == "newfstatat" and virtual_base and dirfd != AT_FDCWD:
+            t.process.data[PLUS] = True  # see entries_plus
+        try:
+            if guest_path == b"" or (not self.hv.table.has_paths() and not virtual_base):
+                return self.real_path_hook(t, sc, args, None)
+            if is_proc_mounts(guest_path) and name in ("open", "openat", "openat2"):
+                return self.open_proc_mounts(t, sc, args, guest_path)
+            r = self.resolver.resolve(self.base_dir(t, dirfd), guest_path,
+                                      follow=self.follow_of(sc, args),
+                                      entry_op=sc.entry)
+        except OSError as e:
+            return -e.errno
+        if r.entry is None:
+            if is_proc_mounts(r.path) and name in ("open", "openat", "openat2"):
+                return self.open_proc_mounts(t, sc, args, r.path)
+            rewrite = None
+            if r.crossed or (virtual_base and not guest_path.startswith(b"/")):
+                new = list(args)
+                new[idx] = self.scratch_path(t, r.path)
+                if idx and sc.args[idx - 1] == "dirfd":
+                    new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
+                rewrite = new
+            return self.real_path_hook(t, sc, args, r, rewrite)
+        native = self.native_path(r)
+        if native is not None and name not in ("execve", "execveat"):
+            new = list(args)
+            new[idx] = self.scratch_path(t, native)
+            if idx and sc.args[idx - 1] == "dirfd":
+                new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
+            if name == "chdir":
+                def chdir_done(ret):
+                    if ret == 0:
+                        t.fs.cwd, t.fs.kernel_cwd = r.path, r.path == native.rstrip(b"/")
+                return Native(new, chdir_done)
+            return Native(new, self.readlink_fixer(t, sc, args, r.path))
+        handler = getattr(self, "v_" + name, None)
+        if handler is None:
+            return -errno.ENOSYS
+        return handler(t, sc, args, r)
+
+    @staticmethod
+    def native_path(r):
+        """The host path the kernel can serve r by, for services that say so (with the
+        guest's trailing slash: it means "a directory" to the kernel)."""
+        fn = capability(r.entry.service, "native_host") if r.entry is not None else None
+        host = fn(r.rel) if fn is not None else None
+        if host is not None and r.trailing and not host.endswith(b"/"):
+            host += b"/"
+        return host
+
+    def guest_of_host(self, host: bytes) -> bytes:
+        """A host path the kernel gave (an fd's or a cwd's) as the guest sees it: itself
+        where the guest sees it at its own place, else, inside a tree served natively at
+        another place, that place."""
+        entry, rel = self.hv.table.lookup_path(host)
+        if entry is None:
+            return host
+        fn = capability(entry.service, "native_host")
+        if fn is not None and fn(rel) == host:
+            return host
+        best, best_len = host, -1
+        for e in self.hv.table.mounts():
+            root = capability(e.service, "native_root")
+            if root is None or root == e.key or len(root) <= best_len:
+                continue
+            if within(host, root):
+                best, best_len = rebase(host, root, e.key), len(root)
+        return best
+
+    def readlink_fixer(self, t, sc, args, guest_path: bytes):
+        """readlink of /proc/PID/{fd/N,cwd,exe,root}: the kernel answers host paths."""
+        if sc.name not in ("readlink", "readlinkat") or not is_proc_link(guest_path):
+            return None
+        buf_idx = 1 if sc.name == "readlink" else 2
+        addr, size = args[buf_idx], args[buf_idx + 1]
+
+        comps = [c for c in guest_path.split(b"/") if c]
+        n, virtual = self.resolver.proc_magic(comps)
+
+        def fix(ret):
+            if virtual is not None and n == len(comps):  # a virtual cwd or fd
+                guest = virtual[:size]
+                self.tracer.poke(t.tid, addr, guest)
+                return len(guest)
+            if ret <= 0:
+                return ret
+            target = self.tracer.peek(t.tid, addr, ret)
+            guest = self.guest_of_host(target)
+            if guest == target:
+                return ret
+            guest = guest[:size]
+            self.tracer.poke(t.tid, addr, guest)
+            return len(guest)
+        return fix
+
+    def real_path_hook(self, t, sc, args, r, rewrite=None):
+        """A path the kernel serves; chdir must be followed to keep the cwd."""
+        if sc.name == "chdir":
+            def done(ret):
+                if ret == 0:
+                    t.fs.cwd = os.fsencode(os.readlink("/proc/%d/cwd" % t.tid))
+                    t.fs.kernel_cwd = True
+                return None
+            return Native(rewrite, done)
+        fixer = self.readlink_fixer(t, sc, args, r.path if r is not None else b"") \
+            if self.hv.table.has_paths() else None
+        if fixer is not None:
+            return Native(rewrite, fixer)
+        return Native(rewrite) if rewrite else None
+
+    def on_path2(self, t, sc, args):
+        """rename/link family: both paths must be on the same side (else EXDEV)."""
+        idxs = [i for i, k in enumerate(sc.args) if k == "path"]
+        res = []
+        for n, idx in enumerate(idxs):
+            dirfd = s32(args[idx - 1]) if idx and sc.args[idx - 1] == "dirfd" else AT_FDCWD
+            try:
+                guest_path = self.read_path(t, args[idx])
+                follow = (n == 0 and sc.name == "linkat" and
+                          bool(s32(args[4]) & AT_SYMLINK_FOLLOW))
+                if sc.name == "pivot_root":
+                    follow = True
+                r = self.resolver.resolve(self.base_dir(t, dirfd), guest_path, follow=follow,
+                                          entry_op=True)
+            except OSError as e:
+                return -e.errno
+            res.append((idx, r))
+        (i0, r0), (i1, r1) = res
+        hosts = [(r.path + b"/" if r.trailing and r.path != b"/" else r.path)
+                 if r.entry is None else self.native_path(r) for r in (r0, r1)]
+        if None not in hosts:  # both real or natively served: the kernel decides
+            if r0.entry is None and r1.entry is None and \
+                    not (r0.crossed or r1.crossed or not t.fs.kernel_cwd):
+                return None
+            new = list(args)
+            for slot, (idx, host) in enumerate(zip((i0, i1), hosts)):
+                new[idx] = self.scratch_path(t, host, slot)
+                if idx and sc.args[idx - 1] == "dirfd":
+                    new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
+            return Native(new)
+        if r0.entry is not r1.entry:
+            return -errno.EXDEV
+        if sc.name in ("rename", "renameat", "renameat2"):
+            flags = s32(args[4]) if sc.name == "renameat2" else 0
+            if not r0.exists:
+                return -errno.ENOENT
+            return self.call(r0.entry.service, "rename", r0.rel, r1.rel, flags) or 0
+        if sc.name in ("link", "linkat"):
+            if not r0.exists:
+                return -errno.ENOENT
+            if r1.exists:
+                return -errno.EEXIST
+            return self.call(r0.entry.service, "link", r0.rel, r1.rel) or 0
+        return -errno.EINVAL
+
+    # --- virtual path handlers: (t, sc, args, resolved) -> action
+    def _need(self, r):
+        if not r.exists:
+            raise OSError(errno.ENOENT, "no such file")
+
+    def _stat_out(self, t, guest_addr, st):
+        self.tracer.poke(t.tid, guest_addr, guestabi.encode_stat(st))
+        return 0
+
+    def v_stat(self, t, sc, args, r):
+        self._need(r)
+        return self._stat_out(t, args[1], r.st)
+
+    v_lstat = v_stat
+
+    def v_newfstatat(self, t, sc, args, r):
+        self._need(r)
+        return self._stat_out(t, args[2], r.st)
+
+    def v_statx(self, t, sc, args, r):
+        self._need(r)
+        self.tracer.poke(t.tid, args[4], guestabi.encode_statx(r.st, args[3]))
+        return 0
+
+    def _access(self, t, r, mode):
+        self._need(r)
+        svc = r.entry.service
+        if implements(svc, "access"):
+            return self.call(svc, "access", r.rel, mode) or 0
+        return 0
+
+    def v_access(self, t, sc, args, r):
+        return self._access(t, r, s32(args[1]))
+
+    def v_faccessat(self, t, sc, args, r):
+        return self._access(t, r, s32(args[2]))
+
+    v_faccessat2 = v_faccessat
+
+    def v_readlink(self, t, sc, args, r):
+        buf_i = 1 if sc.name == "readlink" else 2
+        self._need(r)
+        if not stat.S_ISLNK(r.st.st_mode):
+            return -errno.EINVAL
+        size = s32(args[buf_i + 1])
+        if size <= 0:
+            return -errno.EINVAL
+        target = self.call(r.entry.service, "readlink", r.rel)[:size]
+        self.tracer.poke(t.tid, args[buf_i], target)
+        return len(target)
+
+    v_readlinkat = v_readlink
+
+    def v_mkdir(self, t, sc, args, r):
+        if r.exists:
+            return -errno.EEXIST
+        mode = s32(args[1] if sc.name == "mkdir" else args[2]) & 0o7777 & ~t.fs.umask
+        return self.call(r.entry.service, "mkdir", r.rel, mode) or 0
+
+    v_mkdirat = v_mkdir
+
+    def v_mknod(self, t, sc, args, r):
+        if r.exists:
+            return -errno.EEXIST
+        base = 1 if sc.name == "mknod" else 2
+        mode = s32(args[base])
+        mode = (mode & ~0o7777) | (mode & 0o7777 & ~t.fs.umask)
+        if stat.S_IFMT(mode) == 0:
+            mode |= stat.S_IFREG
+        return self.call(r.entry.service, "mknod", r.rel, mode, args[base + 1]) or 0
+
+    v_mknodat = v_mknod
+
+    def v_rmdir(self, t, sc, args, r):
+        self._need(r)
+        if not stat.S_ISDIR(r.st.st_mode):
+            return -errno.ENOTDIR
+        if r.rel == b"/":
+            return -errno.EBUSY
+        return self.call(r.entry.service, "rmdir", r.rel) or 0
+
+    def v_unlink(self, t, sc, args, r):
+        self._need(r)
+        if stat.S_ISDIR(r.st.st_mode):
+            return -errno.EISDIR
+        return self.call(r.entry.service, "unlink", r.rel) or 0
+
+    def v_unlinkat(self, t, sc, args, r):
+        if s32(args[2]) & AT_REMOVEDIR:
+            return self.v_rmdir(t, sc, args, r)
+        return self.v_unlink(t, sc, args, r)
+
+    def v_symlink(self, t, sc, args, r):
+        try:
+            target = self.read_path(t, args[0])
+        except OSError as e:
+            return -e.errno
+        if r.exists:
+            return -errno.EEXIST
+        return self.call(r.entry.service, "symlink", target, r.rel) or 0
+
+    v_symlinkat = v_symlink
+
+    def v_chmod(self, t, sc, args, r):
+        self._need(r)
+        mode = s32(args[1] if sc.name == "chmod" else args[2]) & 0o7777
+        return self.call(r.entry.service, "chmod", r.rel, mode) or 0
+
+    v_fchmodat = v_fchmodat2 = v_chmod
+
+    def v_chown(self, t, sc, args, r):
+        self._need(r)
+        base = 1 if sc.name in ("chown", "lchown") else 2
+        return self.call(r.entry.service, "chown", r.rel, s32(args[base]),
+                         s32(args[base + 1])) or 0
+
+    v_lchown = v_fchownat = v_chown
+
+    def v_truncate(self, t, sc, args, r):
+        self._need(r)
+        if s64(args[1]) < 0:
+            return -errno.EINVAL
+        if stat.S_ISDIR(r.st.st_mode):
+            return -errno.EISDIR
+        ret = self.call(r.entry.service, "truncate", r.rel, s64(args[1])) or 0
+        self.content_changed_ino(r.entry, r.st.st_ino)
+        return ret
+
+    def _times(self, t, guest_addr, kind):
+        """(atime_ns, mtime_ns) from a guest timespec[2]/timeval[2]/utimbuf; None = omit."""
+        import time as _time
+        now = _time.time_ns()
+        if guest_addr == 0:
+            return now, now
+        if kind == "utimbuf":
+            a, m = struct.unpack("<qq", self.tracer.peek(t.tid, guest_addr, 16))
+            return a * 10**9, m * 10**9
+        a_s, a_x, m_s, m_x = struct.unpack("<qqqq", self.tracer.peek(t.tid, guest_addr, 32))
+        if kind == "timeval":
+            return a_s * 10**9 + a_x * 1000, m_s * 10**9 + m_x * 1000
+        out = []
+        for sec, nsec in ((a_s, a_x), (m_s, m_x)):
+            if nsec == UTIME_OMIT:
+                out.append(None)
+            elif nsec == UTIME_NOW:
+                out.append(now)
+            elif not 0 <= nsec < 10**9:
+                raise OSError(errno.EINVAL, "bad timespec")
+            else:
+                out.append(sec * 10**9 + nsec)
+        return tuple(out)
+
+    def _utimens(self, r, times):
+        self._need(r)
+        return self.call(r.entry.service, "utimens", r.rel, *times) or 0
+
+    def v_utimensat(self, t, sc, args, r):
+        return self._utimens(r, self._times(t, args[2], "timespec"))
+
+    def v_utimes(self, t, sc, args, r):
+        return self._utimens(r, self._times(t, args[1], "timeval"))
+
+    def v_futimesat(self, t, sc, args, r):
+        return self._utimens(r, self._times(t, args[2], "timeval"))
+
+    def v_utime(self, t, sc, args, r):
+        return self._utimens(r, self._times(t, args[1], "utimbuf"))
+
+    def v_statfs(self, t, sc, args, r):
+        self._need(r)
+        sv = self.call(r.entry.service, "statfs", r.rel)
+        self.tracer.poke(t.tid, args[1], guestabi.encode_statfs(sv))
+        return 0
+
+    def v_chdir(self, t, sc, args, r):
+        self._need(r)
+        if not stat.S_ISDIR(r.st.st_mode):
+            return -errno.ENOTDIR
+        self._access(t, r, os.X_OK)
+        t.fs.cwd = r.path
+        t.fs.kernel_cwd = False
+        return 0
+
+    def _xattr_name(self, t, guest_addr):
+        name = self.tracer.peekstr(t.tid, guest_addr, 256)
+        if not name:
+            raise OSError(errno.ERANGE, "empty name")
+        return name
+
+    def v_getxattr(self, t, sc, args, r):
+        self._need(r)
+        value = self.call(r.entry.service, "getxattr", r.rel, self._xattr_name(t, args[1]))
+        return self.sized_out(t, args[2], args[3], value)
+
+    v_lgetxattr = v_getxattr
+
+    def v_setxattr(self, t, sc, args, r):
+        self._need(r)
+        value = self.tracer.peek(t.tid, args[2], args[3]) if args[3] else b""
+        return self.call(r.entry.service, "setxattr", r.rel, self._xattr_name(t, args[1]),
+                         value, s32(args[4])) or 0
+
+    v_lsetxattr = v_setxattr
+
+    def v_listxattr(self, t, sc, args, r):
+        self._need(r)
+        names = self.call(r.entry.service, "listxattr", r.rel)
+        return self.sized_out(t, args[1], args[2], b"".join(n + b"\0" for n in names))
+
+    v_llistxattr = v_listxattr
+
+    def v_removexattr(self, t, sc, args, r):
+        self._need(r)
+        return self.call(r.entry.service, "removexattr", r.rel,
+                         self._xattr_name(t, args[1])) or 0
+
+    v_lremovexattr = v_removexattr
+
+    def v_execve(self, t, sc, args, r):
+        """The kernel execs a real file: the module's own host file when it has one,
+        else a private copy of the content (the kernel then reads #! lines from it)."""
+        self._need(r)
+        if not stat.S_ISREG(r.st.st_mode):
+            return -errno.EACCES
+        self._access(t, r, os.X_OK)
+        host = capability(r.entry.service, "host_path")
+        if host is not None:
+            real = host(r.rel)
+        else:
+            real = self.hv.exec_copy(r.entry, r.rel, r.st)
+        idx = sc.args.index("path")
+        new = list(args)
+        new[idx] = self.scratch_path(t, real)
+        if sc.name == "execveat":
+            new[0] = AT_FDCWD & 0xFFFFFFFF
+        return Native(new)
+
+    v_execveat = v_execve
+
+    # --- open
+    def v_open(self, t, sc, args, r):
+        flags = self.open_flags(sc, args)
+        if sc.name == "open":
+            mode = args[2]
+        elif sc.name == "openat":
+            mode = args[3]
+        elif sc.name == "creat":
+            mode = args[1]
+        else:
+            mode = struct.unpack("<QQQ", self.tracer.peek(t.tid, args[2], 24))[1]
+        mode = mode & 0o7777 & ~t.fs.umask
+        if flags & O_TMPFILE == O_TMPFILE:
+            return -errno.EOPNOTSUPP
+        if r.exists:
+            if flags & O_CREAT and flags & O_EXCL:
+                return -errno.EEXIST
+            if stat.S_ISLNK(r.st.st_mode) and flags & O_NOFOLLOW and not flags & O_PATH:
+                return -errno.ELOOP
+            if flags & O_DIRECTORY and not stat.S_ISDIR(r.st.st_mode):
+                return -errno.ENOTDIR
+            if stat.S_ISDIR(r.st.st_mode) and (flags & O_ACCMODE) != os.O_RDONLY:
+                return -errno.EISDIR
+        elif not flags & O_CREAT:
+            return -errno.ENOENT
+        elif r.trailing:
+            return -errno.EISDIR
+        elif flags & O_DIRECTORY:
+            return -errno.EINVAL
+        if flags & O_PATH:  # a location only: no module open (fstat, *at, fchdir work)
+            if not r.exists:
+                return -errno.ENOENT
+            vf = VFile(r.entry, r.entry.service, None, r.path, flags & ~O_CLOEXEC,
+                       stat.S_ISDIR(r.st.st_mode))
+            return self.install(t, vf, flags & O_CLOEXEC)
+        kind = stat.S_IFMT(r.st.st_mode) if r.exists else 0
+        if kind in (stat.S_IFCHR, stat.S_IFBLK):
+            # a device node of a virtual file system whose number a module claims
+            dev = self.hv.table.find("blkdev" if kind == stat.S_IFBLK else "chrdev",
+                                     r.st.st_rdev)
+            if dev is not None and dev.service is not r.entry.service:
+                handle = self.call(dev.service, "open", b"/", flags & ~O_CLOEXEC, mode)
+                vf = VFile(dev, dev.service, handle, r.path, flags & ~O_CLOEXEC, False)
+                return self.install(t, vf, flags & O_CLOEXEC)
+        special = capability(r.entry.service, "special_path")
+        if r.exists and special is not None and kind in (
+                stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK):
+            # fifos (devices, sockets) of a module: the kernel opens a real object the
+            # module names (a blocking fifo open must block the guest, not umvu)
+            idx = sc.args.index("path")
+            new = list(args)
+            new[idx] = self.scratch_path(t, self.call(r.entry.service, "special_path",
+                                                      r.rel, r.st))
+            if sc.args[idx - 1:idx] == ("dirfd",):
+                new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
+            return Native(new)
+        handle = self.call(r.entry.service, "open", r.rel, flags & ~O_CLOEXEC, mode)
+        is_dir = stat.S_ISDIR(r.st.st_mode) if r.exists else False
+        vf = VFile(r.entry, r.entry.service, handle, r.path, flags & ~O_CLOEXEC, is_dir)
+        if r.exists and flags & O_TRUNC:
+            self.content_changed(vf)
+        if kind == stat.S_IFREG and flags & (O_ACCMODE | O_TRUNC) == os.O_RDONLY:
+            call = self.content_call(t, vf, flags, r.st)
+            if call is not None:
+                return self.install(t, vf, flags & O_CLOEXEC, call, r.st)
+        return self.install(t, vf, flags & O_CLOEXEC, st=r.st if r.exists else None)
+
+    v_openat = v_creat = v_openat2 = v_open
+
+    def open_proc_mounts(self, t, sc, args, path):
+        data = self.hv.proc_mounts(t, path.endswith(b"mountinfo"))
+        vf = VFile(None, MemFile(data), 0, path, os.O_RDONLY, False)
+        return self.install(t, vf, self.open_flags(sc, args) & O_CLOEXEC)
