@@ -25,8 +25,7 @@ import os
 import stat
 import struct
 
-from umvu.core.abi import s32, s64
-from umvu.api import PASS, log, Module, Native
+from umvu.api import PASS, Module, Native, s32
 
 KEY = "unrealuidgid.creds"  # process.data: the virtual ids (api.set_credentials)
 ID_CALLS = ("getuid", "geteuid", "getgid", "getegid", "getresuid", "getresgid", "setuid",
