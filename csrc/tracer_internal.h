@@ -1,9 +1,12 @@
 /*
  * The tracer core (libumvutracer.so), file by file:
  *  - tracer_state.c    the state's one instance and its per-thread tables
- *  - seccomp_helper.c  the rest: the filters and listeners, starting the guest, the
- *                      tree, waiting and the stops, what Python does with a stopped
- *                      thread
+ *  - spawn.c           starting the guest, the signals the supervisor ignores, the
+ *                      autonomous run, the exit code
+ *  - tree.c            the process tree, and the exec events of the threads followed in
+ *                      C alone (lazy following)
+ *  - seccomp_helper.c  the rest: the filters and listeners, waiting and the stops,
+ *                      what Python does with a stopped thread
  *  - pathwalk.c        the calls the C loop decides alone: the fd and path fast paths
  *  - answers.c         Python's fstat/newfstatat answers, the closes it lets by
  *  - memory.c          the guest's memory
@@ -59,7 +62,7 @@ static inline int at_notif(int tid)
 /* tracer_state.c */
 int tables_init(void);
 
-/* seccomp_helper.c: the tree */
+/* tree.c */
 void tree_del(int tid);
 struct tree_node *tree_new(int tid, int tgid);
 void tree_clone(int parent, int child, unsigned long flags);

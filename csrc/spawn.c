@@ -1,0 +1,216 @@
+/* Starting the guest (umvu_spawn, umvu_launch), the signals the supervisor ignores while
+ * it runs, the autonomous run of the umvu program and the exit code it ends with. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
+#include "tracer_internal.h"
+
+/* umvu_spawn's own flags: umvu's SIGINT / SIGQUIT was ignored, the guest's stays so */
+#define UMVU_KEEP_SIGINT_IGN  2
+#define UMVU_KEEP_SIGQUIT_IGN 4
+
+/* what the supervisor must survive; the guest gets its dispositions back */
+static const int supervisor_ignores[] = { SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU };
+_Static_assert(sizeof supervisor_ignores / sizeof supervisor_ignores[0] == NIGNORES,
+	       "one saved disposition per signal ignored");
+
+static void supervisor_signals(void)
+{
+	struct sigaction ign;
+	memset(&ign, 0, sizeof ign);
+	ign.sa_handler = SIG_IGN;
+	for (int i = 0; i < NIGNORES; i++)
+		sigaction(supervisor_ignores[i], &ign,
+			  tr.signals_saved ? NULL : &tr.saved_actions[i]);
+	tr.signals_saved = 1;
+}
+
+/* Give umvu its own dispositions back (the guest tree is over). */
+int umvu_restore_signals(void)
+{
+	if (tr.signals_saved)
+		for (int i = 0; i < NIGNORES; i++)
+			sigaction(supervisor_ignores[i], &tr.saved_actions[i], NULL);
+	tr.signals_saved = 0;
+	return 0;
+}
+
+int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int flags,
+	       int guest_umask)
+{
+	int pipefd[2];
+	static struct sock_filter prog[MAXPROG];
+	int plen = 0;
+
+	tr.noseccomp = (flags & UMVU_NOSECCOMP) != 0;
+	if (tables_init() < 0)
+		return -ENOMEM;
+	supervisor_signals();
+	if (tr.saved_actions[0].sa_handler == SIG_IGN)
+		flags |= UMVU_KEEP_SIGINT_IGN;
+	if (tr.saved_actions[1].sa_handler == SIG_IGN)
+		flags |= UMVU_KEEP_SIGQUIT_IGN;
+	if (!tr.noseccomp) {
+		plen = build_filter(prog, bitmap, NULL, nbits);
+		if (plen < 0)
+			return plen;
+	}
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		char c;
+		close(pipefd[1]);
+		/* the dispositions the hypervisor changed for itself are not the guest's */
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGXFSZ, SIG_DFL);
+		if (!(flags & UMVU_KEEP_SIGINT_IGN))
+			signal(SIGINT, SIG_DFL);
+		if (!(flags & UMVU_KEEP_SIGQUIT_IGN))
+			signal(SIGQUIT, SIG_DFL);
+		signal(SIGTSTP, SIG_DFL);
+		signal(SIGTTIN, SIG_DFL);
+		signal(SIGTTOU, SIG_DFL);
+		sigset_t empty;
+		sigemptyset(&empty);
+		sigprocmask(SIG_SETMASK, &empty, NULL);
+		umask(guest_umask);
+		/* wait until the parent has seized us; EOF means it died */
+		if (read(pipefd[0], &c, 1) != 1)
+			_exit(127);
+		if (!tr.noseccomp) {
+			struct sock_fprog fprog = { .len = (unsigned short)plen, .filter = prog };
+			if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+			    (!(flags & UMVU_NOFILTER) &&
+			     syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &fprog) < 0)) {
+				dprintf(2, "umvu: cannot install the seccomp filter: %s\n", strerror(errno));
+				_exit(126);
+			}
+		}
+		execvp(argv[0], argv);
+		int e = errno;
+		dprintf(2, "umvu: %s: %s\n", argv[0], strerror(e));
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	close(pipefd[0]);
+	long opts = PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK |
+		    PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL;
+	if (!tr.noseccomp)
+		opts |= PTRACE_O_TRACESECCOMP;
+	tr.full_opts = opts;
+	tr.exec_events_off = (flags & UMVU_NOFILTER) != 0;
+	if (tr.exec_events_off)
+		opts &= ~PTRACE_O_TRACEEXEC;
+	if (ptrace(PTRACE_SEIZE, pid, 0, opts) < 0) {
+		int e = errno;
+		kill(pid, SIGKILL);
+		close(pipefd[1]);
+		waitpid(pid, NULL, 0);
+		return -e;
+	}
+	tr.tflags[pid] = TF_KNOWN;
+	tree_new(pid, pid);
+	tr.main_tid = pid;
+	tr.nthreads = 1;
+	if (write(pipefd[1], "g", 1) != 1) {
+		int e = errno;
+		close(pipefd[1]);
+		return -e;
+	}
+	close(pipefd[1]);
+	return pid;
+}
+
+/* on: resume tracees at clone and exec events (Python only follows the tree) */
+int umvu_set_autonomous(int on)
+{
+	tr.autonomous = on;
+	return 0;
+}
+
+/* While no module is loaded: follow the guest without Python until an event needs it
+ * (1, *ev filled, the tracee stopped) or no tracee is left (0). Clone, exec and exit
+ * events only update the tree (umvu_set_autonomous must be on). */
+int umvu_run_autonomous(struct umvu_event *ev)
+{
+	for (;;) {
+		int r = umvu_next(ev);
+		if (r <= 0)
+			return r;
+		if ((ev->kind == UMVU_EV_CLONE || ev->kind == UMVU_EV_EXEC) && ev->resumed)
+			continue;
+		if (ev->kind == UMVU_EV_EXITED)
+			continue;
+		tr.handed_over = *ev;
+		return 1;
+	}
+}
+
+/* The event umvu_run_autonomous returned last (for an interpreter started after it). */
+int umvu_handed_over(struct umvu_event *ev)
+{
+	*ev = tr.handed_over;
+	return 0;
+}
+
+/* Start the guest as umvu does (umvu's own umask, no syscall trapped but the virtual
+ * ones; no filter at all when followed in C), with follow_in_c the C loop following
+ * it alone. spin: how long wait_tracee polls (ns); < 0: UMVU_DEFAULT_SPIN_NS when this
+ * process may use more than one CPU, else 0. Returns the guest's pid or -errno. */
+int umvu_launch(char *const argv[], int no_seccomp, int follow_in_c, long spin)
+{
+	static const unsigned char empty[8];
+	int flags = no_seccomp ? UMVU_NOSECCOMP : (follow_in_c ? UMVU_NOFILTER : 0);
+	tr.launch_umask = umask(022);
+	umask(tr.launch_umask);
+	int pid = umvu_spawn(argv, empty, 64, flags, tr.launch_umask);
+	if (pid < 0) {
+		umvu_restore_signals();
+		return pid;
+	}
+	/* -S: every call stops, and the C loop lets by those no module wants (all, now) */
+	umvu_set_wanted(empty, 64, no_seccomp && follow_in_c);
+	umvu_set_autonomous(follow_in_c);
+	if (spin < 0) {
+		cpu_set_t cpus;
+		spin = sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1
+			? UMVU_DEFAULT_SPIN_NS : 0;
+	}
+	tr.spin_ns = spin;
+	tr.last_wait_ns = 0;
+	return pid;
+}
+
+int umvu_guest_umask(void)
+{
+	return tr.launch_umask;
+}
+
+/* The first guest process's status as a shell reports it (1 if unknown). */
+int umvu_exit_code(void)
+{
+	if (tr.main_status == -1)
+		return 1;
+	if (WIFSIGNALED(tr.main_status))
+		return 128 + WTERMSIG(tr.main_status);
+	return WEXITSTATUS(tr.main_status);
+}
