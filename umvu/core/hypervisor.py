@@ -16,297 +16,30 @@ from __future__ import annotations
 
 import errno
 import os
-import stat
-import struct
 import time
 from types import CoroutineType
 
-from umvu.api import HypervisorAPI, capability, implements
-from umvu.core.log import log
+from umvu.api import implements
 from umvu.core import syscalls
+from umvu.core.abi import s32
 from umvu.core.actions import PASS, Native
 from umvu.core.errors import RESTARTS, call_to_retval
-from umvu.core.process import Observers, ProcessTable, kernel_umask
-from umvu.core.registry import Entry, Responsibility
-from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED,
-                              EV_KNOCK, EV_SYSCALL, EV_SYSCALL_EXIT, Tracer, build_fd_filter,
-                              build_filter)
-from umvu.core.abi import s32, s64
+from umvu.core.filters import SETID, Filters
+from umvu.core.guests import Guests
+from umvu.core.log import log
+from umvu.core.modapi import ModuleAPI
+from umvu.core.mounts import proc_mounts as render_proc_mounts
+from umvu.core.process import Observers, ProcessTable
+from umvu.core.registry import Responsibility
+from umvu.core.trace import CallFormatter, format_ret
+from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED, EV_KNOCK,
+                              EV_SYSCALL, EV_SYSCALL_EXIT, Tracer)
 from umvu.core.vfs import VirtualFS
 from umvu.core.vsys import VirtualSyscalls
 from umvu.core.waiting import Waits, drive
 
 
-SCRATCH_SIZE = 16 * 4096
-NR_MMAP = syscalls.number("mmap")
-NR_SECCOMP = syscalls.number("seccomp")
-NR_CLOSE = syscalls.number("close")
-# what the core must see once any module is loaded
-MODULE_CHOICES = {"path", "path2", "fd", "fd2", "mmap", "ioctl", "mount", "umount"}
-SETID = {"setuid", "setgid", "setreuid", "setregid", "setgroups", "setresuid", "setresgid",
-         "setfsuid", "setfsgid"}
-MODULE_EXTRA = {"getcwd", "execve", "execveat", "umask", "epoll_ctl"} | SETID
-# traced from the first MAP_SHARED mapping of a virtual file on (its write-back)
-WRITE_BACK = {"msync", "munmap"}
-
-
-class ModuleAPI(HypervisorAPI):
-    """What a module may ask of the hypervisor (the contracts: umvu.api)."""
-
-    def __init__(self, hv) -> None:
-        self.hv = hv
-        self._ids: dict[int, tuple] = {}  # tid -> (fs uid, fs gid, groups) from /proc
-        self._credentials = None  # set_credentials
-
-    def add_path(self, module, prefix: bytes, service, source=b"", fstype="", flags=0,
-                 options="") -> Entry:
-        return self.hv.table.add(Entry("path", prefix, module, service, source, fstype,
-                                       flags, options))
-
-    def open_path(self, path: bytes, flags: int = os.O_RDONLY, mode: int = 0o644,
-                  below=None) -> "ModuleFile":
-        """Open a guest-view path for a module's own use (an image file, a device).
-
-        ``below``: the module's own entry (or the module): mounts made at or after it are
-        not seen, so a module never calls into its own layer and modules stack (a vudev
-        disk under a file system module). Real paths are opened on the host."""
-        hv = self.hv
-        entry, rel = self._lookup_below(path, below)
-        if entry is None:
-            return ModuleFile(None, os.open(path, flags | os.O_CLOEXEC, mode), path)
-        handle = hv.call(entry.service, "open", rel, flags, mode)
-        return ModuleFile(entry.service, handle, path)
-
-    def _lookup_below(self, path: bytes, below):
-        """(entry, rel) serving a guest path, not seeing mounts made at or after below."""
-        seq = None
-        if below is not None:
-            entries = [e for e in self.hv.table.entries if e is below or e.module is below]
-            seq = min((e.seq for e in entries), default=None)
-        return self.hv.table.lookup_path(path, below_seq=seq)
-
-    def image_source(self, path: bytes, below=None) -> "ImageSource":
-        """The host file behind a guest-view image path: a real file is itself (size
-        None); a device of a module is the window its service's ``host_backing(rel)``
-        names, as (host_path, offset, size). The device counts as busy (vuumount says
-        EBUSY) until the ImageSource is released."""
-        hv = self.hv
-        entry, rel = self._lookup_below(path, below)
-        if entry is None:
-            st = os.stat(path)  # ENOENT, EACCES... as the guest would see them
-            if stat.S_ISDIR(st.st_mode):
-                raise OSError(errno.EISDIR, "%s is a directory" % os.fsdecode(path))
-            return ImageSource(path, 0, None, None)
-        backing = capability(entry.service, "host_backing")
-        if backing is None:
-            raise OSError(errno.ENOTBLK, "%s is served by module %s, which offers no "
-                          "image" % (os.fsdecode(path), entry.module.name))
-        host_path, offset, size = hv.call(entry.service, "host_backing", rel)
-        entry.users += 1
-        return ImageSource(host_path, offset, size, entry)
-
-    def claim_syscalls(self, module, names, service) -> list:
-        """Claim system calls by name (VUOS's syscall choice): before the core's own
-        dispatch, ``service.syscall(t, sc, args)`` may answer (an int, a Native, None for
-        the kernel) or return PASS to let the core dispatch as usual; after the call,
-        ``service.after(t, sc, args, ret)`` may look at (and change) the result."""
-        entries = []
-        for name in names:
-            sc = syscalls.BY_NAME[name]
-            entries.append(self.hv.table.add(Entry("syscall", sc.nr, module, service)))
-        self.hv.update_hooks()
-        return entries
-
-    def add_device(self, module, kind: str, rdev: int, service) -> Entry:
-        """Claim a device number (kind "blkdev" or "chrdev"): device nodes with it in
-        virtual file systems open through service.open(b"/", flags, mode)."""
-        return self.hv.table.add(Entry(kind, rdev, module, service))
-
-    def add_entry_path(self, module, path: bytes, service) -> Entry:
-        """Claim one more path for a mount's service family (a disk's partitions)."""
-        return self.hv.table.add(Entry("path", path, module, service))
-
-    def remove_entry(self, entry: Entry) -> None:
-        if entry in self.hv.table.entries:
-            self.hv.table.remove(entry)
-            if entry.kind == "syscall":
-                self.hv.update_hooks()
-
-    def resolve(self, dirfd: int, guest_path: bytes, follow: bool = True):
-        """The calling thread's view of a path: (canonical path, stat or None)."""
-        hv = self.hv
-        t = hv.procs.get(hv.cur_tid)
-        r = hv.vfs.resolver.resolve(hv.vfs.base_dir(t, dirfd), guest_path, follow=follow)
-        return r.path, (r.st if r.exists else None)
-
-    def stat_fd(self, guest_fd: int):
-        """stat of an fd of the calling thread (virtual or real)."""
-        hv = self.hv
-        t = hv.procs.get(hv.cur_tid)
-        vf = t.files.fds.get(guest_fd)
-        if vf is not None:
-            return hv.vfs.fstat_of(vf)
-        return os.stat("/proc/%d/fd/%d" % (t.tid, guest_fd))
-
-    def scratch_addr(self, size: int) -> int:
-        """Guest address of ``size`` bytes (at most 256) that a hook may use for one
-        call's rewritten arguments (the end of the calling thread's scratch area)."""
-        hv = self.hv
-        if size > 256:
-            raise ValueError("scratch request too large")
-        return hv.scratch(hv.procs.get(hv.cur_tid)) + SCRATCH_SIZE - 256
-
-    def on_exec(self, callback) -> None:
-        """callback(tid) after every successful exec, before the new program runs."""
-        self.hv.exec_hooks.append(callback)
-        self.hv.set_lazy()
-
-    def drop_exec_hook(self, callback) -> None:
-        if callback in self.hv.exec_hooks:
-            self.hv.exec_hooks.remove(callback)
-        self.hv.set_lazy()
-
-    def open_memfile(self, guest_path: bytes, data: bytes, cloexec: bool):
-        """The action that makes the pending open() give the guest a read-only virtual
-        file holding data (a module's own view of a /proc file)."""
-        from umvu.core.vfiles import MemFile, VFile
-        hv = self.hv
-        t = hv.procs.get(hv.cur_tid)
-        vf = VFile(None, MemFile(data), 0, guest_path, os.O_RDONLY, False)
-        return hv.vfs.install(t, vf, cloexec)
-
-    def thread_of(self, tid: int):
-        """Any traced thread by tid (None if it is not a guest)."""
-        return self.hv.known(tid)
-
-    def thread(self):
-        return self.hv.procs.get(self.hv.cur_tid)
-
-    def set_credentials(self, source) -> None:
-        self._credentials = source
-
-    def credentials(self, thread):
-        source = self._credentials
-        return source(thread) if source is not None and thread is not None else None
-
-    def guest_read(self, guest_addr: int, size: int) -> bytes:
-        """Memory of the calling guest thread (an ioctl's argument); EFAULT if bad."""
-        return self.hv.tracer.peek(self.hv.cur_tid, guest_addr, size)
-
-    def guest_read_str(self, guest_addr: int) -> bytes:
-        """A NUL-terminated string (a path) of the calling guest thread."""
-        return self.hv.tracer.peekstr(self.hv.cur_tid, guest_addr)
-
-    def read_memory(self, tid: int, guest_addr: int, size: int) -> bytes:
-        """Memory of any stopped guest thread (exec hooks)."""
-        return self.hv.tracer.peek(tid, guest_addr, size)
-
-    def write_memory(self, tid: int, guest_addr: int, data: bytes) -> None:
-        self.hv.tracer.poke(tid, guest_addr, data)
-
-    def guest_write(self, guest_addr: int, data: bytes) -> None:
-        self.hv.tracer.poke(self.hv.cur_tid, guest_addr, data)
-
-    def private_dir(self) -> bytes:
-        """A directory of this session's own (exec copies, fifos), removed at the end."""
-        return os.fsencode(self.hv.private_dir())
-
-    def _status(self):
-        """(uid, gid, groups) of the calling guest thread: its fs ids, as the kernel
-        checks them (or the virtual ones of set_credentials' source); read from /proc
-        once and kept until the thread execs or calls a set*id."""
-        hv = self.hv
-        tid = hv.cur_tid
-        t = hv.procs.get(tid)
-        creds = self.credentials(t)
-        if creds is not None:
-            return creds.uid[3], creds.gid[3], set(creds.groups)
-        ids = self._ids.get(tid)
-        if ids is None:
-            uid = gid = 0
-            groups = set()
-            try:
-                with open("/proc/%d/status" % tid, "rb") as f:
-                    for line in f:
-                        if line.startswith(b"Uid:"):
-                            uid = int(line.split()[4])
-                        elif line.startswith(b"Gid:"):
-                            gid = int(line.split()[4])
-                        elif line.startswith(b"Groups:"):
-                            groups = {int(g) for g in line.split()[1:]}
-                            break
-            except OSError:
-                return 0, 0, set()
-            ids = self._ids[tid] = (uid, gid, groups)
-        return ids
-
-    def forget_ids(self, tid: int) -> None:
-        self._ids.pop(tid, None)
-
-    def caller(self):
-        """(uid, gid, pid, umask) of the guest thread whose call is being served."""
-        hv = self.hv
-        t = hv.procs.get(hv.cur_tid)
-        uid, gid, _ = self._status()
-        return uid, gid, t.process.tgid if t else hv.cur_tid, t.fs.umask if t else 0o022
-
-    def caller_groups(self) -> set:
-        return self._status()[2]
-
-    def remove_path(self, module, prefix: bytes) -> None:
-        for e in list(self.hv.table.entries):
-            if e.kind == "path" and e.module is module and e.key == prefix:
-                self.hv.table.remove(e)
-
-
-class ImageSource:
-    """What ModuleAPI.image_source found: host_path, offset, size; release() when the
-    mount using it goes away."""
-
-    def __init__(self, host_path: bytes, offset: int, size, entry) -> None:
-        self.host_path, self.offset, self.size, self._entry = host_path, offset, size, entry
-
-    def release(self) -> None:
-        if self._entry is not None:
-            self._entry.users -= 1
-            self._entry = None
-
-
-class ModuleFile:
-    """A file a module opened through ModuleAPI.open_path: host fd or virtual handle."""
-
-    def __init__(self, service, handle, path: bytes) -> None:
-        self.service, self.handle, self.path = service, handle, path
-
-    def pread(self, size: int, offset: int) -> bytes:
-        if self.service is None:
-            return os.pread(self.handle, size, offset)
-        return self.service.pread(self.handle, size, offset)
-
-    def pwrite(self, data: bytes, offset: int) -> int:
-        if self.service is None:
-            return os.pwrite(self.handle, data, offset)
-        return self.service.pwrite(self.handle, data, offset)
-
-    def fstat(self):
-        if self.service is None:
-            return os.fstat(self.handle)
-        return self.service.fstat(self.handle)
-
-    def fsync(self) -> None:
-        if self.service is None:
-            os.fsync(self.handle)
-        elif implements(self.service, "fsync"):
-            self.service.fsync(self.handle)
-
-    def close(self) -> None:
-        if self.service is None:
-            os.close(self.handle)
-        elif implements(self.service, "close"):
-            self.service.close(self.handle)
-
-
-class Hypervisor:
+class Hypervisor(Guests, Filters):
     def __init__(self, noseccomp: bool = False, debugtags: str = "",
                  view_name: bytes = b"", tracer: Tracer | None = None) -> None:
         # noseccomp (-S): no filter; every syscall stops (PTRACE_SYSCALL entry and exit
@@ -315,6 +48,7 @@ class Hypervisor:
         self.debugtags = set(debugtags)
         self.view_name = view_name
         self.tracer = tracer if tracer is not None else Tracer()
+        self.formatter = CallFormatter(self.tracer)
         self.table = Responsibility()
         self.modules: dict[str, object] = {}
         self.api = ModuleAPI(self)
@@ -536,72 +270,6 @@ class Hypervisor:
                 self.update_plain(t)
         return wait
 
-    # ------------------------------------------------------------- lazy following
-    def update_plain(self, t) -> None:
-        """Tell the C loop whether t's clones may be followed without Python: nothing of
-        t's that this table keeps would go to a child but what a fresh adoption from the
-        kernel and the tree gives (current filter, no virtual fd, no virtual cwd, no
-        module state). Going plain may come late (here, after an event); leaving it
-        comes at once, before the guest runs on (on_vfd_added, on_fs_virtual,
-        on_data_changed, new_filter_gen)."""
-        p = t.process
-        plain = (self.lazy and p.filter_gen == self.filter_gen and not p.data
-                 and not t.files.fds and t.fs.kernel_cwd and t.fs.root == b"/")
-        if plain != t.plain:
-            t.plain = plain
-            self.tracer.set_plain(t.tid, plain)
-
-    def set_lazy(self) -> None:
-        """What the C loop follows alone: clones of plain threads, and the execs of
-        unseen ones unless a module hooks every exec."""
-        self.tracer.set_lazy(self.lazy, self.lazy and not self.exec_hooks)
-
-    def _not_plain(self, threads) -> None:
-        for t in threads:
-            if t.plain:
-                t.plain = False
-                self.tracer.set_plain(t.tid, False)
-
-    def sync_unseen(self) -> None:
-        """Adopt the threads the C loop followed alone (their state is what the kernel
-        and the tree say: see update_plain), before anything looks at every thread."""
-        if not self.lazy:
-            return
-        rows = self.tracer.tree_rows(unseen_only=True)
-        if rows:
-            for t in self.procs.adopt(rows, None, self.tracer.tree_rows(), self.filter_gen):
-                self.update_plain(t)
-
-    def all_threads(self) -> list:
-        """Every guest thread (the unseen ones adopted first)."""
-        self.sync_unseen()
-        return list(self.procs.threads.values())
-
-    def known(self, tid: int):
-        """The thread tid (adopted if the C loop followed it alone), or None."""
-        t = self.procs.get(tid)
-        if t is None:
-            self.sync_unseen()
-            t = self.procs.get(tid)
-        return t
-
-    def new_filter_gen(self) -> None:
-        """A new filter every process must stack: the unseen threads are adopted with the
-        generation they have, and no thread is plain until it has the new one."""
-        self.sync_unseen()
-        self.filter_gen += 1
-        self.tracer.plain_reset()
-        for t in self.procs.threads.values():
-            t.plain = False
-
-    def on_fs_virtual(self, fs) -> None:
-        """fs's cwd went inside a virtual mount: a child must copy it."""
-        self._not_plain(t for t in self.all_threads() if t.fs is fs)
-
-    def on_data_changed(self, process) -> None:
-        self._not_plain(self.procs.threads[tid] for tid in process.threads
-                        if tid in self.procs.threads)
-
     # ------------------------------------------------------------- calls into modules
     def call(self, service, method: str, *args):
         """Call a module/service method; a missing method is ENOSYS; a coroutine
@@ -613,13 +281,6 @@ class Hypervisor:
         if type(result) is CoroutineType:
             return drive(result)
         return result
-
-    # ------------------------------------------------------------- syscalls
-    def thread(self, tid: int):
-        t = self.known(tid)
-        if t is None:  # a thread we missed: adopt it with the kernel's view
-            t = self.procs.add_initial(tid, os.fsencode(os.readlink("/proc/%d/cwd" % tid)))
-        return t
 
     def on_syscall(self, tid: int, nr: int):
         """Serve a call (in the server greenlet: it may wait); a Wait if it does."""
@@ -711,7 +372,7 @@ class Hypervisor:
     def perform(self, t, sc, nr, args, action) -> None:
         tid = t.tid
         debug = "s" in self.debugtags
-        line = self.format_call(tid, sc, args, nr) if debug else None
+        line = self.formatter.format_call(tid, sc, args, nr) if debug else None
         if action is None:
             if debug:
                 self._pending_exit[tid] = (line, None, None)
@@ -720,7 +381,7 @@ class Hypervisor:
                 self.tracer.native(tid)
         elif isinstance(action, int):
             if debug:
-                log.info("%s = %s", line, _format_ret(action))
+                log.info("%s = %s", line, format_ret(action))
             self.tracer.skip(tid, action)
         else:
             if action.grant is not None and not debug and self.grant(tid, action):
@@ -754,7 +415,7 @@ class Hypervisor:
                 self.tracer.set_return(tid, new)
                 ret = new
         if line is not None:
-            log.info("%s = %s", line, _format_ret(ret))
+            log.info("%s = %s", line, format_ret(ret))
         self.tracer.resume(tid)
 
     def on_abi32(self, tid: int, nr: int) -> None:
@@ -795,386 +456,5 @@ class Hypervisor:
             return None
         return self.vfs.f_mmap(t, args, vf, s32(args[4]))
 
-    def placeholder_dir(self) -> bytes:
-        """An empty directory the guest opens in place of a module's directory."""
-        if self._placeholder is None:
-            path = os.path.join(self.private_dir(), "dir")
-            os.mkdir(path, 0o555)
-            self.procs.obs.placeholder_links += (path,)
-            self._placeholder = os.fsencode(path)
-        return self._placeholder
-
-    def private_dir(self) -> str:
-        if self._exec_dir is None:
-            import tempfile
-            self._exec_dir = tempfile.mkdtemp(prefix="umvu-")
-            os.chmod(self._exec_dir, 0o711)
-        return self._exec_dir
-
-    def exec_copy(self, entry, rel: bytes, st) -> bytes:
-        """A host copy of a virtual executable, readable and executable by the guest."""
-        import hashlib
-        self.private_dir()
-        handle = self.call(entry.service, "open", rel, os.O_RDONLY, 0)
-        try:
-            data = bytearray()
-            while True:
-                chunk = self.call(entry.service, "pread", handle, 1 << 20, len(data))
-                if not chunk:
-                    break
-                data += chunk
-        finally:
-            self.call(entry.service, "close", handle)
-        name = hashlib.sha256(entry.key + rel + bytes(data)).hexdigest()[:24]
-        path = os.path.join(self._exec_dir, name)
-        if not os.path.exists(path):
-            with open(path + ".tmp", "wb") as f:
-                f.write(data)
-            os.chmod(path + ".tmp", 0o755)
-            os.rename(path + ".tmp", path)
-        return os.fsencode(path)
-
-    # ------------------------------------------------------------- guest memory
-    def scratch(self, t) -> int:
-        """Guest address of this thread's scratch area (made at first use)."""
-        addr = t.mem.scratch.get(t.tid)
-        if addr is None:
-            ret = self.tracer.inject(t.tid, NR_MMAP, 0, SCRATCH_SIZE, 3, 0x22,
-                                     0xFFFFFFFFFFFFFFFF, 0)
-            if -4096 < ret < 0:
-                raise OSError(-ret, "cannot map a scratch area in the guest")
-            addr = ret
-            t.mem.scratch[t.tid] = addr
-        return addr
-
-    # ------------------------------------------------------------- filter widening
-    def need_syscalls(self) -> None:
-        """A module was loaded: trace what modules need, in every process."""
-        extra = MODULE_EXTRA | WRITE_BACK if self.shared_maps_made else MODULE_EXTRA
-        want = {sc.nr for sc in syscalls.BY_NR.values() if sc.nr >= 0 and (
-            sc.choice in MODULE_CHOICES or sc.name in extra)} | set(self.hooks)
-        if self.fd_filtering:  # trapped per virtual fd instead (on_vfd_added)
-            fd_arg = self.fd_arg_of()
-            want = {nr for nr in want if nr >= len(fd_arg) or fd_arg[nr] == 255}
-        if want <= self.filter_numbers or self.noseccomp:
-            self.filter_numbers |= want
-            self.update_fastpath()
-            return
-        self.filter_numbers |= want
-        self.new_filter_gen()
-        self.update_fastpath()
-        self.want_upgrades()
-
-    def need_write_back(self, t) -> None:
-        """A first MAP_SHARED mapping of a virtual file: trace msync and munmap from now
-        on, in t's process (at a syscall stop) at once."""
-        if self.shared_maps_made:
-            return
-        self.shared_maps_made = True
-        self.need_syscalls()
-        if not self.noseccomp and t.process.filter_gen < self.filter_gen:
-            self.upgrade_filter(t)
-
-    def want_upgrades(self) -> None:
-        """Every process whose filter is older than filter_gen (but the current
-        thread's, upgraded at its next call) stops at its next syscall boundary."""
-        seen = set()
-        for t in self.waits.unparked_first(self.all_threads()):
-            if t.process.tgid in seen or t.tid == self.cur_tid:
-                continue
-            seen.add(t.process.tgid)
-            if t.process.filter_gen < self.filter_gen:
-                self.tracer.want_boundary(t.tid)
-
-    # fd-choice syscalls the C loop may resume by itself when their fd is virtual in no
-    # fd table (fchdir and close_range need the core even for real fds)
-    FASTPATH_EXCLUDE = {"fchdir", "close_range"}
-
-    def fd_arg_of(self) -> bytes:
-        """nr -> index of the fd argument (255: none) of the calls that need Python only
-        when that fd is virtual."""
-        table = bytearray([255]) * syscalls.NBITS
-        for sc in syscalls.BY_NR.values():
-            if not 0 <= sc.nr < syscalls.NBITS or sc.name in self.FASTPATH_EXCLUDE \
-                    or sc.nr in self.hooks:  # a module looks at every such call
-                continue
-            if sc.choice in ("fd", "ioctl") and sc.args and sc.args[0] == "fd":
-                table[sc.nr] = 0
-            elif sc.choice == "mmap":
-                table[sc.nr] = 4
-        return bytes(table)
-
-    def update_fastpath(self) -> None:
-        table = self.fd_arg_of()
-        if self.fd_filtering:
-            self.fd_arg_table = table
-        enable = not self.noseccomp and "s" not in self.debugtags
-        self.tracer.set_fastpath(table, enable)
-        # the C loop may answer fstat of virtual fds (vfs.remember_stat) unless a module
-        # looks at those calls
-        self.fdstat_enabled = enable and not {syscalls.BY_NAME[n].nr for n in (
-            "fstat", "newfstatat")} & set(self.hooks)
-        self.vfs.drop_stats()
-        # -S: calls no module wants stop (twice) but need no Python; -d s shows them all
-        self.tracer.set_wanted(syscalls.bitmap(self.filter_numbers),
-                               self.noseccomp and "s" not in self.debugtags)
-        self.update_pathfast()
-
-    # path-choice syscalls the C loop never decides: chdir and chroot change what the
-    # core follows; the rest are rare and have flags that change how paths resolve
-    PATHFAST_EXCLUDE = {"chdir", "chroot", "openat2", "name_to_handle_at", "open_tree",
-                        "open_tree_attr", "move_mount", "fspick", "mount_setattr",
-                        "pivot_root", "acct", "swapon", "swapoff", "quotactl", "uselib",
-                        "fanotify_mark"}
-    # not path-choice calls, but the kernel's own whenever their path is (the exec event
-    # is what the core follows)
-    PATHFAST_EXTRA = {"execve", "execveat"}
-    # always Python's: /proc (its magic links, /proc/self, virtual mounts tables)
-    PATHFAST_ALWAYS = [b"/proc"]
-
-    def update_pathfast(self) -> None:
-        """Tell the C loop which path syscalls it may resume by itself and which prefixes
-        (every path entry, every host tree served natively elsewhere, /proc) it must
-        leave to Python."""
-        table = bytearray([255]) * (5 * syscalls.NBITS)
-        notif = set()
-        for sc in syscalls.BY_NR.values():
-            if not 0 <= sc.nr < syscalls.NBITS or sc.nr in self.hooks:
-                continue
-            if sc.name == "getcwd":  # Python's only while some cwd is virtual
-                table[5 * sc.nr + 4] = 2
-                notif.add(sc.nr)
-                continue
-            if (sc.choice not in ("path", "path2") and sc.name not in self.PATHFAST_EXTRA) \
-                    or sc.name in self.PATHFAST_EXCLUDE:
-                continue
-            notif.add(sc.nr)
-            for slot, idx in enumerate(sc.path_args()):
-                table[5 * sc.nr + 2 * slot] = idx
-                if idx and sc.args[idx - 1] == "dirfd":
-                    table[5 * sc.nr + 2 * slot + 1] = idx - 1
-            table[5 * sc.nr + 4] = 1 if sc.name == "utimensat" else 0
-        prefixes = self.table.path_keys() + self.PATHFAST_ALWAYS
-        for e in self.table.mounts():
-            root = capability(e.service, "native_root")
-            if root is not None:
-                prefixes.append(root)
-        enable = not self.noseccomp and "s" not in self.debugtags and \
-            os.environ.get("UMVU_PATHFAST", "1") != "0"
-        self.tracer.set_pathfast(bytes(table), prefixes, enable)
-        # (a filter stacked earlier may still send a number no longer here: the C loop
-        # then hands it to Python as any call)
-        self.notif_numbers = notif if enable else set()
-
-    # seccomp(SET_MODE_FILTER, flags): TSYNC, and for a filter with a listener
-    # NEW_LISTENER | TSYNC_ESRCH | WAIT_KILLABLE_RECV (a notification taken is not
-    # interrupted by the guest's signals: the C loop answers it soon)
-    TSYNC = 1
-    LISTENER = 8 | 16 | 32
-
-    def stack_filter(self, t, prog: bytes, notif_bitmap: bytes | None = None) -> bool:
-        """Stack the BPF program prog onto t's process (t is at a syscall stop); with
-        notif_bitmap, the numbers prog sends to a listener (the C loop's)."""
-        try:
-            addr = self.scratch(t)
-        except OSError as e:
-            log.error("umvu: pid %d: cannot stack a seccomp filter: %s", t.tid, e)
-            return False
-        fprog = struct.pack("<HxxxxxxQ", len(prog) // 8, addr + 16)
-        self.tracer.poke(t.tid, addr, fprog + prog)
-        flags = self.TSYNC | (self.LISTENER if notif_bitmap is not None else 0)
-        ret = s64(self.tracer.inject(t.tid, NR_SECCOMP, 1, flags, addr))  # SET_MODE_FILTER
-        if notif_bitmap is not None and ret >= 0:
-            try:
-                self.tracer.listener_add(t.process.tgid, ret, notif_bitmap)
-                return True
-            except OSError as e:
-                log.error("umvu: pid %d: no seccomp listener: %s", t.tid, e)
-                return False  # (the filter's notifications then fail with ENOSYS)
-            finally:
-                self.tracer.inject(t.tid, NR_CLOSE, ret)
-        if ret == -errno.EBUSY and notif_bitmap is not None:
-            return False  # a listener is in the stack already (see upgrade_filter)
-        if ret != 0:
-            log.error("umvu: pid %d: stacking a seccomp filter failed (%d)", t.tid, ret)
-            return False
-        return True
-
-    def upgrade_filter(self, t) -> None:
-        """Stack the current filter onto t's process (t is at a syscall stop). A stack
-        holds one listener at most (the kernel answers EBUSY to a second): a process that
-        has one gets a filter without, whose numbers trap as ptrace stops where the older
-        filter does not send them to its listener (the kernel takes USER_NOTIF over
-        TRACE)."""
-        numbers = syscalls.bitmap(self.filter_numbers)
-        notif = self.notif_numbers & self.filter_numbers if self.notif_ok else set()
-        ok = False
-        if notif:
-            notif_bitmap = syscalls.bitmap(notif)
-            ok = self.stack_filter(t, build_filter(numbers, notif_bitmap), notif_bitmap)
-            if ok:
-                self.listeners_made = True
-            elif not self.listeners_made:
-                self.notif_ok = False  # a kernel without listeners: stops only
-        if not ok:
-            ok = self.stack_filter(t, build_filter(numbers))
-        if ok:
-            t.process.filter_gen = self.filter_gen
-            self.refresh_fs(t)
-
-    # a process gets a filter per fd number that becomes virtual in its fd table, up to
-    # this many (each costs ~20 ns on every syscall of the process: measured 193 ns per
-    # getppid with none, 273 with one, 424 with 8, 597 with 16); then one that traps
-    # every fd call by number. tar of a tree 12 deep holds ~15 numbers.
-    FD_TRAPS_MAX = int(os.environ.get("UMVU_FD_TRAPS", "24"))
-
-    def on_vfd_added(self, table, guest_fd: int) -> None:
-        """guest_fd became virtual in table (or another kind of virtual fd): every
-        process using the table must trap its calls on it before it can make one. The
-        thread at the stop being handled gets the filter at once; other processes at
-        their next syscall boundary (asked for now, before this stop ends, so none of
-        them can call on the fd before)."""
-        sharers = self.waits.unparked_first(
-            [t for t in self.all_threads() if t.files is table])
-        self._not_plain(sharers)  # a child must copy the fd
-        if not self.fd_filtering:
-            return
-        vf = table.fds.get(guest_fd)
-        if vf is None:
-            return
-        stopped = self.procs.get(self.stopped_tid) if self.stopped_tid else None
-        seen = set()
-        for t in sharers:
-            p = t.process
-            if t.files is not table or p.tgid in seen:
-                continue
-            seen.add(p.tgid)
-            if self.fd_trapped(p, guest_fd, vf.native):
-                continue
-            if stopped is not None and stopped.process is p:
-                self.trap_fd(stopped, guest_fd)
-            else:
-                p.fd_pending.add(guest_fd)
-                self.tracer.want_boundary(t.tid)
-
-    @staticmethod
-    def fd_trapped(p, guest_fd: int, native: frozenset) -> bool:
-        """p's filters trap every call on guest_fd but (some of) those in native."""
-        if p.fd_traps is None:
-            return True
-        let_by = p.fd_traps.get(guest_fd)
-        return let_by is not None and let_by <= native
-
-    def trap_fd(self, t, guest_fd: int) -> None:
-        """Stack onto t's process (t at a syscall stop) the filter guest_fd needs now."""
-        vf = t.files.fds.get(guest_fd)
-        p = t.process
-        if vf is None or self.fd_trapped(p, guest_fd, vf.native):
-            return  # closed since it was asked for (asked again if it comes back)
-        if len(p.fd_traps) >= self.FD_TRAPS_MAX:
-            nrs = {nr for nr, arg in enumerate(self.fd_arg_table) if arg != 255}
-            if self.stack_filter(t, build_filter(syscalls.bitmap(nrs))):
-                p.fd_traps = None
-            return
-        table = self.fd_arg_table
-        if vf.native:
-            native = {syscalls.BY_NAME[n].nr for n in vf.native}
-            table = bytes(255 if nr in native else arg for nr, arg in enumerate(table))
-        if self.stack_filter(t, build_fd_filter(table, guest_fd)):
-            let_by = p.fd_traps.get(guest_fd)
-            p.fd_traps[guest_fd] = vf.native if let_by is None else let_by & vf.native
-
-    @staticmethod
-    def refresh_fs(t) -> None:
-        """Read cwd and umask from the kernel: the core does not follow them while no
-        module is loaded (nothing traps, or -S lets them by). A cwd inside a virtual
-        mount is the core's own (the kernel's is elsewhere): kept."""
-        try:
-            if t.fs.kernel_cwd:
-                t.fs.cwd = os.fsencode(os.readlink("/proc/%d/cwd" % t.tid))
-        except OSError:
-            return
-        umask = kernel_umask(t.tid)
-        if umask is not None:
-            t.fs.umask = umask
-
-    def on_boundary(self, tid: int) -> None:
-        t = self.thread(tid)
-        self.cur_tid = tid
-        if t.process.filter_gen < self.filter_gen:
-            self.upgrade_filter(t)
-        pending, t.process.fd_pending = t.process.fd_pending, set()
-        for guest_fd in sorted(pending):
-            self.trap_fd(t, guest_fd)
-        self.tracer.boundary_done(tid)
-
-    # ------------------------------------------------------------- debug output
-    def format_call(self, tid: int, sc, args, nr: int | None = None) -> str:
-        if sc is None:
-            return "[%d] syscall_%d(%s)" % (tid, nr, ", ".join(hex(a) for a in args))
-        parts = []
-        for kind, value in zip(sc.args, args):
-            parts.append(self._format_arg(tid, kind, value))
-        return "[%d] %s(%s)" % (tid, sc.name, ", ".join(parts))
-
-    def _format_arg(self, tid: int, kind: str, value: int) -> str:
-        if kind in ("path", "str"):
-            if value == 0:
-                return "NULL"
-            try:
-                s = self.tracer.peekstr(tid, value)
-            except OSError:
-                return "0x%x" % value
-            text = repr(s[:96])[1:]
-            return text[:-1] + '..."' if len(s) > 96 else text
-        if kind == "off":
-            return str(value - (1 << 64) if value >= 1 << 63 else value)
-        if kind in ("fd", "dirfd", "int", "pid", "sig", "uid", "gid"):
-            v = s32(value)
-            return "AT_FDCWD" if kind == "dirfd" and v == -100 else str(v)
-        if kind == "mode":
-            return "0%o" % value
-        if kind in ("size", "uint"):
-            return str(value)
-        if value == 0:
-            return "NULL" if kind in ("ptr", "buf_in", "buf_out") else "0"
-        return hex(value)
-
-    # ------------------------------------------------------------- /proc/mounts
     def proc_mounts(self, t, mountinfo: bool) -> bytes:
-        name = "mountinfo" if mountinfo else "mounts"
-        try:
-            with open("/proc/%d/%s" % (t.tid, name), "rb") as f:
-                real = f.read()
-        except OSError:
-            real = b""
-        lines = []
-        for e in self.table.mounts():
-            opts = ("ro" if e.flags & 1 else "rw") + ("," + e.options if e.options else "")
-            src = _octal_escape(e.source or b"none")
-            dst = _octal_escape(e.key)
-            fstype = (e.fstype or "vu").encode()
-            if mountinfo:
-                lines.append(b"%d 1 0:%d / %s %s - %s %s %s\n" % (
-                    100000 + e.seq, 200 + e.seq, dst, opts.split(",")[0].encode(), fstype,
-                    src, opts.encode()))
-            else:
-                lines.append(b"%s %s %s %s 0 0\n" % (src, dst, fstype, opts.encode()))
-        return real + b"".join(lines)
-
-
-def _octal_escape(path: bytes) -> bytes:
-    out = bytearray()
-    for ch in path:
-        if ch in b" \t\n\\":
-            out += b"\\%03o" % ch
-        else:
-            out.append(ch)
-    return bytes(out)
-
-
-def _format_ret(ret: int) -> str:
-    if -4096 < ret < 0:
-        name = errno.errorcode.get(-ret, "E?")
-        return "-1 %s (%s)" % (name, os.strerror(-ret))
-    return str(ret) if -4096 < ret < 1 << 20 else hex(ret & 0xFFFFFFFFFFFFFFFF)
+        return render_proc_mounts(self.table, t, mountinfo)

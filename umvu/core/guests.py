@@ -1,0 +1,140 @@
+"""The guests: threads the hypervisor follows, adopted from the C loop's tree when it
+followed them alone (lazy following), their scratch memory, and the private host files
+(placeholders, exec copies) the guests are given."""
+from __future__ import annotations
+
+import os
+
+from umvu.core import syscalls
+
+SCRATCH_SIZE = 16 * 4096  # a thread's scratch area in its guest's memory
+NR_MMAP = syscalls.number("mmap")
+
+
+class Guests:
+    """Part of the Hypervisor: the guest threads and what they are given."""
+
+    # ------------------------------------------------------------- lazy following
+    def update_plain(self, t) -> None:
+        """Tell the C loop whether t's clones may be followed without Python: nothing of
+        t's that this table keeps would go to a child but what a fresh adoption from the
+        kernel and the tree gives (current filter, no virtual fd, no virtual cwd, no
+        module state). Going plain may come late (here, after an event); leaving it
+        comes at once, before the guest runs on (on_vfd_added, on_fs_virtual,
+        on_data_changed, new_filter_gen)."""
+        p = t.process
+        plain = (self.lazy and p.filter_gen == self.filter_gen and not p.data
+                 and not t.files.fds and t.fs.kernel_cwd and t.fs.root == b"/")
+        if plain != t.plain:
+            t.plain = plain
+            self.tracer.set_plain(t.tid, plain)
+
+    def set_lazy(self) -> None:
+        """What the C loop follows alone: clones of plain threads, and the execs of
+        unseen ones unless a module hooks every exec."""
+        self.tracer.set_lazy(self.lazy, self.lazy and not self.exec_hooks)
+
+    def _not_plain(self, threads) -> None:
+        for t in threads:
+            if t.plain:
+                t.plain = False
+                self.tracer.set_plain(t.tid, False)
+
+    def sync_unseen(self) -> None:
+        """Adopt the threads the C loop followed alone (their state is what the kernel
+        and the tree say: see update_plain), before anything looks at every thread."""
+        if not self.lazy:
+            return
+        rows = self.tracer.tree_rows(unseen_only=True)
+        if rows:
+            for t in self.procs.adopt(rows, None, self.tracer.tree_rows(), self.filter_gen):
+                self.update_plain(t)
+
+    def all_threads(self) -> list:
+        """Every guest thread (the unseen ones adopted first)."""
+        self.sync_unseen()
+        return list(self.procs.threads.values())
+
+    def known(self, tid: int):
+        """The thread tid (adopted if the C loop followed it alone), or None."""
+        t = self.procs.get(tid)
+        if t is None:
+            self.sync_unseen()
+            t = self.procs.get(tid)
+        return t
+
+    def new_filter_gen(self) -> None:
+        """A new filter every process must stack: the unseen threads are adopted with the
+        generation they have, and no thread is plain until it has the new one."""
+        self.sync_unseen()
+        self.filter_gen += 1
+        self.tracer.plain_reset()
+        for t in self.procs.threads.values():
+            t.plain = False
+
+    def on_fs_virtual(self, fs) -> None:
+        """fs's cwd went inside a virtual mount: a child must copy it."""
+        self._not_plain(t for t in self.all_threads() if t.fs is fs)
+
+    def on_data_changed(self, process) -> None:
+        self._not_plain(self.procs.threads[tid] for tid in process.threads
+                        if tid in self.procs.threads)
+
+    # ------------------------------------------------------------- syscalls
+    def thread(self, tid: int):
+        t = self.known(tid)
+        if t is None:  # a thread we missed: adopt it with the kernel's view
+            t = self.procs.add_initial(tid, os.fsencode(os.readlink("/proc/%d/cwd" % tid)))
+        return t
+
+    def placeholder_dir(self) -> bytes:
+        """An empty directory the guest opens in place of a module's directory."""
+        if self._placeholder is None:
+            path = os.path.join(self.private_dir(), "dir")
+            os.mkdir(path, 0o555)
+            self.procs.obs.placeholder_links += (path,)
+            self._placeholder = os.fsencode(path)
+        return self._placeholder
+
+    def private_dir(self) -> str:
+        if self._exec_dir is None:
+            import tempfile
+            self._exec_dir = tempfile.mkdtemp(prefix="umvu-")
+            os.chmod(self._exec_dir, 0o711)
+        return self._exec_dir
+
+    def exec_copy(self, entry, rel: bytes, st) -> bytes:
+        """A host copy of a virtual executable, readable and executable by the guest."""
+        import hashlib
+        self.private_dir()
+        handle = self.call(entry.service, "open", rel, os.O_RDONLY, 0)
+        try:
+            data = bytearray()
+            while True:
+                chunk = self.call(entry.service, "pread", handle, 1 << 20, len(data))
+                if not chunk:
+                    break
+                data += chunk
+        finally:
+            self.call(entry.service, "close", handle)
+        name = hashlib.sha256(entry.key + rel + bytes(data)).hexdigest()[:24]
+        path = os.path.join(self._exec_dir, name)
+        if not os.path.exists(path):
+            with open(path + ".tmp", "wb") as f:
+                f.write(data)
+            os.chmod(path + ".tmp", 0o755)
+            os.rename(path + ".tmp", path)
+        return os.fsencode(path)
+
+    # ------------------------------------------------------------- guest memory
+    def scratch(self, t) -> int:
+        """Guest address of this thread's scratch area (made at first use)."""
+        addr = t.mem.scratch.get(t.tid)
+        if addr is None:
+            ret = self.tracer.inject(t.tid, NR_MMAP, 0, SCRATCH_SIZE, 3, 0x22,
+                                     0xFFFFFFFFFFFFFFFF, 0)
+            if -4096 < ret < 0:
+                raise OSError(-ret, "cannot map a scratch area in the guest")
+            addr = ret
+            t.mem.scratch[t.tid] = addr
+        return addr

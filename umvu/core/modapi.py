@@ -1,0 +1,268 @@
+"""The hypervisor's side of the module API (umvu.api.HypervisorAPI): what a module may
+ask, and the files and images it opens through the guest's view."""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from umvu.api import HypervisorAPI, capability, implements
+from umvu.core import syscalls
+from umvu.core.guests import SCRATCH_SIZE
+from umvu.core.registry import Entry
+
+
+class ModuleAPI(HypervisorAPI):
+    """What a module may ask of the hypervisor (the contracts: umvu.api)."""
+
+    def __init__(self, hv) -> None:
+        self.hv = hv
+        self._ids: dict[int, tuple] = {}  # tid -> (fs uid, fs gid, groups) from /proc
+        self._credentials = None  # set_credentials
+
+    def add_path(self, module, prefix: bytes, service, source=b"", fstype="", flags=0,
+                 options="") -> Entry:
+        return self.hv.table.add(Entry("path", prefix, module, service, source, fstype,
+                                       flags, options))
+
+    def open_path(self, path: bytes, flags: int = os.O_RDONLY, mode: int = 0o644,
+                  below=None) -> "ModuleFile":
+        """Open a guest-view path for a module's own use (an image file, a device).
+
+        ``below``: the module's own entry (or the module): mounts made at or after it are
+        not seen, so a module never calls into its own layer and modules stack (a vudev
+        disk under a file system module). Real paths are opened on the host."""
+        hv = self.hv
+        entry, rel = self._lookup_below(path, below)
+        if entry is None:
+            return ModuleFile(None, os.open(path, flags | os.O_CLOEXEC, mode), path)
+        handle = hv.call(entry.service, "open", rel, flags, mode)
+        return ModuleFile(entry.service, handle, path)
+
+    def _lookup_below(self, path: bytes, below):
+        """(entry, rel) serving a guest path, not seeing mounts made at or after below."""
+        seq = None
+        if below is not None:
+            entries = [e for e in self.hv.table.entries if e is below or e.module is below]
+            seq = min((e.seq for e in entries), default=None)
+        return self.hv.table.lookup_path(path, below_seq=seq)
+
+    def image_source(self, path: bytes, below=None) -> "ImageSource":
+        """The host file behind a guest-view image path: a real file is itself (size
+        None); a device of a module is the window its service's ``host_backing(rel)``
+        names, as (host_path, offset, size). The device counts as busy (vuumount says
+        EBUSY) until the ImageSource is released."""
+        hv = self.hv
+        entry, rel = self._lookup_below(path, below)
+        if entry is None:
+            st = os.stat(path)  # ENOENT, EACCES... as the guest would see them
+            if stat.S_ISDIR(st.st_mode):
+                raise OSError(errno.EISDIR, "%s is a directory" % os.fsdecode(path))
+            return ImageSource(path, 0, None, None)
+        backing = capability(entry.service, "host_backing")
+        if backing is None:
+            raise OSError(errno.ENOTBLK, "%s is served by module %s, which offers no "
+                          "image" % (os.fsdecode(path), entry.module.name))
+        host_path, offset, size = hv.call(entry.service, "host_backing", rel)
+        entry.users += 1
+        return ImageSource(host_path, offset, size, entry)
+
+    def claim_syscalls(self, module, names, service) -> list:
+        """Claim system calls by name (VUOS's syscall choice): before the core's own
+        dispatch, ``service.syscall(t, sc, args)`` may answer (an int, a Native, None for
+        the kernel) or return PASS to let the core dispatch as usual; after the call,
+        ``service.after(t, sc, args, ret)`` may look at (and change) the result."""
+        entries = []
+        for name in names:
+            sc = syscalls.BY_NAME[name]
+            entries.append(self.hv.table.add(Entry("syscall", sc.nr, module, service)))
+        self.hv.update_hooks()
+        return entries
+
+    def add_device(self, module, kind: str, rdev: int, service) -> Entry:
+        """Claim a device number (kind "blkdev" or "chrdev"): device nodes with it in
+        virtual file systems open through service.open(b"/", flags, mode)."""
+        return self.hv.table.add(Entry(kind, rdev, module, service))
+
+    def add_entry_path(self, module, path: bytes, service) -> Entry:
+        """Claim one more path for a mount's service family (a disk's partitions)."""
+        return self.hv.table.add(Entry("path", path, module, service))
+
+    def remove_entry(self, entry: Entry) -> None:
+        if entry in self.hv.table.entries:
+            self.hv.table.remove(entry)
+            if entry.kind == "syscall":
+                self.hv.update_hooks()
+
+    def resolve(self, dirfd: int, guest_path: bytes, follow: bool = True):
+        """The calling thread's view of a path: (canonical path, stat or None)."""
+        hv = self.hv
+        t = hv.procs.get(hv.cur_tid)
+        r = hv.vfs.resolver.resolve(hv.vfs.base_dir(t, dirfd), guest_path, follow=follow)
+        return r.path, (r.st if r.exists else None)
+
+    def stat_fd(self, guest_fd: int):
+        """stat of an fd of the calling thread (virtual or real)."""
+        hv = self.hv
+        t = hv.procs.get(hv.cur_tid)
+        vf = t.files.fds.get(guest_fd)
+        if vf is not None:
+            return hv.vfs.fstat_of(vf)
+        return os.stat("/proc/%d/fd/%d" % (t.tid, guest_fd))
+
+    def scratch_addr(self, size: int) -> int:
+        """Guest address of ``size`` bytes (at most 256) that a hook may use for one
+        call's rewritten arguments (the end of the calling thread's scratch area)."""
+        hv = self.hv
+        if size > 256:
+            raise ValueError("scratch request too large")
+        return hv.scratch(hv.procs.get(hv.cur_tid)) + SCRATCH_SIZE - 256
+
+    def on_exec(self, callback) -> None:
+        """callback(tid) after every successful exec, before the new program runs."""
+        self.hv.exec_hooks.append(callback)
+        self.hv.set_lazy()
+
+    def drop_exec_hook(self, callback) -> None:
+        if callback in self.hv.exec_hooks:
+            self.hv.exec_hooks.remove(callback)
+        self.hv.set_lazy()
+
+    def open_memfile(self, guest_path: bytes, data: bytes, cloexec: bool):
+        """The action that makes the pending open() give the guest a read-only virtual
+        file holding data (a module's own view of a /proc file)."""
+        from umvu.core.vfiles import MemFile, VFile
+        hv = self.hv
+        t = hv.procs.get(hv.cur_tid)
+        vf = VFile(None, MemFile(data), 0, guest_path, os.O_RDONLY, False)
+        return hv.vfs.install(t, vf, cloexec)
+
+    def thread_of(self, tid: int):
+        """Any traced thread by tid (None if it is not a guest)."""
+        return self.hv.known(tid)
+
+    def thread(self):
+        return self.hv.procs.get(self.hv.cur_tid)
+
+    def set_credentials(self, source) -> None:
+        self._credentials = source
+
+    def credentials(self, thread):
+        source = self._credentials
+        return source(thread) if source is not None and thread is not None else None
+
+    def guest_read(self, guest_addr: int, size: int) -> bytes:
+        """Memory of the calling guest thread (an ioctl's argument); EFAULT if bad."""
+        return self.hv.tracer.peek(self.hv.cur_tid, guest_addr, size)
+
+    def guest_read_str(self, guest_addr: int) -> bytes:
+        """A NUL-terminated string (a path) of the calling guest thread."""
+        return self.hv.tracer.peekstr(self.hv.cur_tid, guest_addr)
+
+    def read_memory(self, tid: int, guest_addr: int, size: int) -> bytes:
+        """Memory of any stopped guest thread (exec hooks)."""
+        return self.hv.tracer.peek(tid, guest_addr, size)
+
+    def write_memory(self, tid: int, guest_addr: int, data: bytes) -> None:
+        self.hv.tracer.poke(tid, guest_addr, data)
+
+    def guest_write(self, guest_addr: int, data: bytes) -> None:
+        self.hv.tracer.poke(self.hv.cur_tid, guest_addr, data)
+
+    def private_dir(self) -> bytes:
+        """A directory of this session's own (exec copies, fifos), removed at the end."""
+        return os.fsencode(self.hv.private_dir())
+
+    def _status(self):
+        """(uid, gid, groups) of the calling guest thread: its fs ids, as the kernel
+        checks them (or the virtual ones of set_credentials' source); read from /proc
+        once and kept until the thread execs or calls a set*id."""
+        hv = self.hv
+        tid = hv.cur_tid
+        t = hv.procs.get(tid)
+        creds = self.credentials(t)
+        if creds is not None:
+            return creds.uid[3], creds.gid[3], set(creds.groups)
+        ids = self._ids.get(tid)
+        if ids is None:
+            uid = gid = 0
+            groups = set()
+            try:
+                with open("/proc/%d/status" % tid, "rb") as f:
+                    for line in f:
+                        if line.startswith(b"Uid:"):
+                            uid = int(line.split()[4])
+                        elif line.startswith(b"Gid:"):
+                            gid = int(line.split()[4])
+                        elif line.startswith(b"Groups:"):
+                            groups = {int(g) for g in line.split()[1:]}
+                            break
+            except OSError:
+                return 0, 0, set()
+            ids = self._ids[tid] = (uid, gid, groups)
+        return ids
+
+    def forget_ids(self, tid: int) -> None:
+        self._ids.pop(tid, None)
+
+    def caller(self):
+        """(uid, gid, pid, umask) of the guest thread whose call is being served."""
+        hv = self.hv
+        t = hv.procs.get(hv.cur_tid)
+        uid, gid, _ = self._status()
+        return uid, gid, t.process.tgid if t else hv.cur_tid, t.fs.umask if t else 0o022
+
+    def caller_groups(self) -> set:
+        return self._status()[2]
+
+    def remove_path(self, module, prefix: bytes) -> None:
+        for e in list(self.hv.table.entries):
+            if e.kind == "path" and e.module is module and e.key == prefix:
+                self.hv.table.remove(e)
+
+
+class ImageSource:
+    """What ModuleAPI.image_source found: host_path, offset, size; release() when the
+    mount using it goes away."""
+
+    def __init__(self, host_path: bytes, offset: int, size, entry) -> None:
+        self.host_path, self.offset, self.size, self._entry = host_path, offset, size, entry
+
+    def release(self) -> None:
+        if self._entry is not None:
+            self._entry.users -= 1
+            self._entry = None
+
+
+class ModuleFile:
+    """A file a module opened through ModuleAPI.open_path: host fd or virtual handle."""
+
+    def __init__(self, service, handle, path: bytes) -> None:
+        self.service, self.handle, self.path = service, handle, path
+
+    def pread(self, size: int, offset: int) -> bytes:
+        if self.service is None:
+            return os.pread(self.handle, size, offset)
+        return self.service.pread(self.handle, size, offset)
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        if self.service is None:
+            return os.pwrite(self.handle, data, offset)
+        return self.service.pwrite(self.handle, data, offset)
+
+    def fstat(self):
+        if self.service is None:
+            return os.fstat(self.handle)
+        return self.service.fstat(self.handle)
+
+    def fsync(self) -> None:
+        if self.service is None:
+            os.fsync(self.handle)
+        elif implements(self.service, "fsync"):
+            self.service.fsync(self.handle)
+
+    def close(self) -> None:
+        if self.service is None:
+            os.close(self.handle)
+        elif implements(self.service, "close"):
+            self.service.close(self.handle)
