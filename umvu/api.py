@@ -37,8 +37,8 @@ from umvu.core.abi import s32, s64  # noqa: F401  (a register's signed 32/64-bit
 from umvu.core.actions import PASS, Native  # noqa: F401
 from umvu.core.errors import RESTARTS  # noqa: F401
 from umvu.core.log import log  # noqa: F401  (umvu's log: log.error(fmt, *args)...)
-from umvu.core.waiting import (Event, drive, need_trio, sleep, wait_readable,  # noqa: F401
-                               wait_writable)
+from umvu.core.waiting import (Event, drive, lazy_trio, need_trio, sleep,  # noqa: F401
+                               wait_readable, wait_writable)
 
 
 class Module:

@@ -31,6 +31,7 @@ on it.
 from __future__ import annotations
 
 import errno
+import sys
 import time
 import types
 
@@ -117,6 +118,41 @@ class Event:
             if self._set:
                 self._trio.set()
         return self._trio
+
+
+class _LazyTrio(types.ModuleType):
+    """sys.modules["trio"] until trio is used (lazy_trio): its first use imports trio,
+    makes this module trio itself, and the loop run on trio (need_trio) before the
+    caller goes on."""
+
+    def __getattr__(self, name):
+        real = _load_trio()
+        need_trio()
+        return getattr(real, name)
+
+
+def _load_trio():
+    """The real trio module (imported now if only the lazy one was there)."""
+    mod = sys.modules.get("trio")
+    if isinstance(mod, _LazyTrio):
+        del sys.modules["trio"]
+        import importlib
+        real = importlib.import_module("trio")
+        mod.__dict__.update(real.__dict__)  # who imported the lazy one has trio now
+        return real
+    import trio
+    return trio
+
+
+def lazy_trio() -> None:
+    """Let ``import trio`` cost nothing until trio is used (pyfuse3 imports trio at once
+    and uses it only where a file system awaits it: 60 ms of umvu's start otherwise);
+    if trio is imported already, the loop is to run on it (need_trio)."""
+    mod = sys.modules.get("trio")
+    if mod is None:
+        sys.modules["trio"] = _LazyTrio("trio")
+    elif not isinstance(mod, _LazyTrio):
+        need_trio()
 
 
 def need_trio() -> None:
@@ -372,7 +408,7 @@ class Waits:
     def start_trio(self):
         """The trio module, the loop about to run on it."""
         if self.trio is None:
-            import trio
+            trio = _load_trio()
             self.trio = trio
             errors.CANCELLATIONS = (trio.Cancelled,)
         return self.trio

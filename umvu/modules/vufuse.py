@@ -14,7 +14,8 @@ submodule's ``OPTIONS`` (a {name: type} dict) and otherwise rejected.
 
 Operations methods may be ``async def`` (pyfuse3) or plain functions. A coroutine that
 really waits (trio.sleep, a trio.Lock, trio sockets...) makes the guest's call wait while
-umvu serves the others: mounting makes umvu's loop run on trio (umvu.core.waiting).
+umvu serves the others: trio's first use makes umvu's loop run on trio
+(umvu.core.waiting).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import sys
 import time
 import types
 
-from umvu.api import drive, log, Module, need_trio
+from umvu.api import drive, lazy_trio, log, Module
 
 ROOT_INODE = 1
 READDIR_BATCH = 128
@@ -52,7 +53,9 @@ BASE_OPTIONS = {"ro", "rw", "rw+", "fs", "timeout", "default_permissions", "allo
 
 
 def _pyfuse3():
-    """pyfuse3 with the calls that talk to the kernel replaced for use in umvu."""
+    """pyfuse3 with the calls that talk to the kernel replaced for use in umvu (trio,
+    which it imports, is imported when a file system uses it)."""
+    lazy_trio()
     import pyfuse3
     if not getattr(pyfuse3, "_umvu_patched", False):
         pyfuse3.readdir_reply = _readdir_reply
@@ -710,7 +713,6 @@ class VuFuse(Module):
         return tuple(["vufuse"] + names)
 
     def mount(self, source, target, fstype, flags, options):
-        need_trio()  # pyfuse3 file systems are trio code
         opts = {}
         for item in filter(None, options.split(",")):
             key, eq, value = item.partition("=")
@@ -721,6 +723,7 @@ class VuFuse(Module):
                 raise OSError(errno.EINVAL, "vufuse needs -o fs=MODULE[:Class]")
         else:
             spec = "umvu.submodules." + fstype
+        lazy_trio()  # (before the file system's module imports trio)
         mod, factory = load_operations_class(spec)
         accepted = dict(getattr(mod, "OPTIONS", {}))
         sub_opts = {}
@@ -754,6 +757,7 @@ class VuFuse(Module):
                 sub_opts["size"] = image.size
         else:
             image = None
+        lazy_trio()  # (trio imported by the module itself: the loop is to run on it)
         try:
             ops = build_operations(factory, source, sub_opts)
             if hasattr(ops, "init"):
