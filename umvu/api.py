@@ -88,8 +88,8 @@ class Service:
     service defines it; ``None`` results of operations that return nothing are 0):
 
     lstat(path) -> stat              the entry itself (no symlink followed)
-    access(path, mode) -> 0          mode: R_OK|W_OK|X_OK; raise EACCES (optional: the
-                                     core checks mode bits against the caller otherwise)
+    access(path, mode) -> 0          mode: R_OK|W_OK|X_OK; raise EACCES (absent: every
+                                     access is allowed; the core checks no mode bits)
     readlink(path) -> bytes          a symlink's target
     open(path, flags, mode) -> handle  flags: O_* (O_CREAT creates with mode, the umask
                                      applied already); directories too (O_DIRECTORY)

@@ -398,6 +398,7 @@ def test_within(path, prefix, want):
     (b"/a/b/c", b"/a", b"/x", b"/x/b/c"), (b"/a", b"/a", b"/x/y", b"/x/y"),
     (b"/a/b", b"/a", b"/", b"/b"), (b"/a", b"/a", b"/", b"/"),
     (b"/b", b"/", b"/x", b"/x/b"), (b"/a/b", b"/a/", b"/x/", b"/x/b"),
+    (b"/", b"/", b"/x", b"/x"),
 ])
 def test_rebase(path, old, new, want):
     assert rebase(path, old, new) == want

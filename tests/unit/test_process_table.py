@@ -347,3 +347,17 @@ def test_adopted_threads_share_as_their_groups_say(rec):
     assert known.process.threads == {pid + 100000, pid + 2, pid + 3}
     assert t2.fs is known.fs and t3.fs is t0.fs and t0.fs.users == 3
     assert rec.pt.adopt(rows, umask=0o022) == []  # known by now
+
+
+def test_every_change_of_module_data_is_heard(rec):
+    t = rec.pt.add_initial(10, cwd=b"/")
+    data = t.process.data
+    data["a"] = 1
+    data |= {"b": 2}
+    data.update(c=3)
+    data.setdefault("d", 4)
+    data.pop("a")
+    data.popitem()
+    del data["b"]
+    data.clear()
+    assert rec.changed == [t.process] * 8

@@ -209,3 +209,24 @@ def test_a_short_name_is_a_module_of_umvu_modules():
     cls = load_module_class("vumisc")
     assert issubclass(cls, Module) and cls.__module__ == "umvu.modules.vumisc"
     assert load_module_class("umvu.modules.vumisc") is cls
+
+
+def test_a_module_file_may_use_dataclasses(tmp_path):
+    """A file module is in sys.modules while it runs, as importlib puts it (dataclasses
+    looks its module up there)."""
+    path = write(tmp_path, "dc_mod.py", """
+        from __future__ import annotations
+        import dataclasses
+        from typing import ClassVar
+        from umvu.api import Module
+
+        @dataclasses.dataclass
+        class Options:
+            kinds: ClassVar[tuple] = ()
+            size: int = 0
+
+        class DcModule(Module):
+            name = "dc"
+    """)
+    cls = load_module_class(str(path))
+    assert cls.__name__ == "DcModule" and issubclass(cls, Module)

@@ -33,7 +33,8 @@ def within(path: bytes, prefix: bytes) -> bool:
 
 def rebase(path: bytes, old: bytes, new: bytes) -> bytes:
     """A path within old, moved to the same place within new."""
-    return new.rstrip(b"/") + path[len(old.rstrip(b"/")):] or b"/"
+    tail = path[len(old.rstrip(b"/")):]
+    return new.rstrip(b"/") + (b"" if tail == b"/" else tail) or b"/"
 
 
 def _err(code):

@@ -164,6 +164,20 @@ class ProcessData(dict):
         self.obs.data_changed(self.process)
         return value
 
+    def __ior__(self, other):
+        super().__ior__(other)
+        self.obs.data_changed(self.process)
+        return self
+
+    def clear(self) -> None:
+        super().clear()
+        self.obs.data_changed(self.process)
+
+    def popitem(self):
+        item = super().popitem()
+        self.obs.data_changed(self.process)
+        return item
+
     def setdefault(self, key, default=None):
         if key not in self:
             self[key] = default

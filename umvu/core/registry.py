@@ -97,7 +97,13 @@ def load_module_class(name: str) -> type[Module]:
         if spec is None or spec.loader is None:
             raise OSError(errno.ENOEXEC, "%s is not a Python file" % name)
         mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
+        import sys
+        sys.modules[spec.name] = mod  # (as importlib does: dataclasses and others look)
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            del sys.modules[spec.name]
+            raise
     else:
         if not name.replace("_", "").replace(".", "").isalnum():
             raise OSError(errno.EINVAL, "bad module name %r" % name)
