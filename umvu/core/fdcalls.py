@@ -13,8 +13,25 @@ from umvu.core.abi import (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFL, F_GETLK, F_SETFL, 
                            F_SETLKW, O_ACCMODE, O_APPEND, O_CLOEXEC, O_PATH, SETFL_MASK,
                            s32, s64)
 from umvu.core.actions import Native
+from umvu.core.log import log
 from umvu.core.syscalls import BY_NAME
 from umvu.core.vfiles import PLUS
+
+
+# the fd calls the kernel allows on an O_PATH fd (open(2)); the others are EBADF
+O_PATH_CALLS = frozenset((
+    "close", "dup", "dup2", "dup3", "fcntl", "fstat", "newfstatat", "statx", "fstatfs",
+    "fchdir", "close_range"))
+
+
+def _clipped(data, size: int, vf) -> bytes:
+    """What a module's read gave, no longer than the guest asked (a longer answer would
+    be written past the guest's buffer)."""
+    if len(data) > size:
+        log.error("umvu: %s: a read of %d bytes got %d from its module; clipped",
+                  vf.path.decode(errors="replace"), size, len(data))
+        return data[:size]
+    return data
 
 
 class FdCalls:
@@ -64,6 +81,8 @@ class FdCalls:
     def fd_op(self, t, sc, args, vf, fd):
         if sc.name in vf.native:
             return None  # trapped by number (-d s, past FD_TRAPS_MAX, an earlier kind)
+        if vf.flags & O_PATH and sc.name not in O_PATH_CALLS:
+            return -errno.EBADF  # as the kernel: a location only, no file operation
         handler = getattr(self, "f_" + sc.name, None)
         if handler is None:
             return -errno.EINVAL if sc.choice in ("fd", "fd2") else -errno.ENOSYS
@@ -78,13 +97,13 @@ class FdCalls:
         svc = vf.service
         if implements(svc, "pread"):
             pos = vf.pos if offset is None else offset
-            data = self.hv.call(svc, "pread", vf.handle, size, pos)
+            data = _clipped(self.hv.call(svc, "pread", vf.handle, size, pos), size, vf)
             if offset is None:
                 vf.pos += len(data)
             return data
         if offset is not None:
             raise OSError(errno.ESPIPE, "not seekable")
-        return self.hv.call(svc, "read", vf.handle, size)
+        return _clipped(self.hv.call(svc, "read", vf.handle, size), size, vf)
 
     def _write(self, vf, data, offset=None):
         n = self._write_module(vf, data, offset)

@@ -263,6 +263,8 @@ class PathCalls:
             return Native(new)
         if r0.entry is not r1.entry:
             return -errno.EXDEV
+        if r0.rel == b"/" or (r1.rel == b"/" and sc.name not in ("link", "linkat")):
+            return -errno.EBUSY  # a mount point (the module never gets its root)
         if sc.name in ("rename", "renameat", "renameat2"):
             flags = s32(args[4]) if sc.name == "renameat2" else 0
             if not r0.exists:
