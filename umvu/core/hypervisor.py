@@ -24,7 +24,7 @@ from umvu.core import syscalls
 from umvu.core.abi import s32
 from umvu.core.actions import PASS, Native
 from umvu.core.errors import RESTARTS, call_to_retval
-from umvu.core.filters import SETID, Filters
+from umvu.core.filters import REFUSED, SETID, Filters
 from umvu.core.guests import Guests
 from umvu.core.log import log
 from umvu.core.modapi import ModuleAPI
@@ -97,6 +97,9 @@ class Hypervisor(Guests, Filters):
                          "epoll_ctl": self.vfs.on_epoll_ctl}
         for name in SETID:
             self._by_name[name] = self.on_setid
+        for name in REFUSED:
+            self._by_name[name] = self.on_refused
+        self._refused_said: set = set()  # (tgid, name) already in the log
         self.hooks: dict = {}  # syscall number -> service (ModuleAPI.claim_syscalls)
         self.exec_hooks: list = []  # ModuleAPI.on_exec callbacks
         self.shared_maps: list = []  # vfs.SharedMap of live MAP_SHARED mappings
@@ -438,6 +441,16 @@ class Hypervisor(Guests, Filters):
         """The thread's ids may change: read them again at its next call."""
         self.api.forget_ids(t.tid)
         return None
+
+    def on_refused(self, t, sc, args):
+        """A call a view cannot hold against (filters.REFUSED): refused, said once per
+        process in the log."""
+        key = (t.process.tgid, sc.name)
+        if key not in self._refused_said:
+            self._refused_said.add(key)
+            log.warning("umvu: pid %d: %s refused while modules are loaded (it would act "
+                        "on files past umvu's checks)", t.tid, sc.name)
+        return -REFUSED[sc.name]
 
     def on_umask(self, t, sc, args):
         new = args[0] & 0o777
