@@ -90,3 +90,11 @@ def as_user(request):
     return run
 
 
+
+
+def compile_prog(tmp_path_factory, name: str) -> Path:
+    """tests/progs/NAME.c built (gcc -O2 -Wall) into a fresh directory: the executable."""
+    exe = tmp_path_factory.mktemp("prog") / name
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe), str(REPO / "tests/progs" /
+                                                                 (name + ".c"))], check=True)
+    return exe

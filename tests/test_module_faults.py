@@ -2,27 +2,22 @@
 clipped (the memory after the buffer stays as it was), SystemExit and KeyboardInterrupt
 from a module answer EIO with a traceback in the log, and O_PATH fds are EBADF for the
 calls the kernel refuses them (a module never gets such a call without a handle)."""
-import subprocess
-
 import pytest
 
-from conftest import REPO, run
+from conftest import REPO, compile_prog, run
 
 MODULES = REPO / "tests" / "modules"
 
 
 @pytest.fixture(scope="module")
 def canary(tmp_path_factory):
-    exe = tmp_path_factory.mktemp("prog") / "canary"
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe), str(REPO / "tests/progs/canary.c")],
-                   check=True)
-    return exe
+    return compile_prog(tmp_path_factory, "canary")
 
 
 def test_answers_longer_than_the_buffer_are_clipped(guest_mode, tmp_path, canary):
     log = tmp_path / "log"
-    r = run(guest_mode, ["bash", "-c", f"vu_insmod {MODULES}/faulty.py && "
-                         f"{canary} /faulty/greedy 16 && {canary} /faulty/file 64"],
+    r = run(guest_mode, ["bash", "-c", f"vu_insmod {MODULES}/buggy.py && "
+                         f"{canary} /buggy/greedy 16 && {canary} /buggy/plain 64"],
             umvu_opts=("-o", str(log)))
     assert r.stdout == b"read 16, canary intact\nread 10, canary intact\n", r.stderr
     assert "a read of 16 bytes got 4112 from its module; clipped" in log.read_text()
@@ -30,8 +25,8 @@ def test_answers_longer_than_the_buffer_are_clipped(guest_mode, tmp_path, canary
 
 def test_base_exceptions_of_a_module_answer_eio(guest_mode, tmp_path):
     log = tmp_path / "log"
-    r = run(guest_mode, ["bash", "-c", f"vu_insmod {MODULES}/faulty.py && "
-                         "cat /faulty/exit; cat /faulty/interrupt; cat /faulty/file; "
+    r = run(guest_mode, ["bash", "-c", f"vu_insmod {MODULES}/buggy.py && "
+                         "cat /buggy/exit; cat /buggy/interrupt; cat /buggy/plain; "
                          "echo; echo alive"], umvu_opts=("-o", str(log)))
     assert r.returncode == 0
     assert r.stdout == b"0123456789\nalive\n"
@@ -67,7 +62,7 @@ def test_o_path_fds_as_the_kernel(guest_mode, tmp_path):
     host = tmp_path / "f"
     host.write_text("0123456789")
     native = run("native", ["python3", str(tmp_path / "prog.py"), str(host)])
-    guest = run(guest_mode, ["bash", "-c", f"vu_insmod {MODULES}/faulty.py && "
-                             f"python3 {tmp_path}/prog.py /faulty/file"])
+    guest = run(guest_mode, ["bash", "-c", f"vu_insmod {MODULES}/buggy.py && "
+                             f"python3 {tmp_path}/prog.py /buggy/plain"])
     assert native.returncode == 0, native.stderr
     assert guest.stdout == native.stdout, guest.stderr

@@ -58,7 +58,7 @@ def test_buggy_module_gives_eio_and_session_survives(guest_mode, tmp_path):
                          "vu_insmod %s/buggy.py && ls /buggy && cat /buggy/file; "
                          "echo st=$?; cat /buggy/file; echo again=$?; echo alive" % MODULES_DIR],
             umvu_opts=("-o", str(log)))
-    assert r.stdout == b"file\nst=1\nagain=1\nalive\n"
+    assert r.stdout == b"exit\nfile\ngreedy\ninterrupt\nplain\nst=1\nagain=1\nalive\n"
     assert r.stderr.count(b"cat: /buggy/file: Input/output error") == 2
     text = log.read_text()
     assert "Traceback" in text and "ZeroDivisionError: deliberate bug in read" in text

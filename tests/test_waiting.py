@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import REPO, run
+from conftest import REPO, compile_prog, run
 
 MODULES = REPO / "tests" / "modules"
 PARKED = 34  # what /proc/PID/syscall says of a waiting guest: pause(2)
@@ -63,10 +63,7 @@ def test_sleeping_reads_side_by_side(guest_mode, tmp_path):
 
 @pytest.fixture(scope="module")
 def sigread(tmp_path_factory):
-    exe = tmp_path_factory.mktemp("prog") / "sigread"
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe), str(REPO / "tests/progs/sigread.c")],
-                   check=True)
-    return exe
+    return compile_prog(tmp_path_factory, "sigread")
 
 
 @pytest.mark.parametrize("how", ["restart", "norestart"])

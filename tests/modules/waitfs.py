@@ -22,13 +22,15 @@ class Box:
         self.nap = nap
         self.reads = 0  # reads that got to the end
 
+    STATS = {b"/" + name: os.stat_result((stat.S_IFREG | 0o666, ino) + (0, 1) + (0,) * 6)
+             for name, ino in NAMES.items()}
+    STATS[b"/"] = os.stat_result((stat.S_IFDIR | 0o777, 1, 0, 2) + (0,) * 6)
+
     def lstat(self, path):
-        if path == b"/":
-            return os.stat_result((stat.S_IFDIR | 0o777, 1, 0, 2, 0, 0, 0, 0, 0, 0))
-        ino = NAMES.get(path[1:])
-        if ino is None:
-            raise OSError(errno.ENOENT, "no such file")
-        return os.stat_result((stat.S_IFREG | 0o666, ino, 0, 1, 0, 0, 0, 0, 0, 0))
+        try:
+            return self.STATS[path]
+        except KeyError:
+            raise OSError(errno.ENOENT, "no such file") from None
 
     def open(self, path, flags, mode):
         self.lstat(path)
