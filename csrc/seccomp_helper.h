@@ -1,4 +1,30 @@
-/* Interface of csrc/seccomp_helper.c; also parsed by cffi (keep it plain C). */
+/*
+ * Interface of the umvu tracer core (libumvutracer.so, from the C files of csrc but
+ * ext2_helper.c and umvu_main.c; tracer_internal.h says which file holds what); also
+ * parsed by cffi (keep it plain C).
+ *
+ * The tracer core: everything about ptrace and seccomp that needs no decision.
+ *
+ * Contract with the Python side (umvu/core/tracer.py is the only caller):
+ *  - umvu_spawn() starts the guest seized with PTRACE_O_EXITKILL and, unless
+ *    noseccomp, a seccomp filter that returns SECCOMP_RET_TRACE for the syscall
+ *    numbers set in the bitmap, for every non-x86_64 ABI call and for every
+ *    number outside the x86_64 table (the virtual syscalls are negative).
+ *  - umvu_next() waits for tracees and handles by itself signal-delivery stops
+ *    (the signal is re-injected once), group stops (PTRACE_LISTEN, so job control
+ *    works), re-traps after SIGCONT, and syscall-exit stops nobody asked for.
+ *    It returns only the events Python must see; the tracee stays stopped until
+ *    Python resumes it with one of the umvu_sys_* / umvu_resume calls. It also
+ *    decides by itself fd syscalls on fds virtual nowhere (umvu_set_fastpath), path
+ *    syscalls whose walk stays out of every virtual prefix (umvu_set_pathfast), and
+ *    under -S the entry stops of calls no module wants (umvu_set_wanted).
+ *  - While autonomous (no module yet), clone and exec events are resumed here and
+ *    only update the process tree kept here; umvu_run_autonomous() follows the guest
+ *    without Python until an event needs it, umvu_tree_snapshot() hands the tree over
+ *    (it is not kept afterwards).
+ *  - umvu_spawn() makes umvu ignore the terminal's signals (umvu_restore_signals).
+ *  - All ptrace calls come from the calling thread.
+ */
 #define UMVU_NOSECCOMP        1
 #define UMVU_NOFILTER         8 /* no filter until a vu_* command knocks (umvu_knock) */
 #define UMVU_DEFAULT_SPIN_NS  50000 /* umvu_launch's polling on more than one CPU */

@@ -5,8 +5,11 @@
  *                      autonomous run, the exit code
  *  - tree.c            the process tree, and the exec events of the threads followed in
  *                      C alone (lazy following)
- *  - seccomp_helper.c  the rest: the filters and listeners, waiting and the stops,
- *                      what Python does with a stopped thread
+ *  - stops.c           waiting for tracees and the stops they report (umvu_next); the
+ *                      knock
+ *  - control.c         what Python does with a stopped thread: resume, run natively,
+ *                      skip, change, inject, park (calls that wait)
+ *  - seccomp_helper.c  the seccomp filters and the user-notification listeners
  *  - pathwalk.c        the calls the C loop decides alone: the fd and path fast paths
  *  - answers.c         Python's fstat/newfstatat answers, the closes it lets by
  *  - memory.c          the guest's memory
@@ -72,12 +75,12 @@ void child_lacks(int child, int lacked);
 int drop_exec_ok(void);
 void exec_events_now(int tid);
 
-/* seccomp_helper.c: waiting */
+/* stops.c */
 void queue_event(const struct umvu_event *ev);
 void exited_meanwhile(int tid, int status);
 pid_t wait_tracee(pid_t which, int *status, struct umvu_event *ev);
 
-/* seccomp_helper.c: stopped threads */
+/* control.c */
 void resume(int tid, int sig);
 int wait_stopped(int tid, int *status);
 int wait_op(int tid, int want_op, int *pending_sig);

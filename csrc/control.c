@@ -1,0 +1,371 @@
+/* What Python does with a stopped thread: resume it, run its call natively or skip it,
+ * change the call or its result, inject another call, park it while its call waits. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <unistd.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <linux/ptrace.h>
+
+#include "tracer_internal.h"
+
+static int resume_request_for(int tid)
+{
+	const int exit_stop = TF_BOUNDARY | TF_PASS_NEXT | TF_WANT_EXIT | TF_SKIPRET;
+	return (tr.noseccomp || (tr.tflags[tid] & exit_stop)) ? PTRACE_SYSCALL : PTRACE_CONT;
+}
+
+void resume(int tid, int sig)
+{
+	if (at_notif(tid))
+		notif_answer(tid, 0, 1);
+	else
+		ptrace(resume_request_for(tid), tid, 0, sig);
+}
+
+int umvu_resume(int tid, int sig)
+{
+	if (at_notif(tid))
+		return notif_answer(tid, 0, 1);
+	return ptrace(resume_request_for(tid), tid, 0, sig) < 0 ? -errno : 0;
+}
+
+/* Python registered the child of a clone event: let both run. */
+int umvu_clone_done(int parent, int child)
+{
+	if (tid_ok(child)) {
+		int parked = tr.tflags[child] & TF_PARKED;
+		tr.tflags[child] = TF_KNOWN |
+			(tr.tflags[child] & (TF_RESTORE | TF_NOEXEC | TF_DROPEXEC));
+		if (parked) {
+			restore_opts(child);
+			resume(child, 0);
+		}
+	}
+	resume(parent, 0);
+	return 0;
+}
+
+/* Wait for tid's next stop: 0, or -ESRCH when it is gone (its exit event queued). */
+int wait_stopped(int tid, int *status)
+{
+	for (;;) {
+		if (wait_tracee(tid, status, NULL) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (WIFSTOPPED(*status)) {
+			restore_opts(tid);
+			return 0;
+		}
+		exited_meanwhile(tid, *status);
+		return -ESRCH;
+	}
+}
+
+static int syscall_op(int tid)
+{
+	struct ptrace_syscall_info info;
+	if (ptrace(PTRACE_GET_SYSCALL_INFO, tid, sizeof info, &info) <= 0)
+		return -1;
+	return info.op;
+}
+
+/* Run tid until it stops at a syscall stop of kind want_op, suppressing (and
+ * remembering) signals on the way. */
+int wait_op(int tid, int want_op, int *pending_sig)
+{
+	for (;;) {
+		int status, e;
+		if ((e = wait_stopped(tid, &status)) < 0)
+			return e;
+		int sig = WSTOPSIG(status);
+		int event = (unsigned)status >> 16;
+		if (sig == (SIGTRAP | 0x80) || event == PTRACE_EVENT_SECCOMP) {
+			if (syscall_op(tid) == want_op)
+				return 0;
+		} else if (event == 0 && sig != SIGTRAP) {
+			*pending_sig = sig;
+		}
+		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+			return -errno;
+	}
+}
+
+/* Make tid report its next syscall boundary (entry or exit) as UMVU_EV_BOUNDARY. */
+int umvu_want_boundary(int tid)
+{
+	if (!tid_ok(tid))
+		return -ESRCH;
+	tr.tflags[tid] |= TF_BOUNDARY;
+	return ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ? -errno : 0;
+}
+
+/* No more boundary stops for tid; resume it if resume is set. */
+int umvu_boundary_done(int tid, int do_resume)
+{
+	if (!tid_ok(tid))
+		return -ESRCH;
+	tr.tflags[tid] &= ~TF_BOUNDARY;
+	return do_resume ? umvu_resume(tid, 0) : 0;
+}
+
+/* At a syscall stop: run it natively; want_exit asks for the exit stop. */
+int umvu_sys_native(int tid, int want_exit)
+{
+	if (!want_exit && at_notif(tid))
+		return notif_answer(tid, 0, 1);
+	int e = notif_stop(tid);
+	if (e < 0)
+		return e;
+	if (want_exit) {
+		tr.tflags[tid] |= TF_WANT_EXIT;
+		return ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0 ? -errno : 0;
+	}
+	return umvu_resume(tid, 0);
+}
+
+/* At a syscall stop: do not run it; the guest sees retval. */
+int umvu_sys_skip(int tid, long retval, int want_exit)
+{
+	struct user_regs_struct r;
+	if (!want_exit && at_notif(tid))
+		return notif_answer(tid, retval, 0);
+	int e = notif_stop(tid);
+	if (e < 0)
+		return e;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	r.orig_rax = (unsigned long)-1;
+	r.rax = (unsigned long)retval;
+	if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0)
+		return -errno;
+	if (tr.noseccomp || (tr.tflags[tid] & TF_PASS_NEXT)) {
+		/* at an entry stop: the exit stop writes the result */
+		tr.skipret[tid] = retval;
+		tr.tflags[tid] |= TF_SKIPRET;
+	}
+	return umvu_sys_native(tid, want_exit);
+}
+
+/* Registers of syscall nr(args) per the x86_64 syscall ABI. */
+static void set_call(struct user_regs_struct *r, long nr, const unsigned long args[6])
+{
+	r->orig_rax = (unsigned long)nr;
+	r->rdi = args[0];
+	r->rsi = args[1];
+	r->rdx = args[2];
+	r->r10 = args[3];
+	r->r8 = args[4];
+	r->r9 = args[5];
+}
+
+/* At a syscall stop: change number and arguments, then run it natively. */
+int umvu_sys_set(int tid, long nr, const unsigned long args[6])
+{
+	struct user_regs_struct r;
+	int e = notif_stop(tid);
+	if (e < 0)
+		return e;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	set_call(&r, nr, args);
+	return ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 ? -errno : 0;
+}
+
+/* At a syscall-exit stop: change the result the guest sees, then resume. */
+int umvu_sys_set_return(int tid, long retval)
+{
+	struct user_regs_struct r;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	r.rax = (unsigned long)retval;
+	return ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 ? -errno : 0;
+}
+
+/* Run the injected call (its registers set, tid at a stop before it) to its exit
+ * stop and read its result. */
+static int finish_injected(int tid, int *pending_sig, long *result)
+{
+	struct user_regs_struct r;
+	int e;
+
+	if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+		return -errno;
+	if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_EXIT, pending_sig)) < 0)
+		return e;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	*result = (long)r.rax;
+	return 0;
+}
+
+/*
+ * At a seccomp, syscall-entry or syscall-exit stop: run syscall nr(args) in the
+ * tracee, then put it back at the same kind of stop with the same registers.
+ * Returns the injected call's result (or -errno of ptrace).
+ */
+static long inject(int tid, long nr, const unsigned long args[6]);
+
+long umvu_inject(int tid, long nr, const unsigned long args[6])
+{
+	long e = notif_stop(tid);
+	if (e < 0)
+		return e;
+	tr.tflags[tid] |= TF_INJECTING;
+	e = inject(tid, nr, args);
+	if (tid_ok(tid) && tr.tflags[tid])
+		tr.tflags[tid] &= ~TF_INJECTING;
+	return e;
+}
+
+static long inject(int tid, long nr, const unsigned long args[6])
+{
+	struct user_regs_struct saved, r;
+	int pending_sig = 0, e;
+	long result;
+	int op = syscall_op(tid);
+
+	if (op < 0)
+		return -EINVAL;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &saved) < 0)
+		return -errno;
+	r = saved;
+	set_call(&r, nr, args);
+	r.rax = nr;
+	if (op == PTRACE_SYSCALL_INFO_EXIT) {
+		/* back to the syscall instruction, run it as the injected call */
+		r.rip -= 2;
+		if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 || ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+			return -errno;
+		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
+			return e;
+		if ((e = finish_injected(tid, &pending_sig, &result)) < 0)
+			return e;
+		if (ptrace(PTRACE_SETREGS, tid, 0, &saved) < 0)
+			return -errno;
+	} else {
+		if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0)
+			return -errno;
+		if ((e = finish_injected(tid, &pending_sig, &result)) < 0)
+			return e;
+		/* re-execute the original syscall instruction to get back to its entry stop
+		 * (from a seccomp stop too: the filter may have changed; its verdict on the
+		 * call, decided already, is let by) */
+		saved.rip -= 2;
+		saved.rax = saved.orig_rax;
+		if (ptrace(PTRACE_SETREGS, tid, 0, &saved) < 0)
+			return -errno;
+		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+			return -errno;
+		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
+			return e;
+		if (op == PTRACE_SYSCALL_INFO_SECCOMP)
+			tr.tflags[tid] |= TF_PASS_NEXT;
+	}
+	if (pending_sig)
+		syscall(SYS_tkill, tid, pending_sig);
+	return result;
+}
+
+/*
+ * A call Python serves may wait (for another guest, a socket, a timer) while the loop
+ * serves every other guest. Its thread waits in the kernel meanwhile, in pause(2), so
+ * that a signal for it interrupts the wait as it would interrupt a blocking call:
+ *  - umvu_sys_park(): at the call's stop (entry, seccomp, notification, or the exit stop
+ *    of an earlier pause), the call becomes pause() and its exit stop is asked for;
+ *  - the wait is over: umvu_sys_unpark() interrupts pause and takes its exit stop, and
+ *    umvu_sys_reenter() puts the thread back at the entry stop of the guest's own call,
+ *    where Python answers it as it answers any call;
+ *  - a signal came first: umvu_sys_interrupted() gives the guest's call back with
+ *    -ERESTARTSYS at that exit stop, so the kernel restarts it (no handler, or
+ *    SA_RESTART: it traps again and is served afresh) or fails it with EINTR.
+ */
+int umvu_sys_park(int tid)
+{
+	struct user_regs_struct r;
+	int e = notif_stop(tid), pending_sig = 0;
+	if (e < 0)
+		return e;
+	int op = syscall_op(tid);
+	if (op < 0)
+		return -EINVAL;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	r.orig_rax = SYS_pause;
+	if (op == PTRACE_SYSCALL_INFO_EXIT) {
+		/* back to the syscall instruction, as pause */
+		r.rax = SYS_pause;
+		r.rip -= 2;
+		if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 || ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+			return -errno;
+		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
+			return e;
+	} else if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0) {
+		return -errno;
+	}
+	tr.tflags[tid] |= TF_WANT_EXIT;
+	if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+		return -errno;
+	if (pending_sig)
+		syscall(SYS_tkill, tid, pending_sig);
+	return 0;
+}
+
+/* The wait of a parked thread is over: interrupt its pause and take the exit stop. */
+int umvu_sys_unpark(int tid)
+{
+	int pending_sig = 0, e;
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
+		return -errno;
+	if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_EXIT, &pending_sig)) < 0)
+		return e;
+	tr.tflags[tid] &= ~TF_WANT_EXIT;
+	if (pending_sig)
+		syscall(SYS_tkill, tid, pending_sig);
+	return 0;
+}
+
+/* At the exit stop of a parked thread's pause: back to the entry stop of nr(args), the
+ * guest's own call, whose filter verdict is then let by (TF_PASS_NEXT). */
+int umvu_sys_reenter(int tid, long nr, const unsigned long args[6])
+{
+	struct user_regs_struct r;
+	int pending_sig = 0, e;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	set_call(&r, nr, args);
+	r.rax = (unsigned long)nr;
+	r.rip -= 2;
+	if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 || ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+		return -errno;
+	if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
+		return e;
+	tr.tflags[tid] |= TF_PASS_NEXT;
+	if (pending_sig)
+		syscall(SYS_tkill, tid, pending_sig);
+	return 0;
+}
+
+/* At the exit stop of a parked thread's pause that a signal ended: the guest's call
+ * nr(args) gives -ERESTARTSYS, as a blocking call a signal interrupts; resumed. */
+int umvu_sys_interrupted(int tid, long nr, const unsigned long args[6])
+{
+	struct user_regs_struct r;
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		return -errno;
+	set_call(&r, nr, args);
+	r.rax = (unsigned long)-ERESTARTSYS;
+	if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0)
+		return -errno;
+	tr.tflags[tid] |= TF_OWNRESTART;
+	return umvu_resume(tid, 0);
+}
+
+int umvu_interrupt(int tid)
+{
+	return ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ? -errno : 0;
+}
