@@ -202,16 +202,228 @@ long umvu_raw_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long
 	return r < 0 ? -errno : r;
 }
 
+/* The stops next_event meets, one function a kind: each returns 1 when *ev is an event
+ * for Python (tid stays stopped), 0 when the stop was dealt with here. */
+
+/* tid exited or was killed */
+static int tracee_gone(int tid, int status, struct umvu_event *ev)
+{
+	int unseen = tid_ok(tid) && (tr.tflags[tid] & TF_UNSEEN);
+	forget_tid(tid, status);
+	if (unseen && tid != tr.main_tid)
+		return 0; /* Python never knew it */
+	ev->kind = UMVU_EV_EXITED;
+	return 1;
+}
+
+/* syscall-entry (-S) or syscall-exit stop */
+static int syscall_stop(int tid, struct umvu_event *ev)
+{
+	struct user_regs_struct r;
+	int op = fill_info(tid, ev);
+	if (op == PTRACE_SYSCALL_INFO_EXIT) {
+		tr.tflags[tid] &= ~TF_PASS_NEXT;
+		if (tr.tflags[tid] & TF_SKIPRET) {
+			tr.tflags[tid] &= ~TF_SKIPRET;
+			if (ptrace(PTRACE_GETREGS, tid, 0, &r) == 0) {
+				r.rax = tr.skipret[tid];
+				ptrace(PTRACE_SETREGS, tid, 0, &r);
+				ev->ret = tr.skipret[tid];
+			}
+		}
+		if (tr.tflags[tid] & TF_WANT_EXIT) {
+			/* (before a boundary: a call taken from a notification may have been
+			 * asked for one meanwhile; it comes at the next) */
+			tr.tflags[tid] &= ~TF_WANT_EXIT;
+			ev->kind = UMVU_EV_SYSCALL_EXIT;
+			return 1;
+		}
+	}
+	if (!tr.noseccomp && (tr.tflags[tid] & TF_BOUNDARY) &&
+	    (op == PTRACE_SYSCALL_INFO_ENTRY || op == PTRACE_SYSCALL_INFO_EXIT)) {
+		ev->kind = UMVU_EV_BOUNDARY;
+		return 1;
+	}
+	if (op == PTRACE_SYSCALL_INFO_ENTRY) {
+		/* -S: every call stops, but one nobody wants is let by here */
+		if (tr.wanted_set && ev->kind == UMVU_EV_SYSCALL && ev->nr >= 0 &&
+		    ev->nr < FASTNR && !(tr.wanted[ev->nr / 8] & (1 << (ev->nr % 8)))) {
+			resume(tid, 0);
+			return 0;
+		}
+		return 1;
+	}
+	resume(tid, 0);
+	return 0;
+}
+
+static int seccomp_stop(int tid, struct umvu_event *ev)
+{
+	tr.tflags[tid] &= ~TF_OWNRESTART;
+	if (tr.tflags[tid] & TF_PASS_NEXT) {
+		/* the verdict on a call already decided at its entry stop */
+		tr.tflags[tid] &= ~TF_PASS_NEXT;
+		resume(tid, 0);
+		return 0;
+	}
+	if (fill_info(tid, ev) < 0)
+		return 0;
+	if (decide_in_c(tid, ev))
+		return 0;
+	return 1;
+}
+
+/* fork, vfork or clone (event); lacked: tid had no exec events */
+static int clone_event(int tid, int event, int lacked, struct umvu_event *ev)
+{
+	struct user_regs_struct r;
+	unsigned long child = 0;
+	ptrace(PTRACE_GETEVENTMSG, tid, 0, &child);
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
+		memset(&r, 0, sizeof r);
+	ev->kind = UMVU_EV_CLONE;
+	ev->msg = (long)child;
+	ev->clone_flags = clone_flags_of(tid, event, &r);
+	tree_clone(tid, (int)child, ev->clone_flags);
+	if (tid_ok((int)child)) /* (a tid an unseen exec left: not this one) */
+		tr.tflags[child] &= ~(TF_NOEXEC | TF_DROPEXEC);
+	child_lacks((int)child, lacked);
+	if (tr.lazy_clone && !tr.noseccomp && tid_ok((int)child) &&
+	    (tr.tflags[tid] & (TF_PLAIN | TF_UNSEEN))) {
+		if (tr.tflags[tid] & TF_NOEXEC)
+			tr.tflags[child] |= TF_NOEXEC; /* its options are the parent's */
+		else if (drop_exec_ok() && !(tr.tflags[child] & TF_RESTORE))
+			tr.tflags[child] |= TF_DROPEXEC;
+		umvu_clone_done(tid, (int)child);
+		tr.tflags[child] |= TF_UNSEEN;
+		return 0;
+	}
+	if (tr.autonomous) {
+		umvu_clone_done(tid, (int)child);
+		ev->resumed = 1;
+	}
+	return 1;
+}
+
+static int exec_event(int tid, struct umvu_event *ev)
+{
+	unsigned long former = 0;
+	ptrace(PTRACE_GETEVENTMSG, tid, 0, &former);
+	/* an unseen thread's exec, when the leader it replaces is unseen too */
+	int unseen = tid_ok((int)former) && (tr.tflags[former] & TF_UNSEEN) &&
+		(tr.tflags[tid] & TF_UNSEEN);
+	if (tid_ok((int)former) && (int)former != tid) {
+		tr.tflags[tid] = tr.tflags[former] | TF_KNOWN;
+		tr.tflags[former] = 0;
+	}
+	if ((int)former != tid)
+		fdstat_drop((int)former, -1); /* that tid is gone */
+	ev->kind = UMVU_EV_EXEC;
+	ev->msg = (long)former;
+	tree_exec(tid, (int)former);
+	if (unseen && tr.lazy_exec && !tr.noseccomp) {
+		resume(tid, 0);
+		return 0;
+	}
+	if (tr.autonomous) {
+		resume(tid, 0);
+		ev->resumed = 1;
+	}
+	return 1;
+}
+
+/* PTRACE_EVENT_STOP: a group stop, a new child's first stop, or after an interrupt */
+static int event_stop(int tid, int sig)
+{
+	if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
+		/* group stop: stay stopped, let the real parent see it */
+		ptrace(PTRACE_LISTEN, tid, 0, 0);
+		return 0;
+	}
+	if (!(tr.tflags[tid] & TF_KNOWN)) {
+		/* initial stop of a child whose parent's event is still to come */
+		tr.tflags[tid] |= TF_PARKED;
+		return 0;
+	}
+	resume(tid, 0);
+	return 0;
+}
+
+/* signal-delivery stop: a knock, or a signal injected once */
+static int signal_stop(int tid, int sig, struct umvu_event *ev)
+{
+	int knock = sig == SIGURG ? is_knock(tid) : 0;
+	if (knock) {
+		/* a vu_* command asks for the hypervisor; its next syscall boundary (the
+		 * virtual call) gets the filter (UMVU_NOFILTER) */
+		if (!tr.noseccomp)
+			tr.tflags[tid] |= TF_BOUNDARY;
+		ev->kind = UMVU_EV_KNOCK;
+		ev->msg = knock - 1; /* 1: a module is about to be loaded */
+		return 1;
+	}
+	if (tr.nlisteners)
+		restart_notified(tid);
+	resume(tid, sig);
+	return 0;
+}
+
+/* What waitpid said of tid, to the handler of its kind. */
+static int tracee_status(int tid, int status, struct umvu_event *ev)
+{
+	memset(ev, 0, sizeof *ev);
+	ev->tid = tid;
+	ev->status = status;
+	if (WIFEXITED(status) || WIFSIGNALED(status))
+		return tracee_gone(tid, status, ev);
+	if (!WIFSTOPPED(status))
+		return 0;
+	int sig = WSTOPSIG(status);
+	int event = (unsigned)status >> 16;
+	int lacked = restore_opts(tid); /* (a child forked before has none either) */
+
+	if (sig == (SIGTRAP | 0x80))
+		return syscall_stop(tid, ev);
+	switch (event) {
+	case PTRACE_EVENT_SECCOMP:
+		return seccomp_stop(tid, ev);
+	case PTRACE_EVENT_FORK:
+	case PTRACE_EVENT_VFORK:
+	case PTRACE_EVENT_CLONE:
+		return clone_event(tid, event, lacked, ev);
+	case PTRACE_EVENT_EXEC:
+		return exec_event(tid, ev);
+	case PTRACE_EVENT_STOP:
+		return event_stop(tid, sig);
+	case 0:
+		return signal_stop(tid, sig, ev);
+	default:
+		resume(tid, 0);
+		return 0;
+	}
+}
+
+/* A queued event still for Python (a notification is no more when its thread left it)
+ * into *ev: 1, else 0. */
+static int take_queued(struct umvu_event *ev)
+{
+	while (tr.nqueued) {
+		*ev = tr.queued[0];
+		memmove(tr.queued, tr.queued + 1, --tr.nqueued * sizeof *tr.queued);
+		if (ev->kind != UMVU_EV_SYSCALL || at_notif(ev->tid))
+			return 1;
+	}
+	return 0;
+}
+
+/* 1 with *ev filled, 0 when no tracee is left, 2 when nothing is there now (nowait),
+ * -errno on error. */
 static int next_event(struct umvu_event *ev)
 {
 	for (;;) {
 		int status;
-		while (tr.nqueued) {
-			*ev = tr.queued[0];
-			memmove(tr.queued, tr.queued + 1, --tr.nqueued * sizeof *tr.queued);
-			if (ev->kind != UMVU_EV_SYSCALL || at_notif(ev->tid))
-				return 1;
-		}
+		if (take_queued(ev))
+			return 1;
 		pid_t tid = wait_tracee(-1, &status, ev);
 		if (tid == 0)
 			return 1; /* a notification for Python */
@@ -222,164 +434,8 @@ static int next_event(struct umvu_event *ev)
 				return 2;
 			return errno == ECHILD ? 0 : -errno;
 		}
-		memset(ev, 0, sizeof *ev);
-		ev->tid = tid;
-		ev->status = status;
-		if (WIFEXITED(status) || WIFSIGNALED(status)) {
-			int unseen = tid_ok(tid) && (tr.tflags[tid] & TF_UNSEEN);
-			forget_tid(tid, status);
-			if (unseen && tid != tr.main_tid)
-				continue; /* Python never knew it */
-			ev->kind = UMVU_EV_EXITED;
+		if (tracee_status(tid, status, ev))
 			return 1;
-		}
-		if (!WIFSTOPPED(status))
-			continue;
-		int sig = WSTOPSIG(status);
-		int event = (unsigned)status >> 16;
-		struct user_regs_struct r;
-		int lacked = restore_opts(tid); /* (a child forked before has none either) */
-
-		if (sig == (SIGTRAP | 0x80)) {
-			/* syscall-entry (-S) or syscall-exit stop */
-			int op = fill_info(tid, ev);
-			if (op == PTRACE_SYSCALL_INFO_EXIT) {
-				tr.tflags[tid] &= ~TF_PASS_NEXT;
-				if (tr.tflags[tid] & TF_SKIPRET) {
-					tr.tflags[tid] &= ~TF_SKIPRET;
-					if (ptrace(PTRACE_GETREGS, tid, 0, &r) == 0) {
-						r.rax = tr.skipret[tid];
-						ptrace(PTRACE_SETREGS, tid, 0, &r);
-						ev->ret = tr.skipret[tid];
-					}
-				}
-				if (tr.tflags[tid] & TF_WANT_EXIT) {
-					/* (before a boundary: a call taken from a notification may
-					 * have been asked for one meanwhile; it comes at the next) */
-					tr.tflags[tid] &= ~TF_WANT_EXIT;
-					ev->kind = UMVU_EV_SYSCALL_EXIT;
-					return 1;
-				}
-			}
-			if (!tr.noseccomp && (tr.tflags[tid] & TF_BOUNDARY) &&
-			    (op == PTRACE_SYSCALL_INFO_ENTRY || op == PTRACE_SYSCALL_INFO_EXIT)) {
-				ev->kind = UMVU_EV_BOUNDARY;
-				return 1;
-			}
-			if (op == PTRACE_SYSCALL_INFO_ENTRY) {
-				/* -S: every call stops, but one nobody wants is let by here */
-				if (tr.wanted_set && ev->kind == UMVU_EV_SYSCALL && ev->nr >= 0 &&
-				    ev->nr < FASTNR && !(tr.wanted[ev->nr / 8] & (1 << (ev->nr % 8)))) {
-					resume(tid, 0);
-					continue;
-				}
-				return 1;
-			}
-			resume(tid, 0);
-			continue;
-		}
-		switch (event) {
-		case PTRACE_EVENT_SECCOMP:
-			tr.tflags[tid] &= ~TF_OWNRESTART;
-			if (tr.tflags[tid] & TF_PASS_NEXT) {
-				/* the verdict on a call already decided at its entry stop */
-				tr.tflags[tid] &= ~TF_PASS_NEXT;
-				resume(tid, 0);
-				continue;
-			}
-			if (fill_info(tid, ev) < 0)
-				continue;
-			if (decide_in_c(tid, ev))
-				continue;
-			return 1;
-		case PTRACE_EVENT_FORK:
-		case PTRACE_EVENT_VFORK:
-		case PTRACE_EVENT_CLONE: {
-			unsigned long child = 0;
-			ptrace(PTRACE_GETEVENTMSG, tid, 0, &child);
-			if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
-				memset(&r, 0, sizeof r);
-			ev->kind = UMVU_EV_CLONE;
-			ev->msg = (long)child;
-			ev->clone_flags = clone_flags_of(tid, event, &r);
-			tree_clone(tid, (int)child, ev->clone_flags);
-			if (tid_ok((int)child)) /* (a tid an unseen exec left: not this one) */
-				tr.tflags[child] &= ~(TF_NOEXEC | TF_DROPEXEC);
-			child_lacks((int)child, lacked);
-			if (tr.lazy_clone && !tr.noseccomp && tid_ok((int)child) &&
-			    (tr.tflags[tid] & (TF_PLAIN | TF_UNSEEN))) {
-				if (tr.tflags[tid] & TF_NOEXEC)
-					tr.tflags[child] |= TF_NOEXEC; /* its options are the parent's */
-				else if (drop_exec_ok() && !(tr.tflags[child] & TF_RESTORE))
-					tr.tflags[child] |= TF_DROPEXEC;
-				umvu_clone_done(tid, (int)child);
-				tr.tflags[child] |= TF_UNSEEN;
-				continue;
-			}
-			if (tr.autonomous) {
-				umvu_clone_done(tid, (int)child);
-				ev->resumed = 1;
-			}
-			return 1;
-		}
-		case PTRACE_EVENT_EXEC: {
-			unsigned long former = 0;
-			ptrace(PTRACE_GETEVENTMSG, tid, 0, &former);
-			/* an unseen thread's exec, when the leader it replaces is unseen too */
-			int unseen = tid_ok((int)former) && (tr.tflags[former] & TF_UNSEEN) &&
-				(tr.tflags[tid] & TF_UNSEEN);
-			if (tid_ok((int)former) && (int)former != tid) {
-				tr.tflags[tid] = tr.tflags[former] | TF_KNOWN;
-				tr.tflags[former] = 0;
-			}
-			if ((int)former != tid)
-				fdstat_drop((int)former, -1); /* that tid is gone */
-			ev->kind = UMVU_EV_EXEC;
-			ev->msg = (long)former;
-			tree_exec(tid, (int)former);
-			if (unseen && tr.lazy_exec && !tr.noseccomp) {
-				resume(tid, 0);
-				continue;
-			}
-			if (tr.autonomous) {
-				resume(tid, 0);
-				ev->resumed = 1;
-			}
-			return 1;
-		}
-		case PTRACE_EVENT_STOP:
-			if (sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU) {
-				/* group stop: stay stopped, let the real parent see it */
-				ptrace(PTRACE_LISTEN, tid, 0, 0);
-				continue;
-			}
-			if (!(tr.tflags[tid] & TF_KNOWN)) {
-				/* initial stop of a child whose parent's event is still to come */
-				tr.tflags[tid] |= TF_PARKED;
-				continue;
-			}
-			resume(tid, 0);
-			continue;
-		case 0:
-			int knock = sig == SIGURG ? is_knock(tid) : 0;
-			if (knock) {
-				/* a vu_* command asks for the hypervisor; its next syscall
-				 * boundary (the virtual call) gets the filter (UMVU_NOFILTER) */
-				if (!tr.noseccomp)
-					tr.tflags[tid] |= TF_BOUNDARY;
-				ev->kind = UMVU_EV_KNOCK;
-				ev->msg = knock - 1; /* 1: a module is about to be loaded */
-				return 1;
-			}
-			/* signal-delivery stop: inject the signal once */
-			if (tr.nlisteners)
-				restart_notified(tid);
-			resume(tid, sig);
-			continue;
-		default:
-			resume(tid, 0);
-			continue;
-		}
 	}
 }
 
