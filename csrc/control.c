@@ -2,6 +2,8 @@
  * change the call or its result, inject another call, park it while its call waits. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <unistd.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -74,8 +76,52 @@ static int syscall_op(int tid)
 	return info.op;
 }
 
+/* A signal taken while the tracer waits for a stop of its own (an injection, a
+ * notification turned into a stop...): held, then sent again with its own siginfo, so
+ * that a queued signal keeps its code and value (a vu_* command's knock is one: sent
+ * again by tkill it was no knock any more and the command never got its filter). */
+static struct {
+	int tid, sig, have;
+	siginfo_t si;
+} held;
+
+void hold_signal(int tid, int sig)
+{
+	held.tid = tid;
+	held.sig = sig;
+	held.have = ptrace(PTRACE_GETSIGINFO, tid, 0, &held.si) == 0;
+}
+
+static int tgid_of(int tid)
+{
+	char path[64], line[128];
+	snprintf(path, sizeof path, "/proc/%d/status", tid);
+	FILE *f = fopen(path, "r");
+	int tgid = -1;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "Tgid: %d", &tgid) == 1)
+			break;
+	fclose(f);
+	return tgid;
+}
+
+void resend_signal(int tid, int sig)
+{
+	if (held.have && held.tid == tid && held.sig == sig) {
+		held.have = 0;
+		int tgid = tgid_of(tid);
+		/* (the kernel's own codes, si_code >= 0, cannot be queued by a process) */
+		if (tgid > 0 && held.si.si_code < 0 &&
+		    syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, &held.si) == 0)
+			return;
+	}
+	syscall(SYS_tkill, tid, sig);
+}
+
 /* Run tid until it stops at a syscall stop of kind want_op, suppressing (and
- * remembering) signals on the way. */
+ * remembering: hold_signal) signals on the way. */
 int wait_op(int tid, int want_op, int *pending_sig)
 {
 	for (;;) {
@@ -89,6 +135,7 @@ int wait_op(int tid, int want_op, int *pending_sig)
 				return 0;
 		} else if (event == 0 && sig != SIGTRAP) {
 			*pending_sig = sig;
+			hold_signal(tid, sig);
 		}
 		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
 			return -errno;
@@ -267,7 +314,7 @@ static long inject(int tid, long nr, const unsigned long args[6])
 			tr.tflags[tid] |= TF_PASS_NEXT;
 	}
 	if (pending_sig)
-		syscall(SYS_tkill, tid, pending_sig);
+		resend_signal(tid, pending_sig);
 	return result;
 }
 
@@ -311,7 +358,7 @@ int umvu_sys_park(int tid)
 	if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
 		return -errno;
 	if (pending_sig)
-		syscall(SYS_tkill, tid, pending_sig);
+		resend_signal(tid, pending_sig);
 	return 0;
 }
 
@@ -325,7 +372,7 @@ int umvu_sys_unpark(int tid)
 		return e;
 	tr.tflags[tid] &= ~TF_WANT_EXIT;
 	if (pending_sig)
-		syscall(SYS_tkill, tid, pending_sig);
+		resend_signal(tid, pending_sig);
 	return 0;
 }
 
@@ -346,7 +393,7 @@ int umvu_sys_reenter(int tid, long nr, const unsigned long args[6])
 		return e;
 	tr.tflags[tid] |= TF_PASS_NEXT;
 	if (pending_sig)
-		syscall(SYS_tkill, tid, pending_sig);
+		resend_signal(tid, pending_sig);
 	return 0;
 }
 

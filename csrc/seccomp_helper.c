@@ -329,8 +329,10 @@ int notif_stop(int tid)
 		int sig = WSTOPSIG(status), event = (unsigned)status >> 16;
 		if (event == PTRACE_EVENT_STOP)
 			break;
-		if (event == 0 && sig != SIGTRAP)
+		if (event == 0 && sig != SIGTRAP) {
 			pending_sig = sig;
+			hold_signal(tid, sig);
+		}
 		if (ptrace(PTRACE_CONT, tid, 0, 0) < 0)
 			return -errno;
 	}
@@ -340,7 +342,7 @@ int notif_stop(int tid)
 		return e;
 	tr.tflags[tid] |= TF_PASS_NEXT;
 	if (pending_sig)
-		syscall(SYS_tkill, tid, pending_sig);
+		resend_signal(tid, pending_sig);
 	return 0;
 }
 

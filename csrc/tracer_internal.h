@@ -84,6 +84,8 @@ pid_t wait_tracee(pid_t which, int *status, struct umvu_event *ev);
 void resume(int tid, int sig);
 int wait_stopped(int tid, int *status);
 int wait_op(int tid, int want_op, int *pending_sig);
+void hold_signal(int tid, int sig);
+void resend_signal(int tid, int sig);
 
 /* seccomp_helper.c */
 int build_filter(struct sock_filter *prog, const unsigned char *bitmap,

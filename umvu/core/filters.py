@@ -173,6 +173,10 @@ class Filters:
         self.tracer.poke(t.tid, addr, fprog + prog)
         flags = self.TSYNC | (self.LISTENER if notif_bitmap is not None else 0)
         ret = s64(self.tracer.inject(t.tid, NR_SECCOMP, 1, flags, addr))  # SET_MODE_FILTER
+        if ret >= 0 and len(t.process.threads) > 1:
+            # (TSYNC gives it to the others too, but one in the middle of a fork may
+            # have given its child the stack from before: see clone_filters)
+            t.process.unsynced = t.process.threads - {t.tid}
         if notif_bitmap is not None and ret >= 0:
             try:
                 self.tracer.listener_add(t.process.tgid, ret, notif_bitmap)
@@ -188,6 +192,20 @@ class Filters:
             log.error("umvu: pid %d: stacking a seccomp filter failed (%d)", t.tid, ret)
             return False
         return True
+
+    def clone_filters(self, parent_tid: int, child) -> None:
+        """A clone by a thread that was running when its process last got a filter: if
+        the child has fewer filters than its parent (the fork copied the stack from
+        before), it gets them all again at its first syscall boundary."""
+        p = self.procs.threads[parent_tid].process
+        p.unsynced.discard(parent_tid)
+        if seccomp_filters(child.tid) >= seccomp_filters(parent_tid):
+            return
+        cp = child.process
+        cp.filter_gen = 0
+        if cp.fd_traps is not None:
+            cp.fd_traps = {}
+            cp.fd_pending = set(child.files.fds)
 
     def upgrade_filter(self, t) -> None:
         """Stack the current filter onto t's process (t is at a syscall stop). A stack
@@ -296,3 +314,15 @@ class Filters:
         for guest_fd in sorted(pending):
             self.trap_fd(t, guest_fd)
         self.tracer.boundary_done(tid)
+
+
+def seccomp_filters(tid: int) -> int:
+    """How many seccomp filters thread tid has (-1 if it cannot be read)."""
+    try:
+        with open("/proc/%d/status" % tid, "rb") as f:
+            for line in f:
+                if line.startswith(b"Seccomp_filters:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return -1

@@ -24,7 +24,8 @@ class Guests:
         on_data_changed, new_filter_gen)."""
         p = t.process
         plain = (self.lazy and p.filter_gen == self.filter_gen and not p.data
-                 and not t.files.fds and t.fs.kernel_cwd and t.fs.root == b"/")
+                 and not t.files.fds and t.fs.kernel_cwd and t.fs.root == b"/"
+                 and t.tid not in p.unsynced)  # (its clones are to be checked)
         if plain != t.plain:
             t.plain = plain
             self.tracer.set_plain(t.tid, plain)

@@ -234,6 +234,8 @@ class Hypervisor(Guests, Filters):
                 self.on_syscall_exit(tid, ev.ret)
         elif kind == EV_CLONE:
             child = procs.clone(tid, ev.msg, ev.clone_flags)
+            if tid in procs.threads[tid].process.unsynced:
+                self.clone_filters(tid, child)
             self.update_plain(child)
             if not ev.resumed:
                 tracer.clone_done(tid, ev.msg)

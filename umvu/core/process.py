@@ -185,7 +185,8 @@ class ProcessData(dict):
 
 
 class Process:
-    __slots__ = ("tgid", "threads", "filter_gen", "fd_traps", "fd_pending", "data")
+    __slots__ = ("tgid", "threads", "filter_gen", "fd_traps", "fd_pending", "data",
+                 "unsynced")
 
     def __init__(self, obs: Observers, tgid: int, threads: set | None = None,
                  filter_gen: int = 0, fd_traps=(), fd_pending=()) -> None:
@@ -197,6 +198,9 @@ class Process:
         # filters are still to be stacked at the next syscall boundary
         self.fd_traps: dict | None = None if fd_traps is None else dict(fd_traps)
         self.fd_pending: set = set(fd_pending)
+        # threads that were running when a filter was last stacked (TSYNC): one in the
+        # middle of a fork may have given its child the filters from before
+        self.unsynced: set = set()
         # modules' per-process state: copied at fork, kept at exec
         self.data: ProcessData = ProcessData(obs, self)
 
