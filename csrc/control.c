@@ -142,6 +142,31 @@ int wait_op(int tid, int want_op, int *pending_sig)
 	}
 }
 
+/* Run tid to the entry stop of a call: r given (tid at a syscall stop), back to its
+ * syscall instruction first, to run it as the call in r. Signals on the way are held
+ * (*pending_sig); entry_reached() sends them again. */
+int rerun_to_entry(int tid, struct user_regs_struct *r, int *pending_sig)
+{
+	if (r) {
+		r->rip -= 2;
+		if (ptrace(PTRACE_SETREGS, tid, 0, r) < 0)
+			return -errno;
+	}
+	if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
+		return -errno;
+	return wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, pending_sig);
+}
+
+/* tid is at the entry stop rerun_to_entry() reached: its filter verdict, decided
+ * already, is let by when pass is set; the signals held on the way are sent again. */
+void entry_reached(int tid, int pending_sig, int pass)
+{
+	if (pass)
+		tr.tflags[tid] |= TF_PASS_NEXT;
+	if (pending_sig)
+		resend_signal(tid, pending_sig);
+}
+
 /* Make tid report its next syscall boundary (entry or exit) as UMVU_EV_BOUNDARY. */
 int umvu_want_boundary(int tid)
 {
@@ -285,10 +310,7 @@ static long inject(int tid, long nr, const unsigned long args[6])
 	r.rax = nr;
 	if (op == PTRACE_SYSCALL_INFO_EXIT) {
 		/* back to the syscall instruction, run it as the injected call */
-		r.rip -= 2;
-		if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 || ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
-			return -errno;
-		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
+		if ((e = rerun_to_entry(tid, &r, &pending_sig)) < 0)
 			return e;
 		if ((e = finish_injected(tid, &pending_sig, &result)) < 0)
 			return e;
@@ -302,19 +324,11 @@ static long inject(int tid, long nr, const unsigned long args[6])
 		/* re-execute the original syscall instruction to get back to its entry stop
 		 * (from a seccomp stop too: the filter may have changed; its verdict on the
 		 * call, decided already, is let by) */
-		saved.rip -= 2;
 		saved.rax = saved.orig_rax;
-		if (ptrace(PTRACE_SETREGS, tid, 0, &saved) < 0)
-			return -errno;
-		if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
-			return -errno;
-		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
+		if ((e = rerun_to_entry(tid, &saved, &pending_sig)) < 0)
 			return e;
-		if (op == PTRACE_SYSCALL_INFO_SECCOMP)
-			tr.tflags[tid] |= TF_PASS_NEXT;
 	}
-	if (pending_sig)
-		resend_signal(tid, pending_sig);
+	entry_reached(tid, pending_sig, op == PTRACE_SYSCALL_INFO_SECCOMP);
 	return result;
 }
 
@@ -346,10 +360,7 @@ int umvu_sys_park(int tid)
 	if (op == PTRACE_SYSCALL_INFO_EXIT) {
 		/* back to the syscall instruction, as pause */
 		r.rax = SYS_pause;
-		r.rip -= 2;
-		if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 || ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
-			return -errno;
-		if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
+		if ((e = rerun_to_entry(tid, &r, &pending_sig)) < 0)
 			return e;
 	} else if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0) {
 		return -errno;
@@ -386,14 +397,9 @@ int umvu_sys_reenter(int tid, long nr, const unsigned long args[6])
 		return -errno;
 	set_call(&r, nr, args);
 	r.rax = (unsigned long)nr;
-	r.rip -= 2;
-	if (ptrace(PTRACE_SETREGS, tid, 0, &r) < 0 || ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
-		return -errno;
-	if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
+	if ((e = rerun_to_entry(tid, &r, &pending_sig)) < 0)
 		return e;
-	tr.tflags[tid] |= TF_PASS_NEXT;
-	if (pending_sig)
-		resend_signal(tid, pending_sig);
+	entry_reached(tid, pending_sig, 1);
 	return 0;
 }
 

@@ -20,63 +20,7 @@
 #include <ext2fs/ext2fs.h>
 
 #include "ext2_helper.h"
-
-typedef struct ext2_inode_large inode_t;
-
-#define UE2_LINK_MAX 65000  /* the kernel's EXT4_LINK_MAX */
-
-#define FS(p) ((ext2_filsys)(p))
-
-static errcode_t rd(ext2_filsys fs, ext2_ino_t ino, inode_t *in)
-{
-    memset(in, 0, sizeof *in);
-    return ext2fs_read_inode_full(fs, ino, (struct ext2_inode *)in, sizeof *in);
-}
-
-static errcode_t wr(ext2_filsys fs, ext2_ino_t ino, inode_t *in)
-{
-    return ext2fs_write_inode_full(fs, ino, (struct ext2_inode *)in, sizeof *in);
-}
-
-/* does the large-inode field ending at offset end exist in this inode? */
-static int fits(ext2_filsys fs, const inode_t *in, size_t end)
-{
-    return EXT2_INODE_SIZE(fs->super) > EXT2_GOOD_OLD_INODE_SIZE &&
-           EXT2_GOOD_OLD_INODE_SIZE + (size_t)in->i_extra_isize >= end;
-}
-#define FITS(fs, in, field) \
-    fits(fs, in, offsetof(inode_t, field) + sizeof(((inode_t *)0)->field))
-
-static int64_t get_time(uint32_t lo, uint32_t extra, int has_extra)
-{
-    int64_t sec = (int32_t)lo;
-    int64_t nsec = 0;
-    if (has_extra) {
-        sec += (int64_t)(extra & EXT4_EPOCH_MASK) << 32;
-        nsec = extra >> EXT4_EPOCH_BITS;
-        if (nsec > 999999999)
-            nsec = 0;
-    }
-    return sec * 1000000000LL + nsec;
-}
-
-static void put_time(uint32_t *lo, uint32_t *extra, int has_extra, int64_t ns)
-{
-    int64_t sec = ns / 1000000000LL, nsec = ns % 1000000000LL;
-    if (nsec < 0) {
-        nsec += 1000000000LL;
-        sec -= 1;
-    }
-    *lo = (uint32_t)sec;
-    if (has_extra)
-        *extra = ((uint32_t)nsec << EXT4_EPOCH_BITS) |
-                 (uint32_t)(((sec - (int32_t)sec) >> 32) & EXT4_EPOCH_MASK);
-}
-
-#define SET_T(fs, in, f, ns) \
-    put_time(&(in)->i_##f, &(in)->i_##f##_extra, FITS(fs, in, i_##f##_extra), ns)
-#define GET_T(fs, in, f) \
-    get_time((in)->i_##f, (in)->i_##f##_extra, FITS(fs, in, i_##f##_extra))
+#include "ext2_internal.h"
 
 static void set_ids(inode_t *in, uint32_t uid, uint32_t gid)
 {
@@ -285,26 +229,6 @@ long ue2_lookup(void *p, uint32_t dir, const char *name, int len, uint32_t *ino)
     return err;
 }
 
-struct listing {
-    char *buf;
-    size_t len, cap;
-    errcode_t err;
-    int count;
-};
-
-/* hand a finished listing to the caller, or free it on error */
-static errcode_t listing_done(struct listing *l, errcode_t err, char **buf, size_t *len)
-{
-    if (!err)
-        err = l->err;
-    if (err) {
-        free(l->buf);
-        return err;
-    }
-    *buf = l->buf;
-    *len = l->len;
-    return 0;
-}
 
 static int list_one(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int offset,
                     int blocksize, char *buf, void *priv)
@@ -866,104 +790,6 @@ long ue2_rename(void *p, uint32_t old_parent, const char *old_name, uint32_t new
         return err;
     SET_T(fs, &in, ctime, now_ns);
     return wr(fs, ino, &in);
-}
-
-static errcode_t xattr_handle(ext2_filsys fs, ext2_ino_t ino, struct ext2_xattr_handle **h)
-{
-    errcode_t err = ext2fs_xattrs_open(fs, ino, h);
-    if (err)
-        return err;
-    err = ext2fs_xattrs_read(*h);
-    if (err)
-        ext2fs_xattrs_close(h);
-    return err;
-}
-
-long ue2_xattr_get(void *p, uint32_t ino, const char *key, void **value, size_t *len)
-{
-    struct ext2_xattr_handle *h;
-    errcode_t err = xattr_handle(FS(p), ino, &h);
-    if (err)
-        return err;
-    err = ext2fs_xattr_get(h, key, value, len);
-    ext2fs_xattrs_close(&h);
-    return err;
-}
-
-static errcode_t xattr_ctime(ext2_filsys fs, ext2_ino_t ino, int64_t now_ns)
-{
-    inode_t in;
-    errcode_t err = rd(fs, ino, &in);
-    if (err)
-        return err;
-    SET_T(fs, &in, ctime, now_ns);
-    return wr(fs, ino, &in);
-}
-
-long ue2_xattr_set(void *p, uint32_t ino, const char *key, const void *value,
-                   size_t len, int64_t now_ns)
-{
-    struct ext2_xattr_handle *h;
-    errcode_t err = xattr_handle(FS(p), ino, &h);
-    if (err)
-        return err;
-    err = ext2fs_xattr_set(h, key, value, len);  /* (writes the attributes) */
-    errcode_t err2 = ext2fs_xattrs_close(&h);
-    if (err || err2)
-        return err ? err : err2;
-    return xattr_ctime(FS(p), ino, now_ns);
-}
-
-long ue2_xattr_remove(void *p, uint32_t ino, const char *key, int64_t now_ns)
-{
-    struct ext2_xattr_handle *h;
-    void *v = NULL;
-    size_t vlen = 0;
-    errcode_t err = xattr_handle(FS(p), ino, &h);
-    if (err)
-        return err;
-    /* libext2fs removes a missing key quietly: the kernel says ENODATA */
-    err = ext2fs_xattr_get(h, key, &v, &vlen);
-    if (!err) {
-        ext2fs_free_mem(&v);
-        err = ext2fs_xattr_remove(h, key);
-    }
-    errcode_t err2 = ext2fs_xattrs_close(&h);
-    if (err || err2)
-        return err ? err : err2;
-    return xattr_ctime(FS(p), ino, now_ns);
-}
-
-static int list_key(char *name, char *value, size_t value_len, void *priv)
-{
-    struct listing *l = priv;
-    size_t n = strlen(name) + 1;
-    (void)value; (void)value_len;
-    if (l->len + n > l->cap) {
-        size_t cap = l->cap ? l->cap * 2 + n : 4096 + n;
-        char *nb = realloc(l->buf, cap);
-        if (!nb) {
-            l->err = ENOMEM;
-            return XATTR_ABORT;
-        }
-        l->buf = nb;
-        l->cap = cap;
-    }
-    memcpy(l->buf + l->len, name, n);
-    l->len += n;
-    return 0;
-}
-
-long ue2_xattr_list(void *p, uint32_t ino, char **buf, size_t *len)
-{
-    struct ext2_xattr_handle *h;
-    struct listing l = {0};
-    errcode_t err = xattr_handle(FS(p), ino, &h);
-    if (err)
-        return err;
-    err = ext2fs_xattrs_iterate(h, list_key, &l);
-    ext2fs_xattrs_close(&h);
-    return listing_done(&l, err, buf, len);
 }
 
 void ue2_free(void *p)

@@ -336,13 +336,9 @@ int notif_stop(int tid)
 		if (ptrace(PTRACE_CONT, tid, 0, 0) < 0)
 			return -errno;
 	}
-	if (ptrace(PTRACE_SYSCALL, tid, 0, 0) < 0)
-		return -errno;
-	if ((e = wait_op(tid, PTRACE_SYSCALL_INFO_ENTRY, &pending_sig)) < 0)
+	if ((e = rerun_to_entry(tid, NULL, &pending_sig)) < 0)
 		return e;
-	tr.tflags[tid] |= TF_PASS_NEXT;
-	if (pending_sig)
-		resend_signal(tid, pending_sig);
+	entry_reached(tid, pending_sig, 1);
 	return 0;
 }
 

@@ -22,6 +22,7 @@
 #define UMVU_TRACER_INTERNAL_H
 
 #include <sys/types.h>
+#include <sys/user.h>
 #include <time.h>
 
 #include "tracer_state.h"
@@ -86,6 +87,8 @@ int wait_stopped(int tid, int *status);
 int wait_op(int tid, int want_op, int *pending_sig);
 void hold_signal(int tid, int sig);
 void resend_signal(int tid, int sig);
+int rerun_to_entry(int tid, struct user_regs_struct *r, int *pending_sig);
+void entry_reached(int tid, int pending_sig, int pass);
 
 /* seccomp_helper.c */
 int build_filter(struct sock_filter *prog, const unsigned char *bitmap,

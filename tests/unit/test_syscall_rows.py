@@ -81,3 +81,45 @@ def test_bitmap_of_the_path_calls_matches_the_rows():
     bits = syscalls.bitmap(nrs)
     assert {nr for nr in range(syscalls.NBITS) if bits[nr // 8] >> (nr % 8) & 1} == \
         {nr for nr in nrs if nr >= 0}
+
+
+AT_FDCWD_REG = 0xFFFFFF9C  # -100 as the register holds it
+
+
+@pytest.mark.parametrize("name, names", [
+    ("renameat", ("dirfd", "path", "dirfd2", "path2")),
+    ("fchownat", ("dirfd", "path", "uid", "gid", "flags")),
+    ("sendfile", ("out_fd", "in_fd", "in_off", "size")),
+    ("splice", ("in_fd", "in_off", "out_fd", "out_off", "size", "flags")),
+    ("tee", ("in_fd", "out_fd", "size", "flags")),
+    ("close_range", ("uint", "uint2", "flags")),
+])
+def test_arguments_are_named_by_kind_or_by_their_row(name, names):
+    assert syscalls.BY_NAME[name].names() == names
+
+
+def test_bound_arguments_are_the_raw_tuple_with_names():
+    sc = syscalls.BY_NAME["fchownat"]
+    a = sc.bind((AT_FDCWD_REG, 0x1000, 0xFFFFFFFF, 7, 0x100, 0))
+    assert a == (AT_FDCWD_REG, 0x1000, 0xFFFFFFFF, 7, 0x100, 0)  # still the registers
+    assert list(a)[2] == 0xFFFFFFFF and a[0] == AT_FDCWD_REG
+    assert (a.dirfd, a.path, a.uid, a.gid, a.flags) == (-100, 0x1000, -1, 7, 0x100)
+    assert a.syscall is sc
+    assert type(sc.bind((0,) * 6)) is type(a)  # one class a row, made once
+
+
+def test_offsets_are_signed_64_and_sizes_and_pointers_unsigned():
+    a = syscalls.BY_NAME["pread64"].bind((3, 0xFFFF0000, 2**64 - 1, 2**64 - 5, 0, 0))
+    assert (a.fd, a.buf_out, a.size, a.off) == (3, 0xFFFF0000, 2**64 - 1, -5)
+
+
+def test_path_slots_name_each_path_and_its_dirfd():
+    assert syscalls.BY_NAME["renameat2"].paths == ((1, 0), (3, 2))
+    assert syscalls.BY_NAME["rename"].paths == ((0, None), (1, None))
+    assert syscalls.BY_NAME["execveat"].paths == ((1, 0),)
+    assert syscalls.BY_NAME["quotactl"].paths == ((1, None),)
+
+
+def test_a_row_naming_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError):
+        syscalls._parse("1 write fd fd buf_in:2 length")

@@ -39,11 +39,11 @@ class FdCalls:
 
     # ------------------------------------------------------------ fd syscalls
     def on_fd(self, t, sc, args):
-        fd = s32(args[0])
+        fd = s32(args[0])  # (every fd-chosen row has its fd first)
         vf = t.files.fds.get(fd)
         name = sc.name
         if vf is None:
-            if name in ("dup2", "dup3") or (name == "fcntl" and s32(args[1]) in (
+            if name in ("dup2", "dup3") or (name == "fcntl" and args.int in (
                     F_DUPFD, F_DUPFD_CLOEXEC)):
                 return self.real_dup(t, sc, args)
             if name == "fchdir":
@@ -61,13 +61,13 @@ class FdCalls:
 
     def real_dup(self, t, sc, args):
         """dup2/dup3/F_DUPFD of a real fd over a virtual one: forget the virtual one."""
-        target = s32(args[1]) if sc.name != "fcntl" else None
+        target = args.fd2 if sc.name != "fcntl" else None
         if target is None or target not in t.files.fds:
             return None
         return Native(None, lambda ret: self.unbind(t.files, target) if ret >= 0 else None)
 
     def on_close_range(self, t, args):
-        lo, hi, flags = args[0], args[1], s32(args[2])
+        lo, hi, flags = args.uint, args.uint2, args.flags
         victims = [fd for fd in t.files.fds if lo <= fd <= hi]
         if not victims:
             return None
@@ -131,26 +131,23 @@ class FdCalls:
         return self.hv.call(svc, "write", vf.handle, data)
 
     def f_read(self, t, args, vf, fd):
-        data = self._read(vf, min(args[2], 1 << 24))
-        self.tracer.poke(t.tid, args[1], data)
+        offset = args.off if args.syscall.name == "pread64" else None
+        if offset is not None and offset < 0:
+            return -errno.EINVAL
+        data = self._read(vf, min(args.size, 1 << 24), offset)
+        self.tracer.poke(t.tid, args.buf_out, data)
         return len(data)
 
-    def f_pread64(self, t, args, vf, fd):
-        if s64(args[3]) < 0:
-            return -errno.EINVAL
-        data = self._read(vf, min(args[2], 1 << 24), s64(args[3]))
-        self.tracer.poke(t.tid, args[1], data)
-        return len(data)
+    f_pread64 = f_read
 
     def f_write(self, t, args, vf, fd):
-        data = self.tracer.peek(t.tid, args[1], min(args[2], 1 << 24))
-        return self._write(vf, data)
-
-    def f_pwrite64(self, t, args, vf, fd):
-        if s64(args[3]) < 0:
+        offset = args.off if args.syscall.name == "pwrite64" else None
+        if offset is not None and offset < 0:
             return -errno.EINVAL
-        data = self.tracer.peek(t.tid, args[1], min(args[2], 1 << 24))
-        return self._write(vf, data, s64(args[3]))
+        data = self.tracer.peek(t.tid, args.buf_in, min(args.size, 1 << 24))
+        return self._write(vf, data, offset)
+
+    f_pwrite64 = f_write
 
     def _iov(self, t, guest_addr, count):
         if count < 0 or count > 1024:
@@ -160,7 +157,7 @@ class FdCalls:
 
     def _readv(self, t, args, vf, offset):
         total = 0
-        for base, length in self._iov(t, args[1], s32(args[2])):
+        for base, length in self._iov(t, args.ptr, args.int):
             if not length:
                 continue
             data = self._read(vf, length, None if offset is None else offset + total)
@@ -172,7 +169,7 @@ class FdCalls:
 
     def _writev(self, t, args, vf, offset):
         total = 0
-        for base, length in self._iov(t, args[1], s32(args[2])):
+        for base, length in self._iov(t, args.ptr, args.int):
             if not length:
                 continue
             data = self.tracer.peek(t.tid, base, length)
@@ -189,17 +186,15 @@ class FdCalls:
         return self._writev(t, args, vf, None)
 
     def f_preadv(self, t, args, vf, fd):
-        off = s64(args[3])
-        return self._readv(t, args, vf, None if off == -1 else off)
+        return self._readv(t, args, vf, None if args.off == -1 else args.off)
 
     def f_pwritev(self, t, args, vf, fd):
-        off = s64(args[3])
-        return self._writev(t, args, vf, None if off == -1 else off)
+        return self._writev(t, args, vf, None if args.off == -1 else args.off)
 
     f_preadv2, f_pwritev2 = f_preadv, f_pwritev
 
     def f_lseek(self, t, args, vf, fd):
-        off, whence = s64(args[1]), s32(args[2])
+        off, whence = args.off, args.int
         if not implements(vf.service, "pread") and not vf.is_dir:
             return -errno.ESPIPE
         if whence == os.SEEK_SET:
@@ -223,28 +218,23 @@ class FdCalls:
     def f_fstat(self, t, args, vf, fd):
         st = self.fstat_of(vf)
         self.remember_stat(t, fd, st, vf)
-        return self._stat_out(t, args[1], st)
+        return self._stat_out(t, args.ptr, st)
 
-    def f_newfstatat(self, t, args, vf, fd):
-        st = self.fstat_of(vf)
-        self.remember_stat(t, fd, st, vf)
-        return self._stat_out(t, args[2], st)
+    f_newfstatat = f_fstat
 
     def f_statx(self, t, args, vf, fd):
-        self.tracer.poke(t.tid, args[4], guestabi.encode_statx(self.fstat_of(vf), args[3]))
+        self.tracer.poke(t.tid, args.ptr, guestabi.encode_statx(self.fstat_of(vf), args.uint))
         return 0
 
     def f_fstatfs(self, t, args, vf, fd):
         if vf.entry is None:
             return -errno.ENOSYS
-        sv = self.hv.call(vf.service, "statfs", self.hv.table.lookup_path(vf.path)[1])
-        self.tracer.poke(t.tid, args[1], guestabi.encode_statfs(sv))
-        return 0
+        return self.t_statfs(t, args, vf.service, self._rel(vf))
 
     def f_getdents64(self, t, args, vf, fd):
         if not vf.is_dir:
             return -errno.ENOTDIR
-        size = args[2]
+        size = args.size
         out = bytearray()
         names = []
         for name, ino, d_type, next_off in self.hv.call(vf.service, "getdents",
@@ -257,7 +247,7 @@ class FdCalls:
             out += rec
             vf.pos = next_off
             names.append(name)
-        self.tracer.poke(t.tid, args[1], bytes(out))
+        self.tracer.poke(t.tid, args.ptr, bytes(out))
         if names and self.hv.fdstat_enabled and t.process.data.get(PLUS):
             self.entries_plus(t, vf, fd, names)
         return len(out)
@@ -297,28 +287,27 @@ class FdCalls:
         return Native(None, lambda ret: self.bind(t.files, ret, vf) if ret >= 0 else None)
 
     def f_dup2(self, t, args, vf, fd):
-        new = s32(args[1])
-        if new == fd:
+        if args.fd2 == fd:
             return None
         return Native(None, lambda ret: self.bind(t.files, ret, vf) if ret >= 0 else None)
 
     f_dup3 = f_dup2
 
     def f_fcntl(self, t, args, vf, fd):
-        cmd = s32(args[1])
+        cmd = args.int
         if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
             return self.f_dup(t, args, vf, fd)
         if cmd == F_GETFL:
             return (vf.flags & ~O_CLOEXEC) | (0o100000 if vf.entry else 0)
         if cmd == F_SETFL:
-            vf.flags = (vf.flags & ~SETFL_MASK) | (s32(args[2]) & SETFL_MASK)
+            vf.flags = (vf.flags & ~SETFL_MASK) | (s32(args.ptr) & SETFL_MASK)
             return 0
         if cmd in (F_SETLK, F_SETLKW, 37, 38):  # and OFD locks: advisory, granted
             return 0
         if cmd in (F_GETLK, 36):
-            raw = bytearray(self.tracer.peek(t.tid, args[2], 32))
+            raw = bytearray(self.tracer.peek(t.tid, args.ptr, 32))
             raw[0:2] = struct.pack("<h", 2)  # F_UNLCK
-            self.tracer.poke(t.tid, args[2], bytes(raw))
+            self.tracer.poke(t.tid, args.ptr, bytes(raw))
             return 0
         return None  # F_GETFD/F_SETFD and the rest act on the placeholder itself
 
@@ -336,9 +325,9 @@ class FdCalls:
     def f_ftruncate(self, t, args, vf, fd):
         if (vf.flags & O_ACCMODE) == os.O_RDONLY:
             return -errno.EINVAL
-        if s64(args[1]) < 0:
+        if args.off < 0:
             return -errno.EINVAL
-        ret = self.hv.call(vf.service, "ftruncate", vf.handle, s64(args[1])) or 0
+        ret = self.hv.call(vf.service, "ftruncate", vf.handle, args.off) or 0
         self.content_changed(vf)
         return ret
 
@@ -346,22 +335,17 @@ class FdCalls:
         return self.hv.table.lookup_path(vf.path)[1]
 
     def f_fchmod(self, t, args, vf, fd):
-        return self.hv.call(vf.service, "chmod", self._rel(vf), s32(args[1]) & 0o7777) or 0
+        return self.t_chmod(t, args, vf.service, self._rel(vf))
 
-    def f_fchmodat(self, t, args, vf, fd):
-        return self.hv.call(vf.service, "chmod", self._rel(vf), s32(args[2]) & 0o7777) or 0
+    f_fchmodat = f_fchmod
 
     def f_fchown(self, t, args, vf, fd):
-        return self.hv.call(vf.service, "chown", self._rel(vf), s32(args[1]),
-                            s32(args[2])) or 0
+        return self.t_chown(t, args, vf.service, self._rel(vf))
 
-    def f_fchownat(self, t, args, vf, fd):
-        return self.hv.call(vf.service, "chown", self._rel(vf), s32(args[2]),
-                            s32(args[3])) or 0
+    f_fchownat = f_fchown
 
     def f_utimensat(self, t, args, vf, fd):
-        return self.hv.call(vf.service, "utimens", self._rel(vf),
-                            *self._times(t, args[2], "timespec")) or 0
+        return self.t_utimens(t, args, vf.service, self._rel(vf))
 
     def f_fchdir(self, t, args, vf, fd):
         if not vf.is_dir:
@@ -371,30 +355,24 @@ class FdCalls:
         return 0
 
     def f_fgetxattr(self, t, args, vf, fd):
-        value = self.hv.call(vf.service, "getxattr", self._rel(vf),
-                             self._xattr_name(t, args[1]))
-        return self.sized_out(t, args[2], args[3], value)
+        return self.t_getxattr(t, args, vf.service, self._rel(vf))
 
     def f_fsetxattr(self, t, args, vf, fd):
-        value = self.tracer.peek(t.tid, args[2], args[3]) if args[3] else b""
-        return self.hv.call(vf.service, "setxattr", self._rel(vf),
-                            self._xattr_name(t, args[1]), value, s32(args[4])) or 0
+        return self.t_setxattr(t, args, vf.service, self._rel(vf))
 
     def f_flistxattr(self, t, args, vf, fd):
-        names = self.hv.call(vf.service, "listxattr", self._rel(vf))
-        return self.sized_out(t, args[1], args[2], b"".join(n + b"\0" for n in names))
+        return self.t_listxattr(t, args, vf.service, self._rel(vf))
 
     def f_fremovexattr(self, t, args, vf, fd):
-        return self.hv.call(vf.service, "removexattr", self._rel(vf),
-                            self._xattr_name(t, args[1])) or 0
+        return self.t_removexattr(t, args, vf.service, self._rel(vf))
 
     def f_ioctl(self, t, args, vf, fd):
         svc = vf.service
-        req = args[1] & 0xFFFFFFFF
+        req = args.uint & 0xFFFFFFFF
         if req in (0x5451, 0x5450):  # FIOCLEX / FIONCLEX act on the placeholder
             return None
         if implements(svc, "ioctl"):
-            return self.hv.call(svc, "ioctl", vf.handle, req, args[2])
+            return self.hv.call(svc, "ioctl", vf.handle, req, args.ptr)
         return -errno.ENOTTY
 
     def f_fadvise64(self, t, args, vf, fd):
@@ -420,8 +398,8 @@ class FdCalls:
     def on_epoll_ctl(self, t, sc, args):
         """Regular files and directories cannot be watched by epoll (EPERM); the
         placeholder (an eventfd) could, so the core answers for them."""
-        vf = t.files.fds.get(s32(args[2]))
-        if vf is None or s32(args[1]) != 1:  # EPOLL_CTL_ADD
+        vf = t.files.fds.get(args.fd2)
+        if vf is None or args.int != 1:  # EPOLL_CTL_ADD
             return None
         if vf.is_dir or implements(vf.service, "pread"):
             return -errno.EPERM
@@ -433,10 +411,7 @@ class FdCalls:
         if name in ("dup2", "dup3"):
             return self.on_fd(t, sc, args)
         if name in ("sendfile", "copy_file_range", "splice", "tee"):
-            out_fd = s32(args[0] if name == "sendfile" else args[2])
-            in_fd = s32(args[1] if name == "sendfile" else args[0])
-            if name == "tee":
-                out_fd = s32(args[1])
+            out_fd, in_fd = args.out_fd, args.in_fd
             vin, vout = t.files.fds.get(in_fd), t.files.fds.get(out_fd)
             in_content = vin is not None and vin.content is not None
             if in_content:  # a memfd: the kernel reads it
@@ -481,15 +456,13 @@ class FdCalls:
         if name == "tee":
             return -errno.EINVAL  # both ends must be pipes
         if name == "splice":
-            in_off_addr, out_off_addr, count = args[1], args[3], args[4]
             if vin is not None and vout is not None:
                 return -errno.EINVAL  # the kernel needs one end to be a pipe
-        elif name == "sendfile":
-            in_off_addr, out_off_addr, count = args[2], 0, args[3]
-        else:  # copy_file_range: both ends on the same file system
+        elif name == "copy_file_range":  # both ends on the same file system
             if (vin is None and not in_content) or vout is None:
                 return -errno.EXDEV
-            in_off_addr, out_off_addr, count = args[1], args[3], args[4]
+        in_off_addr, count = args.in_off, args.size
+        out_off_addr = 0 if name == "sendfile" else args.out_off
         in_off = self._offset(t, in_off_addr)
         out_off = self._offset(t, out_off_addr)
         if (in_off is not None and in_off < 0) or (out_off is not None and out_off < 0):

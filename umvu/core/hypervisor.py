@@ -21,7 +21,6 @@ from types import CoroutineType
 
 from umvu.api import implements
 from umvu.core import syscalls
-from umvu.core.abi import s32
 from umvu.core.actions import PASS, Native
 from umvu.core.errors import RESTARTS, call_to_retval
 from umvu.core.filters import REFUSED, SETID, Filters
@@ -300,6 +299,8 @@ class Hypervisor(Guests, Filters):
 
     def _on_syscall(self, tid: int, nr: int, args) -> None:
         sc = syscalls.BY_NR.get(nr)
+        if sc is not None:
+            args = sc.bind(args)  # by name: args.path, args.mode...
         t = self.thread(tid)
         self.cur_tid = tid
         if not self.noseccomp and t.process.filter_gen < self.filter_gen:
@@ -436,8 +437,8 @@ class Hypervisor(Guests, Filters):
     def on_getcwd(self, t, sc, args):
         if t.fs.kernel_cwd:
             return None
-        return self.vfs.sized_out(t, args[0], max(args[1], 1), t.fs.cwd + b"\0") \
-            if args[1] else -errno.ERANGE
+        return self.vfs.sized_out(t, args.buf_out, max(args.size, 1), t.fs.cwd + b"\0") \
+            if args.size else -errno.ERANGE
 
     def on_setid(self, t, sc, args):
         """The thread's ids may change: read them again at its next call."""
@@ -455,7 +456,7 @@ class Hypervisor(Guests, Filters):
         return -REFUSED[sc.name]
 
     def on_umask(self, t, sc, args):
-        new = args[0] & 0o777
+        new = args.mode & 0o777
 
         def done(ret):
             if ret >= 0:
@@ -463,13 +464,13 @@ class Hypervisor(Guests, Filters):
         return Native(None, done)
 
     def on_mmap(self, t, sc, args):
-        flags = s32(args[3])
+        flags = args.flags
         if flags & 0x20:  # MAP_ANONYMOUS
             return None
-        vf = t.files.fds.get(s32(args[4]))
+        vf = t.files.fds.get(args.fd)
         if vf is None or "mmap" in vf.native:
             return None
-        return self.vfs.f_mmap(t, args, vf, s32(args[4]))
+        return self.vfs.f_mmap(t, args, vf, args.fd)
 
     def proc_mounts(self, t, mountinfo: bool) -> bytes:
         return render_proc_mounts(self.table, t, mountinfo)

@@ -13,7 +13,7 @@ from umvu.core import guestabi
 from umvu.core.abi import (AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
                            AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY,
                            O_EXCL, O_NOFOLLOW, O_PATH, O_TMPFILE, O_TRUNC, UTIME_NOW,
-                           UTIME_OMIT, s32, s64)
+                           UTIME_OMIT, s32)
 from umvu.core.actions import Native
 from umvu.core.paths import AT_FDCWD, rebase, within
 from umvu.core.vfiles import MemFile, PLUS, VFile
@@ -101,17 +101,25 @@ class PathCalls:
         self.tracer.poke(t.tid, addr, path + b"\0")
         return addr
 
+    def on_host(self, t, args, hosts) -> list:
+        """args with its path arguments naming hosts (absolute: their dirfds AT_FDCWD)."""
+        new = list(args)
+        for slot, ((path_i, dirfd_i), host) in enumerate(zip(args.syscall.paths, hosts)):
+            new[path_i] = self.scratch_path(t, host, slot)
+            if dirfd_i is not None:
+                new[dirfd_i] = AT_FDCWD & 0xFFFFFFFF
+        return new
+
     # ------------------------------------------------------------ path syscalls
     def on_path(self, t, sc, args):
         """Syscalls whose choice is one path (possibly dirfd-relative)."""
-        idx = sc.args.index("path")
-        dirfd = s32(args[idx - 1]) if idx and sc.args[idx - 1] == "dirfd" else AT_FDCWD
+        dirfd = args.dirfd if sc.paths[0][1] is not None else AT_FDCWD
         name = sc.name
-        if name == "utimensat" and args[1] == 0:  # Linux: a NULL path means the fd itself
+        if name == "utimensat" and args.path == 0:  # Linux: a NULL path means the fd itself
             vf = t.files.fds.get(dirfd)
             return None if vf is None else self.fd_op(t, sc, args, vf, dirfd)
         try:
-            guest_path = self.read_path(t, args[idx])
+            guest_path = self.read_path(t, args.path)
         except OSError as e:
             return -e.errno
         if guest_path == b"" and self.empty_path_ok(sc, args):
@@ -138,18 +146,11 @@ class PathCalls:
                 return self.open_proc_mounts(t, sc, args, r.path)
             rewrite = None
             if r.crossed or (virtual_base and not guest_path.startswith(b"/")):
-                new = list(args)
-                new[idx] = self.scratch_path(t, r.path)
-                if idx and sc.args[idx - 1] == "dirfd":
-                    new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
-                rewrite = new
+                rewrite = self.on_host(t, args, (r.path,))
             return self.real_path_hook(t, sc, args, r, rewrite)
         native = self.native_path(r)
         if native is not None and name not in ("execve", "execveat"):
-            new = list(args)
-            new[idx] = self.scratch_path(t, native)
-            if idx and sc.args[idx - 1] == "dirfd":
-                new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
+            new = self.on_host(t, args, (native,))
             if name == "chdir":
                 def chdir_done(ret):
                     if ret == 0:
@@ -194,8 +195,7 @@ class PathCalls:
         """readlink of /proc/PID/{fd/N,cwd,exe,root}: the kernel answers host paths."""
         if sc.name not in ("readlink", "readlinkat") or not is_proc_link(guest_path):
             return None
-        buf_idx = 1 if sc.name == "readlink" else 2
-        addr, size = args[buf_idx], args[buf_idx + 1]
+        addr, size = args.buf_out, args.size
 
         comps = [c for c in guest_path.split(b"/") if c]
         n, virtual = self.resolver.proc_magic(comps)
@@ -233,40 +233,32 @@ class PathCalls:
 
     def on_path2(self, t, sc, args):
         """rename/link family: both paths must be on the same side (else EXDEV)."""
-        idxs = [i for i, k in enumerate(sc.args) if k == "path"]
         res = []
-        for n, idx in enumerate(idxs):
-            dirfd = s32(args[idx - 1]) if idx and sc.args[idx - 1] == "dirfd" else AT_FDCWD
+        for n, (path_i, dirfd_i) in enumerate(sc.paths):
+            dirfd = s32(args[dirfd_i]) if dirfd_i is not None else AT_FDCWD
+            # the new name never follows, the old one as the row says (linkat's flag)
+            follow = self.follow_of(sc, args) if n == 0 or sc.name == "pivot_root" else False
             try:
-                guest_path = self.read_path(t, args[idx])
-                follow = (n == 0 and sc.name == "linkat" and
-                          bool(s32(args[4]) & AT_SYMLINK_FOLLOW))
-                if sc.name == "pivot_root":
-                    follow = True
+                guest_path = self.read_path(t, args[path_i])
                 r = self.resolver.resolve(self.base_dir(t, dirfd), guest_path, follow=follow,
                                           entry_op=True)
             except OSError as e:
                 return -e.errno
-            res.append((idx, r))
-        (i0, r0), (i1, r1) = res
+            res.append(r)
+        r0, r1 = res
         hosts = [(r.path + b"/" if r.trailing and r.path != b"/" else r.path)
                  if r.entry is None else self.native_path(r) for r in (r0, r1)]
         if None not in hosts:  # both real or natively served: the kernel decides
             if r0.entry is None and r1.entry is None and \
                     not (r0.crossed or r1.crossed or not t.fs.kernel_cwd):
                 return None
-            new = list(args)
-            for slot, (idx, host) in enumerate(zip((i0, i1), hosts)):
-                new[idx] = self.scratch_path(t, host, slot)
-                if idx and sc.args[idx - 1] == "dirfd":
-                    new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
-            return Native(new)
+            return Native(self.on_host(t, args, hosts))
         if r0.entry is not r1.entry:
             return -errno.EXDEV
         if r0.rel == b"/" or (r1.rel == b"/" and sc.name not in ("link", "linkat")):
             return -errno.EBUSY  # a mount point (the module never gets its root)
         if sc.name in ("rename", "renameat", "renameat2"):
-            flags = s32(args[4]) if sc.name == "renameat2" else 0
+            flags = args.flags if sc.name == "renameat2" else 0
             if not r0.exists:
                 return -errno.ENOENT
             return self.call(r0.entry.service, "rename", r0.rel, r1.rel, flags) or 0
@@ -289,17 +281,13 @@ class PathCalls:
 
     def v_stat(self, t, sc, args, r):
         self._need(r)
-        return self._stat_out(t, args[1], r.st)
+        return self._stat_out(t, args.ptr, r.st)
 
-    v_lstat = v_stat
-
-    def v_newfstatat(self, t, sc, args, r):
-        self._need(r)
-        return self._stat_out(t, args[2], r.st)
+    v_lstat = v_newfstatat = v_stat
 
     def v_statx(self, t, sc, args, r):
         self._need(r)
-        self.tracer.poke(t.tid, args[4], guestabi.encode_statx(r.st, args[3]))
+        self.tracer.poke(t.tid, args.ptr, guestabi.encode_statx(r.st, args.uint))
         return 0
 
     def _access(self, t, r, mode):
@@ -310,23 +298,19 @@ class PathCalls:
         return 0
 
     def v_access(self, t, sc, args, r):
-        return self._access(t, r, s32(args[1]))
+        return self._access(t, r, args.mode)
 
-    def v_faccessat(self, t, sc, args, r):
-        return self._access(t, r, s32(args[2]))
-
-    v_faccessat2 = v_faccessat
+    v_faccessat = v_faccessat2 = v_access
 
     def v_readlink(self, t, sc, args, r):
-        buf_i = 1 if sc.name == "readlink" else 2
         self._need(r)
         if not stat.S_ISLNK(r.st.st_mode):
             return -errno.EINVAL
-        size = s32(args[buf_i + 1])
+        size = s32(args.size)  # (the kernel's bufsiz is an int)
         if size <= 0:
             return -errno.EINVAL
         target = self.call(r.entry.service, "readlink", r.rel)[:size]
-        self.tracer.poke(t.tid, args[buf_i], target)
+        self.tracer.poke(t.tid, args.buf_out, target)
         return len(target)
 
     v_readlinkat = v_readlink
@@ -334,7 +318,7 @@ class PathCalls:
     def v_mkdir(self, t, sc, args, r):
         if r.exists:
             return -errno.EEXIST
-        mode = s32(args[1] if sc.name == "mkdir" else args[2]) & 0o7777 & ~t.fs.umask
+        mode = args.mode & 0o7777 & ~t.fs.umask
         return self.call(r.entry.service, "mkdir", r.rel, mode) or 0
 
     v_mkdirat = v_mkdir
@@ -342,12 +326,11 @@ class PathCalls:
     def v_mknod(self, t, sc, args, r):
         if r.exists:
             return -errno.EEXIST
-        base = 1 if sc.name == "mknod" else 2
-        mode = s32(args[base])
+        mode = args.mode
         mode = (mode & ~0o7777) | (mode & 0o7777 & ~t.fs.umask)
         if stat.S_IFMT(mode) == 0:
             mode |= stat.S_IFREG
-        return self.call(r.entry.service, "mknod", r.rel, mode, args[base + 1]) or 0
+        return self.call(r.entry.service, "mknod", r.rel, mode, args.uint) or 0
 
     v_mknodat = v_mknod
 
@@ -366,13 +349,13 @@ class PathCalls:
         return self.call(r.entry.service, "unlink", r.rel) or 0
 
     def v_unlinkat(self, t, sc, args, r):
-        if s32(args[2]) & AT_REMOVEDIR:
+        if args.flags & AT_REMOVEDIR:
             return self.v_rmdir(t, sc, args, r)
         return self.v_unlink(t, sc, args, r)
 
     def v_symlink(self, t, sc, args, r):
         try:
-            target = self.read_path(t, args[0])
+            target = self.read_path(t, args.str)
         except OSError as e:
             return -e.errno
         if r.exists:
@@ -383,26 +366,23 @@ class PathCalls:
 
     def v_chmod(self, t, sc, args, r):
         self._need(r)
-        mode = s32(args[1] if sc.name == "chmod" else args[2]) & 0o7777
-        return self.call(r.entry.service, "chmod", r.rel, mode) or 0
+        return self.t_chmod(t, args, r.entry.service, r.rel)
 
     v_fchmodat = v_fchmodat2 = v_chmod
 
     def v_chown(self, t, sc, args, r):
         self._need(r)
-        base = 1 if sc.name in ("chown", "lchown") else 2
-        return self.call(r.entry.service, "chown", r.rel, s32(args[base]),
-                         s32(args[base + 1])) or 0
+        return self.t_chown(t, args, r.entry.service, r.rel)
 
     v_lchown = v_fchownat = v_chown
 
     def v_truncate(self, t, sc, args, r):
         self._need(r)
-        if s64(args[1]) < 0:
+        if args.off < 0:
             return -errno.EINVAL
         if stat.S_ISDIR(r.st.st_mode):
             return -errno.EISDIR
-        ret = self.call(r.entry.service, "truncate", r.rel, s64(args[1])) or 0
+        ret = self.call(r.entry.service, "truncate", r.rel, args.off) or 0
         self.content_changed_ino(r.entry, r.st.st_ino)
         return ret
 
@@ -430,27 +410,18 @@ class PathCalls:
                 out.append(sec * 10**9 + nsec)
         return tuple(out)
 
-    def _utimens(self, r, times):
-        self._need(r)
-        return self.call(r.entry.service, "utimens", r.rel, *times) or 0
+    TIMES = {"utimensat": "timespec", "utimes": "timeval", "futimesat": "timeval",
+             "utime": "utimbuf"}
 
     def v_utimensat(self, t, sc, args, r):
-        return self._utimens(r, self._times(t, args[2], "timespec"))
+        self._need(r)
+        return self.t_utimens(t, args, r.entry.service, r.rel)
 
-    def v_utimes(self, t, sc, args, r):
-        return self._utimens(r, self._times(t, args[1], "timeval"))
-
-    def v_futimesat(self, t, sc, args, r):
-        return self._utimens(r, self._times(t, args[2], "timeval"))
-
-    def v_utime(self, t, sc, args, r):
-        return self._utimens(r, self._times(t, args[1], "utimbuf"))
+    v_utimes = v_futimesat = v_utime = v_utimensat
 
     def v_statfs(self, t, sc, args, r):
         self._need(r)
-        sv = self.call(r.entry.service, "statfs", r.rel)
-        self.tracer.poke(t.tid, args[1], guestabi.encode_statfs(sv))
-        return 0
+        return self.t_statfs(t, args, r.entry.service, r.rel)
 
     def v_chdir(self, t, sc, args, r):
         self._need(r)
@@ -469,32 +440,59 @@ class PathCalls:
 
     def v_getxattr(self, t, sc, args, r):
         self._need(r)
-        value = self.call(r.entry.service, "getxattr", r.rel, self._xattr_name(t, args[1]))
-        return self.sized_out(t, args[2], args[3], value)
+        return self.t_getxattr(t, args, r.entry.service, r.rel)
 
     v_lgetxattr = v_getxattr
 
     def v_setxattr(self, t, sc, args, r):
         self._need(r)
-        value = self.tracer.peek(t.tid, args[2], args[3]) if args[3] else b""
-        return self.call(r.entry.service, "setxattr", r.rel, self._xattr_name(t, args[1]),
-                         value, s32(args[4])) or 0
+        return self.t_setxattr(t, args, r.entry.service, r.rel)
 
     v_lsetxattr = v_setxattr
 
     def v_listxattr(self, t, sc, args, r):
         self._need(r)
-        names = self.call(r.entry.service, "listxattr", r.rel)
-        return self.sized_out(t, args[1], args[2], b"".join(n + b"\0" for n in names))
+        return self.t_listxattr(t, args, r.entry.service, r.rel)
 
     v_llistxattr = v_listxattr
 
     def v_removexattr(self, t, sc, args, r):
         self._need(r)
-        return self.call(r.entry.service, "removexattr", r.rel,
-                         self._xattr_name(t, args[1])) or 0
+        return self.t_removexattr(t, args, r.entry.service, r.rel)
 
     v_lremovexattr = v_removexattr
+
+    # --- the operations of a path and of an fd alike: (service, rel) names the target
+    def t_chmod(self, t, args, svc, rel):
+        return self.call(svc, "chmod", rel, args.mode & 0o7777) or 0
+
+    def t_chown(self, t, args, svc, rel):
+        return self.call(svc, "chown", rel, args.uid, args.gid) or 0
+
+    def t_utimens(self, t, args, svc, rel):
+        times = self._times(t, args.ptr, self.TIMES[args.syscall.name])
+        return self.call(svc, "utimens", rel, *times) or 0
+
+    def t_statfs(self, t, args, svc, rel):
+        sv = self.call(svc, "statfs", rel)
+        self.tracer.poke(t.tid, args.ptr, guestabi.encode_statfs(sv))
+        return 0
+
+    def t_getxattr(self, t, args, svc, rel):
+        value = self.call(svc, "getxattr", rel, self._xattr_name(t, args.str))
+        return self.sized_out(t, args.buf_out, args.size, value)
+
+    def t_setxattr(self, t, args, svc, rel):
+        value = self.tracer.peek(t.tid, args.buf_in, args.size) if args.size else b""
+        return self.call(svc, "setxattr", rel, self._xattr_name(t, args.str), value,
+                         args.flags) or 0
+
+    def t_listxattr(self, t, args, svc, rel):
+        names = self.call(svc, "listxattr", rel)
+        return self.sized_out(t, args.buf_out, args.size, b"".join(n + b"\0" for n in names))
+
+    def t_removexattr(self, t, args, svc, rel):
+        return self.call(svc, "removexattr", rel, self._xattr_name(t, args.str)) or 0
 
     def v_execve(self, t, sc, args, r):
         """The kernel execs a real file: the module's own host file when it has one,
@@ -508,26 +506,17 @@ class PathCalls:
             real = host(r.rel)
         else:
             real = self.hv.exec_copy(r.entry, r.rel, r.st)
-        idx = sc.args.index("path")
-        new = list(args)
-        new[idx] = self.scratch_path(t, real)
-        if sc.name == "execveat":
-            new[0] = AT_FDCWD & 0xFFFFFFFF
-        return Native(new)
+        return Native(self.on_host(t, args, (real,)))
 
     v_execveat = v_execve
 
     # --- open
     def v_open(self, t, sc, args, r):
         flags = self.open_flags(sc, args)
-        if sc.name == "open":
-            mode = args[2]
-        elif sc.name == "openat":
-            mode = args[3]
-        elif sc.name == "creat":
-            mode = args[1]
+        if sc.name == "openat2":
+            mode = struct.unpack("<QQQ", self.tracer.peek(t.tid, args.ptr, 24))[1]
         else:
-            mode = struct.unpack("<QQQ", self.tracer.peek(t.tid, args[2], 24))[1]
+            mode = args.mode
         mode = mode & 0o7777 & ~t.fs.umask
         if flags & O_TMPFILE == O_TMPFILE:
             return -errno.EOPNOTSUPP
@@ -566,13 +555,8 @@ class PathCalls:
                 stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK):
             # fifos (devices, sockets) of a module: the kernel opens a real object the
             # module names (a blocking fifo open must block the guest, not umvu)
-            idx = sc.args.index("path")
-            new = list(args)
-            new[idx] = self.scratch_path(t, self.call(r.entry.service, "special_path",
-                                                      r.rel, r.st))
-            if sc.args[idx - 1:idx] == ("dirfd",):
-                new[idx - 1] = AT_FDCWD & 0xFFFFFFFF
-            return Native(new)
+            host = self.call(r.entry.service, "special_path", r.rel, r.st)
+            return Native(self.on_host(t, args, (host,)))
         handle = self.call(r.entry.service, "open", r.rel, flags & ~O_CLOEXEC, mode)
         is_dir = stat.S_ISDIR(r.st.st_mode) if r.exists else False
         vf = VFile(r.entry, r.entry.service, handle, r.path, flags & ~O_CLOEXEC, is_dir)

@@ -12,7 +12,8 @@ choice: how the core picks the module responsible for a call (VUOS's choice func
     none    memory, scheduling, signals...: always the kernel's
 
 argument kinds: fd dirfd path str buf_in buf_out size int uint flags mode off ptr
-    pid uid gid sig addr  (``buf_in:N``/``buf_out:N`` name the size argument index)
+    pid uid gid sig addr  (``buf_in:N``/``buf_out:N`` name the size argument index;
+    ``kind/name`` gives the argument a name of its own, see below)
 
 how the path is resolved (after the arguments; the default follows a last symlink):
     =nofollow    the last symlink is not followed (lstat, unlink, mkdir, rename...)
@@ -25,8 +26,19 @@ how the path is resolved (after the arguments; the default follows a last symlin
 
 Virtual system calls (numbers Linux does not use, as in VUOS) are rows with negative
 numbers.
+
+Handlers get the arguments by name: ``sc.bind(raw)`` is the raw tuple with one attribute
+an argument, named by its kind (the second of a kind gets a ``2``: ``renameat`` has
+``dirfd, path, dirfd2, path2``) or by the name its row gives it (``fd/in_fd``). Kinds the kernel takes as int are signed 32-bit
+(fd dirfd int flags mode pid uid gid sig), ``off`` is signed 64-bit, the rest (sizes,
+pointers, addresses, uint) are as the registers hold them. ``args.changed(mode=0)``
+gives the registers with named arguments replaced.
 """
 from __future__ import annotations
+
+from operator import itemgetter
+
+from .abi import s32, s64
 
 _TABLE = """
 0 read fd fd buf_out:2 size
@@ -69,7 +81,7 @@ _TABLE = """
 37 alarm std uint
 38 setitimer std int ptr ptr
 39 getpid none
-40 sendfile fd2 fd fd ptr size
+40 sendfile fd2 fd/out_fd fd/in_fd ptr/in_off size
 41 socket socket int int int
 42 connect fd fd ptr size
 43 accept fd fd ptr ptr
@@ -194,8 +206,8 @@ _TABLE = """
 162 sync std
 163 acct path path
 164 settimeofday std ptr ptr
-165 mount mount str path str flags ptr
-166 umount2 umount path flags
+165 mount mount str/source path/target str/fstype flags ptr/data
+166 umount2 umount path/target flags
 167 swapon path path flags
 168 swapoff path path
 169 reboot none int int uint ptr
@@ -304,8 +316,8 @@ _TABLE = """
 272 unshare none flags
 273 set_robust_list none ptr size
 274 get_robust_list none pid ptr ptr
-275 splice fd2 fd ptr fd ptr size flags
-276 tee fd2 fd fd size flags
+275 splice fd2 fd/in_fd ptr/in_off fd/out_fd ptr/out_off size flags
+276 tee fd2 fd/in_fd fd/out_fd size flags
 277 sync_file_range fd fd off off flags
 278 vmsplice fd fd ptr size flags
 279 move_pages none pid size ptr ptr ptr flags
@@ -355,7 +367,7 @@ _TABLE = """
 323 userfaultfd none flags
 324 membarrier none int flags int
 325 mlock2 none addr size flags
-326 copy_file_range fd2 fd ptr fd ptr size flags
+326 copy_file_range fd2 fd/in_fd ptr/in_off fd/out_fd ptr/out_off size flags
 327 preadv2 fd fd ptr int off off flags
 328 pwritev2 fd fd ptr int off off flags
 329 pkey_mprotect none addr size int int
@@ -370,7 +382,7 @@ _TABLE = """
 426 io_uring_enter none fd uint uint flags ptr size
 427 io_uring_register none fd uint ptr uint
 428 open_tree path dirfd path flags =at:2
-429 move_mount path2 dirfd path dirfd path flags
+429 move_mount path2 dirfd path dirfd path flags =nofollow
 430 fsopen none str flags
 431 fsconfig none fd uint str ptr int
 432 fsmount none fd flags flags
@@ -411,10 +423,10 @@ _TABLE = """
 467 open_tree_attr path dirfd path flags ptr size
 468 file_getattr path dirfd path ptr size flags =at:5
 469 file_setattr path dirfd path ptr size flags =at:5
--1 vu_insmod virtual str flags
--2 vu_rmmod virtual str
+-1 vu_insmod virtual str/module flags
+-2 vu_rmmod virtual str/module
 -3 vu_lsmod virtual buf_out:1 size
--4 vuctl virtual int uint uint uint uint
+-4 vuctl virtual int/op ptr/arg size/arg_size uint uint
 -5 msocket virtual path int int int
 """
 
@@ -431,17 +443,42 @@ class Syscall:
     AT_SYMLINK_FOLLOW bit says), ``at_flags`` (index of the AT_* flags argument or None),
     ``oflags`` (("oflags"|"how"|"creat", index) or None), ``entry``."""
     __slots__ = ("nr", "name", "choice", "args", "sizes", "follow", "at_flags", "oflags",
-                 "entry")
+                 "entry", "paths", "given", "_bound")
 
     def __init__(self, nr: int, name: str, choice: str, args: tuple, sizes: tuple,
-                 rules: dict | None = None):
+                 rules: dict | None = None, given: tuple | None = None):
         self.nr, self.name, self.choice, self.args, self.sizes = nr, name, choice, args, sizes
+        self.given = given or (None,) * len(args)  # names the row gives (kind/name)
         rules = rules or {}
         self.follow = False if "nofollow" in rules else rules.get("follow", True)
         self.at_flags = rules.get("at")
         self.oflags = next(((k, rules[k]) for k in ("oflags", "how", "creat") if k in rules),
                            None)
         self.entry = "entry" in rules
+        # (index of each path argument, index of its dirfd or None)
+        self.paths = tuple((i, i - 1 if i and args[i - 1] == "dirfd" else None)
+                           for i, k in enumerate(args) if k == "path")
+        self._bound = None
+
+    def names(self) -> tuple[str, ...]:
+        """The arguments' names: each its kind, the second of a kind with a 2."""
+        seen: dict[str, int] = {}
+        out = []
+        for kind, given in zip(self.args, self.given):
+            if given is not None:
+                out.append(given)
+                continue
+            seen[kind] = seen.get(kind, 0) + 1
+            out.append(kind if seen[kind] == 1 else "%s%d" % (kind, seen[kind]))
+        return tuple(out)
+
+    def bind(self, raw) -> tuple:
+        """raw (the six registers) as this call's arguments: a tuple that also has an
+        attribute an argument (see the module docstring)."""
+        cls = self._bound
+        if cls is None:
+            cls = self._bound = _bound_class(self)
+        return cls(raw)
 
     def __repr__(self) -> str:
         return "Syscall(%d, %s, %s, %s)" % (self.nr, self.name, self.choice, self.args)
@@ -450,12 +487,42 @@ class Syscall:
         return tuple(i for i, k in enumerate(self.args) if k == "path")
 
 
+_SIGNED32 = {"fd", "dirfd", "int", "flags", "mode", "pid", "uid", "gid", "sig"}
+
+
+def _getter(kind: str, i: int):
+    get = itemgetter(i)
+    if kind in _SIGNED32:
+        return property(lambda a: s32(get(a)))
+    if kind == "off":
+        return property(lambda a: s64(get(a)))
+    return property(get)
+
+
+def _changed(args, **named) -> list:
+    """The registers with the named arguments replaced (for Native(args=...))."""
+    new = list(args)
+    names = args.syscall.names()
+    for name, value in named.items():
+        new[names.index(name)] = value
+    return new
+
+
+def _bound_class(sc: Syscall) -> type:
+    attrs = {name: _getter(kind, i)
+             for i, (name, kind) in enumerate(zip(sc.names(), sc.args))}
+    attrs["__slots__"] = ()
+    attrs["syscall"] = sc
+    attrs["changed"] = _changed
+    return type("%s_args" % sc.name, (tuple,), attrs)
+
+
 def _parse(text: str) -> tuple[dict[int, Syscall], dict[str, Syscall]]:
     by_nr: dict[int, Syscall] = {}
     by_name: dict[str, Syscall] = {}
     for line in text.strip().splitlines():
         nr_s, name, choice, *raw = line.split()
-        kinds, sizes, rules = [], [], {}
+        kinds, sizes, given, rules = [], [], [], {}
         for a in raw:
             kind, _, size = a.partition(":")
             if kind.startswith("="):
@@ -463,9 +530,12 @@ def _parse(text: str) -> tuple[dict[int, Syscall], dict[str, Syscall]]:
                     raise ValueError("bad syscall row: %s" % line)
                 rules[kind[1:]] = int(size) if size else True
                 continue
+            kind, _, own_name = kind.partition("/")
             kinds.append(kind)
             sizes.append(int(size) if size else None)
-        sc = Syscall(int(nr_s), name, choice, tuple(kinds), tuple(sizes), rules)
+            given.append(own_name or None)
+        sc = Syscall(int(nr_s), name, choice, tuple(kinds), tuple(sizes), rules,
+                     tuple(given))
         if sc.nr in by_nr or name in by_name:
             raise ValueError("duplicate syscall row: %s" % line)
         if choice not in CHOICES or not set(kinds) <= ARG_KINDS:

@@ -11,8 +11,7 @@ import stat
 
 from umvu.api import capability, implements
 from umvu.core import guestabi
-from umvu.core.abi import (O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NONBLOCK, O_TRUNC,
-                           s32)
+from umvu.core.abi import O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY, O_NONBLOCK, O_TRUNC
 from umvu.core.actions import Native
 from umvu.core.log import log
 from umvu.core.paths import AT_FDCWD
@@ -277,7 +276,7 @@ class VirtualFiles:
         """Map a memfd holding the file's content in place of the virtual fd.
         MAP_PRIVATE gets a snapshot; MAP_SHARED shares one memfd per open file, written
         back to the module on msync, munmap, last close and at the end of the session."""
-        prot, flags = s32(args[2]), s32(args[3])
+        prot, flags = args.int, args.flags
         shared = flags & 3 in (1, 3)
         acc = vf.flags & O_ACCMODE
         if vf.is_dir:

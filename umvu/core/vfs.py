@@ -17,7 +17,6 @@ empty real directory, on which the kernel answers read, write, mmap... as on any
 """
 from __future__ import annotations
 
-from umvu.core.abi import s32, s64  # noqa: F401  (the hypervisor's)
 from umvu.core.fdcalls import FdCalls
 from umvu.core.pathcalls import PathCalls, is_proc_link, is_proc_mounts, proc_rest  # noqa: F401
 from umvu.core.paths import Resolver

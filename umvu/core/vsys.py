@@ -52,7 +52,7 @@ class VirtualSyscalls:
 
     # ------------------------------------------------------------ modules
     def vu_insmod(self, t, args):
-        name = self.tracer.peekstr(t.tid, args[0]).decode("utf-8", "surrogateescape")
+        name = self.tracer.peekstr(t.tid, args.module).decode("utf-8", "surrogateescape")
         try:
             ret = self.insmod(name)
         except OSError as e:
@@ -87,7 +87,7 @@ class VirtualSyscalls:
         return 0
 
     def vu_rmmod(self, t, args):
-        name = self.tracer.peekstr(t.tid, args[0]).decode("utf-8", "surrogateescape")
+        name = self.tracer.peekstr(t.tid, args.module).decode("utf-8", "surrogateescape")
         hv = self.hv
         mod = hv.modules.get(name)
         if mod is None:
@@ -107,21 +107,21 @@ class VirtualSyscalls:
 
     def vu_lsmod(self, t, args):
         text = "".join("%s\t%s\n" % (n, m.description) for n, m in self.hv.modules.items())
-        return self._out(t, args[0], args[1], text.encode())
+        return self._out(t, args.buf_out, args.size, text.encode())
 
     # ------------------------------------------------------------ vuctl
     def vuctl(self, t, args):
-        op = s32(args[0])
+        op = args.op
         hv = self.hv
         if op == VUCTL_GETNAME:
-            return self._out(t, args[1], args[2], hv.view_name)
+            return self._out(t, args.arg, args.arg_size, hv.view_name)
         if op == VUCTL_SETNAME:
-            hv.view_name = self.tracer.peekstr(t.tid, args[1], 256)
+            hv.view_name = self.tracer.peekstr(t.tid, args.arg, 256)
             return 0
         if op == VUCTL_GETDEBUGTAGS:
-            return self._out(t, args[1], args[2], "".join(sorted(hv.debugtags)).encode())
+            return self._out(t, args.arg, args.arg_size, "".join(sorted(hv.debugtags)).encode())
         if op == VUCTL_SETDEBUGTAGS:
-            tags = self.tracer.peekstr(t.tid, args[1], 256).decode()
+            tags = self.tracer.peekstr(t.tid, args.arg, 256).decode()
             if tags.startswith("+"):
                 hv.debugtags |= set(tags[1:])
             elif tags.startswith("-"):
@@ -133,23 +133,23 @@ class VirtualSyscalls:
             hv.update_fastpath()
             return 0
         if op == VUCTL_SETLOGLEVEL:
-            log.setLevel(s32(args[1]))
+            log.setLevel(s32(args.arg))
             return 0
         if op == VUCTL_PS:
-            return self._out(t, args[1], args[2], self.ps())
+            return self._out(t, args.arg, args.arg_size, self.ps())
         if op == VUCTL_LSOF:
-            return self._out(t, args[1], args[2], self.lsof())
+            return self._out(t, args.arg, args.arg_size, self.lsof())
         if op == VUCTL_MOUNTS:
-            return self._out(t, args[1], args[2], self.mounts())
+            return self._out(t, args.arg, args.arg_size, self.mounts())
         if op == VUCTL_LASTERROR:
-            return self._out(t, args[1], args[2],
+            return self._out(t, args.arg, args.arg_size,
                              self.last_error.get(t.process.tgid, "").encode())
         if op == VUCTL_ACCEPTS:
-            fstype = self.tracer.peekstr(t.tid, args[1], 256).decode(errors="replace")
+            fstype = self.tracer.peekstr(t.tid, args.arg, 256).decode(errors="replace")
             return 0 if self.fs_module(fstype) else -errno.ENODEV
         if op == VUCTL_FSTYPES:
             types = sorted({ft for m in hv.modules.values() for ft in m.filesystems})
-            return self._out(t, args[1], args[2], "".join(x + "\n" for x in types).encode())
+            return self._out(t, args.arg, args.arg_size, "".join(x + "\n" for x in types).encode())
         return -errno.EINVAL
 
     def ps(self) -> bytes:
@@ -195,18 +195,18 @@ class VirtualSyscalls:
 
     def on_mount(self, t, sc, args):
         try:
-            fstype = self.tracer.peekstr(t.tid, args[2], 256).decode() if args[2] else ""
+            fstype = self.tracer.peekstr(t.tid, args.fstype, 256).decode() if args.fstype else ""
         except OSError as e:
             return -e.errno
-        if args[3] & MS_MOVE:
+        if args.flags & MS_MOVE:
             return self._move(t, args)
         mod = self.fs_module(fstype)
         if mod is None:
             return None  # the kernel's (usually EPERM for an ordinary user)
         vfs = self.hv.vfs
-        source = self.tracer.peekstr(t.tid, args[0]) if args[0] else b"none"
-        target = self.tracer.peekstr(t.tid, args[1])
-        options = self.tracer.peekstr(t.tid, args[4], 4096).decode() if args[4] else ""
+        source = self.tracer.peekstr(t.tid, args.source) if args.source else b"none"
+        target = self.tracer.peekstr(t.tid, args.target)
+        options = self.tracer.peekstr(t.tid, args.data, 4096).decode() if args.data else ""
         # a device module makes its target (/dev/hda need not exist on the host)
         r = vfs.resolver.resolve(vfs.base_dir(t, AT_FDCWD), target, follow=True,
                                  must_exist=not mod.creates_target)
@@ -216,7 +216,7 @@ class VirtualSyscalls:
                 source = vfs.resolver.resolve(t.fs.cwd, source, follow=True).path
             except OSError:
                 pass
-        flags = args[3] & 0xFFFFFFFF
+        flags = args.flags & 0xFFFFFFFF
         try:
             service = mod.mount(source, r.path, fstype, flags, options)
         except OSError as e:
@@ -240,8 +240,8 @@ class VirtualSyscalls:
 
     def _move(self, t, args):
         """vumount -M OLD NEW: a virtual mount (with what is mounted below it) moves."""
-        old = self._resolve_mount_point(t, args[0])
-        new = self._resolve_mount_point(t, args[1])
+        old = self._resolve_mount_point(t, args.source)
+        new = self._resolve_mount_point(t, args.target)
         moving = [e for e in self.hv.table.mounts() if e.mounted and within(e.key, old)]
         if not any(e.key == old for e in moving):
             return None  # not ours: the kernel answers
@@ -292,10 +292,10 @@ class VirtualSyscalls:
 
     def on_umount(self, t, sc, args):
         try:
-            target = self.tracer.peekstr(t.tid, args[0])
+            target = self.tracer.peekstr(t.tid, args.target)
         except OSError as e:
             return -e.errno
-        flags = s32(args[1])
+        flags = args.flags
         vfs = self.hv.vfs
         try:
             path = vfs.resolver.resolve(vfs.base_dir(t, AT_FDCWD), target,

@@ -211,8 +211,8 @@ class UnrealUidGid(Module):
 
     def _open_status(self, t, name, args):
         """/proc/PID/status shows the process's virtual ids."""
-        path_addr, flags = (args[0], args[1]) if name == "open" else (args[1], args[2])
-        if name == "openat" and s32(args[0]) != AT_FDCWD:
+        path_addr, flags = args.path, args.flags
+        if name == "openat" and args.dirfd != AT_FDCWD:
             return PASS
         path = self.api.guest_read_str(path_addr)
         m = PROC_STATUS.match(path)
@@ -252,19 +252,12 @@ class UnrealUidGid(Module):
         if c.uid[1] != 0:
             return PASS  # an ordinary virtual user: the kernel decides
         if name in ("mknod", "mknodat"):
-            if name == "mknod":
-                dirfd, path_addr, mode, dev = AT_FDCWD, args[0], args[1], args[2]
-            else:
-                dirfd, path_addr, mode, dev = s32(args[0]), args[1], args[2], args[3]
+            dirfd = AT_FDCWD if name == "mknod" else args.dirfd
+            path_addr, mode, dev = args.path, args.mode, args.uint
             fmt = stat.S_IFMT(mode & 0xFFFFFFFF)
             if fmt not in (stat.S_IFCHR, stat.S_IFBLK):
                 return PASS
-            new = list(args)
-            perm = mode & 0o7777
-            if name == "mknod":
-                new[1], new[2] = stat.S_IFREG | perm, 0
-            else:
-                new[2], new[3] = stat.S_IFREG | perm, 0
+            new = args.changed(mode=stat.S_IFREG | (mode & 0o7777), uint=0)
             uid, gid = c.uid[3], c.gid[3]
 
             def done(ret):
@@ -274,18 +267,16 @@ class UnrealUidGid(Module):
                     self.save()
                 return ret
             return Native(new, done)
+        uid, gid = args.uid, args.gid
         if name == "fchown":
-            st = self.api.stat_fd(s32(args[0]))
-            key, uid, gid = (st.st_dev, st.st_ino), args[1], args[2]
+            st = self.api.stat_fd(args.fd)
+            key = (st.st_dev, st.st_ino)
         elif name == "fchownat":
-            flags = s32(args[4])
-            key, st = self._key_of_path(s32(args[0]), args[1],
-                                        not flags & AT_SYMLINK_NOFOLLOW,
-                                        empty_ok=bool(flags & AT_EMPTY_PATH))
-            uid, gid = args[2], args[3]
+            key, st = self._key_of_path(args.dirfd, args.path,
+                                        not args.flags & AT_SYMLINK_NOFOLLOW,
+                                        empty_ok=bool(args.flags & AT_EMPTY_PATH))
         else:
-            key, st = self._key_of_path(AT_FDCWD, args[0], name == "chown")
-            uid, gid = args[1], args[2]
+            key, st = self._key_of_path(AT_FDCWD, args.path, name == "chown")
         row = self.table.get(key) or [st.st_uid, st.st_gid, 0, 0]
         uid, gid = uid & 0xFFFFFFFF, gid & 0xFFFFFFFF
         if uid != NO_CHANGE:
@@ -301,7 +292,7 @@ class UnrealUidGid(Module):
         if ret != 0 or sc.name not in STAT_CALLS or not self.table:
             return None
         if sc.name == "statx":
-            addr = args[4]
+            addr = args.ptr
             raw = bytearray(self.api.guest_read(addr, 144))
             ino = struct.unpack_from("<Q", raw, 32)[0]
             dev = os.makedev(*struct.unpack_from("<II", raw, 136))
@@ -315,7 +306,7 @@ class UnrealUidGid(Module):
                 struct.pack_into("<II", raw, 128, os.major(row[3]), os.minor(row[3]))
             self.api.guest_write(addr, bytes(raw))
             return None
-        addr = args[2] if sc.name == "newfstatat" else args[1]
+        addr = args.ptr  # (stat, lstat, fstat, newfstatat)
         raw = bytearray(self.api.guest_read(addr, 48))
         dev, ino = struct.unpack_from("<QQ", raw, 0)
         row = self.table.get((dev, ino))
