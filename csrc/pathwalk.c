@@ -74,12 +74,15 @@ static void steps_forget(void)
 /*
  * Walk path from cur (a canonical absolute directory, len *curlen, buffer WALK_MAX) the
  * way the kernel does: component by component, "." and ".." physically, every symlink
- * met followed (the last one too: that can only widen what is checked). Returns 1 when
+ * met followed (the last one too: that can only widen what is checked). /proc/self and
+ * /proc/thread-self are tid's (walked on as /proc/TID[/task/TID]); a symlink below /proc
+ * is a magic link (a cwd, a root, an fd, which the tracer's readlink cannot tell as
+ * the guest's view has them): Python decides. Returns 1 when
  * no step is at or below a prefix (the kernel's walk never enters one), 0 when one is, or
  * when the walk cannot be sure (too long, too many links, an lstat that failed for
  * another reason than ENOENT/ENOTDIR): Python then decides.
  */
-static int walk_outside(char *cur, size_t curlen, const char *path)
+static int walk_outside(int tid, char *cur, size_t curlen, const char *path)
 {
 	char rest[WALK_MAX], target[WALK_MAX];
 	size_t restlen = strlen(path);
@@ -121,6 +124,12 @@ static int walk_outside(char *cur, size_t curlen, const char *path)
 		curlen += clen;
 		cur[curlen] = 0;
 		p = end;
+		if (parentlen == 5 && memcmp(cur, "/proc/", 6) == 0) {
+			if (strcmp(cur, "/proc/self") == 0)
+				curlen = snprintf(cur, WALK_MAX, "/proc/%d", tid);
+			else if (strcmp(cur, "/proc/thread-self") == 0)
+				curlen = snprintf(cur, WALK_MAX, "/proc/%d/task/%d", tid, tid);
+		}
 		if (in_prefix(cur, curlen))
 			return 0;
 		unsigned long h = step_hash(cur, curlen);
@@ -138,7 +147,7 @@ static int walk_outside(char *cur, size_t curlen, const char *path)
 			step_add(cur, curlen, h, now);
 			continue;
 		}
-		if (++links > 40)
+		if (++links > 40 || (curlen > 6 && memcmp(cur, "/proc/", 6) == 0))
 			return 0;
 		ssize_t tn = readlink(cur, target, WALK_MAX - 1);
 		if (tn <= 0)
@@ -224,7 +233,7 @@ static int path_native(int tid, const struct umvu_event *ev)
 		} else if (!fd_real(dirfd) || !base_of(tid, dirfd, cur, &curlen)) {
 			return 0;
 		}
-		if (!walk_outside(cur, curlen, path))
+		if (!walk_outside(tid, cur, curlen, path))
 			return 0;
 	}
 	return 1;

@@ -92,6 +92,32 @@ class Resolver:
                 return i + 2, vf.path
         return 0, None
 
+    def magic_target(self, stack: list[bytes]) -> bytes | None:
+        """What the /proc symlink ``stack`` (/proc/PID[/task/TID]/...) points at in the
+        guest's view: root is the view's root, cwd the thread's cwd, fd/N the file
+        (virtual, or the host path of a real one, as the guest sees it); None for what
+        names no path (pipes, sockets, deleted files, exe, ns...): the kernel's. Errors
+        as the kernel's readlink of it (a missing fd: ENOENT)."""
+        path = b"/" + b"/".join(stack)
+        host = os.readlink(path)  # (the kernel's permission and existence checks)
+        i = 4 if len(stack) > 4 and stack[2] == b"task" else 2
+        who, rest = stack[i - 1], stack[i:]
+        t = self.hv.procs.get(int(who)) if who.isdigit() else None
+        if rest == [b"root"]:
+            return b"/"
+        if rest == [b"cwd"]:
+            if t is not None:
+                return t.fs.cwd
+        elif len(rest) == 2 and rest[0] == b"fd" and rest[1].isdigit():
+            vf = t.files.fds.get(int(rest[1])) if t is not None else None
+            if vf is not None:
+                return vf.path if vf.entry is not None else None
+        else:
+            return None
+        if not host.startswith(b"/") or host.endswith(b" (deleted)"):
+            return None
+        return self.hv.vfs.guest_of_host(host)
+
     def resolve(self, base: bytes, path: bytes, follow: bool = True,
                 must_exist: bool = False, entry_op: bool = False) -> Resolved:
         """Resolve ``path`` (bytes) relative to the canonical directory ``base``.
@@ -111,6 +137,7 @@ class Resolver:
             follow = True
         links = 0
         crossed = False
+        opaque = False  # the rest is a /proc magic link's business: the kernel's
         st = None
         entry, rel = None, b""
         exists = True
@@ -129,23 +156,18 @@ class Resolver:
             if len(c) > NAME_MAX:
                 raise _err(errno.ENAMETOOLONG)
             stack.append(c)
-            if stack[0] == b"proc" and len(stack) >= 2:
-                # /proc/PID/...: magic links resolve per caller; the kernel's business,
-                # except a cwd or an fd the kernel does not have (virtual ones)
-                comps = stack + todo[::-1]
-                n, target = self.proc_magic(comps)
-                if target is not None and (n < len(comps) or follow):
-                    stack = [c for c in target.split(b"/") if c]
-                    todo = comps[n:][::-1]
-                    crossed = True
-                    st = None
-                    if todo:
-                        continue
+            if len(stack) == 2 and stack[0] == b"proc" and c in (b"self", b"thread-self") \
+                    and (todo or follow):
+                # the caller's /proc/self, not umvu's: walked on as /proc/PID[/task/TID]
+                me = self.hv.procs.get(self.hv.cur_tid)
+                if me is None:
+                    stack, todo, opaque = stack + todo[::-1], [], True
                     break
-                stack = comps
-                todo = []
+                stack = [b"proc", b"%d" % me.process.tgid]
+                if c == b"thread-self":
+                    stack += [b"task", b"%d" % me.tid]
                 st = None
-                break
+                continue
             cur = b"/" + b"/".join(stack)
             last = not todo
             entry, rel, st = self.lstat_at(cur)
@@ -162,7 +184,15 @@ class Resolver:
                 links += 1
                 if links > MAXSYMLINKS:
                     raise _err(errno.ELOOP)
-                target = self.readlink_at(entry, rel, cur)
+                if entry is None and stack[0] == b"proc":
+                    target = self.magic_target(stack)
+                    if target is None:
+                        stack, todo, opaque = stack + todo[::-1], [], True
+                        st = None
+                        break
+                    crossed = True
+                else:
+                    target = self.readlink_at(entry, rel, cur)
                 if entry is not None:
                     crossed = True
                 stack.pop()
@@ -176,7 +206,7 @@ class Resolver:
             if not last and not stat.S_ISDIR(st.st_mode):
                 raise _err(errno.ENOTDIR)
         path_out = b"/" + b"/".join(stack)
-        if st is None and exists and not (stack and stack[0] == b"proc"):
+        if st is None and exists and not opaque:
             entry, rel, st = self.lstat_at(path_out)  # after "..": look again
             exists = st is not None
         else:
