@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 
 from umvu.api import Module
@@ -33,6 +34,108 @@ def utime_ns(host_path: bytes, atime_ns, mtime_ns) -> None:
     os.utime(host_path, ns=(st.st_atime_ns if atime_ns is None else atime_ns,
                             st.st_mtime_ns if mtime_ns is None else mtime_ns),
              follow_symlinks=False)
+
+
+_O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class At:
+    """A host path at or below a layer root, reached from the root one component at a
+    time without following a symlink (openat O_PATH|O_NOFOLLOW): a symlink the guest
+    made in the layer (or swapped in meanwhile) cannot lead an operation outside it.
+    A context: ``dir_fd`` is the parent directory, ``name`` the last component; the
+    operations below never follow ``name`` either. ``make_dirs``: make the missing
+    parents (mode 0755), no more following them."""
+    __slots__ = ("dir_fd", "name")
+
+    def __init__(self, root: bytes, host: bytes, make_dirs: bool = False) -> None:
+        comps = [c for c in host[len(root):].split(b"/") if c]
+        if not comps:  # the root itself, as named
+            parent, name = os.path.split(root.rstrip(b"/") or b"/")
+            self.dir_fd = os.open(parent or b"/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.name = name or b"."
+            return
+        fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for c in comps[:-1]:
+                if make_dirs:
+                    try:
+                        os.mkdir(c, 0o755, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                new = os.open(c, _O_PATH_DIR, dir_fd=fd)
+                os.close(fd)
+                fd = new
+        except BaseException:
+            os.close(fd)
+            raise
+        self.dir_fd, self.name = fd, comps[-1]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.dir_fd)
+
+    def open(self, flags: int, mode: int = 0o666) -> int:
+        return os.open(self.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                       dir_fd=self.dir_fd)
+
+    def lstat(self):
+        return os.stat(self.name, dir_fd=self.dir_fd, follow_symlinks=False)
+
+    def _node(self, fn, *args, symlink_ok: bool = False):
+        """fn(/proc/self/fd/N of name itself, *args): the inode, never a name again."""
+        fd = os.open(self.name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.dir_fd)
+        try:
+            if not symlink_ok and stat.S_ISLNK(os.fstat(fd).st_mode):
+                raise OSError(errno.EOPNOTSUPP, "not on a symlink")
+            return fn(b"/proc/self/fd/%d" % fd, *args)
+        finally:
+            os.close(fd)
+
+    def chmod(self, mode: int) -> None:
+        self._node(os.chmod, mode)  # (the kernel's answer for a symlink: EOPNOTSUPP)
+
+    def chown(self, uid: int, gid: int) -> None:
+        os.chown(self.name, uid, gid, dir_fd=self.dir_fd, follow_symlinks=False)
+
+    def truncate(self, length: int) -> None:
+        fd = self.open(os.O_WRONLY | os.O_NONBLOCK)
+        try:
+            os.ftruncate(fd, length)
+        finally:
+            os.close(fd)
+
+    def utimens(self, atime_ns, mtime_ns) -> None:
+        st = self.lstat()
+        os.utime(self.name, ns=(st.st_atime_ns if atime_ns is None else atime_ns,
+                                st.st_mtime_ns if mtime_ns is None else mtime_ns),
+                 dir_fd=self.dir_fd, follow_symlinks=False)
+
+    def setxattr(self, name: bytes, value: bytes, flags: int) -> None:
+        self._node(os.setxattr, name, value, flags)
+
+    def removexattr(self, name: bytes) -> None:
+        self._node(os.removexattr, name)
+
+    def mkdir(self, mode: int) -> None:
+        os.mkdir(self.name, mode, dir_fd=self.dir_fd)
+
+    def mknod(self, mode: int, rdev: int) -> None:
+        os.mknod(self.name, mode, rdev, dir_fd=self.dir_fd)
+
+    def symlink(self, target: bytes) -> None:
+        os.symlink(target, self.name, dir_fd=self.dir_fd)
+
+    def unlink(self) -> None:
+        os.unlink(self.name, dir_fd=self.dir_fd)
+
+    def rmdir(self) -> None:
+        os.rmdir(self.name, dir_fd=self.dir_fd)
+
+    def rmtree(self) -> None:
+        shutil.rmtree(self.name, dir_fd=self.dir_fd)
 
 
 class HostTree:

@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 
 from umvu.api import Module
-from umvu.modules.unreal import HostTree, exact_mode, utime_ns
+from umvu.modules.unreal import At, HostTree, exact_mode
 
 WHITEOUT_DIR = b".-"
 MODES = ("bind", "merge", "cow", "mincow")
@@ -62,11 +61,17 @@ class LayeredTree:
         parent, _, name = path.rpartition(b"/")
         return self.wdir + parent + b"/.wh." + name
 
+    def at(self, host: bytes, make_dirs: bool = False) -> At:
+        """host (in a layer) reached from its layer's root, no symlink followed: a
+        link the guest made in the upper layer cannot lead a change outside it."""
+        for root in sorted((self.upper, self.lower), key=len, reverse=True):
+            if host == root or host.startswith(root.rstrip(b"/") + b"/"):
+                return At(root, host, make_dirs)
+        raise OSError(errno.EXDEV, "outside the layers")
+
     def _mark_deleted(self, path: bytes) -> None:
-        w = self.whiteout(path)
-        os.makedirs(os.path.dirname(w), exist_ok=True)
-        with open(w, "wb"):
-            pass
+        with self.at(self.whiteout(path), make_dirs=True) as a:
+            os.close(a.open(os.O_WRONLY | os.O_CREAT, 0o644))
 
     def hidden(self, path: bytes) -> bool:
         """A lower name deleted in this view (it, or a parent, has a whiteout); an upper
@@ -109,9 +114,10 @@ class LayeredTree:
             return
         self._parent_up(parent)
         src = self.must(parent)
-        with exact_mode:
-            os.mkdir(self.up(parent), stat.S_IMODE(os.lstat(src).st_mode))
-        shutil.copystat(src, self.up(parent), follow_symlinks=False)
+        with self.at(self.up(parent)) as a:
+            with exact_mode:
+                a.mkdir(stat.S_IMODE(os.lstat(src).st_mode))
+            _copy_meta(src, a)
 
     def copy_up(self, path: bytes) -> bytes:
         """The upper copy of path (made now if it lives below)."""
@@ -121,16 +127,17 @@ class LayeredTree:
         lo = self.must(path)
         self._parent_up(path)
         st = os.lstat(lo)
-        if stat.S_ISDIR(st.st_mode):
-            with exact_mode:
-                os.mkdir(u, stat.S_IMODE(st.st_mode))
-        elif stat.S_ISLNK(st.st_mode):
-            os.symlink(os.readlink(lo), u)
-        elif stat.S_ISREG(st.st_mode):
-            shutil.copyfile(lo, u, follow_symlinks=False)
-        else:
-            raise OSError(errno.EOPNOTSUPP, "cannot copy up a special file")
-        shutil.copystat(lo, u, follow_symlinks=False)
+        with self.at(u) as a:
+            if stat.S_ISDIR(st.st_mode):
+                with exact_mode:
+                    a.mkdir(stat.S_IMODE(st.st_mode))
+            elif stat.S_ISLNK(st.st_mode):
+                a.symlink(os.readlink(lo))
+            elif stat.S_ISREG(st.st_mode):
+                _copy_data(lo, a)
+            else:
+                raise OSError(errno.EOPNOTSUPP, "cannot copy up a special file")
+            _copy_meta(lo, a)
         return u
 
     def for_change(self, path: bytes, write_data: bool = True) -> bytes:
@@ -166,13 +173,12 @@ class LayeredTree:
         in_upper = h.startswith(self.upper + b"/")
         if self.mode in ("bind", "merge") or (self.mode == "mincow" and not in_upper and
                                                os.access(os.path.dirname(h), os.W_OK)):
-            (os.rmdir if is_dir else os.unlink)(h)
+            with self.at(h) as a:
+                a.rmdir() if is_dir else a.unlink()
             return
         if in_upper:
-            if is_dir:
-                shutil.rmtree(h)
-            else:
-                os.unlink(h)
+            with self.at(h) as a:
+                a.rmtree() if is_dir else a.unlink()
         if _exists(self.low(path)):  # a lower name stays hidden
             self._mark_deleted(path)
 
@@ -219,8 +225,8 @@ class LayeredTree:
             h = self.for_new(path)
         elif writing:
             h = self.for_change(path)
-        with exact_mode:
-            fd = os.open(h, (flags | os.O_CLOEXEC | os.O_NOFOLLOW) & ~os.O_NOCTTY, mode)
+        with self.at(h) as a, exact_mode:
+            fd = a.open(flags & ~os.O_NOCTTY, mode)
         return Handle(fd, path)
 
     def close(self, h):
@@ -261,25 +267,27 @@ class LayeredTree:
     def mkdir(self, path, mode):
         if self.where(path) is not None:
             raise OSError(errno.EEXIST, "exists")
-        with exact_mode:
-            os.mkdir(self.for_new(path), mode)
+        with self.at(self.for_new(path)) as a, exact_mode:
+            a.mkdir(mode)
 
     def mknod(self, path, mode, rdev):
         if self.where(path) is not None:
             raise OSError(errno.EEXIST, "exists")
-        with exact_mode:
-            os.mknod(self.for_new(path), mode, rdev)
+        with self.at(self.for_new(path)) as a, exact_mode:
+            a.mknod(mode, rdev)
 
     def symlink(self, target, path):
         if self.where(path) is not None:
             raise OSError(errno.EEXIST, "exists")
-        os.symlink(target, self.for_new(path))
+        with self.at(self.for_new(path)) as a:
+            a.symlink(target)
 
     def link(self, old, new):
         if self.where(new) is not None:
             raise OSError(errno.EEXIST, "exists")
-        src = self.for_change(old)
-        os.link(src, self.for_new(new), follow_symlinks=False)
+        with self.at(self.for_change(old)) as a, self.at(self.for_new(new)) as b:
+            os.link(a.name, b.name, src_dir_fd=a.dir_fd, dst_dir_fd=b.dir_fd,
+                    follow_symlinks=False)
 
     def unlink(self, path):
         self.remove(path, False)
@@ -309,7 +317,8 @@ class LayeredTree:
             if self.listdir(new) - {b".", b".."}:
                 raise OSError(errno.ENOTEMPTY, "directory not empty")
         dst = self.for_new(new)  # a lower name there is hidden by the upper one
-        os.rename(src, dst)
+        with self.at(src) as a, self.at(dst) as b:
+            os.rename(a.name, b.name, src_dir_fd=a.dir_fd, dst_dir_fd=b.dir_fd)
         if self.mode in ("cow", "mincow") and _exists(self.low(old)):
             self._mark_deleted(old)
 
@@ -323,16 +332,22 @@ class LayeredTree:
                 self.copy_up(child)
 
     def chmod(self, path, mode):
-        os.chmod(self.for_change(path), mode)
+        if stat.S_ISLNK(self.lstat(path).st_mode):  # (no copy-up for it: At checks too)
+            raise OSError(errno.EOPNOTSUPP, "chmod of a symlink")
+        with self.at(self.for_change(path)) as a:
+            a.chmod(mode)
 
     def chown(self, path, uid, gid):
-        os.chown(self.for_change(path), uid, gid, follow_symlinks=False)
+        with self.at(self.for_change(path)) as a:
+            a.chown(uid, gid)
 
     def truncate(self, path, length):
-        os.truncate(self.for_change(path), length)
+        with self.at(self.for_change(path)) as a:
+            a.truncate(length)
 
     def utimens(self, path, atime_ns, mtime_ns):
-        utime_ns(self.for_change(path), atime_ns, mtime_ns)
+        with self.at(self.for_change(path)) as a:
+            a.utimens(atime_ns, mtime_ns)
 
     def statfs(self, path):
         return os.statvfs(self.upper if self.mode != "bind" or _exists(self.upper)
@@ -342,13 +357,54 @@ class LayeredTree:
         return os.getxattr(self.must(path), name, follow_symlinks=False)
 
     def setxattr(self, path, name, value, flags):
-        os.setxattr(self.for_change(path), name, value, flags, follow_symlinks=False)
+        with self.at(self.for_change(path)) as a:
+            a.setxattr(name, value, flags)
 
     def listxattr(self, path):
         return [os.fsencode(n) for n in os.listxattr(self.must(path), follow_symlinks=False)]
 
     def removexattr(self, path, name):
-        os.removexattr(self.for_change(path), name, follow_symlinks=False)
+        with self.at(self.for_change(path)) as a:
+            a.removexattr(name)
+
+
+def _copy_data(src: bytes, a: At) -> None:
+    """A new regular file a with the data of the host file src."""
+    in_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        out_fd = a.open(os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            while True:
+                chunk = os.read(in_fd, 1 << 20)
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out_fd, view):]
+        finally:
+            os.close(out_fd)
+    finally:
+        os.close(in_fd)
+
+
+def _copy_meta(src: bytes, a: At) -> None:
+    """What shutil.copystat copies (extended attributes, mode, times) from the host
+    file src to a, never following a."""
+    st = os.lstat(src)
+    if not stat.S_ISLNK(st.st_mode):
+        try:
+            names = os.listxattr(src, follow_symlinks=False)
+        except OSError:
+            names = []
+        for name in names:
+            try:
+                a.setxattr(name, os.getxattr(src, name, follow_symlinks=False), 0)
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.ENODATA,
+                                   errno.EINVAL, errno.EACCES):
+                    raise
+        a.chmod(stat.S_IMODE(st.st_mode))
+    a.utimens(st.st_atime_ns, st.st_mtime_ns)
 
 
 class VuFS(Module):
