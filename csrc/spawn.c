@@ -187,6 +187,11 @@ int umvu_launch(char *const argv[], int no_seccomp, int follow_in_c, long spin)
 		umvu_restore_signals();
 		return pid;
 	}
+	/* No guest reaches into umvu: its memory (/proc/PID/mem, process_vm_writev), its
+	 * fds (/proc/PID/fd: the images, the memfds), ptrace. (After the spawn: the child
+	 * was traced before its exec made it dumpable again.) Files go to guests by
+	 * seccomp ADDFD or over a unix socket (umvu.core.handoff), never by /proc. */
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* -S: every call stops, and the C loop lets by those no module wants (all, now) */
 	umvu_set_wanted(empty, 64, no_seccomp && follow_in_c);
 	umvu_set_autonomous(follow_in_c);

@@ -290,6 +290,12 @@ class HypervisorAPI:
         """A directory of this session's own, removed at the end."""
         raise NotImplementedError
 
+    def may_run_code(self, path: str) -> None:
+        """Raise OSError(EPERM) unless the calling guest may have umvu run the Python
+        file path (a module, a FUSE operations file): in a session umvu runs as root,
+        only a root caller, and only a file that only root could have written."""
+        raise NotImplementedError
+
 
 def parse_options(options: str, known: dict) -> dict:
     """Parse ``a=1,b,c=x`` against ``known`` {name: type}; unknown -> EINVAL."""

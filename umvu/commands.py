@@ -136,6 +136,8 @@ def vu_insmod(argv):
             raise Fail("vu_insmod: %s: module already loaded" % name)
         if ret == -errno.ENOEXEC:
             raise Fail("vu_insmod: %s: not a valid umvu module: %s" % (name, _last_error()))
+        if ret == -errno.EPERM and _last_error():
+            raise Fail("vu_insmod: %s" % _last_error())  # (it names the module)
         _check(ret, name)
 
 

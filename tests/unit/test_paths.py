@@ -3,6 +3,7 @@
 import errno
 import os
 import stat
+import subprocess
 from types import SimpleNamespace
 
 import pytest
@@ -246,25 +247,51 @@ def test_paths_outside_every_mount_are_the_kernels(tmp_path):
     assert (r.path, r.rel, r.crossed) == (base + b"/virt/f", b"/f", True)
 
 
-def test_proc_magic_links_of_virtual_cwds_and_fds(world):
-    world.trees[0].nodes[b"/proc"] = "dir"
-    t = world.procs.add_initial(77, cwd=b"/mnt/m")
-    t.fs.kernel_cwd = False  # the guest's cwd is in the mount
-    t.files.set(5, SimpleNamespace(entry=world.mnt_entry, path=b"/mnt/m/x", refs=1))
-    world.cur_tid = 77
-    for path, want in ((b"/proc/self/cwd", b"/mnt/m"), (b"/proc/self/cwd/x", b"/mnt/m/x"),
-                       (b"/proc/thread-self/cwd/../up", b"/d/f"),
-                       (b"/proc/77/cwd/x", b"/mnt/m/x"), (b"/proc/77/task/77/cwd", b"/mnt/m"),
-                       (b"/proc/self/fd/5", b"/mnt/m/x")):
-        r = resolve(world, path)
-        assert (r.path, r.crossed) == (want, True), path
-    # not followed: the magic link itself
-    assert resolve(world, b"/proc/self/fd/5", follow=False).path == b"/proc/self/fd/5"
-    # the kernel's cwds and fds, and other threads' entries, stay the kernel's business
-    for path in (b"/proc/self/fd/6", b"/proc/88/cwd", b"/proc/self/exe", b"/proc/self/root/x"):
-        assert resolve(world, path).path == path
-    t.fs.kernel_cwd = True
-    assert resolve(world, b"/proc/self/cwd/x").path == b"/proc/self/cwd/x"
+def test_proc_magic_links_name_what_they_point_at_in_the_view():
+    """/proc/self (the caller's, not the resolver's), .../root, .../cwd and .../fd/N of
+    a real process, a guest whose cwd and fd 50 are in a mount: each link is what it
+    names in the view, and the walk goes on from there; what names no path stays."""
+    hv = HV()
+    hv.mnt_entry = hv.mount(b"/mnt", Tree(MNT))
+    hv.vfs = SimpleNamespace(guest_of_host=lambda host: host)
+    hv.api = SimpleNamespace(kernel_ids=lambda: (os.getuid(), os.getgid(), set()))
+    spare = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(spare, 50)
+    try:
+        child = subprocess.Popen(["sleep", "30"], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                 pass_fds=(50,))
+    finally:
+        os.close(50)
+        os.close(spare)
+    try:
+        pid = child.pid
+        t = hv.procs.add_initial(pid, cwd=b"/mnt/m")
+        t.fs.kernel_cwd = False  # the guest's cwd is in the mount
+        t.files.set(50, SimpleNamespace(entry=hv.mnt_entry, path=b"/mnt/m/x", refs=1))
+        hv.cur_tid = pid
+        for path, want in (
+                (b"/proc/self/cwd", b"/mnt/m"), (b"/proc/self/cwd/x", b"/mnt/m/x"),
+                (b"/proc/thread-self/cwd/../m/x", b"/mnt/m/x"),
+                (b"/proc/%d/task/%d/cwd" % (pid, pid), b"/mnt/m"),
+                (b"/proc/self/fd/50", b"/mnt/m/x"), (b"/proc/self/root/mnt/m/x", b"/mnt/m/x"),
+                (b"/proc/thread-self/root/mnt", b"/mnt"), (b"/proc/self/fd/0", b"/dev/null"),
+                (b"/proc/self/../../mnt/m", b"/mnt/m"), (b"/proc/self/fd/../../../mnt", b"/mnt")):
+            r = resolve(hv, path)
+            assert (r.path, r.crossed) == (want, True), path
+        # what names no path (a pipe, the program), and a link not followed, stay
+        for path, want in ((b"/proc/self/fd/2", b"/proc/%d/fd/2" % pid),
+                           (b"/proc/self/exe", b"/proc/%d/exe" % pid)):
+            assert resolve(hv, path).path == want, path
+        assert resolve(hv, b"/proc/self/fd/50", follow=False).path == b"/proc/%d/fd/50" % pid
+        assert resolve(hv, b"/proc/self", follow=False).path == b"/proc/self"
+        assert not resolve(hv, b"/proc/self/fd/99").exists  # (the kernel says ENOENT)
+        assert errno_of(hv, b"/proc/self/fd/99/x") == errno.ENOENT
+        t.fs.kernel_cwd = True  # the kernel's cwd, as umvu keeps it
+        assert resolve(hv, b"/proc/self/cwd/x").path == b"/mnt/m/x"
+    finally:
+        child.kill()
+        child.wait()
 
 
 # ------------------------------------------------------------------ against the kernel

@@ -11,7 +11,7 @@ from umvu.api import capability
 from umvu.core import syscalls
 from umvu.core.abi import s64
 from umvu.core.log import log
-from umvu.core.process import kernel_umask
+from umvu.core.process import kernel_umask, status_fields
 from umvu.core.tracer import build_fd_filter, build_filter
 
 NR_SECCOMP = syscalls.number("seccomp")
@@ -318,11 +318,5 @@ class Filters:
 
 def seccomp_filters(tid: int) -> int:
     """How many seccomp filters thread tid has (-1 if it cannot be read)."""
-    try:
-        with open("/proc/%d/status" % tid, "rb") as f:
-            for line in f:
-                if line.startswith(b"Seccomp_filters:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return -1
+    words = status_fields(tid, b"Seccomp_filters").get(b"Seccomp_filters")
+    return int(words[0]) if words else -1

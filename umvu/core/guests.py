@@ -98,10 +98,11 @@ class Guests:
         return self._placeholder
 
     def private_dir(self) -> str:
+        """umvu's own host directory (exec copies, fifos, the placeholder directory):
+        0700 under an unpredictable name, so no other user reaches what is in it."""
         if self._exec_dir is None:
             import tempfile
-            self._exec_dir = tempfile.mkdtemp(prefix="umvu-")
-            os.chmod(self._exec_dir, 0o711)
+            self._exec_dir = tempfile.mkdtemp(prefix="umvu-")  # (0700, O_EXCL)
         return self._exec_dir
 
     def exec_copy(self, entry, rel: bytes, st) -> bytes:
@@ -121,10 +122,12 @@ class Guests:
         name = hashlib.sha256(entry.key + rel + bytes(data)).hexdigest()[:24]
         path = os.path.join(self._exec_dir, name)
         if not os.path.exists(path):
-            with open(path + ".tmp", "wb") as f:
+            tmp = "%s.%s" % (path, os.urandom(8).hex())
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                         os.O_CLOEXEC, 0o700)  # the owner's only, as the directory
+            with open(fd, "wb") as f:
                 f.write(data)
-            os.chmod(path + ".tmp", 0o755)
-            os.rename(path + ".tmp", path)
+            os.rename(tmp, path)
         return os.fsencode(path)
 
     # ------------------------------------------------------------- guest memory

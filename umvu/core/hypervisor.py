@@ -21,10 +21,13 @@ from types import CoroutineType
 
 from umvu.api import implements
 from umvu.core import syscalls
+from umvu.core.abi import O_CLOEXEC
 from umvu.core.actions import PASS, Native
+from umvu.core.credentials import ROOT, as_caller
 from umvu.core.errors import RESTARTS, call_to_retval
 from umvu.core.filters import REFUSED, SETID, Filters
 from umvu.core.guests import Guests
+from umvu.core.handoff import Handoff
 from umvu.core.log import log
 from umvu.core.modapi import ModuleAPI
 from umvu.core.mounts import proc_mounts as render_proc_mounts
@@ -52,6 +55,7 @@ class Hypervisor(Guests, Filters):
         self.modules: dict[str, object] = {}
         self.api = ModuleAPI(self)
         self.vfs = VirtualFS(self)
+        self.handoff = Handoff(self.tracer, self.scratch)
         obs = Observers()
         obs.vfd_count = self.tracer.vfd_ref
         obs.vfd_added = self.on_vfd_added
@@ -281,10 +285,21 @@ class Hypervisor(Guests, Filters):
         fn = getattr(service, method, None)
         if fn is None:
             raise OSError(errno.ENOSYS, "%s not implemented" % method)
-        result = fn(*args)
-        if type(result) is CoroutineType:
-            return drive(result)
-        return result
+        return self.as_caller(fn, *args)
+
+    def as_caller(self, fn, *args):
+        """fn(*args) (a coroutine: run to its end) with the fs ids of the guest whose
+        call is served, in a session umvu runs as root (umvu.core.credentials)."""
+        caller = as_caller(self.api.kernel_ids()) if self.stopped_tid and ROOT else None
+        if caller is None:
+            result = fn(*args)
+            return drive(result) if type(result) is CoroutineType else result
+        caller.enter()
+        try:
+            result = fn(*args)
+            return drive(result) if type(result) is CoroutineType else result
+        finally:
+            caller.leave()
 
     def on_syscall(self, tid: int, nr: int):
         """Serve a call (in the server greenlet: it may wait); a Wait if it does."""
@@ -348,9 +363,11 @@ class Hypervisor(Guests, Filters):
         return Native(action.args, chained, action.nr)
 
     def grant(self, tid: int, action) -> bool:
-        """Answer tid's call, at a seccomp notification, with a new fd of action.grant's
-        host file (then action.on_exit); False when tid is at a ptrace stop instead."""
-        opener, flags = action.grant
+        """Answer tid's call with a new fd of action.grant's host file (then
+        action.on_exit): at a seccomp notification by ADDFD, at a ptrace stop over a
+        socket (umvu.core.handoff); False when neither could (the guest's call, as
+        rewritten, makes it then)."""
+        opener, flags, by_socket = action.grant
         try:
             host_fd = opener()
         except OSError as e:
@@ -358,12 +375,17 @@ class Hypervisor(Guests, Filters):
             return False  # made by the guest's call then
         try:
             ret = self.tracer.grant_fd(tid, host_fd, flags)
+            if ret is None:
+                if not by_socket:
+                    return False  # (the guest's rewritten call makes it: cheaper)
+                ret = self.handoff.give(self.thread(tid), host_fd, bool(flags & O_CLOEXEC))
+                if ret < 0:
+                    log.info("umvu: handing a file to pid %d: %s", tid, os.strerror(-ret))
+                    return False
         except OSError as e:
             ret = -e.errno
         finally:
             os.close(host_fd)
-        if ret is None:
-            return False
         try:
             if action.on_exit is not None:  # binds the fd (and stacks its filter)
                 action.on_exit(ret)          # before the guest can use it

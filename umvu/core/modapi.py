@@ -9,6 +9,7 @@ import stat
 from umvu.api import HypervisorAPI, capability, implements
 from umvu.core import syscalls
 from umvu.core.guests import SCRATCH_SIZE
+from umvu.core.process import fs_ids
 from umvu.core.registry import Entry
 
 
@@ -185,21 +186,21 @@ class ModuleAPI(HypervisorAPI):
             return creds.uid[3], creds.gid[3], set(creds.groups)
         ids = self._ids.get(tid)
         if ids is None:
-            uid = gid = 0
-            groups = set()
-            try:
-                with open("/proc/%d/status" % tid, "rb") as f:
-                    for line in f:
-                        if line.startswith(b"Uid:"):
-                            uid = int(line.split()[4])
-                        elif line.startswith(b"Gid:"):
-                            gid = int(line.split()[4])
-                        elif line.startswith(b"Groups:"):
-                            groups = {int(g) for g in line.split()[1:]}
-                            break
-            except OSError:
+            ids = fs_ids(tid)
+            if ids is None:
                 return 0, 0, set()
-            ids = self._ids[tid] = (uid, gid, groups)
+            self._ids[tid] = ids
+        return ids
+
+    def kernel_ids(self):
+        """(fs uid, fs gid, groups) of the calling guest thread as the kernel has them
+        (never the virtual ones), kept until it execs or calls a set*id; None if gone."""
+        tid = self.hv.cur_tid
+        ids = self._ids.get(tid)
+        if ids is None:
+            ids = fs_ids(tid)
+            if ids is not None:
+                self._ids[tid] = ids
         return ids
 
     def forget_ids(self, tid: int) -> None:
@@ -214,6 +215,34 @@ class ModuleAPI(HypervisorAPI):
 
     def caller_groups(self) -> set:
         return self._status()[2]
+
+    def may_run_code(self, path: str) -> None:
+        """Code umvu runs has umvu's privileges. In a session whose umvu is root, the
+        caller must be root too (its fs uid, or the virtual one of set_credentials), and
+        the file one only root could have written: it and every directory above it
+        owned by root, writable by no other user (others, or a group other than root's;
+        a sticky directory, as /tmp, keeps others from replacing root's entries)."""
+        if os.geteuid() != 0:
+            return  # the caller is umvu's own user: nothing to gain
+        uid = self.caller()[0]
+        if uid != 0:
+            raise OSError(errno.EPERM, "%s: code files are loaded by root only in a "
+                          "session umvu runs as root (caller uid %d)" % (path, uid))
+        here = os.path.abspath(path)
+        while True:
+            try:
+                st = os.stat(here)  # (as the loader will read it: links followed)
+            except OSError:
+                return  # the loader says what is missing
+            # writable by others, or by a group other than root's own
+            writers = st.st_mode & (0o002 | (0o020 if st.st_gid else 0))
+            shared = writers and not (stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX)
+            if st.st_uid != 0 or shared:
+                raise OSError(errno.EPERM, "%s: %s is %s" % (
+                    path, here, "not root's" if st.st_uid else "writable by others"))
+            if here == "/":
+                return
+            here = os.path.dirname(here)
 
     def remove_path(self, module, prefix: bytes) -> None:
         for e in list(self.hv.table.entries):

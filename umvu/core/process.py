@@ -347,16 +347,35 @@ class ProcessTable:
         return len(self.threads)
 
 
-def kernel_umask(tid: int) -> int | None:
-    """tid's umask as the kernel has it (None if it cannot be read)."""
+def status_fields(tid: int, *names: bytes) -> dict[bytes, list[bytes]]:
+    """Fields of /proc/TID/status (b"Uid", b"Umask"...): name -> its words; the names
+    it does not have (or all, when it cannot be read) are missing."""
+    out: dict[bytes, list[bytes]] = {}
     try:
         with open("/proc/%d/status" % tid, "rb") as f:
             for line in f:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
+                name, _, rest = line.partition(b":")
+                if name in names:
+                    out[name] = rest.split()
+                    if len(out) == len(names):
+                        break
     except OSError:
         pass
-    return None
+    return out
+
+
+def kernel_umask(tid: int) -> int | None:
+    """tid's umask as the kernel has it (None if it cannot be read)."""
+    words = status_fields(tid, b"Umask").get(b"Umask")
+    return int(words[0], 8) if words else None
+
+
+def fs_ids(tid: int) -> tuple[int, int, set[int]] | None:
+    """tid's fs uid, fs gid and groups, as the kernel checks a file access by them."""
+    f = status_fields(tid, b"Uid", b"Gid", b"Groups")
+    if b"Uid" not in f or b"Gid" not in f:
+        return None
+    return int(f[b"Uid"][3]), int(f[b"Gid"][3]), {int(g) for g in f.get(b"Groups", [])}
 
 
 def _kernel_fs(obs: Observers, tid: int, umask: int | None) -> FsState:

@@ -222,6 +222,7 @@ class VirtualFiles:
         vf.refs += 1  # held until bound
         if vf.entry is not None:
             vf.entry.users += 1  # until the last reference goes
+        by_socket = call is not None  # a memfd of umvu's: no guest can open it
         if call is None and vf.is_dir and vf.handle is not None:
             vf.native = DIR_NATIVE
             where = self.hv.placeholder_dir()
@@ -232,7 +233,7 @@ class VirtualFiles:
             call = (NR_EVENTFD2, lambda: [1, cloexec, 0, 0, 0, 0],
                     lambda: os.eventfd(1, os.EFD_CLOEXEC))
         nr, new, opener = call
-        return Native(new, done, nr=nr, grant=(opener, cloexec))
+        return Native(new, done, nr=nr, grant=(opener, cloexec, by_socket))
 
     def bind(self, files, fd: int, vf: VFile) -> None:
         old = files.set(fd, vf)
@@ -297,10 +298,13 @@ class VirtualFiles:
             mfd = os.memfd_create("umvu-private", os.MFD_CLOEXEC)
             os.write(mfd, self._whole(vf))
         try:
-            link = b"/proc/%d/fd/%d" % (os.getpid(), mfd)
+            link = b"/proc/self/fd/%d" % mfd
             mode = os.O_RDWR if shared and prot & 2 else os.O_RDONLY
-            guest_fd = self.tracer.inject(t.tid, NR_OPENAT, AT_FDCWD & 0xFFFFFFFF,
-                                          self.scratch_path(t, link, 1), mode | O_CLOEXEC)
+            opened = os.open(link, mode | O_CLOEXEC)  # (its own open file: that access)
+            try:
+                guest_fd = self.hv.handoff.give(t, opened, True)
+            finally:
+                os.close(opened)
         finally:
             if not shared:
                 os.close(mfd)

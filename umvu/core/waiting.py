@@ -35,7 +35,7 @@ import sys
 import time
 import types
 
-from umvu.core import errors
+from umvu.core import credentials, errors
 from umvu.core.log import log
 
 
@@ -179,11 +179,16 @@ def drive(coro, around=None):
             return stop.value
         if around is not None:
             around.leave()
+        caller = credentials.active  # (the other guests are served with umvu's own ids)
+        if caller is not None:
+            caller.leave()
         try:
             value, exc = _current.suspend(trap), None
         except BaseException as e:  # a cancellation, given to the coroutine
             value, exc = None, e
         finally:
+            if caller is not None:
+                caller.enter()
             if around is not None:
                 around.enter()
 

@@ -551,9 +551,12 @@ class FuseService:
         if not stat.S_ISFIFO(st.st_mode):
             raise OSError(errno.ENXIO, "device and socket files of a vufuse mount")
         fifo = os.path.join(self.api.private_dir(), b"fifo-%d-%d" % (self.dev, st.st_ino))
-        if not os.path.exists(fifo):
-            os.mkfifo(fifo, 0o666)
-            os.chmod(fifo, 0o666)
+        mode = stat.S_IMODE(st.st_mode)  # the file's own permissions, as natively
+        try:
+            os.mkfifo(fifo, mode)
+        except FileExistsError:
+            pass
+        os.chmod(fifo, mode)  # (mkfifo applied the umask)
         return fifo
 
     # ---------------------------------------------------------------- handles
@@ -644,12 +647,15 @@ class FuseService:
                 self.image = None
 
 
-def load_operations_class(spec: str):
-    """``PATH.py[:Class]`` or ``dotted.module[:Class]``: the Operations class in it."""
+def load_operations_class(spec: str, api=None):
+    """``PATH.py[:Class]`` or ``dotted.module[:Class]``: the Operations class in it
+    (a file only if api.may_run_code allows the caller)."""
     where, _, clsname = spec.partition(":")
     if where.endswith(".py") or "/" in where:
         if not os.path.isfile(where):
             raise OSError(errno.ENOENT, "no file system module %s" % where)
+        if api is not None:
+            api.may_run_code(where)
         name = "vufuse_ext_" + os.path.basename(where).rsplit(".", 1)[0]
         mspec = importlib.util.spec_from_file_location(name, where)
         if mspec is None or mspec.loader is None:
@@ -724,7 +730,7 @@ class VuFuse(Module):
         else:
             spec = "umvu.submodules." + fstype
         lazy_trio()  # (before the file system's module imports trio)
-        mod, factory = load_operations_class(spec)
+        mod, factory = load_operations_class(spec, self.api)
         accepted = dict(getattr(mod, "OPTIONS", {}))
         sub_opts = {}
         for key, value in opts.items():

@@ -1,0 +1,53 @@
+"""Module code runs with the credentials of the guest it serves.
+
+In a session umvu runs as root, a guest may have dropped its privileges (su, setpriv,
+apt's sandbox): what a module does for it on the host (a cow or merge view reading and
+writing its layers, a module opening an image) must be checked against the guest's ids,
+not umvu's. ``Hypervisor.call`` switches umvu's effective uid, gid and groups to the
+calling guest's fs ids around the module's code (``as_caller``) and back; a module call
+that waits gives umvu its own ids back for the time it waits (``waiting.drive``), so
+that the other guests' calls served meanwhile are not made with them. In a session of
+an ordinary user, umvu and its guests have one uid: nothing is switched.
+"""
+from __future__ import annotations
+
+import os
+
+ROOT = os.geteuid() == 0  # the session's umvu is root
+_OWN_GROUPS = os.getgroups() if ROOT else []
+
+active = None  # the AsCaller umvu's ids are switched to now, or None
+
+
+class AsCaller:
+    """The fs ids of one guest call; enter() takes them, leave() gives umvu's back."""
+    __slots__ = ("uid", "gid", "groups")
+
+    def __init__(self, uid: int, gid: int, groups) -> None:
+        self.uid, self.gid, self.groups = uid, gid, sorted(groups)
+
+    def enter(self) -> None:
+        global active
+        os.setgroups(self.groups)
+        os.setegid(self.gid)
+        os.seteuid(self.uid)
+        active = self
+
+    def leave(self) -> None:
+        global active
+        os.seteuid(0)
+        os.setegid(0)
+        os.setgroups(_OWN_GROUPS)
+        active = None
+
+
+def as_caller(ids) -> AsCaller | None:
+    """What to switch to for a call of a guest with ids (uid, gid, groups); None when
+    nothing is to be switched (an ordinary user's session, a root caller, or a call
+    made from inside a module call, which has its caller's ids already)."""
+    if not ROOT or ids is None or active is not None:
+        return None
+    uid, gid, groups = ids
+    if uid == 0:
+        return None
+    return AsCaller(uid, gid, groups)
