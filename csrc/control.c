@@ -294,17 +294,25 @@ long umvu_inject(int tid, long nr, const unsigned long args[6])
 	return e;
 }
 
+/* tid's registers at its syscall stop (*r) and which stop it is (PTRACE_SYSCALL_INFO_*),
+ * or -errno */
+static int regs_at_stop(int tid, struct user_regs_struct *r)
+{
+	int op = syscall_op(tid);
+	if (op < 0)
+		return -EINVAL;
+	return ptrace(PTRACE_GETREGS, tid, 0, r) < 0 ? -errno : op;
+}
+
 static long inject(int tid, long nr, const unsigned long args[6])
 {
 	struct user_regs_struct saved, r;
 	int pending_sig = 0, e;
 	long result;
-	int op = syscall_op(tid);
+	int op = regs_at_stop(tid, &saved);
 
 	if (op < 0)
-		return -EINVAL;
-	if (ptrace(PTRACE_GETREGS, tid, 0, &saved) < 0)
-		return -errno;
+		return op;
 	r = saved;
 	set_call(&r, nr, args);
 	r.rax = nr;
@@ -351,11 +359,9 @@ int umvu_sys_park(int tid)
 	int e = notif_stop(tid), pending_sig = 0;
 	if (e < 0)
 		return e;
-	int op = syscall_op(tid);
+	int op = regs_at_stop(tid, &r);
 	if (op < 0)
-		return -EINVAL;
-	if (ptrace(PTRACE_GETREGS, tid, 0, &r) < 0)
-		return -errno;
+		return op;
 	r.orig_rax = SYS_pause;
 	if (op == PTRACE_SYSCALL_INFO_EXIT) {
 		/* back to the syscall instruction, as pause */

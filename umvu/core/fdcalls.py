@@ -15,6 +15,7 @@ from umvu.core.abi import (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFL, F_GETLK, F_SETFL, 
 from umvu.core.actions import Native
 from umvu.core.log import log
 from umvu.core.syscalls import BY_NAME
+from umvu.core.pathcalls import TARGET_OPS
 from umvu.core.vfiles import PLUS
 
 
@@ -83,6 +84,9 @@ class FdCalls:
             return None  # trapped by number (-d s, past FD_TRAPS_MAX, an earlier kind)
         if vf.flags & O_PATH and sc.name not in O_PATH_CALLS:
             return -errno.EBADF  # as the kernel: a location only, no file operation
+        op = TARGET_OPS.get(sc.name)
+        if op is not None and vf.entry is not None:
+            return getattr(self, op)(t, args, vf.service, self._rel(vf))
         handler = getattr(self, "f_" + sc.name, None)
         if handler is None:
             return -errno.EINVAL if sc.choice in ("fd", "fd2") else -errno.ENOSYS
@@ -227,9 +231,7 @@ class FdCalls:
         return 0
 
     def f_fstatfs(self, t, args, vf, fd):
-        if vf.entry is None:
-            return -errno.ENOSYS
-        return self.t_statfs(t, args, vf.service, self._rel(vf))
+        return -errno.ENOSYS  # (of a file no mount holds; the rest: TARGET_OPS)
 
     def f_getdents64(self, t, args, vf, fd):
         if not vf.is_dir:
@@ -334,37 +336,12 @@ class FdCalls:
     def _rel(self, vf):
         return self.hv.table.lookup_path(vf.path)[1]
 
-    def f_fchmod(self, t, args, vf, fd):
-        return self.t_chmod(t, args, vf.service, self._rel(vf))
-
-    f_fchmodat = f_fchmod
-
-    def f_fchown(self, t, args, vf, fd):
-        return self.t_chown(t, args, vf.service, self._rel(vf))
-
-    f_fchownat = f_fchown
-
-    def f_utimensat(self, t, args, vf, fd):
-        return self.t_utimens(t, args, vf.service, self._rel(vf))
-
     def f_fchdir(self, t, args, vf, fd):
         if not vf.is_dir:
             return -errno.ENOTDIR
         t.fs.cwd = vf.path
         t.fs.kernel_cwd = False
         return 0
-
-    def f_fgetxattr(self, t, args, vf, fd):
-        return self.t_getxattr(t, args, vf.service, self._rel(vf))
-
-    def f_fsetxattr(self, t, args, vf, fd):
-        return self.t_setxattr(t, args, vf.service, self._rel(vf))
-
-    def f_flistxattr(self, t, args, vf, fd):
-        return self.t_listxattr(t, args, vf.service, self._rel(vf))
-
-    def f_fremovexattr(self, t, args, vf, fd):
-        return self.t_removexattr(t, args, vf.service, self._rel(vf))
 
     def f_ioctl(self, t, args, vf, fd):
         svc = vf.service

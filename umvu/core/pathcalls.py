@@ -45,6 +45,18 @@ def is_proc_mounts(path: bytes) -> bool:
         proc_rest(path) in (b"mounts", b"mountinfo")
 
 
+# the calls that are one operation on a target, a path's or an fd's: t_NAME(service, rel)
+TARGET_OPS = {name: "t_" + op for op, names in (
+    ("chmod", "chmod fchmodat fchmodat2 fchmod"),
+    ("chown", "chown lchown fchownat fchown"),
+    ("utimens", "utimensat utimes futimesat utime"),
+    ("statfs", "statfs fstatfs"),
+    ("getxattr", "getxattr lgetxattr fgetxattr"),
+    ("setxattr", "setxattr lsetxattr fsetxattr"),
+    ("listxattr", "listxattr llistxattr flistxattr"),
+    ("removexattr", "removexattr lremovexattr fremovexattr")) for name in names.split()}
+
+
 class PathCalls:
     """Part of VirtualFS: the path calls."""
 
@@ -157,6 +169,10 @@ class PathCalls:
                         t.fs.cwd, t.fs.kernel_cwd = r.path, r.path == native.rstrip(b"/")
                 return Native(new, chdir_done)
             return Native(new, self.readlink_fixer(t, sc, args, r.path))
+        op = TARGET_OPS.get(name)
+        if op is not None:
+            self._need(r)
+            return getattr(self, op)(t, args, r.entry.service, r.rel)
         handler = getattr(self, "v_" + name, None)
         if handler is None:
             return -errno.ENOSYS
@@ -364,18 +380,6 @@ class PathCalls:
 
     v_symlinkat = v_symlink
 
-    def v_chmod(self, t, sc, args, r):
-        self._need(r)
-        return self.t_chmod(t, args, r.entry.service, r.rel)
-
-    v_fchmodat = v_fchmodat2 = v_chmod
-
-    def v_chown(self, t, sc, args, r):
-        self._need(r)
-        return self.t_chown(t, args, r.entry.service, r.rel)
-
-    v_lchown = v_fchownat = v_chown
-
     def v_truncate(self, t, sc, args, r):
         self._need(r)
         if args.off < 0:
@@ -413,16 +417,6 @@ class PathCalls:
     TIMES = {"utimensat": "timespec", "utimes": "timeval", "futimesat": "timeval",
              "utime": "utimbuf"}
 
-    def v_utimensat(self, t, sc, args, r):
-        self._need(r)
-        return self.t_utimens(t, args, r.entry.service, r.rel)
-
-    v_utimes = v_futimesat = v_utime = v_utimensat
-
-    def v_statfs(self, t, sc, args, r):
-        self._need(r)
-        return self.t_statfs(t, args, r.entry.service, r.rel)
-
     def v_chdir(self, t, sc, args, r):
         self._need(r)
         if not stat.S_ISDIR(r.st.st_mode):
@@ -438,31 +432,8 @@ class PathCalls:
             raise OSError(errno.ERANGE, "empty name")
         return name
 
-    def v_getxattr(self, t, sc, args, r):
-        self._need(r)
-        return self.t_getxattr(t, args, r.entry.service, r.rel)
-
-    v_lgetxattr = v_getxattr
-
-    def v_setxattr(self, t, sc, args, r):
-        self._need(r)
-        return self.t_setxattr(t, args, r.entry.service, r.rel)
-
-    v_lsetxattr = v_setxattr
-
-    def v_listxattr(self, t, sc, args, r):
-        self._need(r)
-        return self.t_listxattr(t, args, r.entry.service, r.rel)
-
-    v_llistxattr = v_listxattr
-
-    def v_removexattr(self, t, sc, args, r):
-        self._need(r)
-        return self.t_removexattr(t, args, r.entry.service, r.rel)
-
-    v_lremovexattr = v_removexattr
-
-    # --- the operations of a path and of an fd alike: (service, rel) names the target
+    # --- the operations of a path and of an fd alike: (service, rel) names the target;
+    # the calls of each (path, *at, l*, f*): TARGET_OPS
     def t_chmod(self, t, args, svc, rel):
         return self.call(svc, "chmod", rel, args.mode & 0o7777) or 0
 

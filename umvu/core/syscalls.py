@@ -38,7 +38,6 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from .abi import s32, s64
 
 _TABLE = """
 0 read fd fd buf_out:2 size
@@ -491,12 +490,12 @@ _SIGNED32 = {"fd", "dirfd", "int", "flags", "mode", "pid", "uid", "gid", "sig"}
 
 
 def _getter(kind: str, i: int):
-    get = itemgetter(i)
+    # (s32 and s64 of umvu.core.abi, inline: an attribute is one call)
     if kind in _SIGNED32:
-        return property(lambda a: s32(get(a)))
+        return property(lambda a: ((a[i] & 0xFFFFFFFF) ^ 0x80000000) - 0x80000000)
     if kind == "off":
-        return property(lambda a: s64(get(a)))
-    return property(get)
+        return property(lambda a: a[i] - (1 << 64) if a[i] >= 1 << 63 else a[i])
+    return property(itemgetter(i))
 
 
 def _changed(args, **named) -> list:
