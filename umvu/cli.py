@@ -5,6 +5,7 @@ import os
 import sys
 
 import umvu
+from umvu.core.abi import DEBUG_TAGS
 from umvu.core.launch import Launch
 from umvu.core.tracer import DEFAULT_SPIN_NS
 
@@ -153,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         print("umvu: bad log level %r (error, warning, notice, info, debug, 0-7)"
               % opts.loglevel, file=sys.stderr)
+        return 2
+    unknown = sorted(set(opts.debugtags) - DEBUG_TAGS)
+    if unknown:
+        print("umvu: unknown debug tag %r (known: %s)" % ("".join(unknown),
+              "".join(sorted(DEBUG_TAGS))), file=sys.stderr)
         return 2
     if "s" in opts.debugtags:
         level = min(level, INFO)

@@ -205,6 +205,8 @@ def vuumount(argv):
                       (1 if opts.force else 0) | (2 if opts.lazy else 0))
     if ret == -errno.EBUSY:
         raise Fail("vuumount: %s: target is busy (use -f to force)" % opts.target)
+    if ret == -errno.EINVAL:  # (as umount(8) says it)
+        raise Fail("vuumount: %s: not mounted" % opts.target)
     _check(ret, opts.target)
 
 
@@ -227,8 +229,11 @@ def vudebug(argv):
         raise Fail("vudebug: one argument at most (usage: vudebug [TAGS|+TAGS|-TAGS])")
     if not argv:
         print(_read_buffer(NR["vuctl"], VUCTL_GETDEBUGTAGS).decode())
-    else:
-        _check(raw_syscall(NR["vuctl"], VUCTL_SETDEBUGTAGS, argv[0].encode()))
+        return 0
+    ret = raw_syscall(NR["vuctl"], VUCTL_SETDEBUGTAGS, argv[0].encode())
+    if ret == -errno.EINVAL and _last_error():
+        raise Fail("vudebug: %s" % _last_error())
+    _check(ret)
 
 
 vudebug_doc = "show or set umvu debug tags: s = one line per intercepted syscall"
@@ -266,6 +271,9 @@ def vuctl(argv):
         return vudebug([opts.tags] if opts.tags else [])
 
 
+UID_MODULES = ("unrealuidgid",)  # the modules that virtualize user and group ids
+
+
 @_main
 def vusu(argv):
     """vusu [-] [-l] [-m|-p] [-s SHELL] [-c CMD] [USER [ARG...]]: run a shell (or CMD) as a
@@ -298,6 +306,11 @@ def vusu(argv):
             user = a
             break
     user = user or "root"
+    loaded = [line.split("\t")[0] for line in _read_buffer(  # (outside umvu: says so)
+        NR["vu_lsmod"]).decode().splitlines()]
+    if not any(m in loaded for m in UID_MODULES):
+        raise Fail("vusu: no uid module loaded (vu_insmod unrealuidgid): vusu changes "
+                   "virtual ids only")
     try:
         pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
     except KeyError:
@@ -334,3 +347,8 @@ def vusu(argv):
         os.execve(shell, args, env)
     except OSError as e:
         raise Fail("vusu: cannot run %s: %s" % (shell, e.strerror)) from None
+
+
+# the commands bin/ holds (each a link to bin/vucmd, named as the command)
+COMMANDS = ("vu_insmod", "vu_rmmod", "vu_lsmod", "vumount", "vuumount", "vuname", "vudebug",
+            "vuctl", "vusu")

@@ -28,3 +28,7 @@ def s32(v: int) -> int:
 
 def s64(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
+
+
+# umvu's debug tags (-d TAGS, vudebug): s = one strace-like line per intercepted syscall
+DEBUG_TAGS = frozenset("s")

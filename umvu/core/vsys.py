@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from umvu.api import capability
 from umvu.core.log import INFO, log
@@ -22,6 +23,7 @@ from umvu.core.paths import AT_FDCWD, rebase, within
 from umvu.core.registry import Entry, load_module_class
 
 
+from umvu.core.abi import DEBUG_TAGS
 from umvu.core.abi import (MNT_DETACH, MNT_FORCE, MS_BIND, MS_MOVE, MS_RDONLY,  # noqa: F401
                            MS_REC, VUCTL_ACCEPTS, VUCTL_FSTYPES, VUCTL_GETDEBUGTAGS,
                            VUCTL_GETNAME, VUCTL_LASTERROR, VUCTL_LSOF, VUCTL_MOUNTS,
@@ -129,6 +131,11 @@ class VirtualSyscalls:
             return self._out(t, args.arg, args.arg_size, "".join(sorted(hv.debugtags)).encode())
         if op == VUCTL_SETDEBUGTAGS:
             tags = self.tracer.peekstr(t.tid, args.arg, 256).decode()
+            unknown = sorted(set(tags.lstrip("+-")) - DEBUG_TAGS)
+            if unknown:
+                self.last_error[t.process.tgid] = "unknown debug tag %r (known: %s)" % (
+                    "".join(unknown), "".join(sorted(DEBUG_TAGS)))
+                return -errno.EINVAL
             if tags.startswith("+"):
                 hv.debugtags |= set(tags[1:])
             elif tags.startswith("-"):
@@ -224,10 +231,15 @@ class VirtualSyscalls:
             except OSError:
                 pass
         flags = args.flags & 0xFFFFFFFF
+        what = "%s on %s" % (fstype, r.path.decode(errors="replace"))
+        refused = self._refused_mount(r, source, options, mod)
+        if refused is not None:
+            self._failed(t, refused, what)
+            raise refused
         try:
             service = self.hv.as_caller(mod.mount, source, r.path, fstype, flags, options)
         except OSError as e:
-            self._failed(t, e, "%s on %s" % (fstype, r.path.decode(errors="replace")))
+            self._failed(t, e, what)
             raise
         words = [w for w in options.split(",") if w]
         if "ro" in words:
@@ -238,6 +250,26 @@ class VirtualSyscalls:
         if flags & MS_BIND and flags & MS_REC and source.startswith(b"/"):
             self._replicate(source, r.path)
         return 0
+
+    @staticmethod
+    def _refused_mount(r, source: bytes, options: str, mod):
+        """What the kernel would refuse of this mount (an OSError), or None: a target
+        that is not a directory, unless a file is bound onto it or the module makes its
+        target (a device); ro with rw or rw+."""
+        if r.exists and r.st is not None and not stat.S_ISDIR(r.st.st_mode) and \
+                not mod.creates_target:
+            try:
+                file_source = source.startswith(b"/") and not os.path.isdir(source) and \
+                    os.path.lexists(source)
+            except OSError:
+                file_source = False
+            if not file_source:
+                return OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        words = set(w for w in options.split(",") if w)
+        if "ro" in words and words & {"rw", "rw+"}:
+            return OSError(errno.EINVAL, "contradictory options ro and %s" %
+                           "/".join(sorted(words & {"rw", "rw+"})))
+        return None
 
     def _resolve_mount_point(self, t, guest_addr):
         vfs = self.hv.vfs

@@ -1,0 +1,47 @@
+"""The commands' errors (issue: nothing written is lost, acceptance 4, the cases done):
+one line on stderr that names the object and the cause, the command's exit status
+(1 for a refused action, 2 for a usage error), never a traceback; and what the kernel
+would refuse of a mount (a file system onto a file, ro with rw+) is refused."""
+import pytest
+
+from conftest import BIN, run
+
+IN_UMVU = "vu_insmod vufuse vufs && "
+CASES = [
+    # (where, script, status, the line)
+    ("native", "vucmd", 2, "vucmd: missing COMMAND (usage: vucmd COMMAND [ARG...]; "
+     "COMMAND: umvu vu_insmod vu_rmmod vu_lsmod vumount vuumount vuname vudebug vuctl "
+     "vusu)"),
+    ("native", "vucmd bogus", 2, "vucmd: unknown command 'bogus' (usage: vucmd COMMAND "
+     "[ARG...]; COMMAND: umvu vu_insmod vu_rmmod vu_lsmod vumount vuumount vuname vudebug "
+     "vuctl vusu)"),
+    ("native", "umvu -d xyz true", 2, "umvu: unknown debug tag 'xyz' (known: s)"),
+    ("native", "vusu -c id", 1, "vusu: not running under umvu (start a shell with: "
+     "umvu bash)"),
+    ("guest", "vudebug qx", 1, "vudebug: unknown debug tag 'qx' (known: s)"),
+    ("guest", "vuumount /tmp", 1, "vuumount: /tmp: not mounted"),
+    ("guest", IN_UMVU + "vumount -t vufusememfs none /etc/hostname", 1,
+     "vumount: vufusememfs on /etc/hostname: Not a directory"),
+    ("guest", IN_UMVU + "vumount -t vufusememfs -o ro,rw+ none /mnt", 1,
+     "vumount: vufusememfs on /mnt: contradictory options ro and rw+: Invalid argument"),
+    ("guest", "vusu -c id", 1, "vusu: no uid module loaded (vu_insmod unrealuidgid): "
+     "vusu changes virtual ids only"),
+]
+
+
+@pytest.mark.parametrize("where, script, status, line", CASES,
+                         ids=[c[1].replace(IN_UMVU, "") for c in CASES])
+def test_one_line_naming_the_object(where, script, status, line, guest_mode):
+    mode = "native" if where == "native" else guest_mode
+    r = run(mode, ["bash", "-c", script], env={"PATH": "%s:/usr/bin:/bin" % BIN})
+    err = r.stderr.decode()
+    assert b"Traceback" not in r.stderr
+    assert (r.returncode, err) == (status, line + "\n")
+
+
+def test_a_file_is_still_bound_onto_a_file(tmp_path, guest_mode):
+    (tmp_path / "src").write_text("bound\n")
+    (tmp_path / "dst").write_text("hidden\n")
+    r = run(guest_mode, ["bash", "-c", IN_UMVU + f"vumount -t vufs {tmp_path}/src "
+                         f"{tmp_path}/dst && cat {tmp_path}/dst"])
+    assert (r.returncode, r.stdout) == (0, b"bound\n"), r.stderr
