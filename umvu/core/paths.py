@@ -99,12 +99,12 @@ class Resolver:
         names no path (pipes, sockets, deleted files, exe, ns...): the kernel's. Errors
         as the kernel's readlink of it (a missing fd: ENOENT)."""
         path = b"/" + b"/".join(stack)
-        host = os.readlink(path)  # (the kernel's existence checks, and permission ones
-        i = 4 if len(stack) > 4 and stack[2] == b"task" else 2  # but for umvu's own)
+        host = os.readlink(path)  # (the kernel's checks: a missing fd is ENOENT)
+        i = 4 if len(stack) > 4 and stack[2] == b"task" else 2
         who, rest = stack[i - 1], stack[i:]
-        if stack[1] == b"%d" % os.getpid():
-            ids = self.hv.api.kernel_ids()
-            if ids is None or ids[0] != 0:  # umvu is not dumpable: root's alone
+        if stack[1] == b"%d" % os.getpid():  # umvu's own links, which umvu itself may
+            ids = self.hv.api.kernel_ids()   # read: as the kernel answers the guest
+            if ids is None or ids[0] != 0:   # (umvu is not dumpable: root's alone)
                 raise _err(errno.EACCES)
         t = self.hv.procs.get(int(who)) if who.isdigit() else None
         if rest == [b"root"]:
