@@ -238,16 +238,8 @@ static int list_one(ext2_ino_t dir, int entry, struct ext2_dir_entry *d, int off
     (void)dir; (void)entry; (void)offset; (void)blocksize; (void)buf;
     if (!d->inode)
         return 0;
-    if (l->len + 6 + nlen > l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 65536;
-        char *nb = realloc(l->buf, cap);
-        if (!nb) {
-            l->err = ENOMEM;
-            return DIRENT_ABORT;
-        }
-        l->buf = nb;
-        l->cap = cap;
-    }
+    if (listing_room(l, 6 + nlen, 65536) < 0)
+        return DIRENT_ABORT;
     /* record: inode (4 bytes, host order), name length, file type, name */
     memcpy(l->buf + l->len, &d->inode, 4);
     l->buf[l->len + 4] = (char)nlen;

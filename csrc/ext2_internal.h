@@ -3,6 +3,7 @@
 #ifndef UMVU_EXT2_INTERNAL_H
 #define UMVU_EXT2_INTERNAL_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -75,6 +76,25 @@ struct listing {
     errcode_t err;
     int count;
 };
+
+/* room for n more bytes in l (it at least doubles, from first bytes): 0, or -1 with
+ * l->err set (ENOMEM) */
+static inline int listing_room(struct listing *l, size_t n, size_t first)
+{
+    if (l->len + n <= l->cap)
+        return 0;
+    size_t cap = l->cap ? l->cap * 2 : first;
+    if (cap < l->len + n)
+        cap = l->len + n;
+    char *nb = realloc(l->buf, cap);
+    if (!nb) {
+        l->err = ENOMEM;
+        return -1;
+    }
+    l->buf = nb;
+    l->cap = cap;
+    return 0;
+}
 
 /* hand a finished listing to the caller, or free it on error */
 static inline errcode_t listing_done(struct listing *l, errcode_t err, char **buf, size_t *len)

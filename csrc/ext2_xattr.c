@@ -83,16 +83,8 @@ static int list_key(char *name, char *value, size_t value_len, void *priv)
     struct listing *l = priv;
     size_t n = strlen(name) + 1;
     (void)value; (void)value_len;
-    if (l->len + n > l->cap) {
-        size_t cap = l->cap ? l->cap * 2 + n : 4096 + n;
-        char *nb = realloc(l->buf, cap);
-        if (!nb) {
-            l->err = ENOMEM;
-            return XATTR_ABORT;
-        }
-        l->buf = nb;
-        l->cap = cap;
-    }
+    if (listing_room(l, n, 4096) < 0)
+        return XATTR_ABORT;
     memcpy(l->buf + l->len, name, n);
     l->len += n;
     return 0;

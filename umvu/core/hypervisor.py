@@ -285,17 +285,12 @@ class Hypervisor(Guests, Filters):
         fn = getattr(service, method, None)
         if fn is None:
             raise OSError(errno.ENOSYS, "%s not implemented" % method)
-        if ROOT and self.stopped_tid:  # a root session: a caller not root gets its ids
-            ids = self.api.kernel_ids()
-            if ids is not None and ids[0] != 0:
-                return self.as_caller(fn, *args)
-        result = fn(*args)
-        return drive(result) if type(result) is CoroutineType else result
+        return self.as_caller(fn, *args)
 
     def as_caller(self, fn, *args):
         """fn(*args) (a coroutine: run to its end) with the fs ids of the guest whose
         call is served, in a session umvu runs as root (umvu.core.credentials)."""
-        caller = as_caller(self.api.kernel_ids()) if self.stopped_tid and ROOT else None
+        caller = as_caller(self.api.kernel_ids()) if ROOT and self.stopped_tid else None
         if caller is None:
             result = fn(*args)
             return drive(result) if type(result) is CoroutineType else result
