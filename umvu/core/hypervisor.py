@@ -147,14 +147,23 @@ class Hypervisor(Guests, Filters):
             call_to_retval(self.modules.pop(name).cleanup)
 
     def _loop(self) -> None:
-        ev = self.tracer.event
-        if os.environ.get("UMVU_EVTIME"):
-            return self._timed_loop(ev, os.environ["UMVU_EVTIME"])
+        """The event loop: plain (in the loop greenlet) until a call waits or a module
+        wants trio, then on trio (umvu.core.waiting)."""
         waits = self.waits
-        while self.tracer.next():
-            wait = self._dispatch(ev)
-            if wait is not None or waits.trio_wanted:
-                return waits.run_trio(self._trio_loop, wait)
+        timed = os.environ.get("UMVU_EVTIME")
+        wait = waits.run_plain(
+            (lambda: self._timed_loop(timed)) if timed else self._plain_loop)
+        if wait is not None or waits.trio_wanted:
+            waits.run_trio(self._trio_loop, wait)
+
+    def _plain_loop(self) -> None:
+        tracer, waits = self.tracer, self.waits
+        ev = tracer.event
+        me = waits.loop
+        while tracer.next():
+            self._dispatch(ev)
+            if waits.loop is not me or waits.trio_wanted:
+                return  # a call waited (it is over now) or trio is wanted
 
     async def _trio_loop(self) -> None:
         """The loop as a trio task (umvu.core.waiting): while no call waits it blocks in
@@ -184,7 +193,7 @@ class Hypervisor(Guests, Filters):
         if wait is None:  # no guest is left
             waits.nursery.cancel_scope.cancel()
 
-    def _timed_loop(self, ev, path: str) -> None:
+    def _timed_loop(self, path: str) -> None:
         """The loop, timing each event in Python by kind and call (UMVU_EVTIME=FILE:
         a table of events, their Python time and the time waited for them, written at
         the end; a tool for profiling the Python path)."""
@@ -193,6 +202,8 @@ class Hypervisor(Guests, Filters):
         clock = time.perf_counter_ns
         table: dict[str, list] = {}
         waited = 0
+        ev = self.tracer.event
+        me = self.waits.loop
         t_wait = clock()
         while self.tracer.next():
             t0 = clock()
@@ -202,14 +213,13 @@ class Hypervisor(Guests, Filters):
             if kind in (EV_SYSCALL, EV_SYSCALL_EXIT):
                 sc = syscalls.BY_NR.get(ev.nr)
                 key = ("" if kind == EV_SYSCALL else key) + (sc.name if sc else str(ev.nr))
-            wait = self._dispatch(ev)
+            self._dispatch(ev)
             t_wait = clock()
             row = table.setdefault(key, [0, 0])
             row[0] += 1
             row[1] += t_wait - t0
-            if wait is not None or self.waits.trio_wanted:  # (untimed from then on)
-                self.waits.run_trio(self._trio_loop, wait)
-                break
+            if self.waits.loop is not me or self.waits.trio_wanted:
+                break  # (untimed from then on)
         with open(path, "w") as f:
             total = sum(r[1] for r in table.values())
             f.write("%-24s %8s %10s %8s\n" % ("event", "count", "python ms", "µs each"))
@@ -302,7 +312,8 @@ class Hypervisor(Guests, Filters):
             caller.leave()
 
     def on_syscall(self, tid: int, nr: int):
-        """Serve a call (in the server greenlet: it may wait); a Wait if it does."""
+        """Serve a call (it may wait: umvu.core.waiting); a Wait if it does in a server
+        greenlet."""
         return self.waits.run(self._serve_syscall, tid, nr, self.tracer.args())
 
     def _serve_syscall(self, tid: int, nr: int, args) -> None:

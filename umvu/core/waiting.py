@@ -6,10 +6,15 @@ a timer (``sleep``), an :class:`Event` another guest's call sets, or anything tr
 (pyfuse3 file systems are trio code: locks, sockets, ``trio.sleep``) — keeps the call's
 Python stack in a greenlet of its own, while the event loop goes on with every other guest:
 
-- Every syscall event Python serves runs in the *server* greenlet. When the call waits
-  for the first time, its guest thread is parked (the call becomes pause(2) in the kernel,
-  see ``Tracer.park``), the server greenlet becomes that call's own, and a new server
-  serves the next events.
+- Until a call first waits, the event loop runs in a greenlet of its own, the *loop*
+  greenlet, and serves each call on its own stack (a greenlet switch per event would
+  cost 1.2 µs: docs/performance.md). When a call waits, its guest thread is parked (the
+  call becomes pause(2) in the kernel, see ``Tracer.park``), the loop greenlet becomes
+  that call's own (the loop's frames under the call return when the call is over), and
+  the loop goes on afresh on trio, as below.
+- From then on every syscall event Python serves runs in a *server* greenlet. When the
+  call waits for the first time, the server greenlet becomes that call's own, and a new
+  server serves the next events.
 - The loop then runs on trio (imported at that moment, or when a module asks for it with
   ``need_trio``: pyfuse3 modules do at load): the loop is a trio task; a task that meets a
   waiting call becomes that call's *owner* (the wait was set up in its name, so it is the
@@ -237,6 +242,7 @@ class Waits:
         self.hv = hv
         self.tracer = hv.tracer
         self.server = None
+        self.loop = None           # the plain loop's greenlet (run_plain) while it loops
         self.parked: dict[int, Waiter] = {}  # tid -> its waiting call
         self.count = 0             # calls waiting (their greenlets are alive)
         self.trio = None           # the trio module, once the loop runs on it
@@ -245,9 +251,34 @@ class Waits:
         _current = self
 
     # --------------------------------------------------------------- server side
+    def run_plain(self, loop):
+        """Run loop(), the event loop, in the loop greenlet: None when it is over, the
+        Wait of the first call that waits (loop's frames are that call's from then on:
+        loop returns, when the call is over, as soon as it finds that self.loop is no
+        longer its greenlet)."""
+        g = self.loop = self._greenlet.greenlet(loop)
+        g.call = g.waiter = None
+        try:
+            return g.switch()
+        finally:
+            if self.loop is g:
+                self.loop = None
+
     def run(self, fn, tid: int, nr: int, args):
-        """fn(tid, nr, args) in the server greenlet: None when it is over, a Wait when
-        the call waits (its greenlet is its own from now on)."""
+        """fn(tid, nr, args) on the loop greenlet's stack (run_plain) or in the server
+        greenlet: None when it is over, a Wait when it waits in a server greenlet (the
+        greenlet is the call's own from now on)."""
+        me = self.loop
+        if me is not None:
+            me.call = (tid, nr, args)
+            try:
+                fn(tid, nr, args)
+            except BaseException:
+                if me.waiter is not None:
+                    raise  # its owner's cancellation (the call was given up)
+                log.exception("umvu: error serving a call of pid %d", tid)
+            me.call = None
+            return None
         s = self.server
         if s is None:
             s = self.server = self._greenlet.greenlet(self._serve)
@@ -287,6 +318,8 @@ class Waits:
             self.count += 1
             if self.server is me:
                 self.server = None  # the next events get a new server
+            elif self.loop is me:
+                self.loop = None    # the loop goes on afresh (run_plain)
         elif not w.dead:
             self.tracer.park(w.tid)
         w.at_exit = False
