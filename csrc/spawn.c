@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sched.h>
@@ -27,23 +28,112 @@ static const int supervisor_ignores[] = { SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIG
 _Static_assert(sizeof supervisor_ignores / sizeof supervisor_ignores[0] == NIGNORES,
 	       "one saved disposition per signal ignored");
 
+/* What would end the supervisor, and with it every guest and every byte a module holds,
+ * is passed on to the first guest process instead (umvu CMD stands for CMD to whoever
+ * signals it: a hangup of the terminal umvu leads, `kill`, systemd, a CI runner); the
+ * supervisor goes on until the last guest is gone, and unmounts. A disposition umvu was
+ * started with ignored stays so, for umvu and the guest (nohup umvu ...). SIGINT and
+ * SIGQUIT come from the terminal to the whole foreground process group: ignored. */
+static const int supervisor_forwards[] = { SIGHUP, SIGTERM, SIGUSR1, SIGUSR2, SIGALRM,
+					   SIGVTALRM, SIGPROF, SIGIO, SIGPWR, SIGSTKFLT,
+					   SIGXCPU };
+_Static_assert(sizeof supervisor_forwards / sizeof supervisor_forwards[0] == NFORWARDS,
+	       "one saved disposition per signal passed on");
+
+/* Whether pid's TracerPid is this process (a guest), or sig is pending for the process
+ * (SigPnd of its leader, ShdPnd), read from /proc/pid/status: async-signal-safe. */
+static int status_says(int pid, int sig, int *traced_by_me)
+{
+	char path[40] = "/proc/", digits[12], buf[4096];
+	int n = 0, pending = 0;
+	do
+		digits[n++] = '0' + pid % 10;
+	while ((pid /= 10) > 0);
+	char *p = path + 6;
+	while (n > 0)
+		*p++ = digits[--n];
+	memcpy(p, "/status", 8);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	for (char *line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : 0) {
+		if (traced_by_me && !strncmp(line, "TracerPid:", 10))
+			*traced_by_me = atoi(line + 10) == getpid();
+		else if (!strncmp(line, "SigPnd:", 7) || !strncmp(line, "ShdPnd:", 7))
+			pending |= (strtoull(line + 7, NULL, 16) >> (sig - 1)) & 1;
+	}
+	return pending;
+}
+
+/* The handler of the signals passed on (see supervisor_forwards). Not passed on: what a
+ * guest sent (its group's signal reached umvu too, or it signalled its parent), and what
+ * the first guest process has from the same sender already: pending, at its delivery
+ * stop, or delivered last (the sender signalled the whole process group umvu and the
+ * guest are in). */
+#define FORWARD_SAME_NS 2000000000L
+static void forward_signal(int sig, siginfo_t *si, void *uctx)
+{
+	(void)uctx;
+	int saved = errno, guest = 0, main = tr.main_tid;
+	if (main <= 0 || tr.main_status != -1)
+		goto out;  /* gone (and reaped: its pid may be another's now) */
+	int user = si->si_code == SI_USER || si->si_code == SI_QUEUE || si->si_code == SI_TKILL;
+	if (user && si->si_pid > 0 && si->si_pid != getpid()) {
+		status_says(si->si_pid, sig, &guest);
+		if (guest)
+			goto out;
+	}
+	if (status_says(main, sig, NULL))
+		goto out;
+	siginfo_t at;
+	if (ptrace(PTRACE_GETSIGINFO, main, 0, &at) == 0 && at.si_signo == sig &&
+	    at.si_pid == si->si_pid)
+		goto out;  /* at its delivery stop with the same signal */
+	if (tr.main_sig == sig && tr.main_sig_pid == si->si_pid &&
+	    now_ns() - tr.main_sig_ns < FORWARD_SAME_NS)
+		goto out;  /* delivered already (a stale record is not believed) */
+	kill(main, sig);
+out:
+	tr.main_sig = 0;
+	errno = saved;
+}
+
 static void supervisor_signals(void)
 {
-	struct sigaction ign;
+	struct sigaction ign, fwd, old;
 	memset(&ign, 0, sizeof ign);
 	ign.sa_handler = SIG_IGN;
 	for (int i = 0; i < NIGNORES; i++)
 		sigaction(supervisor_ignores[i], &ign,
 			  tr.signals_saved ? NULL : &tr.saved_actions[i]);
+	memset(&fwd, 0, sizeof fwd);
+	fwd.sa_sigaction = forward_signal;
+	fwd.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigfillset(&fwd.sa_mask);
+	for (int i = 0; i < NFORWARDS; i++) {
+		sigaction(supervisor_forwards[i], NULL, &old);
+		if (!tr.signals_saved)
+			tr.saved_forwards[i] = old;
+		if (old.sa_handler != SIG_IGN)
+			sigaction(supervisor_forwards[i], &fwd, NULL);
+	}
 	tr.signals_saved = 1;
 }
 
 /* Give umvu its own dispositions back (the guest tree is over). */
 int umvu_restore_signals(void)
 {
-	if (tr.signals_saved)
+	if (tr.signals_saved) {
 		for (int i = 0; i < NIGNORES; i++)
 			sigaction(supervisor_ignores[i], &tr.saved_actions[i], NULL);
+		for (int i = 0; i < NFORWARDS; i++)
+			sigaction(supervisor_forwards[i], &tr.saved_forwards[i], NULL);
+	}
 	tr.signals_saved = 0;
 	return 0;
 }
@@ -90,6 +180,9 @@ int umvu_spawn(char *const argv[], const unsigned char *bitmap, int nbits, int f
 		signal(SIGTSTP, SIG_DFL);
 		signal(SIGTTIN, SIG_DFL);
 		signal(SIGTTOU, SIG_DFL);
+		for (int i = 0; i < NFORWARDS; i++)
+			if (tr.saved_forwards[i].sa_handler != SIG_IGN)
+				signal(supervisor_forwards[i], SIG_DFL);
 		sigset_t empty;
 		sigemptyset(&empty);
 		sigprocmask(SIG_SETMASK, &empty, NULL);

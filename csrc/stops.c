@@ -364,6 +364,15 @@ static int signal_stop(int tid, int sig, struct umvu_event *ev)
 	}
 	if (tr.nlisteners)
 		restart_notified(tid);
+	if (tid == tr.main_tid) {  /* (for forward_signal) */
+		siginfo_t si;
+		if (ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0) {
+			tr.main_sig = 0;
+			tr.main_sig_pid = si.si_pid;
+			tr.main_sig_ns = now_ns();
+			tr.main_sig = sig;
+		}
+	}
 	resume(tid, sig);
 	return 0;
 }

@@ -91,6 +91,7 @@ struct entstat {
 };
 
 #define NIGNORES 5 /* the signals the supervisor ignores (supervisor_ignores, spawn.c) */
+#define NFORWARDS 11 /* ... and those it passes on to the guest (supervisor_forwards) */
 
 struct tracer {
 	/* per thread, indexed by tid: pid_max + 1 entries each (tables_init) */
@@ -116,7 +117,13 @@ struct tracer {
 	struct umvu_event handed_over; /* the event umvu_run_autonomous stopped at */
 	/* the dispositions of the signals the supervisor ignores, the guest's */
 	struct sigaction saved_actions[NIGNORES];
+	struct sigaction saved_forwards[NFORWARDS];
 	int signals_saved;
+	/* the last signal the first guest process's leader stopped with (signal-delivery
+	 * stop) and who sent it: a signal sent to umvu and to the guest's process group
+	 * alike is not passed on a second time (forward_signal) */
+	volatile int main_sig, main_sig_pid;
+	volatile long main_sig_ns;
 
 	/* How the guest is followed. No module yet (autonomous): clone and exec events are
 	 * only news for Python, the tracee goes on at once (Python follows the process

@@ -21,13 +21,15 @@ NR_EVENTFD2 = BY_NAME["eventfd2"].nr
 NR_OPENAT = BY_NAME["openat"].nr
 # calls on a content fd (a memfd opened read-only) that the kernel answers as it would
 # on the module's file opened read-only: the data itself, or EBADF/EINVAL/ENOTDIR
+# (fsync and fdatasync are the module's: `sync FILE` opens it read-only, and what it
+# asks is that the file system write the file back)
 CONTENT_NATIVE = frozenset((
     "read", "pread64", "readv", "preadv", "preadv2", "lseek", "mmap", "readahead",
     "fadvise64", "write", "pwrite64", "writev", "pwritev", "pwritev2", "ftruncate",
-    "fallocate", "getdents", "getdents64", "fsync", "fdatasync", "sync_file_range"))
+    "fallocate", "getdents", "getdents64", "sync_file_range"))
 # and on a directory's placeholder (a real empty directory): getdents and lseek (the
 # position in the module's listing) are the core's
-DIR_NATIVE = CONTENT_NATIVE - {"getdents", "getdents64", "lseek"}
+DIR_NATIVE = (CONTENT_NATIVE | {"fsync", "fdatasync"}) - {"getdents", "getdents64", "lseek"}
 CONTENT_MAX = 32 << 20  # larger files stay served by their module call by call
 # calls after which the C loop's answers to fstat of virtual fds (VirtualFS.remember_stat)
 # still hold: the others may change some metadata of a module's file
