@@ -102,6 +102,8 @@ class Service:
     getdents(handle, offset) -> [(name, ino, d_type, next_offset)]  from offset on
                                      (. and .. included, any number of entries)
     ftruncate(handle, length)        fsync(handle)      truncate(path, length)
+    syncfs()                         write back everything the mount holds to where it
+                                     lives (sync(2), syncfs(2) of a file below it)
     mkdir(path, mode)  rmdir(path)  unlink(path)
     rename(old, new, flags)          flags: RENAME_NOREPLACE/EXCHANGE/WHITEOUT
     link(old, new)  symlink(target, path)  mknod(path, mode, rdev)
@@ -133,6 +135,8 @@ class Service:
     excepts                          attribute: guest paths below the mount that it does
                                      not serve (what is below shows through)
     destroy()                        the mount goes away (Module.umount's default)
+    readonly                         attribute: True when the mount refuses every write
+                                     (/proc/mounts shows it ro, whatever the options)
 
     Hooks (services given to api.claim_syscalls):
 
@@ -142,16 +146,17 @@ class Service:
     """
     native_root = None
     excepts = ()
+    readonly = False
 
 
 OPERATIONS = frozenset((
     "lstat", "access", "readlink", "open", "close", "pread", "pwrite", "read", "write",
-    "fstat", "getdents", "ftruncate", "fsync", "truncate", "mkdir", "rmdir", "unlink",
+    "fstat", "getdents", "ftruncate", "fsync", "syncfs", "truncate", "mkdir", "rmdir", "unlink",
     "rename", "link", "symlink", "mknod", "chmod", "chown", "utimens", "statfs",
     "getxattr", "setxattr", "listxattr", "removexattr", "ioctl"))
 CAPABILITIES = frozenset((
     "native_host", "native_root", "host_path", "special_path", "plain_content",
-    "seek_size", "host_backing", "excepts", "destroy"))
+    "seek_size", "host_backing", "excepts", "destroy", "readonly"))
 HOOKS = frozenset(("syscall", "after"))
 for _name in sorted(OPERATIONS):
     setattr(Service, _name, _enosys(_name))
@@ -208,9 +213,11 @@ class HypervisorAPI:
         the module (or its entry): mounts made at or after it are not seen."""
         raise NotImplementedError
 
-    def image_source(self, path: bytes, below=None):
+    def image_source(self, path: bytes, below=None, write=None):
         """The host file behind a guest-view image path (host_path, offset, size), the
-        device busy until release()."""
+        device busy until release(). write True/False: the bytes are locked for this
+        mount until then, for writing (no other mount of them, in any session) or for
+        reading (no writing mount); EBUSY if another mount holds them."""
         raise NotImplementedError
 
     def resolve(self, dirfd: int, guest_path: bytes, follow: bool = True):
@@ -295,6 +302,19 @@ class HypervisorAPI:
         file path (a module, a FUSE operations file): in a session umvu runs as root,
         only a root caller, and only a file that only root could have written."""
         raise NotImplementedError
+
+
+def parse_size(text: str) -> int:
+    """A mount option's size: bytes, or with a k/M/G/T suffix (powers of 1024), as
+    tmpfs's size= and the ramdisk's; ValueError unless positive."""
+    text = text.strip()
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    mult = units.get(text[-1:].lower(), 1)
+    number = text[:-1] if text[-1:].lower() in units else text
+    value = int(number, 0) * mult
+    if value <= 0:
+        raise ValueError(text)
+    return value
 
 
 def parse_options(options: str, known: dict) -> dict:

@@ -322,7 +322,14 @@ class FdCalls:
             self.hv.call(svc, "fsync", vf.handle)
         return 0
 
-    f_fdatasync = f_syncfs = f_fsync
+    f_fdatasync = f_fsync
+
+    def f_syncfs(self, t, args, vf, fd):
+        svc = vf.service
+        if implements(svc, "syncfs"):
+            self.hv.call(svc, "syncfs")
+            return 0
+        return self.f_fsync(t, args, vf, fd)
 
     def f_ftruncate(self, t, args, vf, fd):
         if (vf.flags & O_ACCMODE) == os.O_RDONLY:

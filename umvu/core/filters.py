@@ -25,7 +25,8 @@ SETID = {"setuid", "setgid", "setreuid", "setregid", "setgroups", "setresuid", "
 # open_by_handle_at opens by inode, past every path), as a sandbox refuses them
 REFUSED = {"io_uring_setup": 38, "io_uring_enter": 38, "io_uring_register": 38,
            "open_by_handle_at": 1}  # -> errno: ENOSYS (so programs fall back), EPERM
-MODULE_EXTRA = {"getcwd", "execve", "execveat", "umask", "epoll_ctl"} | SETID | set(REFUSED)
+MODULE_EXTRA = {"getcwd", "execve", "execveat", "umask", "epoll_ctl", "sync"} | SETID | \
+    set(REFUSED)
 # traced from the first MAP_SHARED mapping of a virtual file on (its write-back)
 WRITE_BACK = {"msync", "munmap"}
 

@@ -97,7 +97,7 @@ class Hypervisor(Guests, Filters):
                          "msync": self.vfs.on_msync_munmap,
                          "munmap": self.vfs.on_msync_munmap,
                          "execve": self.vfs.on_path, "execveat": self.vfs.on_path,
-                         "epoll_ctl": self.vfs.on_epoll_ctl}
+                         "epoll_ctl": self.vfs.on_epoll_ctl, "sync": self.vsys.on_sync}
         for name in SETID:
             self._by_name[name] = self.on_setid
         for name in REFUSED:

@@ -48,25 +48,34 @@ class ModuleAPI(HypervisorAPI):
             seq = min((e.seq for e in entries), default=None)
         return self.hv.table.lookup_path(path, below_seq=seq)
 
-    def image_source(self, path: bytes, below=None) -> "ImageSource":
+    def image_source(self, path: bytes, below=None, write=None) -> "ImageSource":
         """The host file behind a guest-view image path: a real file is itself (size
         None); a device of a module is the window its service's ``host_backing(rel)``
         names, as (host_path, offset, size). The device counts as busy (vuumount says
-        EBUSY) until the ImageSource is released."""
+        EBUSY) until the ImageSource is released. write True/False: those bytes locked
+        (ImageSource.lock)."""
         hv = self.hv
         entry, rel = self._lookup_below(path, below)
         if entry is None:
             st = os.stat(path)  # ENOENT, EACCES... as the guest would see them
             if stat.S_ISDIR(st.st_mode):
                 raise OSError(errno.EISDIR, "%s is a directory" % os.fsdecode(path))
-            return ImageSource(path, 0, None, None)
-        backing = capability(entry.service, "host_backing")
-        if backing is None:
-            raise OSError(errno.ENOTBLK, "%s is served by module %s, which offers no "
-                          "image" % (os.fsdecode(path), entry.module.name))
-        host_path, offset, size = hv.call(entry.service, "host_backing", rel)
-        entry.users += 1
-        return ImageSource(host_path, offset, size, entry)
+            source = ImageSource(path, 0, None, None)
+        else:
+            backing = capability(entry.service, "host_backing")
+            if backing is None:
+                raise OSError(errno.ENOTBLK, "%s is served by module %s, which offers no "
+                              "image" % (os.fsdecode(path), entry.module.name))
+            host_path, offset, size = hv.call(entry.service, "host_backing", rel)
+            entry.users += 1
+            source = ImageSource(host_path, offset, size, entry)
+        if write is not None:
+            try:
+                source.lock(write, path)
+            except BaseException:
+                source.release()
+                raise
+        return source
 
     def claim_syscalls(self, module, names, service) -> list:
         """Claim system calls by name (VUOS's syscall choice): before the core's own
@@ -256,8 +265,34 @@ class ImageSource:
 
     def __init__(self, host_path: bytes, offset: int, size, entry) -> None:
         self.host_path, self.offset, self.size, self._entry = host_path, offset, size, entry
+        self._lock_fd = -1
+
+    def lock(self, write: bool, guest_path: bytes) -> None:
+        """Lock the image's bytes for this mount: for writing, no other mount may have
+        them; for reading, no writing one. An open file description lock (F_OFD_SETLK)
+        on the byte range: it holds against every mount in every umvu session (and
+        any program that locks so), as the kernel refuses a second mount of a busy
+        block device; it goes with release(), or with umvu."""
+        import fcntl
+        import struct
+        fd = os.open(self.host_path, (os.O_RDWR if write else os.O_RDONLY) | os.O_CLOEXEC)
+        flock = struct.pack("hhqqi4x", fcntl.F_WRLCK if write else fcntl.F_RDLCK, os.SEEK_SET,
+                            self.offset, self.size or 0, 0)
+        try:
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, flock)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise OSError(errno.EBUSY, "%s is mounted%s already (in this or another "
+                              "umvu session)" % (os.fsdecode(guest_path),
+                                                 "" if write else " read-write")) from None
+            raise
+        self._lock_fd = fd
 
     def release(self) -> None:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
         if self._entry is not None:
             self._entry.users -= 1
             self._entry = None

@@ -2,6 +2,8 @@
 mounts after it."""
 from __future__ import annotations
 
+from umvu.api import capability
+
 
 def proc_mounts(table, t, mountinfo: bool) -> bytes:
     """The mounts (or mountinfo) file thread t reads: the kernel's, then one line per
@@ -14,7 +16,7 @@ def proc_mounts(table, t, mountinfo: bool) -> bytes:
         real = b""
     lines = []
     for e in table.mounts():
-        opts = ("ro" if e.flags & 1 else "rw") + ("," + e.options if e.options else "")
+        opts = options_shown(e)
         src = _octal_escape(e.source or b"none")
         dst = _octal_escape(e.key)
         fstype = (e.fstype or "vu").encode()
@@ -25,6 +27,13 @@ def proc_mounts(table, t, mountinfo: bool) -> bytes:
         else:
             lines.append(b"%s %s %s %s 0 0\n" % (src, dst, fstype, opts.encode()))
     return real + b"".join(lines)
+
+
+def options_shown(e) -> str:
+    """A mount's options as /proc/mounts and vuctl mounts show them: ro or rw as the
+    mount holds (its service's readonly, whatever the options asked), then the rest."""
+    ro = e.flags & 1 or capability(e.service, "readonly", False)
+    return ("ro" if ro else "rw") + ("," + e.options if e.options else "")
 
 
 def _octal_escape(path: bytes) -> bytes:

@@ -17,8 +17,10 @@ import errno
 import os
 import stat
 
-from umvu.api import capability
+from umvu.api import capability, implements
+from umvu.core.errors import call_to_retval
 from umvu.core.log import INFO, log
+from umvu.core.mounts import options_shown
 from umvu.core.paths import AT_FDCWD, rebase, within
 from umvu.core.registry import Entry, load_module_class
 
@@ -41,6 +43,8 @@ class VirtualSyscalls:
         msg = e.strerror or os.strerror(e.errno or 0)
         if e.errno and msg != os.strerror(e.errno):
             msg = "%s: %s" % (msg, os.strerror(e.errno))
+        if e.filename is not None:  # (the file the module could not have)
+            msg = "%s: %s" % (os.fsdecode(e.filename), msg)
         self.last_error[t.process.tgid] = "%s: %s" % (what, msg)
 
     def on_virtual(self, t, sc, args):
@@ -193,8 +197,7 @@ class VirtualSyscalls:
     def mounts(self) -> bytes:
         lines = [b"TARGET\tSOURCE\tTYPE\tMODULE\tOPTIONS\tUSERS\n"]
         for e in self.hv.table.mounts():
-            opts = ("ro" if e.flags & MS_RDONLY else "rw") + (
-                "," + e.options if e.options else "")
+            opts = options_shown(e)
             lines.append(b"%s\t%s\t%s\t%s\t%s\t%d\n" % (
                 e.key, e.source or b"none", (e.fstype or "-").encode(),
                 e.module.name.encode(), opts.encode(), e.users))
@@ -328,6 +331,19 @@ class VirtualSyscalls:
                 if within(t.fs.cwd, p):
                     return True
         return False
+
+    def on_sync(self, t, sc, args):
+        """sync(2): every mount writes back what it holds (shared mappings of virtual
+        files first), then the kernel syncs the host's."""
+        hv = self.hv
+        hv.vfs.writeback_all()
+        for e in hv.table.mounts():
+            if not e.alias and implements(e.service, "syncfs"):
+                ret = call_to_retval(hv.call, e.service, "syncfs")
+                if isinstance(ret, int) and ret < 0:  # (sync(2) has no error to give)
+                    log.error("umvu: sync of %s failed: %s",
+                              e.key.decode(errors="replace"), os.strerror(-ret))
+        return None
 
     def on_umount(self, t, sc, args):
         try:

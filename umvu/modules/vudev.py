@@ -193,6 +193,11 @@ class DeviceService:
         self.disk, self.start, self.length, self.rdev, self.pno = disk, start, length, rdev, pno
         self.entry = None  # the table entry serving this path (partitions)
 
+    @property
+    def readonly(self) -> bool:
+        """(as /proc/mounts shows it: BLKROSET may change it)"""
+        return self.disk.readonly
+
     # -------------------------------------------------------- paths
     def lstat(self, path):
         if path != b"/":
@@ -287,6 +292,9 @@ class DeviceService:
         return self.disk.device.pwrite(bytes(data), self.start + offset)
 
     def fsync(self, h):
+        self.disk.device.fsync()
+
+    def syncfs(self):
         self.disk.device.fsync()
 
     def ftruncate(self, h, length):
@@ -474,17 +482,6 @@ def _blkpg_arg(raw: bytes):
     op, flags, datalen = struct.unpack_from("<iii", raw, 0)
     data = struct.unpack_from("<Q", raw, 16)[0]
     return op, flags, datalen, data
-
-
-def parse_size(text: str) -> int:
-    text = text.strip()
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
-    mult = units.get(text[-1:].lower(), 1)
-    number = text[:-1] if text[-1:].lower() in units else text
-    value = int(number, 0) * mult
-    if value <= 0:
-        raise ValueError(text)
-    return value
 
 
 class VuDev(Module):

@@ -607,6 +607,12 @@ class FuseService:
         if hasattr(self.ops, "fsync"):
             self.call("fsync", h.fh, False)
 
+    def syncfs(self):
+        """FUSE_SYNCFS: a file system's ``syncfs()``, where it has one (pyfuse3's
+        Operations has none; ours write back there what they hold)."""
+        if hasattr(self.ops, "syncfs"):
+            self.call("syncfs")
+
     def getdents(self, h, offset):
         token = ReaddirToken(READDIR_BATCH)
         self.call("readdir", h.fh, offset, token)
@@ -755,8 +761,13 @@ class VuFuse(Module):
             # an image file or a device of another module: the host file behind it
             if source in (b"", b"none"):
                 raise OSError(errno.EINVAL, "%s needs an image file or device" % fstype)
-            image = self.api.image_source(source, below=self)
-            source = image.host_path
+            # locked (a second mount of the bytes a writing one holds is EBUSY), except
+            # for a read-only mount the user asked for by name (-r, -o ro): it may read
+            # an image mounted read-write elsewhere, as debugfs -c does
+            asked_ro = bool(flags & 1 or opts.get("ro")) and not writable
+            image = self.api.image_source(source, below=self,
+                                          write=None if asked_ro else not readonly)
+            guest_source, source = source, image.host_path
             if image.offset:
                 sub_opts["offset"] = image.offset
             if image.size is not None:
@@ -768,9 +779,13 @@ class VuFuse(Module):
             ops = build_operations(factory, source, sub_opts)
             if hasattr(ops, "init"):
                 run_op(ops.init())
-        except BaseException:
+        except BaseException as e:
             if image is not None:
                 image.release()
+                if isinstance(e, OSError) and isinstance(e.strerror, str) and \
+                        source != guest_source:  # (the guest's name of the image)
+                    raise OSError(e.errno, e.strerror.replace(
+                        os.fsdecode(source), os.fsdecode(guest_source))) from None
             raise
         self.mounts += 1
         dev = os.makedev(0, 0x80 + self.mounts)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import errno
 import os
 
-from umvu.modules.vudev import parse_size
+from umvu.api import parse_size
 
 OPTIONS = {"size": parse_size, "mbr": bool}
 DEFAULT_SIZE = 32 << 20

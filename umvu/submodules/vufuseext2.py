@@ -441,6 +441,10 @@ class Ext2Operations(pyfuse3.Operations):
     async def fsync(self, fh, datasync):
         self.img.flush()
 
+    async def syncfs(self):
+        if not self.readonly:
+            self.img.flush()
+
     async def opendir(self, inode, ctx):
         ino = _e(inode)
         entries = self.img.listdir(ino)

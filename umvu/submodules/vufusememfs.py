@@ -12,7 +12,10 @@ import time
 
 import pyfuse3
 
-OPTIONS = {"size": int}  # size=BYTES: the capacity statfs reports and writes respect
+from umvu.api import parse_size
+
+# size=BYTES (k/M/G suffixes as tmpfs's): the capacity statfs reports and writes respect
+OPTIONS = {"size": parse_size}
 
 
 def _now():
