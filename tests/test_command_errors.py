@@ -1,4 +1,4 @@
-"""The commands' errors (issue: nothing written is lost, acceptance 4, the cases done):
+"""The commands' errors (issue: nothing written is lost, acceptance 4):
 one line on stderr that names the object and the cause, the command's exit status
 (1 for a refused action, 2 for a usage error), never a traceback; and what the kernel
 would refuse of a mount (a file system onto a file, ro with rw+) is refused."""
@@ -26,6 +26,29 @@ CASES = [
      "vumount: vufusememfs on /mnt: contradictory options ro and rw+: Invalid argument"),
     ("guest", "vusu -c id", 1, "vusu: no uid module loaded (vu_insmod unrealuidgid): "
      "vusu changes virtual ids only"),
+    ("guest", IN_UMVU + "vumount -t vufuseext2 /nonexist.img /mnt", 1,
+     "vumount: vufuseext2 on /mnt: /nonexist.img: No such file or directory"),
+    ("guest", "d=$(mktemp -d) && trap 'rm -rf $d' EXIT && cd $d && truncate -s 64M disk.img && vu_insmod vufuse vudev && "
+     "vumount -t vudevpartx disk.img /dev/hda && /usr/sbin/sgdisk -n 1:2048:+20M /dev/hda "
+     ">/dev/null && vumount -t vufuseext2 /dev/hda1 /mnt", 1,
+     "vumount: vufuseext2 on /mnt: /dev/hda1: cannot mount as ext2/3/4 (Bad magic number "
+     "in super-block): Invalid argument"),
+    ("guest", "vumount", 2, "vumount: missing operand (usage: vumount [-r|-w] [-B|-R|-M] "
+     "[-t TYPE] [-o OPTS] SOURCE TARGET)"),
+    ("guest", "vu_insmod", 2, "vu_insmod: missing operand (usage: vu_insmod [-p] "
+     "MODULE...  (a name, dotted name or file path))"),
+    ("guest", "vu_insmod nosuch", 1, "vu_insmod: nosuch: no such module"),
+    ("guest", "vuumount", 2, "vuumount: missing operand (usage: vuumount [-f] [-l] "
+     "TARGET)"),
+    ("guest", "vu_rmmod", 2, "vu_rmmod: missing operand (usage: vu_rmmod MODULE...)"),
+    ("guest", "vu_rmmod nosuch", 1, "vu_rmmod: nosuch: module not loaded"),
+    ("guest", "vuname a b", 2, "vuname: too many operands (usage: vuname [NAME])"),
+    ("guest", IN_UMVU + "vumount -t vufuseext2 -o offset=abc /etc/hostname /mnt", 1,
+     "vumount: vufuseext2 on /mnt: bad value for option 'offset': Invalid argument"),
+    ("guest", IN_UMVU + "vumount -t vufusememfs -o bogus none /mnt", 1,
+     "vumount: vufusememfs on /mnt: unknown mount option 'bogus': Invalid argument"),
+    ("guest", IN_UMVU + "vumount -t vufusememfs -o size=lots none /mnt", 1,
+     "vumount: vufusememfs on /mnt: bad value for option 'size': Invalid argument"),
 ]
 
 

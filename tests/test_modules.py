@@ -15,7 +15,8 @@ def test_unreal_cat_lsmod_rmmod(guest_mode):
     r = sh(guest_mode, "vu_insmod unreal && cat /unreal/etc/hostname && vu_lsmod && "
                        "vu_rmmod unreal && cat /unreal/etc/hostname; echo st=$?; vu_lsmod")
     host = open("/etc/hostname", "rb").read()
-    assert r.stdout == host + b"unreal\t/unreal shows the host tree (VUOS test module)\nst=1\n"
+    assert r.stdout == host + (b"unreal\t/unreal and /unreal/unreal show the host tree "
+                               b"(VUOS test module)\nst=1\n")
     assert b"/unreal/etc/hostname: No such file or directory" in r.stderr
 
 
@@ -103,13 +104,17 @@ def test_proc_mounts_df_and_vuctl(guest_mode, tmp_path):
         vuctl ps | awk -v pid=$$ '$1 == pid {{print $3}}'
     """)
     out = r.stdout.decode().splitlines()
-    assert out[0] == "/ /unreal unreal rw 0 0"
+    # (unreal's second layer, /unreal/unreal, is a mount of its own)
+    assert out[0:2] == ["/ /unreal unreal rw 0 0", "/unreal /unreal/unreal unreal rw 0 0"]
+    out = out[1:]
     assert out[1] == "/usr/share/doc %s mountreal ro 0 0" % dst
     assert out[2] == "1"
     assert out[3].split() == [str(dst), "mountreal"]
     assert out[4] == str(dst)
-    assert out[5:8] == ["TARGET\tSOURCE\tTYPE\tMODULE", "/unreal\t/\tunreal\tunreal",
+    assert out[5:9] == ["TARGET\tSOURCE\tTYPE\tMODULE", "/unreal\t/\tunreal\tunreal",
+                        "/unreal/unreal\t/unreal\tunreal\tunreal",
                         "%s\t/usr/share/doc\tmountreal\tmountreal" % dst]
+    out = out[1:]
     assert out[8] == "3"  # bash, and vuctl and grep it started, all hold fd 7
     assert out[9] == "/unreal/tmp"
 

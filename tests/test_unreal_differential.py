@@ -2,7 +2,7 @@
 same output as natively in <real dir> (issue: modules framework, acceptance 2)."""
 import pytest
 
-from conftest import differential
+from conftest import differential, run
 from test_differential import COMMANDS
 
 # these print the cwd's own name, which differs by the /unreal prefix by design
@@ -32,3 +32,28 @@ def test_unreal_differential(cmd, tmp_path, guest_mode):
     results = differential(cmd, tmp_path, guest_mode, lambda work, c: (
         "vu_insmod unreal && cd /unreal%s && { %s\n}" % (work, c)))
     assert results[guest_mode] == results["native"], cmd
+
+
+UNREAL_TWICE = r"""
+vu_insmod unreal || exit 99
+for p in /unreal/etc/hostname /unreal/unreal/etc/hostname /unreal/unreal/unreal \
+         /unreal/unreal/unreal/etc/hostname; do
+    python3 -c 'import os, sys
+try:
+    print(sys.argv[1], open(sys.argv[1], "rb").read())
+except OSError as e:
+    print(sys.argv[1], e.strerror)' "$p"
+done
+"""
+
+
+def test_unreal_shows_the_host_twice_not_thrice(guest_mode):
+    """As VUOS's unreal: /unreal and /unreal/unreal are the host tree, and
+    /unreal/unreal/unreal is the host's /unreal (absent)."""
+    with open("/etc/hostname", "rb") as f:
+        host = repr(f.read())
+    r = run(guest_mode, ["bash", "-c", UNREAL_TWICE])
+    assert r.stdout.decode().splitlines() == [
+        "/unreal/etc/hostname " + host, "/unreal/unreal/etc/hostname " + host,
+        "/unreal/unreal/unreal No such file or directory",
+        "/unreal/unreal/unreal/etc/hostname No such file or directory"], r.stderr

@@ -1,4 +1,5 @@
-"""unreal (VUOS's test module): ``/unreal`` shows the whole host tree again.
+"""unreal (VUOS's test module): ``/unreal`` (and ``/unreal/unreal``) show the whole host
+tree again.
 
 Every operation is performed by umvu itself on the host path (no path rewriting in the
 guest), so the complete virtual-fd path of the core is exercised.
@@ -284,13 +285,19 @@ class HostTree:
 
 
 class Unreal(Module):
+    """As VUOS's: /unreal shows the host tree, and so does /unreal/unreal (there, VUOS
+    virtualizes the module's own calls on /unreal/... once more: a second layer of the
+    same tree); /unreal/unreal/unreal is the host's /unreal (which does not exist)."""
     name = "unreal"
-    description = "/unreal shows the host tree (VUOS test module)"
+    description = "/unreal and /unreal/unreal show the host tree (VUOS test module)"
 
     def __init__(self, api) -> None:
         super().__init__(api)
         self.service = HostTree(b"/")
+        self.again = HostTree(b"/")
         api.add_path(self, PREFIX, self.service, source=b"/", fstype="unreal")
+        api.add_path(self, PREFIX + PREFIX, self.again, source=PREFIX, fstype="unreal")
 
     def cleanup(self) -> None:
+        self.api.remove_path(self, PREFIX + PREFIX)
         self.api.remove_path(self, PREFIX)
