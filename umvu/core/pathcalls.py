@@ -46,6 +46,11 @@ def is_proc_mounts(path: bytes) -> bool:
 
 
 # the calls that are one operation on a target, a path's or an fd's: t_NAME(service, rel)
+# calls that make, remove or rename the entry their path names: . or .. as its last
+# component is an error of its own (PathCalls.dot_refusal)
+DOT_CHECKED = frozenset(("rename", "renameat", "renameat2", "unlink", "unlinkat", "rmdir",
+                         "mkdir", "mkdirat", "mknod", "mknodat", "symlink", "symlinkat",
+                         "link", "linkat"))
 TARGET_OPS = {name: "t_" + op for op, names in (
     ("chmod", "chmod fchmodat fchmodat2 fchmod"),
     ("chown", "chown lchown fchownat fchown"),
@@ -123,6 +128,27 @@ class PathCalls:
         return new
 
     # ------------------------------------------------------------ path syscalls
+    @staticmethod
+    def dot_refusal(name: str, guest_path: bytes, args, second: bool = False) -> int:
+        """The kernel's error when the last component of a path that names an entry to
+        make, remove or rename is . or .. (0 if it is neither): canonicalized, the path
+        would name another directory (rename("a/c/..", "y") would rename a)."""
+        last = guest_path.rstrip(b"/").rpartition(b"/")[2]
+        if guest_path.strip(b"/") == b"" and guest_path:
+            last = b"/"
+        if last not in (b".", b"..", b"/"):
+            return 0
+        if name in ("rename", "renameat", "renameat2"):
+            return errno.EBUSY
+        if name == "unlinkat" and not args.flags & AT_REMOVEDIR or name == "unlink":
+            return errno.EISDIR
+        if name in ("rmdir", "unlinkat"):
+            return {b".": errno.EINVAL, b"..": errno.ENOTEMPTY}.get(last, errno.EBUSY)
+        if name in ("mkdir", "mkdirat", "mknod", "mknodat", "symlink", "symlinkat") or (
+                second and name in ("link", "linkat")):
+            return errno.EEXIST
+        return 0
+
     def on_path(self, t, sc, args):
         """Syscalls whose choice is one path (possibly dirfd-relative)."""
         dirfd = args.dirfd if sc.paths[0][1] is not None else AT_FDCWD
@@ -153,6 +179,10 @@ class PathCalls:
                                       entry_op=sc.entry)
         except OSError as e:
             return -e.errno
+        if name in DOT_CHECKED and (r.entry is not None or r.crossed or virtual_base):
+            refused = self.dot_refusal(name, guest_path, args)
+            if refused:
+                return -(refused if r.exists else errno.ENOENT)
         if r.entry is None:
             if is_proc_mounts(r.path) and name in ("open", "openat", "openat2"):
                 return self.open_proc_mounts(t, sc, args, r.path)
@@ -260,8 +290,14 @@ class PathCalls:
                                           entry_op=True)
             except OSError as e:
                 return -e.errno
-            res.append(r)
-        r0, r1 = res
+            res.append((r, guest_path))
+        (r0, p0), (r1, p1) = res
+        if sc.name in DOT_CHECKED and (r0.entry is not None or r1.entry is not None or
+                                       r0.crossed or r1.crossed or not t.fs.kernel_cwd):
+            for r, path, second in ((r0, p0, False), (r1, p1, True)):
+                refused = self.dot_refusal(sc.name, path, args, second)
+                if refused:
+                    return -(refused if r.exists else errno.ENOENT)
         hosts = [(r.path + b"/" if r.trailing and r.path != b"/" else r.path)
                  if r.entry is None else self.native_path(r) for r in (r0, r1)]
         if None not in hosts:  # both real or natively served: the kernel decides

@@ -342,6 +342,23 @@ class FuseService:
         self.check(self._getattr(ino), 3, ctx)  # write + search
         return ino
 
+    def check_remove(self, path: bytes, ctx) -> int:
+        """check_parent for an entry to be removed or renamed away, and the kernel's
+        sticky rule: in a directory with S_ISVTX only the entry's owner, the directory's
+        owner or root may do that (EPERM)."""
+        ino = self.check_parent(path, ctx)
+        if not self.default_permissions or self.fakeroot or ctx.uid == 0:
+            return ino
+        dst = self._getattr(ino)
+        if dst.st_mode & stat.S_ISVTX and ctx.uid != dst.st_uid:
+            try:
+                victim = self.lstat(path)
+            except OSError:
+                return ino  # (the operation says ENOENT)
+            if victim.st_uid != ctx.uid:
+                raise OSError(errno.EPERM, "sticky directory: not the owner")
+        return ino
+
     # ---------------------------------------------------------------- paths
     def lstat(self, path):
         return self._getattr(self.inode(path))
@@ -434,7 +451,7 @@ class FuseService:
     def _remove(self, op, path):
         self._rofs()
         ctx = self.ctx()
-        parent = self.check_parent(path, ctx)
+        parent = self.check_remove(path, ctx)
         self.call(op, parent, self.split(path)[1], ctx)
         self.forget_path(path)
 
@@ -447,8 +464,12 @@ class FuseService:
     def rename(self, old, new, flags):
         self._rofs()
         ctx = self.ctx()
-        p_old = self.check_parent(old, ctx)
-        p_new = self.check_parent(new, ctx)
+        p_old = self.check_remove(old, ctx)
+        p_new = self.check_remove(new, ctx)  # (a target that exists goes too)
+        if self.default_permissions and p_old != p_new:
+            st = self.lstat(old)  # a directory moved elsewhere gets a new ..: writable
+            if stat.S_ISDIR(st.st_mode):
+                self.check(st, 2, ctx)
         self.call("rename", p_old, self.split(old)[1], p_new, self.split(new)[1], flags, ctx)
         self.forget_path(old)
         self.forget_path(new)
