@@ -463,12 +463,8 @@ long ue2_write(void *p, uint32_t ino, const char *buf, size_t size, uint64_t off
         if (!err3) {
             SET_T(fs, &in, mtime, now_ns);
             SET_T(fs, &in, ctime, now_ns);
-            /* writing clears set-user-ID (and set-group-ID with group exec) */
-            if (in.i_mode & (S_ISUID | S_ISGID)) {
-                in.i_mode &= ~S_ISUID;
-                if (in.i_mode & S_IXGRP)
-                    in.i_mode &= ~S_ISGID;
-            }
+            /* (set-user-ID goes on a write by someone other than root: vufuse's
+             * _kill_privs, as the kernel's file_remove_privs) */
             err3 = wr(fs, ino, &in);
         }
         return err3;

@@ -9,6 +9,10 @@ and errnos compared.
 - The sticky bit: in a directory with S_ISVTX only the entry's owner, the directory's
   owner or root removes or renames an entry (EPERM), checked for a guest that dropped
   its ids in a session umvu runs as root.
+- Owners and set-ID bits: only root gives a file away, its owner may give it one of its
+  own groups; chown and a write by another than root drop S_ISUID (and S_ISGID as the
+  kernel does); chmod by a non-member drops S_ISGID; a set-group-ID directory passes
+  its group, and the bit to new directories.
 """
 import os
 import shutil
@@ -88,3 +92,15 @@ def test_sticky_directories(module, place, guest_mode):
     assert guest.stdout == native.stdout, guest.stderr
     # (the same refusals, in the same words)
     assert guest.stderr == native.stderr
+
+
+# who may change owner, group and mode bits, and what writes and chown take away; a
+# set-group-ID directory passes its group (and the bit to directories)
+OWNERS = (REPO / "tests" / "progs" / "owners.sh").read_text()
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_owners_groups_and_set_id_bits(module, place, guest_mode):
+    native, guest = native_and(module, place, OWNERS, guest_mode)
+    assert b"give=1 4755:65534:65534\n" in native.stdout, native.stderr
+    assert guest.stdout == native.stdout, guest.stderr

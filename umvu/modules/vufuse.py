@@ -359,6 +359,50 @@ class FuseService:
                 raise OSError(errno.EPERM, "sticky directory: not the owner")
         return ino
 
+    def _in_group(self, gid: int, ctx) -> bool:
+        return gid == ctx.gid or gid in self.api.caller_groups()
+
+    def _enforcing(self, ctx) -> bool:
+        """The kernel's rules apply to this caller (not root, not fakeroot)."""
+        return self.default_permissions and not self.fakeroot and ctx.uid != 0
+
+    def creating(self, parent: int, mode: int, ctx) -> int:
+        """As the kernel's inode_init_owner: in a set-group-ID directory a new entry
+        takes the directory's group, and a new directory its S_ISGID too; a new file
+        keeps S_ISGID (with group exec) only for a member of its group. ctx is changed
+        for the file system; returns the mode to create with."""
+        dst = self._getattr(parent)
+        if dst.st_mode & stat.S_ISGID:
+            ctx.gid = dst.st_gid
+            if stat.S_ISDIR(mode):
+                mode |= stat.S_ISGID
+        if not stat.S_ISDIR(mode) and mode & (stat.S_ISGID | stat.S_IXGRP) == (
+                stat.S_ISGID | stat.S_IXGRP) and self._enforcing(ctx) and \
+                not self._in_group(ctx.gid, ctx):
+            mode &= ~stat.S_ISGID
+        return mode
+
+    def _privs_dropped(self, mode: int, gid: int, ctx) -> int:
+        """mode without S_ISUID, and without S_ISGID where the kernel drops it too: with
+        group exec, or for a caller neither root nor of the group gid
+        (setattr_should_drop_suidgid)."""
+        mode &= ~stat.S_ISUID
+        if mode & stat.S_ISGID and (mode & stat.S_IXGRP or (
+                self._enforcing(ctx) and not self._in_group(gid, ctx))):
+            mode &= ~stat.S_ISGID
+        return mode
+
+    def _kill_privs(self, ino: int, ctx, fh=None) -> None:
+        """A write by a caller other than root drops set-user-ID and set-group-ID (the
+        kernel's file_remove_privs)."""
+        if not self._enforcing(ctx):
+            return
+        st = self._getattr(ino)
+        if st.st_mode & (stat.S_ISUID | stat.S_ISGID):
+            mode = self._privs_dropped(st.st_mode, st.st_gid, ctx)
+            if mode != st.st_mode:
+                self._setattr(ino, fh=fh, mode=mode)
+
     # ---------------------------------------------------------------- paths
     def lstat(self, path):
         return self._getattr(self.inode(path))
@@ -392,14 +436,14 @@ class FuseService:
             parent = self.check_parent(path, ctx)
             ctx.umask = 0  # the core already applied the guest's umask
             name = self.split(path)[1]
+            mode = self.creating(parent, stat.S_IFREG | (mode & 0o7777), ctx)
             try:
-                fi, ea = self.call("create", parent, name, stat.S_IFREG | (mode & 0o7777),
-                                   flags, ctx)
+                fi, ea = self.call("create", parent, name, mode, flags, ctx)
             except OSError as e:
                 if e.errno != errno.ENOSYS:
                     raise
                 # as the kernel: no create() means mknod() then open()
-                ea = self.call("mknod", parent, name, stat.S_IFREG | (mode & 0o7777), 0, ctx)
+                ea = self.call("mknod", parent, name, mode, 0, ctx)
                 fi = self.call("open", int(ea.st_ino), flags & ~(os.O_CREAT | os.O_EXCL),
                                ctx)
             self.inodes[path] = self._counted(ea)
@@ -423,7 +467,8 @@ class FuseService:
         ctx = self.ctx()
         parent = self.check_parent(path, ctx)
         ctx.umask = 0
-        ea = self.call("mkdir", parent, self.split(path)[1], stat.S_IFDIR | mode, ctx)
+        mode = self.creating(parent, stat.S_IFDIR | mode, ctx)
+        ea = self.call("mkdir", parent, self.split(path)[1], mode, ctx)
         self.inodes[path] = self._counted(ea)
 
     def mknod(self, path, mode, rdev):
@@ -431,6 +476,7 @@ class FuseService:
         ctx = self.ctx()
         parent = self.check_parent(path, ctx)
         ctx.umask = 0
+        mode = self.creating(parent, mode, ctx)
         ea = self.call("mknod", parent, self.split(path)[1], mode, rdev, ctx)
         self.inodes[path] = self._counted(ea)
 
@@ -438,6 +484,7 @@ class FuseService:
         self._rofs()
         ctx = self.ctx()
         parent = self.check_parent(path, ctx)
+        self.creating(parent, stat.S_IFLNK, ctx)
         ea = self.call("symlink", parent, self.split(path)[1], target, ctx)
         self.inodes[path] = self._counted(ea)
 
@@ -487,9 +534,13 @@ class FuseService:
         ino = self.inode(path)
         st = self._getattr(ino)
         ctx = self.ctx()
-        if self.default_permissions and not self.fakeroot and ctx.uid not in (0, st.st_uid):
-            raise OSError(errno.EPERM, "not the owner")
-        self._setattr(ino, mode=stat.S_IFMT(st.st_mode) | (mode & 0o7777))
+        mode &= 0o7777
+        if self._enforcing(ctx):
+            if ctx.uid != st.st_uid:
+                raise OSError(errno.EPERM, "not the owner")
+            if mode & stat.S_ISGID and not self._in_group(st.st_gid, ctx):
+                mode &= ~stat.S_ISGID  # (the kernel's setattr_prepare)
+        self._setattr(ino, mode=stat.S_IFMT(st.st_mode) | mode)
 
     def chown(self, path, uid, gid):
         self._rofs()
@@ -500,10 +551,18 @@ class FuseService:
         if gid != -1:
             values["gid"] = gid
         ctx = self.ctx()
-        if self.default_permissions and not self.fakeroot and ctx.uid != 0 and values:
-            st = self._getattr(ino)
-            if uid not in (-1, st.st_uid) or ctx.uid != st.st_uid:
+        st = self._getattr(ino)
+        if self._enforcing(ctx) and values:
+            # only root gives a file away; its owner may change its group to one of its
+            # own (the kernel's chown_ok and chgrp_ok)
+            if uid not in (-1, st.st_uid) or ctx.uid != st.st_uid or \
+                    gid not in (-1, st.st_gid) and not self._in_group(gid, ctx):
                 raise OSError(errno.EPERM, "not permitted")
+        if not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
+            # chown drops set-user-ID, whoever calls it, and set-group-ID as a write does
+            mode = self._privs_dropped(st.st_mode, st.st_gid if gid == -1 else gid, ctx)
+            if mode != st.st_mode:
+                values["mode"] = mode
         if values:
             self._setattr(ino, **values)
 
@@ -615,7 +674,10 @@ class FuseService:
 
     def pwrite(self, h, data, offset):
         self._rofs()
-        return self.call("write", h.fh, offset, data)
+        n = self.call("write", h.fh, offset, data)
+        if n:
+            self._kill_privs(h.inode, self.ctx(), h.fh)
+        return n
 
     def fstat(self, h):
         return self._getattr(h.inode)
