@@ -13,6 +13,8 @@ and errnos compared.
   own groups; chown and a write by another than root drop S_ISUID (and S_ISGID as the
   kernel does); chmod by a non-member drops S_ISGID; a set-group-ID directory passes
   its group, and the bit to new directories.
+- Times: touch (both now) needs ownership or write access (EACCES), explicit times or
+  one time alone ownership (EPERM).
 """
 import os
 import shutil
@@ -104,3 +106,15 @@ def test_owners_groups_and_set_id_bits(module, place, guest_mode):
     native, guest = native_and(module, place, OWNERS, guest_mode)
     assert b"give=1 4755:65534:65534\n" in native.stdout, native.stderr
     assert guest.stdout == native.stdout, guest.stderr
+
+
+UTIMES = (REPO / "tests" / "progs" / "utimes.sh").read_text()
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_who_may_set_times(module, place, guest_mode):
+    native, guest = native_and(module, place, UTIMES, guest_mode)
+    assert b"closed touch : 1\n" in native.stdout and b"Permission denied" in \
+        native.stderr and b"Operation not permitted" in native.stderr
+    assert guest.stdout == native.stdout, guest.stderr
+    assert guest.stderr == native.stderr

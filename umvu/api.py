@@ -108,7 +108,10 @@ class Service:
     rename(old, new, flags)          flags: RENAME_NOREPLACE/EXCHANGE/WHITEOUT
     link(old, new)  symlink(target, path)  mknod(path, mode, rdev)
     chmod(path, mode)  chown(path, uid, gid)   (-1: leave that id as it is)
-    utimens(path, atime_ns, mtime_ns)         (None: leave it)
+    utimens(path, atime_ns, mtime_ns)         (None: leave it; a NowNs: the current time
+                                     asked as UTIME_NOW or a NULL times: when both are,
+                                     the kernel's touch rule applies: owner or write
+                                     access, not ownership alone; see touching())
     statfs(path) -> os.statvfs_result-like    (optional f_type: the magic statfs shows)
     getxattr(path, name) -> bytes   setxattr(path, name, value, flags)
     listxattr(path) -> [bytes]      removexattr(path, name)
@@ -302,6 +305,17 @@ class HypervisorAPI:
         file path (a module, a FUSE operations file): in a session umvu runs as root,
         only a root caller, and only a file that only root could have written."""
         raise NotImplementedError
+
+
+class NowNs(int):
+    """A time in ns the caller gave as "now" (UTIME_NOW, or a NULL times argument)."""
+    __slots__ = ()
+
+
+def touching(atime_ns, mtime_ns) -> bool:
+    """utimens sets both times to now as touch(1) does: the kernel lets the owner or
+    anyone with write access do it, explicit times only the owner (EPERM)."""
+    return isinstance(atime_ns, NowNs) and isinstance(mtime_ns, NowNs)
 
 
 def parse_size(text: str) -> int:

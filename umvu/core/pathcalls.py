@@ -8,7 +8,7 @@ import os
 import stat
 import struct
 
-from umvu.api import capability, implements
+from umvu.api import NowNs, capability, implements
 from umvu.core import guestabi
 from umvu.core.abi import (AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
                            AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY,
@@ -429,7 +429,7 @@ class PathCalls:
     def _times(self, t, guest_addr, kind):
         """(atime_ns, mtime_ns) from a guest timespec[2]/timeval[2]/utimbuf; None = omit."""
         import time as _time
-        now = _time.time_ns()
+        now = NowNs(_time.time_ns())
         if guest_addr == 0:
             return now, now
         if kind == "utimbuf":

@@ -11,7 +11,7 @@ import os
 import shutil
 import stat
 
-from umvu.api import Module
+from umvu.api import Module, touching
 
 PREFIX = b"/unreal"
 
@@ -30,7 +30,11 @@ exact_mode = _ExactMode()
 
 
 def utime_ns(host_path: bytes, atime_ns, mtime_ns) -> None:
-    """Set a host file's times; None leaves that time as it is."""
+    """Set a host file's times; None leaves that time as it is (both now: as touch, with
+    the kernel's own rule for who may)."""
+    if touching(atime_ns, mtime_ns):
+        os.utime(host_path, None, follow_symlinks=False)
+        return
     st = os.lstat(host_path)
     os.utime(host_path, ns=(st.st_atime_ns if atime_ns is None else atime_ns,
                             st.st_mtime_ns if mtime_ns is None else mtime_ns),
@@ -109,6 +113,9 @@ class At:
             os.close(fd)
 
     def utimens(self, atime_ns, mtime_ns) -> None:
+        if touching(atime_ns, mtime_ns):
+            os.utime(self.name, None, dir_fd=self.dir_fd, follow_symlinks=False)
+            return
         st = self.lstat()
         os.utime(self.name, ns=(st.st_atime_ns if atime_ns is None else atime_ns,
                                 st.st_mtime_ns if mtime_ns is None else mtime_ns),

@@ -30,7 +30,7 @@ import sys
 import time
 import types
 
-from umvu.api import drive, lazy_trio, log, Module
+from umvu.api import drive, lazy_trio, log, Module, touching
 
 ROOT_INODE = 1
 READDIR_BATCH = 128
@@ -574,6 +574,13 @@ class FuseService:
 
     def utimens(self, path, atime_ns, mtime_ns):
         self._rofs()
+        ctx = self.ctx()
+        if self._enforcing(ctx) and (atime_ns is not None or mtime_ns is not None):
+            st = self.lstat(path)
+            if ctx.uid != st.st_uid:
+                if not touching(atime_ns, mtime_ns):
+                    raise OSError(errno.EPERM, "not the owner")
+                self.check(st, 2, ctx)  # touch: write access will do (EACCES)
         values = {}
         if atime_ns is not None:
             values["atime_ns"] = atime_ns
