@@ -13,6 +13,7 @@ and errnos compared.
   own groups; chown and a write by another than root drop S_ISUID (and S_ISGID as the
   kernel does); chmod by a non-member drops S_ISGID; a set-group-ID directory passes
   its group, and the bit to new directories.
+- A fifo (a host fifo of umvu's stands for it) opens by its own mode in the module.
 - Times: touch (both now) needs ownership or write access (EACCES), explicit times or
   one time alone ownership (EPERM).
 """
@@ -118,3 +119,13 @@ def test_who_may_set_times(module, place, guest_mode):
         native.stderr and b"Operation not permitted" in native.stderr
     assert guest.stdout == native.stdout, guest.stderr
     assert guest.stderr == native.stderr
+
+
+FIFOS = (REPO / "tests" / "progs" / "fifo_modes.sh").read_text()
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_a_fifo_opens_by_its_own_mode(module, place, guest_mode):
+    native, guest = native_and(module, place, FIFOS, guest_mode)
+    assert b"closed r Permission denied\n" in native.stdout, native.stderr
+    assert guest.stdout == native.stdout, guest.stderr

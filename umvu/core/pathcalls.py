@@ -561,7 +561,14 @@ class PathCalls:
         if r.exists and special is not None and kind in (
                 stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK):
             # fifos (devices, sockets) of a module: the kernel opens a real object the
-            # module names (a blocking fifo open must block the guest, not umvu)
+            # module names (a blocking fifo open must block the guest, not umvu), once
+            # the module's own file allows it (the object's mode is umvu's)
+            if implements(r.entry.service, "access"):
+                acc = flags & O_ACCMODE
+                want = (os.R_OK if acc in (os.O_RDONLY, os.O_RDWR) else 0) | \
+                    (os.W_OK if acc in (os.O_WRONLY, os.O_RDWR) or flags & O_TRUNC else 0)
+                if want:
+                    self.call(r.entry.service, "access", r.rel, want)
             host = self.call(r.entry.service, "special_path", r.rel, r.st)
             return Native(self.on_host(t, args, (host,)))
         handle = self.call(r.entry.service, "open", r.rel, flags & ~O_CLOEXEC, mode)

@@ -409,8 +409,8 @@ class FuseService:
 
     def access(self, path, mode):
         st = self.lstat(path)
-        if mode & 2:
-            self._rofs()
+        if mode & 2 and stat.S_IFMT(st.st_mode) in (stat.S_IFREG, stat.S_IFDIR, stat.S_IFLNK):
+            self._rofs()  # (a fifo or a device of a read-only mount is writable)
         self.check(st, mode & 7)
         if hasattr(self.ops, "access") and not self.default_permissions:
             if not self.call("access", self.inode(path), mode, self.ctx()):
