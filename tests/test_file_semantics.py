@@ -13,6 +13,7 @@ and errnos compared.
   own groups; chown and a write by another than root drop S_ISUID (and S_ISGID as the
   kernel does); chmod by a non-member drops S_ISGID; a set-group-ID directory passes
   its group, and the bit to new directories.
+- Search (x) permission on every directory of a path (EACCES).
 - A fifo (a host fifo of umvu's stands for it) opens by its own mode in the module.
 - Times: touch (both now) needs ownership or write access (EACCES), explicit times or
   one time alone ownership (EPERM).
@@ -128,4 +129,14 @@ FIFOS = (REPO / "tests" / "progs" / "fifo_modes.sh").read_text()
 def test_a_fifo_opens_by_its_own_mode(module, place, guest_mode):
     native, guest = native_and(module, place, FIFOS, guest_mode)
     assert b"closed r Permission denied\n" in native.stdout, native.stderr
+    assert guest.stdout == native.stdout, guest.stderr
+
+
+SEARCH = (REPO / "tests" / "progs" / "search.sh").read_text()
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_search_permission_on_every_directory(module, place, guest_mode):
+    native, guest = native_and(module, place, SEARCH, guest_mode)
+    assert b"d/f stat Permission denied\n" in native.stdout, native.stderr
     assert guest.stdout == native.stdout, guest.stderr

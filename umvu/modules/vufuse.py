@@ -185,6 +185,7 @@ class FuseService:
         self.opened: dict[int, int] = {}  # inode -> open handles (no forget while open)
         self.pending_forget: dict[int, int] = {}
         self._attr_cache: dict[int, tuple] = {}  # inode -> (valid until, stat)
+        self._searched: dict[tuple, float] = {}  # (uid, gid, dir) -> searchable until
         self.image = None  # the ImageSource under this mount, if any
 
     # ---------------------------------------------------------------- plumbing
@@ -213,6 +214,7 @@ class FuseService:
             _active[0] -= 1
             if name not in READING_OPS:
                 self._attr_cache.clear()
+                self._searched.clear()
 
     def ctx(self):
         return Ctx(self.api)
@@ -309,12 +311,14 @@ class FuseService:
         if timeout > 0:
             if len(self._attr_cache) > 65536:
                 self._attr_cache.clear()
+                self._searched.clear()
             self._attr_cache[ino] = (now + timeout, st)
         return st
 
     def _rofs(self):
         """Every operation that changes the file system starts here."""
         self._attr_cache.clear()
+        self._searched.clear()
         if self.readonly:
             raise OSError(errno.EROFS, "read-only file system")
 
@@ -403,8 +407,50 @@ class FuseService:
             if mode != st.st_mode:
                 self._setattr(ino, fh=fh, mode=mode)
 
+    def _searchable(self, path: bytes, ctx) -> None:
+        """Search (x) permission on every directory the path goes through, as the
+        kernel's walk checks it (EACCES). A directory found searchable by its owner,
+        group or other bits is remembered for those ids while its attributes are."""
+        parent = path.rpartition(b"/")[0]
+        uid, gid = ctx.uid, ctx.gid
+        key = (uid, gid, parent)
+        if self._searched.get(key, 0) > time.monotonic():
+            return
+        until = float("inf")
+        cur = b""
+        for name in parent.split(b"/"):
+            cur = cur + b"/" + name if name else cur
+            ino = self.inode(cur or b"/")
+            st = self._getattr(ino)
+            if not stat.S_ISDIR(st.st_mode):
+                continue
+            mode = st.st_mode
+            if uid == st.st_uid:
+                ok = mode & 0o100
+            elif gid == st.st_gid:
+                ok = mode & 0o010
+            else:
+                ok = mode & 0o001 or None  # (None: a supplementary group may have it)
+            if ok is None:
+                self.check(st, 1, ctx)
+                until = 0
+            elif not ok:
+                raise OSError(errno.EACCES, "permission denied")
+            hit = self._attr_cache.get(ino)
+            until = min(until, hit[0] if hit is not None else 0)
+        if until > 0:
+            if len(self._searched) > 65536:
+                self._searched.clear()
+            self._searched[key] = until
+
     # ---------------------------------------------------------------- paths
     def lstat(self, path):
+        """(every path the core serves is looked at here first: the walk's search
+        permission is checked here)"""
+        if path != b"/" and self.default_permissions and not self.fakeroot:
+            ctx = self.ctx()
+            if ctx.uid != 0:
+                self._searchable(path, ctx)
         return self._getattr(self.inode(path))
 
     def access(self, path, mode):
