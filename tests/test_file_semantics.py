@@ -13,6 +13,8 @@ and errnos compared.
   own groups; chown and a write by another than root drop S_ISUID (and S_ISGID as the
   kernel does); chmod by a non-member drops S_ISGID; a set-group-ID directory passes
   its group, and the bit to new directories.
+- A unix socket bound by path inside a mount is a socket of that mount (none appears on
+  the host), found there by connect, a relative path taken from the guest's cwd.
 - Search (x) permission on every directory of a path (EACCES).
 - A fifo (a host fifo of umvu's stands for it) opens by its own mode in the module.
 - Times: touch (both now) needs ownership or write access (EACCES), explicit times or
@@ -140,3 +142,17 @@ def test_search_permission_on_every_directory(module, place, guest_mode):
     native, guest = native_and(module, place, SEARCH, guest_mode)
     assert b"d/f stat Permission denied\n" in native.stdout, native.stderr
     assert guest.stdout == native.stdout, guest.stderr
+
+
+SOCKETS = REPO / "tests" / "progs" / "unix_sockets.py"
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_unix_sockets_live_in_the_mount(module, place, guest_mode):
+    """bind makes the socket in the module's file system (nothing on the host under
+    the mount point), connect finds it there, relative paths from the guest's cwd."""
+    native, guest = native_and(module, place, "python3 %s" % SOCKETS, guest_mode)
+    assert b"got b'ping'\n" in native.stdout, native.stderr
+    assert guest.stdout == native.stdout, guest.stderr
+    if module != "vufs":  # (a bind of a host directory: the kernel's own sockets)
+        assert os.listdir(os.path.join(place, "m")) == []

@@ -89,6 +89,8 @@ class FdCalls:
             return getattr(self, op)(t, args, vf.service, self._rel(vf))
         handler = getattr(self, "f_" + sc.name, None)
         if handler is None:
+            if sc.choice == "sockaddr":
+                return -errno.ENOTSOCK  # (a virtual file, not a socket)
             return -errno.EINVAL if sc.choice in ("fd", "fd2") else -errno.ENOSYS
         return handler(t, args, vf, fd)
 

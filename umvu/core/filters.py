@@ -17,7 +17,8 @@ from umvu.core.tracer import build_fd_filter, build_filter
 NR_SECCOMP = syscalls.number("seccomp")
 NR_CLOSE = syscalls.number("close")
 # what the core must see once any module is loaded
-MODULE_CHOICES = {"path", "path2", "fd", "fd2", "mmap", "ioctl", "mount", "umount"}
+MODULE_CHOICES = {"path", "path2", "fd", "fd2", "mmap", "ioctl", "mount", "umount",
+                  "sockaddr"}
 SETID = {"setuid", "setgid", "setreuid", "setregid", "setgroups", "setresuid", "setresgid",
          "setfsuid", "setfsgid"}
 # calls that would act on files past every check of the core: refused once a module is

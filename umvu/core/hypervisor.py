@@ -91,7 +91,7 @@ class Hypervisor(Guests, Filters):
             "path": self.vfs.on_path, "path2": self.vfs.on_path2, "fd": self.vfs.on_fd,
             "fd2": self.vfs.on_fd2, "mmap": self.on_mmap, "ioctl": self.vfs.on_fd,
             "mount": self.vsys.on_mount, "umount": self.vsys.on_umount,
-            "virtual": self.vsys.on_virtual,
+            "virtual": self.vsys.on_virtual, "sockaddr": self.vfs.on_sockaddr,
         }
         self._by_name = {"getcwd": self.on_getcwd, "umask": self.on_umask,
                          "msync": self.vfs.on_msync_munmap,

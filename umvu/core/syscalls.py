@@ -8,6 +8,7 @@ choice: how the core picks the module responsible for a call (VUOS's choice func
     socket  the address family                           ioctl   fd and request number
     mount   mount type / target                          umount  target path
     mmap    the fd of a file mapping                     std     the syscall number
+    sockaddr  the fd argument, or an AF_UNIX path in the address (bind, connect)
     proc    process life (clone, exec, exit): core-tracked, never a module's
     none    memory, scheduling, signals...: always the kernel's
 
@@ -82,14 +83,14 @@ _TABLE = """
 39 getpid none
 40 sendfile fd2 fd/out_fd fd/in_fd ptr/in_off size
 41 socket socket int int int
-42 connect fd fd ptr size
+42 connect sockaddr fd ptr size
 43 accept fd fd ptr ptr
 44 sendto fd fd buf_in:2 size flags ptr size
 45 recvfrom fd fd buf_out:2 size flags ptr ptr
 46 sendmsg fd fd ptr flags
 47 recvmsg fd fd ptr flags
 48 shutdown fd fd int
-49 bind fd fd ptr size
+49 bind sockaddr fd ptr size
 50 listen fd fd int
 51 getsockname fd fd ptr ptr
 52 getpeername fd fd ptr ptr
@@ -429,7 +430,7 @@ _TABLE = """
 -5 msocket virtual path int int int
 """
 
-CHOICES = {"path", "path2", "fd", "fd2", "socket", "ioctl", "mount", "umount",
+CHOICES = {"path", "path2", "fd", "fd2", "socket", "sockaddr", "ioctl", "mount", "umount",
            "mmap", "std", "proc", "none", "virtual"}
 RULES = {"nofollow", "follow", "at", "oflags", "how", "creat", "entry"}
 ARG_KINDS = {"fd", "dirfd", "path", "str", "buf_in", "buf_out", "size", "int", "uint",

@@ -20,12 +20,14 @@ from __future__ import annotations
 from umvu.core.fdcalls import FdCalls
 from umvu.core.pathcalls import PathCalls, is_proc_link, is_proc_mounts, proc_rest  # noqa: F401
 from umvu.core.paths import Resolver
+from umvu.core.sockpaths import SocketPaths
 from umvu.core.vfiles import MemFile, VFile, VirtualFiles  # noqa: F401
 
 
-class VirtualFS(PathCalls, FdCalls, VirtualFiles):
+class VirtualFS(PathCalls, FdCalls, SocketPaths, VirtualFiles):
     """The virtual file system view: path calls (umvu.core.pathcalls), fd calls
-    (umvu.core.fdcalls) and the virtual files behind them (umvu.core.vfiles)."""
+    (umvu.core.fdcalls), unix socket paths (umvu.core.sockpaths) and the virtual files
+    behind them (umvu.core.vfiles)."""
 
     def __init__(self, hv) -> None:
         self.hv = hv

@@ -679,10 +679,13 @@ class FuseService:
         self.call("removexattr", self.inode(path), name, self.ctx())
 
     def special_path(self, path, st):
-        """FIFOs of a FUSE file system live in the kernel, not in the daemon: the guest
-        opens a private host fifo standing for this inode."""
+        """FIFOs and sockets of a FUSE file system live in the kernel, not in the
+        daemon: the guest opens a private host fifo standing for this inode, binds and
+        connects to a private host socket path (made by its bind)."""
+        if stat.S_ISSOCK(st.st_mode):
+            return os.path.join(self.api.private_dir(), b"sock-%d-%d" % (self.dev, st.st_ino))
         if not stat.S_ISFIFO(st.st_mode):
-            raise OSError(errno.ENXIO, "device and socket files of a vufuse mount")
+            raise OSError(errno.ENXIO, "device files of a vufuse mount")
         fifo = os.path.join(self.api.private_dir(), b"fifo-%d-%d" % (self.dev, st.st_ino))
         mode = stat.S_IMODE(st.st_mode)  # the file's own permissions, as natively
         try:

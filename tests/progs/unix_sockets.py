@@ -1,0 +1,36 @@
+"""Unix sockets bound and connected by path, in the current directory: each call and
+its errno (tests/test_file_semantics.py)."""
+import errno
+import os
+import socket
+import stat
+
+socket.setdefaulttimeout(30)  # (a socket bound elsewhere fails the test, no hang)
+
+
+def t(name, fn):
+    try:
+        r = fn()
+        print(name, 0 if r is None else r)
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+os.umask(0o022)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+t("bind rel", lambda: s.bind("sock"))
+s.listen(1)
+st = os.lstat("sock")
+print("node", stat.S_ISSOCK(st.st_mode), oct(stat.S_IMODE(st.st_mode)))
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+t("connect abs", lambda: c.connect(os.path.abspath("sock")))
+a, _ = s.accept(); c.sendall(b"ping"); print("got", a.recv(4))
+t("bind again", lambda: socket.socket(socket.AF_UNIX).bind("sock"))
+open("file", "w").close()
+t("connect file", lambda: socket.socket(socket.AF_UNIX).connect("file"))
+t("connect none", lambda: socket.socket(socket.AF_UNIX).connect("none"))
+os.mkdir("sub")
+os.chdir("sub")
+t("bind in sub", lambda: socket.socket(socket.AF_UNIX).bind("s2"))
+os.chdir("..")
+print(sorted(set(os.listdir(".")) - {"lost+found"}), os.listdir("sub"))
+os.unlink("sock")
+t("connect gone", lambda: socket.socket(socket.AF_UNIX).connect("sock"))
