@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import struct
 
 from umvu.core.abi import O_CLOEXEC, s64
@@ -36,6 +35,7 @@ class Handoff:
         self._addr = b""
 
     def _listen(self) -> bytes:
+        import socket  # (when first needed: 10 ms of umvu's start otherwise)
         if self._listener is None:
             name = b"\0umvu-" + os.urandom(16).hex().encode()
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -51,6 +51,7 @@ class Handoff:
     def give(self, t, host_fd: int, cloexec: bool) -> int:
         """host_fd's open file as a new fd of t's process (the lowest free number):
         the number, or -errno."""
+        import socket
         tid = t.tid
         addr = self._listen()
         base = self.scratch(t) + 4096  # sockaddr, iovec, msghdr, cmsg, one byte
@@ -95,6 +96,7 @@ class Handoff:
 
     def _accept_from(self, tgid: int):
         """The pending connection whose peer is process tgid (others are closed)."""
+        import socket
         while True:
             try:
                 conn, _ = self._listener.accept()

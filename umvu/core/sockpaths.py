@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import os
-import socket
 import stat
 import struct
 
@@ -24,6 +23,7 @@ from umvu.api import capability, implements
 from umvu.core.actions import Native
 from umvu.core.paths import AT_FDCWD
 
+AF_UNIX = 1  # (socket's, not imported: its import costs umvu's start 10 ms)
 SUN_PATH_MAX = 108  # sizeof(sockaddr_un.sun_path)
 
 
@@ -40,7 +40,7 @@ class SocketPaths:
             raw = self.tracer.peek(t.tid, args.ptr, min(size, 2 + SUN_PATH_MAX))
         except OSError:
             return None  # (EFAULT: the kernel says so)
-        if struct.unpack_from("<H", raw)[0] != socket.AF_UNIX or raw[2:3] in (b"", b"\0"):
+        if struct.unpack_from("<H", raw)[0] != AF_UNIX or raw[2:3] in (b"", b"\0"):
             return None  # another family, or an abstract address
         guest_path = raw[2:].split(b"\0", 1)[0]
         binding = sc.name == "bind"
@@ -99,7 +99,7 @@ class SocketPaths:
         """The call with its address naming host (ENAMETOOLONG if it cannot)."""
         if len(host) >= SUN_PATH_MAX:
             return -errno.ENAMETOOLONG
-        addr = struct.pack("<H", socket.AF_UNIX) + host + b"\0"
+        addr = struct.pack("<H", AF_UNIX) + host + b"\0"
         guest_addr = self.hv.scratch(t)
         self.tracer.poke(t.tid, guest_addr, addr)
         return Native(args.changed(ptr=guest_addr, size=len(addr)))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 
 from umvu.api import Module, touching
@@ -143,6 +142,7 @@ class At:
         os.rmdir(self.name, dir_fd=self.dir_fd)
 
     def rmtree(self) -> None:
+        import shutil  # (when needed: with re, 10 ms of a first module's load)
         shutil.rmtree(self.name, dir_fd=self.dir_fd)
 
 
