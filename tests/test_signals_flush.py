@@ -197,3 +197,19 @@ def test_timeout_as_an_unprivileged_user(as_user):
     assert debugfs_cat(image, "f") == b"data\n"
     rc, report = fsck_clean(image)
     assert rc == 0, report
+
+
+@pytest.mark.parametrize("how", ["sync", "sync {f}", "sync -f {f}", "sync -d {f}"])
+def test_every_sync_reaches_the_image(how, tmp_path):
+    """sync(2), fsync and fdatasync of a file (opened read-only by sync(1)) and syncfs:
+    the file is in the image before the session ends (debugfs reads it meanwhile)."""
+    image = tmp_path / "disk.img"
+    mkfs(image, size="16M")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    f = mnt / "f"
+    r = subprocess.run(UMVU + ["bash", "-c", mounting(image, mnt) + "echo data > %s && %s "
+                               "&& debugfs -R 'cat /f' %s 2>/dev/null"
+                               % (f, how.format(f=f), image)],
+                       env=dict(BASE_ENV), capture_output=True, timeout=120)
+    assert (r.returncode, r.stdout) == (0, b"data\n"), r.stderr
