@@ -30,6 +30,19 @@ def mounting(image, mnt):
             % (image, mnt))
 
 
+def fresh_image(tmp_path):
+    image = tmp_path / "disk.img"
+    mkfs(image, size="16M")
+    return image
+
+
+def assert_kept(image):
+    """The file the scenario wrote is in the image, and the image is clean."""
+    assert debugfs_cat(image, "f") == b"data\n"
+    rc, report = fsck_clean(image)
+    assert rc == 0, report
+
+
 def start(argv, **kw):
     return subprocess.Popen(argv, env=dict(BASE_ENV), stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -50,8 +63,7 @@ echo 'no trap ran'
 @pytest.mark.parametrize("sig", ["TERM", "HUP", "USR1"])
 @pytest.mark.parametrize("to", ["umvu", "group"])
 def test_signal_is_passed_on_once_and_the_image_keeps_the_file(sig, to, tmp_path):
-    image = tmp_path / "disk.img"
-    mkfs(image, size="16M")
+    image = fresh_image(tmp_path)
     results = {}
     for mode in ("native", "umvu"):
         d = tmp_path / ("host" if mode == "native" else "mnt")
@@ -69,15 +81,12 @@ def test_signal_is_passed_on_once_and_the_image_keeps_the_file(sig, to, tmp_path
         results[mode] = (p.returncode, out)
         assert b"Traceback" not in err, err
     assert results["umvu"] == results["native"] == (7, b"bye\n")
-    assert debugfs_cat(image, "f") == b"data\n"
-    rc, report = fsck_clean(image)
-    assert rc == 0, report
+    assert_kept(image)
 
 
 def test_timeout_ends_the_session_and_the_image_keeps_the_file(tmp_path):
     """timeout(1) sends SIGTERM to its child, then to the whole group."""
-    image = tmp_path / "disk.img"
-    mkfs(image, size="16M")
+    image = fresh_image(tmp_path)
     results = {}
     for mode in ("native", "umvu"):
         d = tmp_path / ("host" if mode == "native" else "mnt")
@@ -88,9 +97,7 @@ def test_timeout_ends_the_session_and_the_image_keeps_the_file(tmp_path):
                            env=dict(BASE_ENV), capture_output=True, timeout=120)
         results[mode] = r.returncode
     assert results["umvu"] == results["native"] == 124
-    assert debugfs_cat(image, "f") == b"data\n"
-    rc, report = fsck_clean(image)
-    assert rc == 0, report
+    assert_kept(image)
 
 
 def spawn_shell(argv):
@@ -111,8 +118,7 @@ def hang_up(child):
 
 
 def test_hangup_of_the_terminal_keeps_the_file_and_nohup_survives(tmp_path):
-    image = tmp_path / "disk.img"
-    mkfs(image, size="16M")
+    image = fresh_image(tmp_path)
     seen = {}
     for mode in ("native", "umvu"):
         d = tmp_path / ("host" if mode == "native" else "mnt")
@@ -149,9 +155,7 @@ def test_hangup_of_the_terminal_keeps_the_file_and_nohup_survives(tmp_path):
     # before the SIGHUP umvu passed on reached it (natively the kernel's comes first)
     assert os.WIFEXITED(seen["umvu"]) and os.WEXITSTATUS(seen["umvu"]) in (
         0, 128 + signal.SIGHUP), seen
-    assert debugfs_cat(image, "f") == b"data\n"
-    rc, report = fsck_clean(image)
-    assert rc == 0, report
+    assert_kept(image)
 
 
 def test_sigkill_during_fsyncs_keeps_every_fsynced_file(tmp_path):
@@ -194,17 +198,14 @@ def test_timeout_as_an_unprivileged_user(as_user):
                                   script]
     r = subprocess.run(argv, capture_output=True, cwd=str(work), timeout=120)
     assert r.returncode == 124, r.stderr
-    assert debugfs_cat(image, "f") == b"data\n"
-    rc, report = fsck_clean(image)
-    assert rc == 0, report
+    assert_kept(image)
 
 
 @pytest.mark.parametrize("how", ["sync", "sync {f}", "sync -f {f}", "sync -d {f}"])
 def test_every_sync_reaches_the_image(how, tmp_path):
     """sync(2), fsync and fdatasync of a file (opened read-only by sync(1)) and syncfs:
     the file is in the image before the session ends (debugfs reads it meanwhile)."""
-    image = tmp_path / "disk.img"
-    mkfs(image, size="16M")
+    image = fresh_image(tmp_path)
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     f = mnt / "f"
