@@ -239,6 +239,21 @@ static int path_native(int tid, const struct umvu_event *ev)
 	return 1;
 }
 
+/* A call that changes the file system is never let run on the guest's memory once a
+ * prefix exists: the guest could change its path between this walk and the kernel's
+ * (Python makes it on its own copy, umvu.core.hostcalls). */
+static int writes(const struct path_desc *d, const struct umvu_event *ev)
+{
+	if (d->writes)
+		return 1;
+	if (d->oflags < 6) {
+		long flags = (long)ev->args[d->oflags];
+		return (flags & (O_ACCMODE | O_CREAT | O_TRUNC)) != O_RDONLY ||
+		       (flags & __O_TMPFILE) == __O_TMPFILE;
+	}
+	return 0;
+}
+
 /* The calls the C loop decides alone: answered, or run in the kernel (tid resumed). */
 int decide_in_c(int tid, const struct umvu_event *ev)
 {
@@ -260,17 +275,19 @@ int decide_in_c(int tid, const struct umvu_event *ev)
 		}
 	}
 	if (tr.pathfast && (tr.path_of[ev->nr].path[0] < 6 || tr.path_of[ev->nr].cwd_only) &&
-	    path_native(tid, ev)) {
+	    !writes(&tr.path_of[ev->nr], ev) && path_native(tid, ev)) {
 		resume(tid, 0);
 		return 1;
 	}
 	return 0;
 }
 
-/* Configure the path fast path: table holds n descriptors of 5 bytes (path, dirfd,
- * path2, dirfd2; 0xff: none; then 1: a NULL path means the dirfd, 2: no path, native
- * while no thread has a virtual cwd, as getcwd) indexed by syscall number; prefixes_in the
- * NUL-separated canonical prefixes (len bytes, ending with an empty string). */
+/* Configure the path fast path: table holds n descriptors of 6 bytes (path, dirfd,
+ * path2, dirfd2; 0xff: none; then bits: 1 a NULL path means the dirfd, 2 no path, native
+ * while no thread has a virtual cwd, as getcwd, 4 the call writes; then the index of the
+ * open flags argument that says whether it writes, 0xff: none) indexed by syscall number;
+ * prefixes_in the NUL-separated canonical prefixes (len bytes, ending with an empty
+ * string). */
 int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in, int len,
 		      int enable)
 {
@@ -287,11 +304,19 @@ int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in
 	if (n > FASTNR)
 		n = FASTNR;
 	for (int i = 0; i < n; i++) {
-		const unsigned char *t = table + 5 * i;
-		tr.path_of[i] = (struct path_desc){ { t[0], t[2] }, { t[1], t[3] }, t[4] == 1,
-						 t[4] == 2 };
+		const unsigned char *t = table + 6 * i;
+		tr.path_of[i] = (struct path_desc){ { t[0], t[2] }, { t[1], t[3] }, t[4] & 1,
+						 (t[4] & 2) != 0, (t[4] & 4) != 0, t[5] };
 	}
 	tr.pathfast = enable;
+	return 0;
+}
+
+/* A name changed (a rename, unlink... umvu made for a guest): the walks' steps go, after
+ * the change as before it (a walk between the two cached what was true before). */
+int umvu_steps_forget(void)
+{
+	steps_forget();
 	return 0;
 }
 

@@ -48,6 +48,9 @@ struct tree_node {
  * path_native). */
 struct path_desc {
 	unsigned char path[2], dirfd[2], null_is_fd, cwd_only;
+	/* the call changes the file system (always, or when the open flags in argument
+	 * oflags ask to write, create or truncate): Python makes it on what it checked */
+	unsigned char writes, oflags;
 };
 
 /* Walked steps known to be no symlink (a directory or a file the host has), as the

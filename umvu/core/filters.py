@@ -126,13 +126,15 @@ class Filters:
         """Tell the C loop which path syscalls it may resume by itself and which prefixes
         (every path entry, every host tree served natively elsewhere, /proc) it must
         leave to Python."""
-        table = bytearray([255]) * (5 * syscalls.NBITS)
+        # 6 bytes a number: path, dirfd, path2, dirfd2 (255: none), bits (1 a NULL path
+        # is the dirfd, 2 getcwd, 4 it writes), the open flags argument (255: none)
+        table = bytearray([255, 255, 255, 255, 0, 255]) * syscalls.NBITS
         notif = set()
         for sc in syscalls.BY_NR.values():
             if not 0 <= sc.nr < syscalls.NBITS or sc.nr in self.hooks:
                 continue
             if sc.name == "getcwd":  # Python's only while some cwd is virtual
-                table[5 * sc.nr + 4] = 2
+                table[6 * sc.nr + 4] = 2
                 notif.add(sc.nr)
                 continue
             if (sc.choice not in ("path", "path2") and sc.name not in self.PATHFAST_EXTRA) \
@@ -140,10 +142,13 @@ class Filters:
                 continue
             notif.add(sc.nr)
             for slot, idx in enumerate(sc.path_args()):
-                table[5 * sc.nr + 2 * slot] = idx
+                table[6 * sc.nr + 2 * slot] = idx
                 if idx and sc.args[idx - 1] == "dirfd":
-                    table[5 * sc.nr + 2 * slot + 1] = idx - 1
-            table[5 * sc.nr + 4] = 1 if sc.name == "utimensat" else 0
+                    table[6 * sc.nr + 2 * slot + 1] = idx - 1
+            table[6 * sc.nr + 4] = (1 if sc.name == "utimensat" else 0) | \
+                (4 if sc.writes or (sc.oflags and sc.oflags[0] != "oflags") else 0)
+            if sc.oflags and sc.oflags[0] == "oflags":
+                table[6 * sc.nr + 5] = sc.oflags[1]
         prefixes = self.table.path_keys() + self.PATHFAST_ALWAYS
         for e in self.table.mounts():
             root = capability(e.service, "native_root")

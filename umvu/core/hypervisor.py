@@ -379,6 +379,7 @@ class Hypervisor(Guests, Filters):
         socket (umvu.core.handoff); False when neither could (the guest's call, as
         rewritten, makes it then)."""
         opener, flags, by_socket = action.grant
+        must = by_socket == "must"  # (a file umvu opened for the guest: never its call)
         try:
             host_fd = opener()
         except OSError as e:
@@ -390,7 +391,7 @@ class Hypervisor(Guests, Filters):
                 if not by_socket:
                     return False  # (the guest's rewritten call makes it: cheaper)
                 ret = self.handoff.give(self.thread(tid), host_fd, bool(flags & O_CLOEXEC))
-                if ret < 0:
+                if ret < 0 and not must:
                     log.info("umvu: handing a file to pid %d: %s", tid, os.strerror(-ret))
                     return False
         except OSError as e:
@@ -423,7 +424,10 @@ class Hypervisor(Guests, Filters):
                 log.info("%s = %s", line, format_ret(action))
             self.tracer.skip(tid, action)
         else:
-            if action.grant is not None and not debug and self.grant(tid, action):
+            if action.grant is not None and (not debug or action.grant[2] == "must") and \
+                    self.grant(tid, action):
+                if debug:
+                    log.info("%s = (made by umvu)", line)
                 return
             new_args = action.args() if callable(action.args) else action.args
             original = None

@@ -15,6 +15,7 @@ from umvu.core.abi import (AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
                            O_EXCL, O_NOFOLLOW, O_PATH, O_TMPFILE, O_TRUNC, UTIME_NOW,
                            UTIME_OMIT, s32)
 from umvu.core.actions import Native
+from umvu.core.hostcalls import TRIES, HostCalls, Swapped, writes
 from umvu.core.paths import AT_FDCWD, rebase, within
 from umvu.core.vfiles import MemFile, PLUS, VFile
 
@@ -62,7 +63,7 @@ TARGET_OPS = {name: "t_" + op for op, names in (
     ("removexattr", "removexattr lremovexattr fremovexattr")) for name in names.split()}
 
 
-class PathCalls:
+class PathCalls(HostCalls):
     """Part of VirtualFS: the path calls."""
 
     def base_dir(self, t, dirfd: int) -> bytes:
@@ -165,6 +166,16 @@ class PathCalls:
             if vf is None:
                 return None
             return self.fd_op(t, sc, args, vf, dirfd)
+        for _ in range(TRIES):  # (a swapping guest: the host tree changed meanwhile)
+            try:
+                return self.path_call(t, sc, args, dirfd, guest_path)
+            except Swapped:
+                continue
+        return -errno.ELOOP
+
+    def path_call(self, t, sc, args, dirfd: int, guest_path: bytes):
+        """on_path, on the guest's path as read once."""
+        name = sc.name
         virtual_base = (dirfd == AT_FDCWD and not t.fs.kernel_cwd) or \
             (dirfd != AT_FDCWD and dirfd in t.files.fds)
         if name == "newfstatat" and virtual_base and dirfd != AT_FDCWD:
@@ -174,24 +185,35 @@ class PathCalls:
                 return self.real_path_hook(t, sc, args, None)
             if is_proc_mounts(guest_path) and name in ("open", "openat", "openat2"):
                 return self.open_proc_mounts(t, sc, args, guest_path)
-            r = self.resolver.resolve(self.base_dir(t, dirfd), guest_path,
-                                      follow=self.follow_of(sc, args),
+            follow = self.follow_of(sc, args)
+            r = self.resolver.resolve(self.base_dir(t, dirfd), guest_path, follow=follow,
                                       entry_op=sc.entry)
+            # a call that changes the file system: umvu makes it on what it checked
+            made = writes(sc, self.open_flags(sc, args) if sc.oflags else None)
         except OSError as e:
             return -e.errno
-        if name in DOT_CHECKED and (r.entry is not None or r.crossed or virtual_base):
+        if name in DOT_CHECKED:  # (and the host's canonical path lost the dots)
             refused = self.dot_refusal(name, guest_path, args)
             if refused:
                 return -(refused if r.exists else errno.ENOENT)
         if r.entry is None:
             if is_proc_mounts(r.path) and name in ("open", "openat", "openat2"):
                 return self.open_proc_mounts(t, sc, args, r.path)
+            if made:
+                done = self.host_call(t, sc, args, [(r.path, r.trailing)], follow)
+                if done is not None:
+                    return done
             rewrite = None
             if r.crossed or (virtual_base and not guest_path.startswith(b"/")):
                 rewrite = self.on_host(t, args, (r.path,))
             return self.real_path_hook(t, sc, args, r, rewrite)
         native = self.native_path(r)
         if native is not None and name not in ("execve", "execveat"):
+            if made:
+                done = self.host_call(t, sc, args, [(native.rstrip(b"/") or b"/",
+                                                     native.endswith(b"/"))], follow)
+                if done is not None:
+                    return done
             new = self.on_host(t, args, (native,))
             if name == "chdir":
                 def chdir_done(ret):
@@ -279,21 +301,32 @@ class PathCalls:
 
     def on_path2(self, t, sc, args):
         """rename/link family: both paths must be on the same side (else EXDEV)."""
+        try:
+            guest_paths = [self.read_path(t, args[path_i]) for path_i, _ in sc.paths]
+        except OSError as e:
+            return -e.errno
+        for _ in range(TRIES):  # (a swapping guest: the host tree changed meanwhile)
+            try:
+                return self.path2_call(t, sc, args, guest_paths)
+            except Swapped:
+                continue
+        return -errno.ELOOP
+
+    def path2_call(self, t, sc, args, guest_paths):
+        """on_path2, on the guest's paths as read once."""
         res = []
-        for n, (path_i, dirfd_i) in enumerate(sc.paths):
+        for n, ((path_i, dirfd_i), guest_path) in enumerate(zip(sc.paths, guest_paths)):
             dirfd = s32(args[dirfd_i]) if dirfd_i is not None else AT_FDCWD
             # the new name never follows, the old one as the row says (linkat's flag)
             follow = self.follow_of(sc, args) if n == 0 or sc.name == "pivot_root" else False
             try:
-                guest_path = self.read_path(t, args[path_i])
                 r = self.resolver.resolve(self.base_dir(t, dirfd), guest_path, follow=follow,
                                           entry_op=True)
             except OSError as e:
                 return -e.errno
             res.append((r, guest_path))
         (r0, p0), (r1, p1) = res
-        if sc.name in DOT_CHECKED and (r0.entry is not None or r1.entry is not None or
-                                       r0.crossed or r1.crossed or not t.fs.kernel_cwd):
+        if sc.name in DOT_CHECKED:  # (and the host's canonical path lost the dots)
             for r, path, second in ((r0, p0, False), (r1, p1, True)):
                 refused = self.dot_refusal(sc.name, path, args, second)
                 if refused:
@@ -301,6 +334,12 @@ class PathCalls:
         hosts = [(r.path + b"/" if r.trailing and r.path != b"/" else r.path)
                  if r.entry is None else self.native_path(r) for r in (r0, r1)]
         if None not in hosts:  # both real or natively served: the kernel decides
+            if sc.writes and self.hv.table.has_paths():  # on what umvu checked (hostcalls)
+                done = self.host_call(t, sc, args, [(h.rstrip(b"/") or b"/", h.endswith(b"/"))
+                                                    for h in hosts],
+                                      self.follow_of(sc, args))
+                if done is not None:
+                    return done
             if r0.entry is None and r1.entry is None and \
                     not (r0.crossed or r1.crossed or not t.fs.kernel_cwd):
                 return None

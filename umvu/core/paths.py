@@ -216,7 +216,8 @@ class Resolver:
         else:
             entry, rel = self.hv.table.lookup_path(path_out)
         crossed = crossed or entry is not None
-        if trailing and st is not None and not stat.S_ISDIR(st.st_mode):
+        if trailing and st is not None and not stat.S_ISDIR(st.st_mode) and \
+                not (entry_op and entry is None):  # (the kernel's "name/": EEXIST first)
             raise _err(errno.ENOTDIR)
         if must_exist and not exists:
             raise _err(errno.ENOENT)

@@ -24,6 +24,8 @@ how the path is resolved (after the arguments; the default follows a last symlin
     =how:N       argument N points to a struct open_how (openat2)
     =creat       O_CREAT|O_WRONLY|O_TRUNC (creat)
     =entry       it makes or removes the last component (the parent must exist)
+    =writes      it changes the file system (an open does by its flags): where the kernel
+                 would serve it, umvu makes it itself on what it checked (hostcalls.py)
 
 Virtual system calls (numbers Linux does not use, as in VUOS) are rows with negative
 numbers.
@@ -117,25 +119,25 @@ _TABLE = """
 73 flock fd fd int
 74 fsync fd fd
 75 fdatasync fd fd
-76 truncate path path off
+76 truncate path path off =writes
 77 ftruncate fd fd off
 78 getdents fd fd ptr size
 79 getcwd std buf_out:1 size
 80 chdir path path
 81 fchdir fd fd
-82 rename path2 path path =nofollow
-83 mkdir path path mode =nofollow =entry
-84 rmdir path path =nofollow =entry
+82 rename path2 path path =nofollow =writes
+83 mkdir path path mode =nofollow =entry =writes
+84 rmdir path path =nofollow =entry =writes
 85 creat path path mode =creat
-86 link path2 path path =nofollow
-87 unlink path path =nofollow =entry
-88 symlink path str path =nofollow =entry
+86 link path2 path path =nofollow =writes
+87 unlink path path =nofollow =entry =writes
+88 symlink path str path =nofollow =entry =writes
 89 readlink path path buf_out:2 size =nofollow
-90 chmod path path mode
+90 chmod path path mode =writes
 91 fchmod fd fd mode
-92 chown path path uid gid
+92 chown path path uid gid =writes
 93 fchown fd fd uid gid
-94 lchown path path uid gid =nofollow
+94 lchown path path uid gid =nofollow =writes
 95 umask std mode
 96 gettimeofday std ptr ptr
 97 getrlimit none int ptr
@@ -173,8 +175,8 @@ _TABLE = """
 129 rt_sigqueueinfo none pid sig ptr
 130 rt_sigsuspend none ptr size
 131 sigaltstack none ptr ptr
-132 utime path path ptr
-133 mknod path path mode uint =nofollow =entry
+132 utime path path ptr =writes
+133 mknod path path mode uint =nofollow =entry =writes
 134 uselib path path
 135 personality none uint
 136 ustat none uint ptr
@@ -229,8 +231,8 @@ _TABLE = """
 185 security none
 186 gettid none
 187 readahead fd fd off size
-188 setxattr path path str buf_in:3 size flags
-189 lsetxattr path path str buf_in:3 size flags =nofollow
+188 setxattr path path str buf_in:3 size flags =writes
+189 lsetxattr path path str buf_in:3 size flags =nofollow =writes
 190 fsetxattr fd fd str buf_in:3 size flags
 191 getxattr path path str buf_out:3 size
 192 lgetxattr path path str buf_out:3 size =nofollow
@@ -238,8 +240,8 @@ _TABLE = """
 194 listxattr path path buf_out:2 size
 195 llistxattr path path buf_out:2 size =nofollow
 196 flistxattr fd fd buf_out:2 size
-197 removexattr path path str
-198 lremovexattr path path str =nofollow
+197 removexattr path path str =writes
+198 lremovexattr path path str =nofollow =writes
 199 fremovexattr fd fd str
 200 tkill none pid sig
 201 time std ptr
@@ -276,7 +278,7 @@ _TABLE = """
 232 epoll_wait std fd ptr int int
 233 epoll_ctl std fd int fd ptr
 234 tgkill none pid pid sig
-235 utimes path path ptr
+235 utimes path path ptr =writes
 236 vserver none
 237 mbind none addr size int ptr uint flags
 238 set_mempolicy none int ptr uint
@@ -299,17 +301,17 @@ _TABLE = """
 255 inotify_rm_watch none fd int
 256 migrate_pages none pid uint ptr ptr
 257 openat path dirfd path flags mode =oflags:2
-258 mkdirat path dirfd path mode =nofollow =entry
-259 mknodat path dirfd path mode uint =nofollow =entry
-260 fchownat path dirfd path uid gid flags =at:4
-261 futimesat path dirfd path ptr
+258 mkdirat path dirfd path mode =nofollow =entry =writes
+259 mknodat path dirfd path mode uint =nofollow =entry =writes
+260 fchownat path dirfd path uid gid flags =at:4 =writes
+261 futimesat path dirfd path ptr =writes
 262 newfstatat path dirfd path ptr flags =at:3
-263 unlinkat path dirfd path flags =nofollow =entry
-264 renameat path2 dirfd path dirfd path =nofollow
-265 linkat path2 dirfd path dirfd path flags =follow:4
-266 symlinkat path str dirfd path =nofollow =entry
+263 unlinkat path dirfd path flags =nofollow =entry =writes
+264 renameat path2 dirfd path dirfd path =nofollow =writes
+265 linkat path2 dirfd path dirfd path flags =follow:4 =writes
+266 symlinkat path str dirfd path =nofollow =entry =writes
 267 readlinkat path dirfd path buf_out:3 size =nofollow
-268 fchmodat path dirfd path mode
+268 fchmodat path dirfd path mode =writes
 269 faccessat path dirfd path mode
 270 pselect6 std int ptr ptr ptr ptr ptr
 271 ppoll std ptr uint ptr ptr size
@@ -321,7 +323,7 @@ _TABLE = """
 277 sync_file_range fd fd off off flags
 278 vmsplice fd fd ptr size flags
 279 move_pages none pid size ptr ptr ptr flags
-280 utimensat path dirfd path ptr flags =at:3
+280 utimensat path dirfd path ptr flags =at:3 =writes
 281 epoll_pwait std fd ptr int int ptr size
 282 signalfd none fd ptr size
 283 timerfd_create std int flags
@@ -357,7 +359,7 @@ _TABLE = """
 313 finit_module none fd str flags
 314 sched_setattr none pid ptr flags
 315 sched_getattr none pid ptr uint flags
-316 renameat2 path2 dirfd path dirfd path flags =nofollow
+316 renameat2 path2 dirfd path dirfd path flags =nofollow =writes
 317 seccomp none int flags ptr
 318 getrandom none buf_out:1 size flags
 319 memfd_create none str flags
@@ -405,7 +407,7 @@ _TABLE = """
 449 futex_waitv none ptr uint flags ptr int
 450 set_mempolicy_home_node none addr size uint flags
 451 cachestat fd fd ptr ptr flags
-452 fchmodat2 path dirfd path mode flags =at:3
+452 fchmodat2 path dirfd path mode flags =at:3 =writes
 453 map_shadow_stack none addr size flags
 454 futex_wake none ptr uint int flags
 455 futex_wait none ptr uint uint flags ptr int
@@ -416,10 +418,10 @@ _TABLE = """
 460 lsm_set_self_attr none uint ptr size flags
 461 lsm_list_modules none ptr ptr flags
 462 mseal none addr size flags
-463 setxattrat path dirfd path flags str ptr size =at:2
+463 setxattrat path dirfd path flags str ptr size =at:2 =writes
 464 getxattrat path dirfd path flags str ptr size =at:2
 465 listxattrat path dirfd path flags buf_out:4 size =at:2
-466 removexattrat path dirfd path flags str =at:2
+466 removexattrat path dirfd path flags str =at:2 =writes
 467 open_tree_attr path dirfd path flags ptr size
 468 file_getattr path dirfd path ptr size flags =at:5
 469 file_setattr path dirfd path ptr size flags =at:5
@@ -432,7 +434,7 @@ _TABLE = """
 
 CHOICES = {"path", "path2", "fd", "fd2", "socket", "sockaddr", "ioctl", "mount", "umount",
            "mmap", "std", "proc", "none", "virtual"}
-RULES = {"nofollow", "follow", "at", "oflags", "how", "creat", "entry"}
+RULES = {"nofollow", "follow", "at", "oflags", "how", "creat", "entry", "writes"}
 ARG_KINDS = {"fd", "dirfd", "path", "str", "buf_in", "buf_out", "size", "int", "uint",
              "flags", "mode", "off", "ptr", "pid", "uid", "gid", "sig", "addr"}
 
@@ -443,7 +445,7 @@ class Syscall:
     AT_SYMLINK_FOLLOW bit says), ``at_flags`` (index of the AT_* flags argument or None),
     ``oflags`` (("oflags"|"how"|"creat", index) or None), ``entry``."""
     __slots__ = ("nr", "name", "choice", "args", "sizes", "follow", "at_flags", "oflags",
-                 "entry", "paths", "given", "_bound")
+                 "entry", "writes", "paths", "given", "_bound")
 
     def __init__(self, nr: int, name: str, choice: str, args: tuple, sizes: tuple,
                  rules: dict | None = None, given: tuple | None = None):
@@ -455,6 +457,7 @@ class Syscall:
         self.oflags = next(((k, rules[k]) for k in ("oflags", "how", "creat") if k in rules),
                            None)
         self.entry = "entry" in rules
+        self.writes = "writes" in rules
         # (index of each path argument, index of its dirfd or None)
         self.paths = tuple((i, i - 1 if i and args[i - 1] == "dirfd" else None)
                            for i, k in enumerate(args) if k == "path")

@@ -166,11 +166,13 @@ class Tracer:
         lib.umvu_set_fastpath(fd_arg_of, len(fd_arg_of), int(enable))
 
     def set_pathfast(self, table: bytes, prefixes: list[bytes], enable: bool) -> None:
-        """table: 5 bytes per syscall number (path, dirfd, path2, dirfd2 argument indexes,
-        255: none; then 1 when a NULL path means the dirfd itself) of the path syscalls
-        the C loop may resume by itself when no path walk enters one of the prefixes."""
+        """table: 6 bytes per syscall number (path, dirfd, path2, dirfd2 argument indexes,
+        255: none; bits: 1 a NULL path means the dirfd itself, 2 getcwd, 4 the call writes;
+        the index of the open flags argument, 255: none) of the path syscalls the C loop
+        may resume by itself when no path walk enters one of the prefixes (and the call,
+        by its row or its open flags, does not write)."""
         blob = b"".join(p + b"\0" for p in prefixes) + b"\0"
-        _check(lib.umvu_set_pathfast(table, len(table) // 5, blob, len(blob), int(enable)))
+        _check(lib.umvu_set_pathfast(table, len(table) // 6, blob, len(blob), int(enable)))
 
     def set_wanted(self, bitmap: bytes, enable: bool) -> None:
         """-S: the syscall numbers whose entry stops Python wants (the others resume in
@@ -184,6 +186,10 @@ class Tracer:
 
     def set_virtual_cwds(self, n: int) -> None:
         lib.umvu_set_virtual_cwds(n)
+
+    def steps_forget(self) -> None:
+        """A name just changed: the C walk forgets the steps it knew no symlink."""
+        lib.umvu_steps_forget()
 
     def vfd_ref(self, guest_fd: int, delta: int) -> None:
         lib.umvu_vfd_ref(guest_fd, delta)

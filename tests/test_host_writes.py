@@ -1,0 +1,95 @@
+"""The calls that change the file system, which umvu makes itself on the path it checked
+once a module is loaded (umvu/core/hostcalls.py), answer as the kernel does: every open
+flag and error, trailing slashes and dots, symlinks followed or not, the umask, times,
+xattrs, renameat2 flags (tests/progs/writes_probe.py, about 100 calls), natively and
+under umvu with a memfs mounted elsewhere; also as an unprivileged user, and as a guest
+that dropped its privileges in a root session (the files it makes are its own)."""
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, run
+
+PROBE = REPO / "tests/progs/writes_probe.py"
+
+
+def probe(runner, work, mnt):
+    """The probe in the empty directory work, with a memfs mounted on mnt."""
+    _fresh(work)
+    _fresh(mnt)
+    return runner(["bash", "-c", f"cd {work} && vu_insmod vufuse && "
+                   f"vumount -t vufusememfs none {mnt} && python3 {PROBE}"])
+
+
+@pytest.mark.parametrize("mode", ["umvu", "umvu-S"])
+def test_host_writes_answer_as_the_kernel(tmp_path, mode):
+    native = run("native", ["python3", str(PROBE)], cwd=_fresh(tmp_path / "n"))
+    assert native.returncode == 0, native.stderr.decode()
+    guest = probe(lambda argv: run(mode, argv, timeout=120), tmp_path / "u", tmp_path / "m")
+    assert guest.returncode == 0, guest.stderr.decode()
+    assert len(native.stdout.splitlines()) > 90
+    assert guest.stdout.decode() == native.stdout.decode()
+
+
+def _fresh(d):
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    return d
+
+
+def test_host_writes_as_an_unprivileged_user(as_user):
+    top = as_user.work / "hostwrites"
+    _fresh(top)
+    if os.getuid() == 0:
+        subprocess.run(["chown", "nobody", str(top)], check=True)
+    nat = subprocess.run(["runuser", "-u", "nobody", "--", "bash", "-c",
+                          f"mkdir {top}/n && cd {top}/n && python3 {PROBE}"]
+                         if os.getuid() == 0 else
+                         ["bash", "-c", f"mkdir {top}/n && cd {top}/n && python3 {PROBE}"],
+                         capture_output=True)
+    assert nat.returncode == 0, nat.stderr.decode()
+    guest = as_user(["bash", "-c", f"mkdir {top}/u {top}/m && cd {top}/u && vu_insmod vufuse "
+                     f"&& vumount -t vufusememfs none {top}/m && python3 {PROBE}"],
+                    timeout=120)
+    assert guest.returncode == 0, guest.stderr.decode()
+    assert guest.stdout.decode() == nat.stdout.decode()
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="needs a root session")
+def test_a_dropped_guest_makes_its_own_files():
+    """In a root session, what umvu makes for a guest that dropped its privileges is
+    made with its ids: its files are its own, and root's files stay root's."""
+    top = Path(tempfile.mkdtemp(prefix="umvu-dropped-"))  # (pytest's: root's alone)
+    try:
+        dropped_guest(top)
+    finally:
+        shutil.rmtree(top)
+
+
+def dropped_guest(top):
+    os.chmod(top, 0o755)
+    work = top / "w"
+    work.mkdir()
+    (work / "rootfile").write_text("root's\n")
+    os.chmod(work / "rootfile", 0o644)
+    os.chown(work, 65534, 65534)
+    mnt = top / "m"
+    mnt.mkdir()
+    script = f"""vu_insmod vufuse && vumount -t vufusememfs none {mnt} || exit 9
+        setpriv --reuid=65534 --regid=65534 --clear-groups bash -c '
+          cd {work}; echo mine > mine; mkdir dmine; ln -s x lmine
+          echo pwn >> rootfile; echo "append=$?"
+          chmod 777 rootfile; echo "chmod=$?"
+          rm -f rootfile; echo "rm=$?"' 2>/dev/null"""
+    r = run("umvu", ["bash", "-c", script], timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    # nobody owns the directory: it may remove root's file there, not write or chmod it
+    assert r.stdout.decode().split() == ["append=1", "chmod=1", "rm=0"]
+    for name in ("mine", "dmine", "lmine"):
+        st = os.lstat(work / name)
+        assert (st.st_uid, st.st_gid) == (65534, 65534), name
