@@ -93,3 +93,26 @@ def dropped_guest(top):
     for name in ("mine", "dmine", "lmine"):
         st = os.lstat(work / name)
         assert (st.st_uid, st.st_gid) == (65534, 65534), name
+
+
+FIFO_SCRIPT = """mkfifo p
+(cat p > out1) & echo hello > p; wait; cat out1
+echo second > p & cat p; wait
+(exec 3<p; cat <&3 > out2) & exec 4>p; echo third >&4; exec 4>&-; wait; cat out2
+echo fourth > /dev/null; echo "devnull=$?"
+"""
+
+
+@pytest.mark.parametrize("mode", ["umvu", "umvu-S"])
+def test_a_fifo_opened_for_writing_waits_for_its_reader(tmp_path, mode):
+    """A fifo opened for writing, which umvu opens for the guest, waits for a reader as
+    the kernel's open does (the guest's call waits, umvu serves the reader meanwhile),
+    whichever of the two comes first."""
+    native = run("native", ["bash", "-c", FIFO_SCRIPT], cwd=_fresh(tmp_path / "n"),
+                 timeout=60)
+    assert native.returncode == 0
+    work, mnt = _fresh(tmp_path / "u"), _fresh(tmp_path / "m")
+    guest = run(mode, ["bash", "-c", f"vu_insmod vufuse && vumount -t vufusememfs none {mnt}"
+                       f" && cd {work} && " + FIFO_SCRIPT], timeout=60)
+    assert guest.returncode == 0, guest.stderr.decode()
+    assert guest.stdout == native.stdout == b"hello\nsecond\nthird\ndevnull=0\n"

@@ -37,6 +37,7 @@ from umvu.core.abi import (AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
                            O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TMPFILE, O_TRUNC)
 from umvu.core.actions import Native
 from umvu.core.tracer import raw_syscall
+from umvu.core.waiting import drive
 
 RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x02, 0x04
 MEM_MAJOR = 1  # /dev/null, zero, full, random, urandom: the same whoever opens them
@@ -82,6 +83,41 @@ def is_fd_dir(parent: bytes) -> bool:
         len(parts) == 6 and parts[3] == b"task" and parts[2].isdigit() and parts[4].isdigit())
 
 
+class FifoWait:
+    """A fifo opened for writing with no reader yet: the open waits in a thread of
+    umvu's, the guest's call in the kernel (a call that waits, umvu.core.waiting), and
+    the file is the guest's once a reader came. A signal that ends the wait makes the
+    thread's open return (a reader for an instant) and the file is closed."""
+
+    def __init__(self, pin: int, flags: int) -> None:
+        self.pin, self.flags = pin, flags  # pin: O_PATH fd of the fifo
+
+    async def opened(self) -> int:
+        import trio
+        again, cancelled = b"/proc/self/fd/%d" % self.pin, []
+
+        def blocking():
+            try:
+                fd = os.open(again, (self.flags | O_CLOEXEC) & ~(O_CREAT | O_TRUNC))
+            except OSError as e:
+                return -e.errno
+            if cancelled:
+                os.close(fd)
+                return -errno.EINTR
+            return fd
+        try:
+            return await trio.to_thread.run_sync(blocking, cancellable=True)
+        except BaseException:
+            cancelled.append(True)
+            try:
+                os.close(os.open(again, os.O_RDONLY | O_NONBLOCK | O_CLOEXEC))
+            except OSError:
+                pass
+            raise
+        finally:
+            os.close(self.pin)  # (a thread still to open it finds nothing: ENOENT)
+
+
 class HostCalls:
     """Part of VirtualFS: the host calls umvu makes for a guest (see the docstring)."""
 
@@ -124,8 +160,12 @@ class HostCalls:
             # ids umvu could not (the guest is no longer dumpable)
             data = self._guest_data(t, sc, args)
             try:
-                return self.made_as(t, self._host_call, t, sc, args, places, follow,
+                done = self.made_as(t, self._host_call, t, sc, args, places, follow,
                                     trailing, data)
+                if isinstance(done, FifoWait):  # waited for with umvu's ids and umask
+                    fd = _check(drive(done.opened()))
+                    done = self.granted(fd, done.flags)
+                return done
             finally:
                 if sc.entry or len(hosts) == 2:  # a name changed (or may have)
                     self.tracer.steps_forget()
@@ -253,8 +293,7 @@ class HostCalls:
             raise OSError(errno.EINVAL, "bad timeval")
         return struct.pack("<qqqq", a, au * 1000, m, mu * 1000)
 
-    @staticmethod
-    def _host_open_at(dirfd, last, flags, mode, follow, trailing):
+    def _host_open_at(self, dirfd, last, flags, mode, follow, trailing):
         """The open of last in dirfd, following nothing, its flags as the guest's
         (F_GETFL shows no O_NOFOLLOW of umvu's): what exists is pinned with O_PATH and
         opened again through /proc/self/fd; what does not is made with O_EXCL."""
@@ -275,20 +314,35 @@ class HostCalls:
                 raise Swapped()  # the resolver followed it: it was no symlink then
             # O_NOFOLLOW or O_CREAT|O_EXCL: the kernel follows nothing either (ELOOP, EEXIST)
             return _check(raw_syscall(NR["openat"], dirfd, last, flags | O_CLOEXEC, mode))
-        if kind in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO) and not (
-                kind == stat.S_IFCHR and os.major(st.st_rdev) == MEM_MAJOR or
-                kind == stat.S_IFIFO and (flags & O_NONBLOCK or
-                                          flags & O_ACCMODE == os.O_RDWR)):
-            return None  # a tty, a device, a fifo that waits: the guest's own open
+        if kind in (stat.S_IFCHR, stat.S_IFBLK) and not (
+                kind == stat.S_IFCHR and os.major(st.st_rdev) == MEM_MAJOR):
+            return None  # a tty, a device: the guest's own open
+        waits = kind == stat.S_IFIFO and not flags & O_NONBLOCK and \
+            flags & O_ACCMODE == os.O_WRONLY
+        if kind == stat.S_IFIFO and not flags & O_NONBLOCK and not waits and \
+                flags & O_ACCMODE != os.O_RDWR:
+            return None  # (a read-only open that truncates or creates a fifo)
         pin = _check(raw_syscall(NR["openat"], dirfd, last, O_PATH | O_NOFOLLOW | O_CLOEXEC))
         try:
             now = os.fstat(pin)
             if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
                 raise Swapped()
-            return _check(raw_syscall(NR["openat"], -100, b"/proc/self/fd/%d" % pin,
-                                      flags | O_CLOEXEC, mode))
+            again = b"/proc/self/fd/%d" % pin
+            if not waits:
+                return _check(raw_syscall(NR["openat"], -100, again, flags | O_CLOEXEC, mode))
+            # a fifo for writing: at once if a reader is there, else a call that waits
+            fd = raw_syscall(NR["openat"], -100, again, flags | O_NONBLOCK | O_CLOEXEC)
+            if fd != -errno.ENXIO:  # (ENXIO: no reader, and the guest may open it)
+                fd = _check(fd)
+                os.set_blocking(fd, True)
+                return fd
+            if self.hv.noseccomp:
+                return None  # (-S: the wait hangs the session; the guest's own open)
+            wait, pin = FifoWait(pin, flags), -1
+            return wait
         finally:
-            os.close(pin)
+            if pin >= 0:
+                os.close(pin)
 
     def _host_open(self, t, sc, args, dirfd, last, parent, follow, trailing, data):
         if sc.oflags[0] == "how":
@@ -303,8 +357,15 @@ class HostCalls:
             fd = self._host_open_at(dirfd, last, flags, mode, follow, trailing)
             if fd is None:
                 return None
+        if isinstance(fd, FifoWait):
+            return fd
         if fd < 0:
             return fd
+        return self.granted(fd, flags)
+
+    @staticmethod
+    def granted(fd: int, flags: int):
+        """The answer that gives the guest umvu's open file fd (never the guest's call)."""
         opened = [fd]
 
         def opener():
