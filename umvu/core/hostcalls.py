@@ -20,9 +20,10 @@ way the kernel walks it but with nothing left to chance:
 - an open's file reaches the guest by seccomp ADDFD or over the hand-off socket, never
   by the guest's own call.
 
-What umvu does not open for the guest (the open would not be the guest's: a tty, which
-the opener may take as its controlling terminal; a fifo that would wait for its other
-end) is left to the guest's own call, as before (docs/design.md says so).
+A fifo opened for writing with no reader yet is a call that waits (``FifoWait``). What
+umvu does not open for the guest (the open would not be the guest's: a tty, which the
+opener may take as its controlling terminal, a device) is left to the guest's own call,
+as before (docs/design.md says so).
 """
 from __future__ import annotations
 
@@ -85,36 +86,55 @@ def is_fd_dir(parent: bytes) -> bool:
 
 class FifoWait:
     """A fifo opened for writing with no reader yet: the open waits in a thread of
-    umvu's, the guest's call in the kernel (a call that waits, umvu.core.waiting), and
-    the file is the guest's once a reader came. A signal that ends the wait makes the
-    thread's open return (a reader for an instant) and the file is closed."""
+    umvu's (signals blocked), the guest's call in the kernel (a call that waits,
+    umvu.core.waiting), and the file is the guest's once a reader came. A signal that
+    ends the wait makes the thread's open return (a reader for an instant) and the file
+    is closed."""
 
     def __init__(self, pin: int, flags: int) -> None:
         self.pin, self.flags = pin, flags  # pin: O_PATH fd of the fifo
 
     async def opened(self) -> int:
+        """The fd (or -errno) once the open in the thread returned."""
+        import signal
+        import threading
         import trio
-        again, cancelled = b"/proc/self/fd/%d" % self.pin, []
+        again, cancelled, result = b"/proc/self/fd/%d" % self.pin, [], []
+        ready_r, ready_w = os.pipe2(O_CLOEXEC)
 
         def blocking():
             try:
                 fd = os.open(again, (self.flags | O_CLOEXEC) & ~(O_CREAT | O_TRUNC))
             except OSError as e:
-                return -e.errno
-            if cancelled:
+                fd = -e.errno
+            if cancelled and fd >= 0:
                 os.close(fd)
-                return -errno.EINTR
-            return fd
+                fd = -errno.EINTR
+            result.append(fd)
+            try:
+                os.write(ready_w, b"x")
+            except OSError:
+                pass
+            os.close(ready_w)
+        # the thread takes no signal (SIGCHLD is the tracer's: a thread that took one
+        # would hide a ptrace stop from umvu's loop)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
-            return await trio.to_thread.run_sync(blocking, cancellable=True)
+            threading.Thread(target=blocking, name="umvu-fifo-open", daemon=True).start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        try:
+            await trio.lowlevel.wait_readable(ready_r)
+            return result[0]
         except BaseException:
             cancelled.append(True)
-            try:
+            try:  # a reader for an instant: the thread's open returns
                 os.close(os.open(again, os.O_RDONLY | O_NONBLOCK | O_CLOEXEC))
             except OSError:
                 pass
             raise
         finally:
+            os.close(ready_r)
             os.close(self.pin)  # (a thread still to open it finds nothing: ENOENT)
 
 
@@ -336,8 +356,6 @@ class HostCalls:
                 fd = _check(fd)
                 os.set_blocking(fd, True)
                 return fd
-            if self.hv.noseccomp:
-                return None  # (-S: the wait hangs the session; the guest's own open)
             wait, pin = FifoWait(pin, flags), -1
             return wait
         finally:
