@@ -38,7 +38,7 @@ from umvu.core.abi import (AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
                            O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_PATH, O_TMPFILE, O_TRUNC)
 from umvu.core.actions import Native
 from umvu.core.tracer import raw_syscall
-from umvu.core.waiting import drive
+from umvu.core.waiting import drive, wait_readable
 
 RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x02, 0x04
 MEM_MAJOR = 1  # /dev/null, zero, full, random, urandom: the same whoever opens them
@@ -98,7 +98,6 @@ class FifoWait:
         """The fd (or -errno) once the open in the thread returned."""
         import signal
         import threading
-        import trio
         again, cancelled, result = b"/proc/self/fd/%d" % self.pin, [], []
         ready_r, ready_w = os.pipe2(O_CLOEXEC)
 
@@ -124,7 +123,7 @@ class FifoWait:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
         try:
-            await trio.lowlevel.wait_readable(ready_r)
+            await wait_readable(ready_r)  # (the core's wait: trio or not)
             return result[0]
         except BaseException:
             cancelled.append(True)
