@@ -14,7 +14,7 @@
 #include "tracer_internal.h"
 
 /* path (canonical, len n) is at or below one of the prefixes */
-static int in_prefix(const char *path, size_t n)
+int in_prefix(const char *path, size_t n)
 {
 	for (const char *p = tr.prefixes; p && *p; p += strlen(p) + 1) {
 		size_t k = strlen(p);
@@ -27,7 +27,7 @@ static int in_prefix(const char *path, size_t n)
 }
 
 /* a prefix lies strictly below path (canonical, len n) */
-static int above_prefix(const char *path, size_t n)
+int above_prefix(const char *path, size_t n)
 {
 	for (const char *p = tr.prefixes; p && *p; p += strlen(p) + 1) {
 		size_t k = strlen(p);
@@ -36,8 +36,6 @@ static int above_prefix(const char *path, size_t n)
 	}
 	return 0;
 }
-
-#define WALK_MAX 8192
 
 static unsigned long step_hash(const char *path, size_t n)
 {
@@ -66,9 +64,18 @@ static void step_add(const char *path, size_t n, unsigned long h, long now)
 	*e = (struct step){ h, now + ANSWER_NS, tr.steps_gen, n, copy };
 }
 
-static void steps_forget(void)
+void steps_forget(void)
 {
 	tr.steps_gen++;
+}
+
+/* path (canonical, len n) is gone: its step goes */
+void step_forget(const char *path, size_t n)
+{
+	unsigned long h = step_hash(path, n);
+	struct step *e = &tr.steps[h % STEPS];
+	if (e->path && e->hash == h && e->len == n && memcmp(e->path, path, n) == 0)
+		e->until = 0;
 }
 
 /*
@@ -80,9 +87,11 @@ static void steps_forget(void)
  * the guest's view has them): Python decides. Returns 1 when
  * no step is at or below a prefix (the kernel's walk never enters one), 0 when one is, or
  * when the walk cannot be sure (too long, too many links, an lstat that failed for
- * another reason than ENOENT/ENOTDIR): Python then decides.
+ * another reason than ENOENT/ENOTDIR): Python then decides. *complete (if not NULL) says
+ * whether the walk reached the end of path (cur is then where it leads), not a name the
+ * host lacks.
  */
-static int walk_outside(int tid, char *cur, size_t curlen, const char *path)
+int walk_outside(int tid, char *cur, size_t curlen, const char *path, int *complete)
 {
 	char rest[WALK_MAX], target[WALK_MAX];
 	size_t restlen = strlen(path);
@@ -96,8 +105,11 @@ static int walk_outside(int tid, char *cur, size_t curlen, const char *path)
 	for (;;) {
 		while (*p == '/')
 			p++;
-		if (!*p)
+		if (!*p) {
+			if (complete)
+				*complete = 1;
 			return 1;
+		}
 		char *end = strchrnul(p, '/');
 		size_t clen = end - p;
 		if (clen == 1 && p[0] == '.') {
@@ -172,7 +184,7 @@ static int walk_outside(int tid, char *cur, size_t curlen, const char *path)
 }
 
 /* The canonical host path of tid's cwd or of its fd, in cur; 0 when there is none. */
-static int base_of(int tid, int dirfd, char *cur, size_t *curlen)
+int base_of(int tid, int dirfd, char *cur, size_t *curlen)
 {
 	char link[64];
 	if (dirfd == AT_FDCWD)
@@ -189,7 +201,7 @@ static int base_of(int tid, int dirfd, char *cur, size_t *curlen)
 	return !in_prefix(cur, *curlen);
 }
 
-static int fd_real(int fd)
+int fd_real(int fd)
 {
 	return fd >= 0 && fd < FASTFD && tr.vfd_count[fd] == 0;
 }
@@ -233,7 +245,7 @@ static int path_native(int tid, const struct umvu_event *ev)
 		} else if (!fd_real(dirfd) || !base_of(tid, dirfd, cur, &curlen)) {
 			return 0;
 		}
-		if (!walk_outside(tid, cur, curlen, path))
+		if (!walk_outside(tid, cur, curlen, path, NULL))
 			return 0;
 	}
 	return 1;
@@ -241,7 +253,8 @@ static int path_native(int tid, const struct umvu_event *ev)
 
 /* A call that changes the file system is never let run on the guest's memory once a
  * prefix exists: the guest could change its path between this walk and the kernel's
- * (Python makes it on its own copy, umvu.core.hostcalls). */
+ * (it is made on a copy, by the C loop where it can: hostwrites.c, else by Python:
+ * umvu.core.hostcalls). */
 static int writes(const struct path_desc *d, const struct umvu_event *ev)
 {
 	if (d->writes)
@@ -259,11 +272,15 @@ int decide_in_c(int tid, const struct umvu_event *ev)
 {
 	if (ev->kind != UMVU_EV_SYSCALL || ev->nr < 0 || ev->nr >= FASTNR)
 		return 0;
+	callers_call(tid, ev->nr, tree_tgid(tid));
 	switch (ev->nr) {
 	case SYS_rename: case SYS_renameat: case SYS_renameat2: case SYS_unlink:
 	case SYS_unlinkat: case SYS_rmdir: case SYS_symlink: case SYS_symlinkat:
 	case SYS_mount: case SYS_umount2: case SYS_pivot_root: case SYS_move_mount:
-		steps_forget(); /* a name may change: the walks' steps go */
+		/* a name may change: the walks' steps go (a call umvu makes, a "writes" one,
+		 * forgets them once made: hostwrites.c, umvu.core.hostcalls) */
+		if (!tr.path_of[ev->nr].writes)
+			steps_forget();
 	}
 	if ((tr.nfdstats || tr.nents) && answer_in_c(tid, ev))
 		return 1;
@@ -274,8 +291,11 @@ int decide_in_c(int tid, const struct umvu_event *ev)
 			return 1;
 		}
 	}
-	if (tr.pathfast && (tr.path_of[ev->nr].path[0] < 6 || tr.path_of[ev->nr].cwd_only) &&
-	    !writes(&tr.path_of[ev->nr], ev) && path_native(tid, ev)) {
+	if (!tr.pathfast || (tr.path_of[ev->nr].path[0] >= 6 && !tr.path_of[ev->nr].cwd_only))
+		return 0;
+	if (writes(&tr.path_of[ev->nr], ev))
+		return tr.cwrites && host_write_in_c(tid, ev);
+	if (path_native(tid, ev)) {
 		resume(tid, 0);
 		return 1;
 	}

@@ -91,6 +91,8 @@ int umvu_set_pathfast(const unsigned char *table, int n, const char *prefixes_in
                       int enable);
 int umvu_set_virtual_cwds(int n);
 int umvu_steps_forget(void);
+int umvu_callers_forget(void);
+int umvu_set_cwrites(int on);
 int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable);
 int umvu_set_autonomous(int on);
 int umvu_run_autonomous(struct umvu_event *ev);

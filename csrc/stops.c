@@ -321,6 +321,7 @@ static int exec_event(int tid, struct umvu_event *ev)
 	ev->kind = UMVU_EV_EXEC;
 	ev->msg = (long)former;
 	tree_exec(tid, (int)former);
+	callers_forget(); /* (a set-user-ID program) */
 	if (unseen && tr.lazy_exec && !tr.noseccomp) {
 		resume(tid, 0);
 		return 0;

@@ -11,6 +11,7 @@
  *                      skip, change, inject, park (calls that wait)
  *  - seccomp_helper.c  the seccomp filters and the user-notification listeners
  *  - pathwalk.c        the calls the C loop decides alone: the fd and path fast paths
+ *  - hostwrites.c      the calls that change the file system it makes itself
  *  - answers.c         Python's fstat/newfstatat answers, the closes it lets by
  *  - memory.c          the guest's memory
  * This header holds what they share besides the public interface (seccomp_helper.h) and
@@ -71,6 +72,7 @@ void tree_del(int tid);
 struct tree_node *tree_new(int tid, int tgid);
 void tree_clone(int parent, int child, unsigned long flags);
 void tree_exec(int tid, int former);
+int tree_tgid(int tid);
 int restore_opts(int tid);
 void child_lacks(int child, int lacked);
 int drop_exec_ok(void);
@@ -100,7 +102,21 @@ void restart_notified(int tid);
 int notif_stop(int tid);
 
 /* pathwalk.c */
+#define WALK_MAX 8192
 int decide_in_c(int tid, const struct umvu_event *ev);
+int in_prefix(const char *path, size_t n);
+int above_prefix(const char *path, size_t n);
+int walk_outside(int tid, char *cur, size_t curlen, const char *path, int *complete);
+int base_of(int tid, int dirfd, char *cur, size_t *curlen);
+int fd_real(int fd);
+void steps_forget(void);
+void step_forget(const char *path, size_t n);
+
+/* hostwrites.c */
+int host_write_in_c(int tid, const struct umvu_event *ev);
+void callers_forget(void);
+void callers_new(int tid);
+void callers_call(int tid, long nr, int tgid);
 
 /* answers.c */
 void fdstat_drop(int tid, int fd);

@@ -192,6 +192,10 @@ struct tracer {
 	int virtual_cwds; /* > 0: some thread's cwd is not the kernel's */
 	struct step steps[STEPS];
 	unsigned steps_gen;
+	/* the calls that change the file system the C loop makes itself (hostwrites.c):
+	 * on or off, and the generation of what it knows of the callers */
+	int cwrites;
+	unsigned callers_gen;
 
 	/* Python's answers the C loop gives */
 	struct fdstat fdstats[FDSTATS];

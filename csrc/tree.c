@@ -90,8 +90,16 @@ struct tree_node *tree_new(int tid, int tgid)
 	return n;
 }
 
+/* tid's thread group (tid itself when the tree lacks it) */
+int tree_tgid(int tid)
+{
+	struct tree_node *n = tree_get(tid);
+	return n ? n->tgid : tid;
+}
+
 void tree_clone(int parent, int child, unsigned long flags)
 {
+	callers_new(child);
 	struct tree_node *pn = tree_get(parent);
 	if (!pn || child <= 0)
 		return;

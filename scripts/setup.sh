@@ -27,7 +27,7 @@ PY=/usr/bin/python3
 newer() { [ ! -e "$1" ] || [ -n "$(find csrc umvu/core/_build_tracer.py umvu/submodules/_build_ext2fs.py -newer "$1" 2>/dev/null)" ]; }
 # the tracer core's files (as in umvu/core/_build_tracer.py's TRACER_SOURCES)
 TRACER_SOURCES="tracer_state.c spawn.c tree.c stops.c control.c seccomp_helper.c pathwalk.c
-answers.c memory.c"
+hostwrites.c answers.c memory.c"
 if newer umvu/core/libumvutracer.so; then
     gcc -O2 -Wall -fPIC -shared -Wl,-soname,libumvutracer.so -Icsrc \
         -o umvu/core/libumvutracer.so $(printf "csrc/%s " $TRACER_SOURCES)

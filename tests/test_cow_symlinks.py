@@ -4,6 +4,7 @@ umvu's host calls follow, and the upper layer's directories (its whiteouts' too)
 walked without following a link swapped in; the real tree stays byte for byte."""
 import os
 import shutil
+import subprocess
 
 from conftest import run
 from test_vufs import tree_listing
@@ -103,4 +104,27 @@ def test_upper_directories_swapped_for_links_lead_nowhere(tmp_path, guest_mode):
                          f"python3 {tmp_path}/p.py {tree} {upper} {tree}/sub"], timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout == b"rounds True\n"
+    assert tree_listing(tree) == before
+
+
+def test_symlink_tricks_as_an_unprivileged_user(as_user):
+    """The three attacks above in one session of an unprivileged user, on a tree it owns."""
+    top = as_user.work / "cow-links"
+    shutil.rmtree(top, ignore_errors=True)
+    top.mkdir()
+    tree, upper = make(top)
+    (top / "p.py").write_text(FCHMODAT2)
+    (top / "s.py").write_text(SWAP)
+    if os.getuid() == 0:
+        subprocess.run(["chown", "-R", "nobody", str(top)], check=True)
+    before = tree_listing(tree)
+    script = cow(tree, upper) + f"""
+        python3 {top}/p.py {tree} || exit 1
+        python3 {top}/s.py {tree} {upper} {tree}/sub || exit 2
+        ln -s {tree} {upper}/.- && rm {tree}/a 2>/dev/null; echo rm-a=$?"""
+    r = as_user(["bash", "-c", script], timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().split("\n")[:3] == ["fchmodat2 ENOTSUP", "c 0o640",
+                                                 "rounds True"], r.stdout
+    assert r.stdout.decode().split("\n")[3] != "rm-a=0"
     assert tree_listing(tree) == before

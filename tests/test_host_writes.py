@@ -1,5 +1,5 @@
 """The calls that change the file system, which umvu makes itself on the path it checked
-once a module is loaded (umvu/core/hostcalls.py), answer as the kernel does: every open
+once a module is loaded (csrc/hostwrites.c, umvu/core/hostcalls.py), answer as the kernel does: every open
 flag and error, trailing slashes and dots, symlinks followed or not, the umask, times,
 xattrs, renameat2 flags (tests/progs/writes_probe.py, about 100 calls), natively and
 under umvu with a memfs mounted elsewhere; also as an unprivileged user, and as a guest
@@ -25,11 +25,15 @@ def probe(runner, work, mnt):
                    f"vumount -t vufusememfs none {mnt} && python3 {PROBE}"])
 
 
-@pytest.mark.parametrize("mode", ["umvu", "umvu-S"])
-def test_host_writes_answer_as_the_kernel(tmp_path, mode):
+@pytest.mark.parametrize("mode,env", [("umvu", None), ("umvu", {"UMVU_CWRITES": "0"}),
+                                      ("umvu-S", None)], ids=["c", "python", "S"])
+def test_host_writes_answer_as_the_kernel(tmp_path, mode, env):
+    """Made by the C loop (csrc/hostwrites.c) where it can, by Python (UMVU_CWRITES=0,
+    and -S) everywhere else."""
     native = run("native", ["python3", str(PROBE)], cwd=_fresh(tmp_path / "n"))
     assert native.returncode == 0, native.stderr.decode()
-    guest = probe(lambda argv: run(mode, argv, timeout=120), tmp_path / "u", tmp_path / "m")
+    guest = probe(lambda argv: run(mode, argv, timeout=120, env=env), tmp_path / "u",
+                  tmp_path / "m")
     assert guest.returncode == 0, guest.stderr.decode()
     assert len(native.stdout.splitlines()) > 90
     assert guest.stdout.decode() == native.stdout.decode()

@@ -2,7 +2,8 @@
 use): a thread flips the path buffer of a call between a name outside every view and
 one inside it, or swaps (RENAME_EXCHANGE) a directory with a symlink into the view while
 the call writes through the directory's name. umvu judges the path it read; the call
-that runs must be that one (umvu makes it on its own copy, umvu/core/hostcalls.py), so
+that runs must be that one (umvu makes it on its own copy: in the C loop,
+csrc/hostwrites.c, or in Python, umvu/core/hostcalls.py, UMVU_CWRITES=0), so
 the host tree under a read-only, copy-on-write or memfs view stays byte for byte.
 
 Each attack runs for a bounded time (ATTACK_S seconds) and the guest must have made
@@ -74,7 +75,7 @@ def test_flipped_paths_never_reach_the_view(tmp_path, flipper, view, op):
     attack(lambda argv: run("umvu", argv, timeout=120), flipper, tmp_path / "t", view, [op])
 
 
-@pytest.mark.parametrize("how", ["-S", "UMVU_NOTIF=0", "UMVU_PATHFAST=0"])
+@pytest.mark.parametrize("how", ["-S", "UMVU_NOTIF=0", "UMVU_PATHFAST=0", "UMVU_CWRITES=0"])
 @pytest.mark.parametrize("view", VIEWS)
 def test_flipped_paths_every_way_of_tracing(tmp_path, flipper, view, how):
     opts, env = ((how,), None) if how.startswith("-") else ((), dict([how.split("=")]))

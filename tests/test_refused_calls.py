@@ -2,6 +2,8 @@
 in the log: io_uring (its submissions open, write and rename files with no syscall umvu
 sees; a ring made before the module too) and open_by_handle_at; before any module they
 run as natively."""
+import os
+
 from conftest import run
 
 URING = r"""
@@ -33,3 +35,11 @@ def test_io_uring_is_refused_once_a_module_is_loaded(guest_mode, tmp_path):
     text = log.read_text()
     assert "io_uring_enter refused while modules are loaded" in text
     assert text.count("io_uring_setup refused") == 1
+
+
+def test_io_uring_is_refused_for_an_unprivileged_user(as_user):
+    prog = as_user.work / "uring.py"
+    prog.write_text(URING)
+    os.chmod(prog, 0o644)
+    guest = as_user(["python3", str(prog), "vu_insmod unreal"])
+    assert guest.stdout == b"setup ok\nenter ENOSYS\nsetup again ENOSYS\n", guest.stderr

@@ -10,7 +10,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(HERE, "..", "..", "csrc")
 # the tracer core's files (as in scripts/setup.sh; tracer_internal.h says what each holds)
 TRACER_SOURCES = ["tracer_state.c", "spawn.c", "tree.c", "stops.c", "control.c",
-                  "seccomp_helper.c", "pathwalk.c", "answers.c", "memory.c"]
+                  "seccomp_helper.c", "pathwalk.c", "hostwrites.c", "answers.c",
+                  "memory.c"]
 
 ffibuilder = FFI()
 with open(os.path.join(CSRC, "seccomp_helper.h")) as f:

@@ -157,6 +157,8 @@ class Filters:
         enable = not self.noseccomp and "s" not in self.debugtags and \
             os.environ.get("UMVU_PATHFAST", "1") != "0"
         self.tracer.set_pathfast(bytes(table), prefixes, enable)
+        # ... and which calls that change the file system it makes itself (hostwrites.c)
+        self.tracer.set_cwrites(enable and os.environ.get("UMVU_CWRITES", "1") != "0")
         # (a filter stacked earlier may still send a number no longer here: the C loop
         # then hands it to Python as any call)
         self.notif_numbers = notif if enable else set()

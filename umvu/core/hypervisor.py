@@ -498,6 +498,7 @@ class Hypervisor(Guests, Filters):
         def done(ret):
             if ret >= 0:
                 t.fs.umask = new
+                self.tracer.callers_forget()  # (another thread's call read the old one)
         return Native(None, done)
 
     def on_mmap(self, t, sc, args):

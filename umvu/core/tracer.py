@@ -191,6 +191,14 @@ class Tracer:
         """A name just changed: the C walk forgets the steps it knew no symlink."""
         lib.umvu_steps_forget()
 
+    def callers_forget(self) -> None:
+        """A guest's umask or ids may have changed: the C loop reads them again."""
+        lib.umvu_callers_forget()
+
+    def set_cwrites(self, enable: bool) -> None:
+        """Whether the C loop makes the calls that change the file system it can."""
+        lib.umvu_set_cwrites(int(enable))
+
     def vfd_ref(self, guest_fd: int, delta: int) -> None:
         lib.umvu_vfd_ref(guest_fd, delta)
 
