@@ -120,3 +120,34 @@ def test_a_fifo_opened_for_writing_waits_for_its_reader(tmp_path, mode):
                        f" && cd {work} && " + FIFO_SCRIPT], timeout=60)
     assert guest.returncode == 0, guest.stderr.decode()
     assert guest.stdout == native.stdout == b"hello\nsecond\nthird\ndevnull=0\n"
+
+
+UMASKS = r"""
+import os, threading
+os.umask(0o022); open("a", "w").close()
+os.umask(0o077); open("b", "w").close()
+t = threading.Thread(target=os.umask, args=(0o002,))  # (the process's, shared)
+t.start(); t.join()
+open("c", "w").close(); os.mkdir("d")
+pid = os.fork()
+if pid == 0:
+    os.umask(0o070); open("e", "w").close(); os._exit(0)
+os.waitpid(pid, 0)
+open("f", "w").close()  # (the child's umask was its own)
+for n in "abcdef":
+    print(n, oct(os.stat(n).st_mode))
+"""
+
+
+@pytest.mark.parametrize("mode", ["umvu", "umvu-S"])
+def test_each_create_takes_the_umask_of_its_moment(tmp_path, mode):
+    """The C loop's knowledge of a guest's umask follows umask(2) in any thread, and a
+    child's own umask stays its own."""
+    (tmp_path / "u.py").write_text(UMASKS)
+    native = run("native", ["python3", str(tmp_path / "u.py")], cwd=_fresh(tmp_path / "n"))
+    assert native.returncode == 0 and len(native.stdout.splitlines()) == 6
+    guest = run(mode, ["bash", "-c", f"vu_insmod vufuse && vumount -t vufusememfs none "
+                       f"{_fresh(tmp_path / 'm')} && python3 {tmp_path}/u.py"],
+                cwd=_fresh(tmp_path / "g"))
+    assert guest.returncode == 0, guest.stderr.decode()
+    assert guest.stdout == native.stdout
