@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import time
 from types import CoroutineType
 
@@ -115,6 +116,10 @@ class Hypervisor(Guests, Filters):
         """Supervise the guest ``launch`` started (and followed in C until an event
         needed the hypervisor: that event waits in the tracer) to its end; returns the
         exit status a shell would report."""
+        # SIGCHLD is the tracer's (waited for, or read from a signalfd): blocked before
+        # any thread of umvu's or of a module's starts, so that every thread inherits
+        # the block and none takes a SIGCHLD that should wake the loop
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
         try:
             self.tracer.exec_events()  # before anything an exec changes is kept
             self.procs.adopt(self.tracer.tree_rows(), launch.guest_umask)
