@@ -223,13 +223,14 @@ static int no_link(const struct place *p)
 }
 
 /* The open of last in place, following nothing, its flags as the guest's: what exists
- * is pinned with O_PATH and opened again through /proc/self/fd, what does not is made
- * with O_EXCL. The new fd, -errno, or -ECANCELED when Python is to make it (nothing
+ * is pinned with O_PATH|O_NOFOLLOW and opened again through /proc/self/fd (the file
+ * pinned, whatever the name holds meanwhile), what does not is made with O_EXCL. The new fd, -errno, or -ECANCELED when Python is to make it (nothing
  * made yet). */
 static int open_at(const struct place *p, int flags, int mode, int follow)
 {
-	struct stat st, now;
-	if (fstatat(p->fd, p->last, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+	struct stat st;
+	int pin = openat(p->fd, p->last, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (pin < 0) {
 		if (errno != ENOENT)
 			return -ECANCELED;
 		if (!(flags & O_CREAT))
@@ -239,21 +240,19 @@ static int open_at(const struct place *p, int flags, int mode, int follow)
 			return -ECANCELED; /* made meanwhile */
 		return fd < 0 ? -errno : fd;
 	}
-	if (S_ISLNK(st.st_mode)) {
-		if (follow)
-			return -ECANCELED;
-		/* O_NOFOLLOW or O_CREAT|O_EXCL: the kernel follows nothing either */
-		int fd = openat(p->fd, p->last, flags | O_CLOEXEC, mode);
-		return fd < 0 ? -errno : fd;
-	}
-	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
-	    !(S_ISCHR(st.st_mode) && major(st.st_rdev) == 1))
-		return -ECANCELED; /* a fifo, a tty, a device, a socket: Python's */
-	int pin = openat(p->fd, p->last, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (pin < 0)
-		return -ECANCELED;
 	int fd = -ECANCELED;
-	if (fstat(pin, &now) == 0 && now.st_dev == st.st_dev && now.st_ino == st.st_ino) {
+	if (fstat(pin, &st) < 0) {
+		/* (Python's) */
+	} else if (S_ISLNK(st.st_mode)) {
+		/* O_NOFOLLOW or O_CREAT|O_EXCL: the kernel follows nothing either (and a
+		 * call that follows was walked to this name when it was none: Python's) */
+		if (!follow) {
+			fd = openat(p->fd, p->last, flags | O_CLOEXEC, mode);
+			fd = fd < 0 ? -errno : fd;
+		}
+	} else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ||
+		   (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1)) {
+		/* (a fifo, a tty, a device, a socket: Python's) */
 		char again[32];
 		snprintf(again, sizeof again, "/proc/self/fd/%d", pin);
 		fd = open(again, flags | O_CLOEXEC, mode);
