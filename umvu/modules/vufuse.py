@@ -715,6 +715,12 @@ def build_operations(factory, source: bytes, options: dict):
     if not inspect.isclass(factory):
         return factory(source, options)
     params = [p for p in inspect.signature(factory.__init__).parameters.values()][1:]
+    names = {p.name for p in params}
+    if "options" in names:  # (by name, as vufusememfs's: defaults of its own too)
+        kw = {"options": options}
+        if "source" in names:
+            kw["source"] = os.fsdecode(source)
+        return factory(**kw)
     required = [p for p in params if p.default is p.empty and
                 p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if len(required) >= 2:

@@ -2,7 +2,10 @@
 ordinary pyfuse3.Operations subclass: the same class mounts on the host with pyfuse3.
 
 Inodes live until their last link is gone and the kernel (or vufuse) has forgotten them
-and closed every handle, as FUSE requires."""
+and closed every handle, as FUSE requires. A file's data is kept in pages of 4096 bytes
+made when first written: holes (a write far past the end, a truncate that grows) cost no
+memory and read as zeros, st_blocks counts the pages, and the capacity (size=, by
+default half the machine's memory, as tmpfs's) bounds the pages of all files."""
 from __future__ import annotations
 
 import errno
@@ -16,6 +19,14 @@ from umvu.api import parse_size
 
 # size=BYTES (k/M/G suffixes as tmpfs's): the capacity statfs reports and writes respect
 OPTIONS = {"size": parse_size}
+PAGE = 4096
+
+
+def _half_the_memory() -> int:
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError):
+        return 1 << 30
 
 
 def _now():
@@ -23,13 +34,14 @@ def _now():
 
 
 class Node:
-    __slots__ = ("ino", "mode", "uid", "gid", "rdev", "nlink", "data", "children",
+    __slots__ = ("ino", "mode", "uid", "gid", "rdev", "nlink", "pages", "size", "children",
                  "target", "atime", "mtime", "ctime", "xattrs", "lookups", "opens")
 
     def __init__(self, ino, mode, uid, gid, rdev=0):
         self.ino, self.mode, self.uid, self.gid, self.rdev = ino, mode, uid, gid, rdev
         self.nlink = 2 if stat.S_ISDIR(mode) else 1
-        self.data = bytearray()
+        self.pages = {}  # page number -> bytearray(PAGE): the pages written
+        self.size = 0
         self.children = {} if stat.S_ISDIR(mode) else None
         self.target = b""
         self.atime = self.mtime = self.ctime = _now()
@@ -43,7 +55,8 @@ class MemFS(pyfuse3.Operations):
 
     def __init__(self, source=None, options=None):
         super().__init__()
-        self.capacity = (options or {}).get("size", 1 << 30)
+        self.capacity = (options or {}).get("size") or _half_the_memory()
+        self.used_pages = 0
         self.nodes = {}
         self.next_ino = pyfuse3.ROOT_INODE
         root = self._new(stat.S_IFDIR | 0o755, os.getuid(), os.getgid())
@@ -74,21 +87,66 @@ class MemFS(pyfuse3.Operations):
         if stat.S_ISDIR(n.mode):
             a.st_size = 4096  # as ext4 shows a small directory: trees compare equal
         else:
-            a.st_size = len(n.target) if stat.S_ISLNK(n.mode) else len(n.data)
+            a.st_size = len(n.target) if stat.S_ISLNK(n.mode) else n.size
         a.st_blksize = 4096
-        a.st_blocks = 0 if stat.S_ISLNK(n.mode) else (a.st_size + 4095) // 4096 * 8
+        a.st_blocks = 8 if stat.S_ISDIR(n.mode) else len(n.pages) * 8
         a.st_atime_ns, a.st_mtime_ns, a.st_ctime_ns = n.atime, n.mtime, n.ctime
         a.generation = 0
         a.entry_timeout = a.attr_timeout = 300
         return a
 
-    def _used(self):
-        return sum(len(n.data) for n in self.nodes.values())
-
     def _maybe_free(self, n):
         if n.nlink == 0 and n.lookups == 0 and n.opens == 0:
-            self.nodes.pop(n.ino, None)
+            if self.nodes.pop(n.ino, None) is not None:
+                self.used_pages -= len(n.pages)
+                n.pages = {}
             self.parents.pop(n.ino, None)
+
+    # ------------------------------------------------------------ pages
+    def _read(self, n, off, size):
+        end = min(off + size, n.size)
+        if off >= end:
+            return b""
+        out = bytearray(end - off)
+        for p in range(off // PAGE, (end - 1) // PAGE + 1):
+            page = n.pages.get(p)
+            if page is not None:
+                lo, hi = max(off, p * PAGE), min(end, (p + 1) * PAGE)
+                out[lo - off:hi - off] = page[lo - p * PAGE:hi - p * PAGE]
+        return bytes(out)
+
+    def _write(self, n, off, buf):
+        """buf at off: as much as the capacity leaves room for (a short count), ENOSPC
+        when nothing fits."""
+        end = off + len(buf)
+        room = self.capacity // PAGE - self.used_pages
+        done = off
+        for p in range(off // PAGE, (end - 1) // PAGE + 1):
+            page = n.pages.get(p)
+            if page is None:
+                if room <= 0:
+                    break
+                page = n.pages[p] = bytearray(PAGE)
+                self.used_pages += 1
+                room -= 1
+            lo, hi = max(off, p * PAGE), min(end, (p + 1) * PAGE)
+            page[lo - p * PAGE:hi - p * PAGE] = buf[lo - off:hi - off]
+            done = hi
+        if done == off and buf:
+            raise pyfuse3.FUSEError(errno.ENOSPC)
+        n.size = max(n.size, done)
+        return done - off
+
+    def _truncate(self, n, size):
+        if size < n.size:
+            keep = (size + PAGE - 1) // PAGE
+            for p in [p for p in n.pages if p >= keep]:
+                del n.pages[p]
+                self.used_pages -= 1
+            tail = n.pages.get(size // PAGE)
+            if tail is not None and size % PAGE:
+                tail[size % PAGE:] = bytes(PAGE - size % PAGE)
+        n.size = size
 
     def _dir(self, ino):
         d = self._node(ino)
@@ -136,13 +194,7 @@ class MemFS(pyfuse3.Operations):
     async def setattr(self, inode, attr, fields, fh, ctx):
         n = self._node(inode)
         if fields.update_size:
-            if attr.st_size > len(n.data) and attr.st_size - len(n.data) + self._used() > \
-                    self.capacity:
-                raise pyfuse3.FUSEError(errno.ENOSPC)
-            if attr.st_size < len(n.data):
-                del n.data[attr.st_size:]
-            else:
-                n.data.extend(b"\0" * (attr.st_size - len(n.data)))
+            self._truncate(n, attr.st_size)  # (growing: a hole, as tmpfs's)
             n.mtime = _now()
         if fields.update_mode:
             n.mode = (n.mode & stat.S_IFMT(n.mode)) | stat.S_IMODE(attr.st_mode)
@@ -298,18 +350,13 @@ class MemFS(pyfuse3.Operations):
     async def read(self, fh, off, size):
         n = self.fhs[fh]
         n.atime = _now()
-        return bytes(n.data[off:off + size])
+        return self._read(n, off, size)
 
     async def write(self, fh, off, buf):
         n = self.fhs[fh]
-        end = off + len(buf)
-        if end > len(n.data) and end - len(n.data) + self._used() > self.capacity:
-            raise pyfuse3.FUSEError(errno.ENOSPC)
-        if off > len(n.data):
-            n.data.extend(b"\0" * (off - len(n.data)))
-        n.data[off:end] = buf
+        done = self._write(n, off, buf)
         n.mtime = n.ctime = _now()
-        return len(buf)
+        return done
 
     async def flush(self, fh):
         pass
@@ -326,7 +373,7 @@ class MemFS(pyfuse3.Operations):
         s = pyfuse3.StatvfsData()
         s.f_bsize = s.f_frsize = 4096
         s.f_blocks = self.capacity // 4096
-        s.f_bfree = s.f_bavail = max(0, self.capacity - self._used()) // 4096
+        s.f_bfree = s.f_bavail = max(0, self.capacity // PAGE - self.used_pages)
         s.f_files = 1 << 20
         s.f_ffree = s.f_favail = (1 << 20) - len(self.nodes)
         s.f_namemax = 255
