@@ -1,15 +1,17 @@
 """vufusememfs keeps a file's data in pages made when first written (issue: the kernel's
 file semantics, cause 10): holes cost nothing and read as zeros, st_blocks counts what
 was written, a write at 2 GiB works; the capacity (size=) bounds what is written, a
-write past it is short and then ENOSPC, as tmpfs's. Each natively (a host directory;
-the capacity on a tmpfs of the same size, as root) and in a memfs mount."""
+write past it is short and then ENOSPC, as tmpfs's. Also the argument checks the kernel
+makes before any file system sees a call (statx, readv/writev: the extras of that issue).
+Each natively (a host directory; the capacity on a tmpfs of the same size, as root) and
+in a memfs mount."""
 import os
 import subprocess
 import tempfile
 
 import pytest
 
-from conftest import run
+from conftest import REPO, run
 
 HOLES = r"""
 dd if=/dev/zero of=f bs=1 count=1 seek=2G status=none; stat -c '%s %b' f
@@ -57,4 +59,21 @@ def test_capacity_as_a_tmpfs_of_that_size(tmp_path, guest_mode):
     guest = run(guest_mode, ["bash", "-c", "vu_insmod vufuse && vumount -t vufusememfs "
                              f"-o size=1M none {top}/m && cd {top}/m && {FULL}"])
     assert guest.returncode == native.returncode, guest.stderr
+    assert guest.stdout == native.stdout
+
+
+CHECKS = REPO / "tests" / "progs" / "call_checks.py"
+
+
+def test_argument_checks_as_the_kernels(tmp_path, guest_mode):
+    """statx's flags and mask, readv/writev's lengths: refused (EINVAL, EFAULT) or cut
+    (MAX_RW_COUNT) in a memfs mount as natively, before the module sees anything."""
+    (tmp_path / "n").mkdir()
+    (tmp_path / "m").mkdir()
+    native = run("native", ["python3", str(CHECKS)], cwd=tmp_path / "n")
+    assert native.returncode == 0, native.stderr
+    assert b"EINVAL" in native.stdout and b"EFAULT" in native.stdout
+    guest = run(guest_mode, ["bash", "-c", "vu_insmod vufuse && vumount -t vufusememfs "
+                             f"none {tmp_path}/m && cd {tmp_path}/m && python3 {CHECKS}"])
+    assert guest.returncode == 0, guest.stderr
     assert guest.stdout == native.stdout

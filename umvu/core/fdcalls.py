@@ -18,6 +18,9 @@ from umvu.core.syscalls import BY_NAME
 from umvu.core.pathcalls import TARGET_OPS
 from umvu.core.vfiles import PLUS
 
+MAX_RW_COUNT = 0x7FFFF000  # what one read or write moves at most (INT_MAX & PAGE_MASK)
+TASK_SIZE_MAX = (1 << 47) - 4096  # the end of x86_64 user space (access_ok)
+
 
 # the fd calls the kernel allows on an O_PATH fd (open(2)); the others are EBADF
 O_PATH_CALLS = frozenset((
@@ -156,10 +159,22 @@ class FdCalls:
     f_pwrite64 = f_write
 
     def _iov(self, t, guest_addr, count):
+        """The guest's iovecs as the kernel takes them (import_iovec): EINVAL for a bad
+        count or a negative length, EFAULT for a range past user space, the lengths cut
+        to MAX_RW_COUNT in all."""
         if count < 0 or count > 1024:
             raise OSError(errno.EINVAL, "bad iovcnt")
         raw = self.tracer.peek(t.tid, guest_addr, 16 * count)
-        return [struct.unpack_from("<QQ", raw, 16 * i) for i in range(count)]
+        iov = [struct.unpack_from("<QQ", raw, 16 * i) for i in range(count)]
+        if any(length >= 1 << 63 for _, length in iov):
+            raise OSError(errno.EINVAL, "negative iovec length")
+        left, cut = MAX_RW_COUNT, []
+        for base, length in iov:
+            if length > TASK_SIZE_MAX or base > TASK_SIZE_MAX - length:
+                raise OSError(errno.EFAULT, "iovec past user space")
+            cut.append((base, min(length, left)))
+            left -= cut[-1][1]
+        return cut
 
     def _readv(self, t, args, vf, offset):
         total = 0
@@ -229,6 +244,9 @@ class FdCalls:
     f_newfstatat = f_fstat
 
     def f_statx(self, t, args, vf, fd):
+        refused = guestabi.statx_refusal(args.flags, args.uint, by_fd=True)
+        if refused:
+            return -refused
         self.tracer.poke(t.tid, args.ptr, guestabi.encode_statx(self.fstat_of(vf), args.uint))
         return 0
 

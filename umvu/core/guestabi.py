@@ -1,6 +1,7 @@
 """Encoders of the x86_64 kernel structures the core writes into guest memory."""
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import struct
@@ -31,6 +32,20 @@ def encode_stat(st) -> bytes:
                       st.st_uid, st.st_gid, 0, _f(st, "st_rdev"), st.st_size,
                       _f(st, "st_blksize", 4096), _f(st, "st_blocks"),
                       a, an, m, mn, c, cn, 0, 0, 0)
+
+
+STATX_FLAGS = 0x100 | 0x800 | 0x1000 | 0x6000  # NOFOLLOW, NO_AUTOMOUNT, EMPTY_PATH, SYNC_TYPE
+STATX_SYNC_TYPE, STATX_RESERVED = 0x6000, 0x80000000
+
+
+def statx_refusal(flags: int, mask: int, by_fd: bool = False) -> int:
+    """EINVAL where the kernel's statx refuses its flags or mask (before any lookup;
+    unknown flags only for a path, not for an fd's AT_EMPTY_PATH), else 0."""
+    flags &= 0xFFFFFFFF
+    if flags & STATX_SYNC_TYPE == STATX_SYNC_TYPE or mask & STATX_RESERVED or \
+            (not by_fd and flags & ~STATX_FLAGS):
+        return errno.EINVAL
+    return 0
 
 
 def encode_statx(st, mask: int) -> bytes:

@@ -377,6 +377,9 @@ class PathCalls(HostCalls):
     v_lstat = v_newfstatat = v_stat
 
     def v_statx(self, t, sc, args, r):
+        refused = guestabi.statx_refusal(args.flags, args.uint)
+        if refused:
+            return -refused
         self._need(r)
         self.tracer.poke(t.tid, args.ptr, guestabi.encode_statx(r.st, args.uint))
         return 0
