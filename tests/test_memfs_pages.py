@@ -6,6 +6,7 @@ makes before any file system sees a call (statx, readv/writev: the extras of tha
 Each natively (a host directory; the capacity on a tmpfs of the same size, as root) and
 in a memfs mount."""
 import os
+import shutil
 import subprocess
 import tempfile
 
@@ -77,3 +78,36 @@ def test_argument_checks_as_the_kernels(tmp_path, guest_mode):
                              f"none {tmp_path}/m && cd {tmp_path}/m && python3 {CHECKS}"])
     assert guest.returncode == 0, guest.stderr
     assert guest.stdout == native.stdout
+
+
+NOATIME = r"""
+import errno, os, sys
+for name in ("mine", "roots"):
+    try:
+        os.close(os.open(name, os.O_RDONLY | os.O_NOATIME))
+        print(name, "ok")
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
+"""
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="two users: root's file, nobody's")
+def test_o_noatime_only_for_the_owner(guest_mode):
+    top = tempfile.mkdtemp(prefix="umvu-noatime-")  # (pytest's are root's only)
+    try:
+        os.chmod(top, 0o755)
+        with open(top + "/p.py", "w") as f:
+            f.write(NOATIME)
+        os.chmod(top + "/p.py", 0o644)
+        script = ("touch roots && chmod 644 roots && touch mine && chown nobody mine && "
+                  f"setpriv --reuid=65534 --regid=65534 --clear-groups python3 {top}/p.py")
+        os.mkdir(top + "/n", 0o755)
+        os.mkdir(top + "/m")
+        native = run("native", ["bash", "-c", script], cwd=top + "/n")
+        assert native.stdout == b"mine ok\nroots EPERM\n", native.stderr
+        guest = run(guest_mode, ["bash", "-c", "vu_insmod vufuse && vumount -t "
+                                 f"vufusememfs none {top}/m && chmod 755 {top}/m && "
+                                 f"cd {top}/m && {script}"])
+        assert guest.stdout == native.stdout, guest.stderr
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

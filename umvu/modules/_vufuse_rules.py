@@ -12,6 +12,8 @@ import errno
 import stat
 import time
 
+O_NOATIME = 0o1000000
+
 
 class KernelRules:
     """Part of FuseService: generic_permission, may_delete, inode_init_owner,
@@ -34,6 +36,12 @@ class KernelRules:
             bits = st.st_mode & 7
         if want & ~bits:
             raise OSError(errno.EACCES, "permission denied")
+
+    def check_noatime(self, st, flags: int, ctx) -> None:
+        """As may_open: O_NOATIME only for the file's owner or root (EPERM), whatever
+        default_permissions says (the VFS checks it above FUSE)."""
+        if flags & O_NOATIME and not self.fakeroot and ctx.uid not in (0, st.st_uid):
+            raise OSError(errno.EPERM, "O_NOATIME: not the owner")
 
     def check_parent(self, path: bytes, ctx=None) -> int:
         parent = self.split(path)[0]

@@ -377,12 +377,14 @@ class FuseService(KernelRules):
         st = self._getattr(ino)
         if stat.S_ISDIR(st.st_mode):
             self.check(st, 4, ctx)
+            self.check_noatime(st, flags, ctx)
             fh = self.call("opendir", ino, ctx)
             return self._opened(Handle(fh, ino, True, path=path))
         if writing:
             self._rofs()
         self.check(st, (4 if acc in (os.O_RDONLY, os.O_RDWR) else 0) |
                    (2 if acc in (os.O_WRONLY, os.O_RDWR) or flags & os.O_TRUNC else 0), ctx)
+        self.check_noatime(st, flags, ctx)
         if flags & os.O_TRUNC and st.st_size:
             self._setattr(ino, size=0)
         fi = self.call("open", ino, flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC), ctx)
