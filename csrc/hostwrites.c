@@ -10,6 +10,7 @@
  * anything changed) is left to Python, which then does the whole call. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +264,33 @@ static int open_at(const struct place *p, int flags, int mode, int follow)
 	return fd;
 }
 
+/* An ADDFD wakes the guest's thread as the kernel wakes any sleeper: on another CPU
+ * when this one is busy (it is: the ioctl runs here), which in a VM means waking an idle
+ * vCPU (tens of µs), where the SEND of an answer wakes it on this CPU
+ * (SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP). So for the ADDFD the thread is held to this CPU
+ * (it runs here as soon as the ioctl sleeps), and given its own affinity back once the
+ * ioctl returned, unless the guest set another meanwhile. Where its affinity or a
+ * cpuset does not allow this CPU, nothing is held. */
+static int hold_here(int tid, cpu_set_t *old, int *cpu)
+{
+	cpu_set_t here;
+	*cpu = sched_getcpu();
+	if (*cpu < 0 || *cpu >= CPU_SETSIZE || sched_getaffinity(tid, sizeof *old, old) < 0 ||
+	    !CPU_ISSET(*cpu, old) || CPU_COUNT(old) < 2)
+		return 0;
+	CPU_ZERO(&here);
+	CPU_SET(*cpu, &here);
+	return sched_setaffinity(tid, sizeof here, &here) == 0;
+}
+
+static void let_go(int tid, const cpu_set_t *old, int cpu)
+{
+	cpu_set_t now;
+	if (sched_getaffinity(tid, sizeof now, &now) == 0 && CPU_COUNT(&now) == 1 &&
+	    CPU_ISSET(cpu, &now))
+		sched_setaffinity(tid, sizeof *old, old);
+}
+
 /* fd (or -errno) is the answer to tid's open, waiting in a notification */
 static void give_fd(int tid, int fd, int flags)
 {
@@ -276,8 +304,12 @@ static void give_fd(int tid, int fd, int flags)
 	a.flags = SECCOMP_ADDFD_FLAG_SEND;
 	a.srcfd = (unsigned)fd;
 	a.newfd_flags = (unsigned)(flags & O_CLOEXEC);
+	cpu_set_t old;
+	int cpu, held = hold_here(tid, &old, &cpu);
 	int ret = ioctl(tr.notif_fd[tid], SECCOMP_IOCTL_NOTIF_ADDFD, &a);
 	int e = errno;
+	if (held)
+		let_go(tid, &old, cpu);
 	close(fd);
 	if (ret >= 0 || e == ENOENT) /* answered, or the thread left the call (killed) */
 		tr.notif_id[tid] = 0;

@@ -151,3 +151,29 @@ def test_each_create_takes_the_umask_of_its_moment(tmp_path, mode):
                 cwd=_fresh(tmp_path / "g"))
     assert guest.returncode == 0, guest.stderr.decode()
     assert guest.stdout == native.stdout
+
+
+AFFINITY = r"""
+import os
+print(sorted(os.sched_getaffinity(0)))
+for i in range(50):
+    with open("f%d" % i, "w") as f:
+        f.write("x")
+    os.unlink("f%d" % i)
+print(sorted(os.sched_getaffinity(0)))
+"""
+
+
+@pytest.mark.parametrize("pin", ["", "taskset -c 0"], ids=["any", "cpu0"])
+def test_an_open_handed_over_leaves_the_affinity_as_it_was(tmp_path, pin):
+    """The C loop holds the guest's thread to its own CPU while the ADDFD of an open
+    runs (csrc/hostwrites.c): the thread's affinity is its own again after."""
+    (tmp_path / "a.py").write_text(AFFINITY)
+    native = run("native", ["bash", "-c", f"{pin} python3 {tmp_path}/a.py"],
+                 cwd=_fresh(tmp_path / "n"))
+    assert native.returncode == 0, native.stderr
+    guest = run("umvu", ["bash", "-c", f"vu_insmod vufuse && vumount -t vufusememfs none "
+                         f"{_fresh(tmp_path / 'm')} && {pin} python3 {tmp_path}/a.py"],
+                cwd=_fresh(tmp_path / "g"))
+    assert guest.returncode == 0, guest.stderr
+    assert guest.stdout == native.stdout
