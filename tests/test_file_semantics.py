@@ -19,6 +19,7 @@ and errnos compared.
 - A fifo (a host fifo of umvu's stands for it) opens by its own mode in the module.
 - Times: touch (both now) needs ownership or write access (EACCES), explicit times or
   one time alone ownership (EPERM).
+- truncate of what is not a regular file: EISDIR for a directory, EINVAL for a fifo.
 """
 import os
 import shutil
@@ -96,6 +97,8 @@ SCENARIOS = [
      False),
     ("search permission", (PROGS / "search.sh").read_text(),
      b"d/f stat Permission denied\n", False),
+    ("truncate of each kind", "python3 %s" % (PROGS / "truncate_kinds.py"),
+     b"truncate p 0 EINVAL\n", False),
     # bind makes the socket in the module's file system, connect finds it there
     ("unix sockets", "python3 %s" % (PROGS / "unix_sockets.py"), b"got b'ping'\n", False),
 ]

@@ -464,6 +464,8 @@ class PathCalls(HostCalls):
             return -errno.EINVAL
         if stat.S_ISDIR(r.st.st_mode):
             return -errno.EISDIR
+        if not stat.S_ISREG(r.st.st_mode):  # (a fifo, a device, a socket: vfs_truncate)
+            return -errno.EINVAL
         ret = self.call(r.entry.service, "truncate", r.rel, args.off) or 0
         self.content_changed_ino(r.entry, r.st.st_ino)
         return ret
