@@ -116,3 +116,45 @@ def test_a_view_checks_the_dropped_guests_own_ids(top, guest_mode, view):
     assert (tree / "secret").read_text() == "root only\n"
     assert (tree / "pub").read_text() == "public\n"
     assert os.listdir(layer) in ([], [".-"])  # nothing made for the dropped guest
+
+
+# A dropped guest changing files of root's and of its own under a cow view root made:
+# the kernel's answers (EPERM, EACCES), no copy-up for a change it may not make, and a
+# copy-up that keeps the owner for one it may (its own file in root's tree).
+CHANGES = f"""
+cd {{tree}}
+{DROP} chown nobody pub 2>/dev/null; echo chown-pub=$?
+{DROP} chmod 600 pub 2>/dev/null; echo chmod-pub=$?
+{DROP} touch pub 2>/dev/null; echo touch-pub=$?
+{DROP} touch -d 2001-01-01 pub 2>/dev/null; echo touch-d-pub=$?
+{DROP} truncate -s 0 pub 2>/dev/null; echo truncate-pub=$?
+{DROP} mv pub pub2 2>/dev/null; echo mv-pub=$?
+{DROP} chmod 600 mine; echo chmod-mine=$?
+{DROP} chown root mine 2>/dev/null; echo chown-mine-root=$?
+{DROP} chgrp nogroup mine; echo chgrp-mine=$?
+{DROP} touch -d 2001-01-01 mine; echo touch-d-mine=$?
+stat -c '%n %U %G %a %s' pub mine
+"""
+
+
+def test_changes_a_dropped_guest_makes_under_cow(top, guest_mode):
+    tree, layer = top / "tree", top / "layer"
+    for d in (tree, layer):
+        d.mkdir()
+        os.chmod(d, 0o755)
+    (tree / "pub").write_text("public\n")
+    os.chmod(tree / "pub", 0o644)
+    (tree / "mine").write_text("nobody's\n")
+    subprocess.run(["chown", "nobody:root", str(tree / "mine")], check=True)
+    native_tree = top / "native"
+    shutil.copytree(tree, native_tree)
+    subprocess.run(["chown", "nobody:root", str(native_tree / "mine")], check=True)
+    native = run("native", ["bash", "-c", CHANGES.format(tree=native_tree)])
+    mount = f"vu_insmod vufs && vumount -t vufs -o cow {layer} {tree} || exit 9\n"
+    guest = run(guest_mode, ["bash", "-c", mount + CHANGES.format(tree=tree)])
+    assert guest.returncode == native.returncode == 0, guest.stderr
+    assert b"chown-pub=1" in native.stdout and b"chgrp-mine=0" in native.stdout
+    assert guest.stdout == native.stdout.replace(str(native_tree).encode(), str(tree).encode())
+    assert sorted(os.listdir(layer)) in (["mine"], [".-", "mine"])  # (pub never copied)
+    assert os.stat(layer / "mine").st_uid == 65534  # its owner kept
+    assert (tree / "pub").read_text() == "public\n"

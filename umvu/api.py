@@ -262,6 +262,12 @@ class HypervisorAPI:
         """tid's ids may have changed: read them again."""
         raise NotImplementedError
 
+    def mounter_ids(self):
+        """A context in which the module acts with umvu's own ids, not the caller's (in
+        a session umvu runs as root): for what the kernel does with the mounter's
+        credentials, as overlayfs copies a file up, its owner kept."""
+        raise NotImplementedError
+
     def guest_read(self, guest_addr: int, size: int) -> bytes:
         """Memory of the calling guest thread; EFAULT if bad."""
         raise NotImplementedError

@@ -51,3 +51,20 @@ def as_caller(ids) -> AsCaller | None:
     if uid == 0:
         return None
     return AsCaller(uid, gid, groups)
+
+
+class own_ids:
+    """A context: umvu's own ids for its body, the caller's again after (what the kernel
+    does with the mounter's credentials, as overlayfs's copy-up); nothing to switch
+    outside a switched call."""
+    __slots__ = ("caller",)
+
+    def __enter__(self):
+        self.caller = active
+        if self.caller is not None:
+            self.caller.leave()
+        return self
+
+    def __exit__(self, *exc):
+        if self.caller is not None:
+            self.caller.enter()

@@ -7,7 +7,7 @@ import os
 import stat
 
 from umvu.api import HypervisorAPI, capability, implements
-from umvu.core import syscalls
+from umvu.core import credentials, syscalls
 from umvu.core.guests import SCRATCH_SIZE
 from umvu.core.process import fs_ids
 from umvu.core.registry import Entry
@@ -214,6 +214,9 @@ class ModuleAPI(HypervisorAPI):
 
     def forget_ids(self, tid: int) -> None:
         self._ids.pop(tid, None)
+
+    def mounter_ids(self):
+        return credentials.own_ids()
 
     def caller(self):
         """(uid, gid, pid, umask) of the guest thread whose call is being served."""

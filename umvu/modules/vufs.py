@@ -17,7 +17,7 @@ import errno
 import os
 import stat
 
-from umvu.api import Module
+from umvu.api import Module, touching
 from umvu.modules.unreal import At, HostTree, exact_mode
 
 WHITEOUT_DIR = b".-"
@@ -42,7 +42,9 @@ class Handle:
 class LayeredTree:
     """Upper (SOURCE) over lower (the real TARGET), per ``mode``."""
 
-    def __init__(self, upper: bytes, lower: bytes, mode: str, readonly: bool) -> None:
+    def __init__(self, upper: bytes, lower: bytes, mode: str, readonly: bool,
+                 api=None) -> None:
+        self.api = api  # (its mounter_ids: copy-up as overlayfs's, owners kept)
         self.upper = upper.rstrip(b"/") or b"/"
         self.lower = lower.rstrip(b"/") or b"/"
         self.mode = mode
@@ -107,6 +109,12 @@ class LayeredTree:
         if self.readonly:
             raise OSError(errno.EROFS, "read-only file system")
 
+    def _mounter(self):
+        """Copies up are made as overlayfs makes them: with the mounter's ids (umvu's,
+        in a session it runs as root), the lower file's owner and group kept, so that
+        the caller's own call on the copy meets the kernel's checks of the original."""
+        return self.api.mounter_ids() if self.api is not None else _Nothing()
+
     def _parent_up(self, path: bytes) -> None:
         """Make the parent directories of path exist in the upper layer."""
         parent = path.rpartition(b"/")[0] or b"/"
@@ -114,9 +122,11 @@ class LayeredTree:
             return
         self._parent_up(parent)
         src = self.must(parent)
-        with self.at(self.up(parent)) as a:
+        with self._mounter(), self.at(self.up(parent)) as a:
+            st = os.lstat(src)
             with exact_mode:
-                a.mkdir(stat.S_IMODE(os.lstat(src).st_mode))
+                a.mkdir(stat.S_IMODE(st.st_mode))
+            _keep_owner(st, a)
             _copy_meta(src, a)
 
     def copy_up(self, path: bytes) -> bytes:
@@ -126,8 +136,8 @@ class LayeredTree:
             return u
         lo = self.must(path)
         self._parent_up(path)
-        st = os.lstat(lo)
-        with self.at(u) as a:
+        with self._mounter(), self.at(u) as a:
+            st = os.lstat(lo)
             if stat.S_ISDIR(st.st_mode):
                 with exact_mode:
                     a.mkdir(stat.S_IMODE(st.st_mode))
@@ -137,18 +147,31 @@ class LayeredTree:
                 _copy_data(lo, a)
             else:
                 raise OSError(errno.EOPNOTSUPP, "cannot copy up a special file")
+            _keep_owner(st, a)  # (before the mode: a chown drops set-ID bits)
             _copy_meta(lo, a)
         return u
 
-    def for_change(self, path: bytes, write_data: bool = True) -> bytes:
-        """Where a change to an existing path goes."""
+    def for_change(self, path: bytes, write_data: bool = True, check=None) -> bytes:
+        """Where a change to an existing path goes. check(lower path, its lstat): the
+        kernel's checks of the caller's change, made before a copy-up (as overlayfs's,
+        the copy-up is made only for a change the caller may make)."""
         self._rofs()
         h = self.must(path)
         if self.mode in ("bind", "merge") or h.startswith(self.upper + b"/") or h == self.upper:
             return h
         if self.mode == "mincow" and os.access(h, os.W_OK, follow_symlinks=False):
             return h
+        if check is not None:
+            check(h, os.lstat(h))
         return self.copy_up(path)
+
+    def _parent_may_change(self, path: bytes) -> None:
+        """The caller may add or remove names in path's directory (write and search):
+        checked before anything is copied up for it (EACCES)."""
+        parent = path.rpartition(b"/")[0] or b"/"
+        hp = self.where(parent)
+        if hp is not None and not _may(hp, os.W_OK | os.X_OK):
+            raise OSError(errno.EACCES, "permission denied")
 
     def for_new(self, path: bytes) -> bytes:
         """Where a new name goes (and its whiteout, if any, is dropped)."""
@@ -160,6 +183,7 @@ class LayeredTree:
             lp = self.where(parent)
             if lp == self.low(parent) and os.access(lp, os.W_OK):
                 return self.low(path)
+        self._parent_may_change(path)
         self._parent_up(path)
         # a whiteout stays: the new upper name wins, and a directory made again over a
         # deleted lower one starts empty (its lower content stays hidden)
@@ -224,7 +248,7 @@ class LayeredTree:
                 raise OSError(errno.ENOENT, "no such file")
             h = self.for_new(path)
         elif writing:
-            h = self.for_change(path)
+            h = self.for_change(path, check=_may_write)
         with self.at(h) as a, exact_mode:
             fd = a.open(flags & ~os.O_NOCTTY, mode)
         return Handle(fd, path)
@@ -301,6 +325,8 @@ class LayeredTree:
         self._rofs()
         st = os.lstat(self.must(old))
         if self.mode in ("cow", "mincow"):
+            self._parent_may_change(old)
+            self._parent_may_change(new)
             src = self.must(old)
             if not src.startswith(self.upper + b"/"):
                 if stat.S_ISDIR(st.st_mode):  # copy the whole lower subtree up
@@ -334,19 +360,20 @@ class LayeredTree:
     def chmod(self, path, mode):
         if stat.S_ISLNK(self.lstat(path).st_mode):  # (no copy-up for it: At checks too)
             raise OSError(errno.EOPNOTSUPP, "chmod of a symlink")
-        with self.at(self.for_change(path)) as a:
+        with self.at(self.for_change(path, check=_may_chmod)) as a:
             a.chmod(mode)
 
     def chown(self, path, uid, gid):
-        with self.at(self.for_change(path)) as a:
+        with self.at(self.for_change(path, check=lambda h, st: _may_chown(st, uid, gid))) as a:
             a.chown(uid, gid)
 
     def truncate(self, path, length):
-        with self.at(self.for_change(path)) as a:
+        with self.at(self.for_change(path, check=_may_write)) as a:
             a.truncate(length)
 
     def utimens(self, path, atime_ns, mtime_ns):
-        with self.at(self.for_change(path)) as a:
+        with self.at(self.for_change(path, check=lambda h, st: _may_utimens(
+                h, st, touching(atime_ns, mtime_ns)))) as a:
             a.utimens(atime_ns, mtime_ns)
 
     def statfs(self, path):
@@ -357,15 +384,75 @@ class LayeredTree:
         return os.getxattr(self.must(path), name, follow_symlinks=False)
 
     def setxattr(self, path, name, value, flags):
-        with self.at(self.for_change(path)) as a:
+        with self.at(self.for_change(path, check=lambda h, st: _may_xattr(h, st, name))) as a:
             a.setxattr(name, value, flags)
 
     def listxattr(self, path):
         return [os.fsencode(n) for n in os.listxattr(self.must(path), follow_symlinks=False)]
 
     def removexattr(self, path, name):
-        with self.at(self.for_change(path)) as a:
+        with self.at(self.for_change(path, check=lambda h, st: _may_xattr(h, st, name))) as a:
             a.removexattr(name)
+
+
+# The kernel's checks of a change to a lower file, for the caller (umvu's effective ids
+# are the caller's while a module serves it): setattr_prepare's, may_open's, xattr's.
+def _may(h: bytes, mode: int) -> bool:
+    return os.access(h, mode, effective_ids=True, follow_symlinks=False)
+
+
+def _may_write(h, st) -> None:
+    if not _may(h, os.W_OK):
+        raise OSError(errno.EACCES, "permission denied")
+
+
+def _owner_or_root(st) -> bool:
+    return os.geteuid() in (0, st.st_uid)
+
+
+def _may_chmod(h, st) -> None:
+    if not _owner_or_root(st):
+        raise OSError(errno.EPERM, "not the owner")
+
+
+def _may_chown(st, uid: int, gid: int) -> None:
+    me = os.geteuid()
+    if me == 0:
+        return
+    if uid not in (-1, 0xFFFFFFFF) and (me != st.st_uid or uid != st.st_uid):
+        raise OSError(errno.EPERM, "only root gives a file away")
+    if gid not in (-1, 0xFFFFFFFF) and (me != st.st_uid or (
+            gid != st.st_gid and gid not in set(os.getgroups()) | {os.getegid()})):
+        raise OSError(errno.EPERM, "not the owner, or not one of its groups")
+
+
+def _may_utimens(h, st, now: bool) -> None:
+    if _owner_or_root(st):
+        return
+    if not now:
+        raise OSError(errno.EPERM, "explicit times: not the owner")
+    _may_write(h, st)
+
+
+def _may_xattr(h, st, name: bytes) -> None:
+    if name.startswith(b"user."):
+        _may_write(h, st)
+    elif name.startswith(b"trusted.") and os.geteuid() != 0:
+        raise OSError(errno.EPERM, "trusted xattrs are root's")
+
+
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+
+def _keep_owner(st, a: At) -> None:
+    """The copy a gets the owner and group of st where umvu may give them (root)."""
+    if os.geteuid() == 0 and (st.st_uid, st.st_gid) != (0, 0):
+        a.chown(st.st_uid, st.st_gid)
 
 
 def _copy_data(src: bytes, a: At) -> None:
@@ -435,7 +522,7 @@ class VuFS(Module):
         if mode == "bind":
             tree = HostTree(source, readonly=readonly)
         else:
-            tree = LayeredTree(source, target, mode, readonly)
+            tree = LayeredTree(source, target, mode, readonly, self.api)
         tree.excepts = [os.fsencode(e) if e.startswith("/") else
                         target.rstrip(b"/") + b"/" + os.fsencode(e) for e in excepts]
         return tree
