@@ -225,8 +225,8 @@ static int no_link(const struct place *p)
 
 /* The open of last in place, following nothing, its flags as the guest's: what exists
  * is pinned with O_PATH|O_NOFOLLOW and opened again through /proc/self/fd (the file
- * pinned, whatever the name holds meanwhile), what does not is made with O_EXCL. The new fd, -errno, or -ECANCELED when Python is to make it (nothing
- * made yet). */
+ * pinned, whatever the name holds meanwhile), what does not is made with O_EXCL. The
+ * new fd, -errno, or -ECANCELED when Python is to make it (nothing made yet). */
 static int open_at(const struct place *p, int flags, int mode, int follow)
 {
 	struct stat st;

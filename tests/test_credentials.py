@@ -154,7 +154,8 @@ def test_changes_a_dropped_guest_makes_under_cow(top, guest_mode):
     guest = run(guest_mode, ["bash", "-c", mount + CHANGES.format(tree=tree)])
     assert guest.returncode == native.returncode == 0, guest.stderr
     assert b"chown-pub=1" in native.stdout and b"chgrp-mine=0" in native.stdout
-    assert guest.stdout == native.stdout.replace(str(native_tree).encode(), str(tree).encode())
+    assert guest.stdout == native.stdout.replace(str(native_tree).encode(),
+                                                 str(tree).encode())
     assert sorted(os.listdir(layer)) in (["mine"], [".-", "mine"])  # (pub never copied)
     assert os.stat(layer / "mine").st_uid == 65534  # its owner kept
     assert (tree / "pub").read_text() == "public\n"

@@ -50,7 +50,8 @@ def test_holes_as_natively(tmp_path, guest_mode, script):
 def test_capacity_as_a_tmpfs_of_that_size(tmp_path, guest_mode):
     top = tempfile.mkdtemp(dir=tmp_path)
     os.mkdir(top + "/t")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "none", top + "/t"], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "none", top + "/t"],
+                   check=True)
     try:
         native = run("native", ["bash", "-c", FULL], cwd=top + "/t")
     finally:

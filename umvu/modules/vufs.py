@@ -364,7 +364,9 @@ class LayeredTree:
             a.chmod(mode)
 
     def chown(self, path, uid, gid):
-        with self.at(self.for_change(path, check=lambda h, st: _may_chown(st, uid, gid))) as a:
+        def check(h, st):
+            _may_chown(st, uid, gid)
+        with self.at(self.for_change(path, check=check)) as a:
             a.chown(uid, gid)
 
     def truncate(self, path, length):
@@ -384,14 +386,18 @@ class LayeredTree:
         return os.getxattr(self.must(path), name, follow_symlinks=False)
 
     def setxattr(self, path, name, value, flags):
-        with self.at(self.for_change(path, check=lambda h, st: _may_xattr(h, st, name))) as a:
+        def check(h, st):
+            _may_xattr(h, st, name)
+        with self.at(self.for_change(path, check=check)) as a:
             a.setxattr(name, value, flags)
 
     def listxattr(self, path):
         return [os.fsencode(n) for n in os.listxattr(self.must(path), follow_symlinks=False)]
 
     def removexattr(self, path, name):
-        with self.at(self.for_change(path, check=lambda h, st: _may_xattr(h, st, name))) as a:
+        def check(h, st):
+            _may_xattr(h, st, name)
+        with self.at(self.for_change(path, check=check)) as a:
             a.removexattr(name)
 
 
