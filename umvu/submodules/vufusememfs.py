@@ -118,6 +118,8 @@ class MemFS(pyfuse3.Operations):
     def _write(self, n, off, buf):
         """buf at off: as much as the capacity leaves room for (a short count), ENOSPC
         when nothing fits."""
+        if not buf:
+            return 0
         end = off + len(buf)
         room = self.capacity // PAGE - self.used_pages
         done = off
@@ -132,7 +134,7 @@ class MemFS(pyfuse3.Operations):
             lo, hi = max(off, p * PAGE), min(end, (p + 1) * PAGE)
             page[lo - p * PAGE:hi - p * PAGE] = buf[lo - off:hi - off]
             done = hi
-        if done == off and buf:
+        if done == off:
             raise pyfuse3.FUSEError(errno.ENOSPC)
         n.size = max(n.size, done)
         return done - off
