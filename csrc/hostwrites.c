@@ -126,10 +126,12 @@ void callers_new(int tid)
 }
 
 /* tid starts a call that may change its umask, ids or program (see struct caller) */
-void callers_call(int tid, long nr, int tgid)
+void callers_call(int tid, long nr)
 {
+	int tgid;
 	switch (nr) {
 	case SYS_execve: case SYS_execveat:
+		tgid = tree_tgid(tid);
 		if (callers && tgid != tid && tid_ok(tgid))
 			callers[tgid].never = 1;
 		/* fall through */

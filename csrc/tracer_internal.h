@@ -116,7 +116,7 @@ void step_forget(const char *path, size_t n);
 int host_write_in_c(int tid, const struct umvu_event *ev);
 void callers_forget(void);
 void callers_new(int tid);
-void callers_call(int tid, long nr, int tgid);
+void callers_call(int tid, long nr);
 
 /* answers.c */
 void fdstat_drop(int tid, int fd);
