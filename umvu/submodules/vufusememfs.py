@@ -5,7 +5,8 @@ Inodes live until their last link is gone and the kernel (or vufuse) has forgott
 and closed every handle, as FUSE requires. A file's data is kept in pages of 4096 bytes
 made when first written: holes (a write far past the end, a truncate that grows) cost no
 memory and read as zeros, st_blocks counts the pages, and the capacity (size=, by
-default half the machine's memory, as tmpfs's) bounds the pages of all files."""
+default half the machine's memory, as tmpfs's) bounds the pages of all files and the
+offset a write reaches (not tmpfs's: umvu maps a virtual file by copying it)."""
 from __future__ import annotations
 
 import errno
@@ -120,7 +121,12 @@ class MemFS(pyfuse3.Operations):
         when nothing fits."""
         if not buf:
             return 0
-        end = off + len(buf)
+        # no file larger than the capacity, holes included: umvu maps a virtual file
+        # by copying it (a 5 GiB sparse file would be 5 GiB of umvu's memory)
+        if off >= self.capacity:
+            raise pyfuse3.FUSEError(errno.ENOSPC)
+        end = min(off + len(buf), self.capacity)
+        buf = buf[:end - off]
         room = self.capacity // PAGE - self.used_pages
         done = off
         for p in range(off // PAGE, (end - 1) // PAGE + 1):
