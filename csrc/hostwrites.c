@@ -182,18 +182,8 @@ static int place_of(int tid, int dirfd, unsigned long guest_addr, struct place *
 		return 0;
 	memcpy(place->last, last, lastlen + 1);
 	*last = 0; /* path: the directory part ("" for a bare name) */
-	if (path[0] == '/') {
-		cur[0] = '/';
-		cur[1] = 0;
-		curlen = 1;
-		if (in_prefix(cur, curlen))
-			return 0;
-	} else if (dirfd == AT_FDCWD) {
-		if (tr.virtual_cwds || !base_of(tid, dirfd, cur, &curlen))
-			return 0;
-	} else if (!fd_real(dirfd) || !base_of(tid, dirfd, cur, &curlen)) {
+	if (!walk_start(tid, dirfd, path, cur, &curlen))
 		return 0;
-	}
 	int complete = 0;
 	if (!walk_outside(tid, cur, curlen, path, &complete) || !complete)
 		return 0;

@@ -184,7 +184,7 @@ int walk_outside(int tid, char *cur, size_t curlen, const char *path, int *compl
 }
 
 /* The canonical host path of tid's cwd or of its fd, in cur; 0 when there is none. */
-int base_of(int tid, int dirfd, char *cur, size_t *curlen)
+static int base_of(int tid, int dirfd, char *cur, size_t *curlen)
 {
 	char link[64];
 	if (dirfd == AT_FDCWD)
@@ -201,9 +201,24 @@ int base_of(int tid, int dirfd, char *cur, size_t *curlen)
 	return !in_prefix(cur, *curlen);
 }
 
-int fd_real(int fd)
+static int fd_real(int fd)
 {
 	return fd >= 0 && fd < FASTFD && tr.vfd_count[fd] == 0;
+}
+
+/* Where the walk of path (relative to dirfd) starts, in cur: "/" or the cwd's or the
+ * dirfd's canonical host path; 0 when that is virtual, in a prefix, or unknown. */
+int walk_start(int tid, int dirfd, const char *path, char *cur, size_t *curlen)
+{
+	if (path[0] == '/') {
+		cur[0] = '/';
+		cur[1] = 0;
+		*curlen = 1;
+		return !in_prefix(cur, *curlen);
+	}
+	if (dirfd == AT_FDCWD)
+		return !tr.virtual_cwds && base_of(tid, dirfd, cur, curlen);
+	return fd_real(dirfd) && base_of(tid, dirfd, cur, curlen);
 }
 
 /* Every path argument of this path syscall is served by the kernel in the guest's view
@@ -233,19 +248,8 @@ static int path_native(int tid, const struct umvu_event *ev)
 		 * both the kernel's answer, wherever the fd's file is */
 		if (path[0] == 0 && dirfd != AT_FDCWD && fd_real(dirfd))
 			continue;
-		if (path[0] == '/') {
-			cur[0] = '/';
-			cur[1] = 0;
-			curlen = 1;
-			if (in_prefix(cur, curlen))
-				return 0;
-		} else if (dirfd == AT_FDCWD) {
-			if (tr.virtual_cwds || !base_of(tid, dirfd, cur, &curlen))
-				return 0;
-		} else if (!fd_real(dirfd) || !base_of(tid, dirfd, cur, &curlen)) {
-			return 0;
-		}
-		if (!walk_outside(tid, cur, curlen, path, NULL))
+		if (!walk_start(tid, dirfd, path, cur, &curlen) ||
+		    !walk_outside(tid, cur, curlen, path, NULL))
 			return 0;
 	}
 	return 1;

@@ -107,8 +107,7 @@ int decide_in_c(int tid, const struct umvu_event *ev);
 int in_prefix(const char *path, size_t n);
 int above_prefix(const char *path, size_t n);
 int walk_outside(int tid, char *cur, size_t curlen, const char *path, int *complete);
-int base_of(int tid, int dirfd, char *cur, size_t *curlen);
-int fd_real(int fd);
+int walk_start(int tid, int dirfd, const char *path, char *cur, size_t *curlen);
 void steps_forget(void);
 void step_forget(const char *path, size_t n);
 
