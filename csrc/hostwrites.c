@@ -216,14 +216,24 @@ static int no_link(const struct place *p)
 }
 
 /* The open of last in place, following nothing, its flags as the guest's: what exists
- * is pinned with O_PATH|O_NOFOLLOW and opened again through /proc/self/fd (the file
- * pinned, whatever the name holds meanwhile), what does not is made with O_EXCL. The
- * new fd, -errno, or -ECANCELED when Python is to make it (nothing made yet). */
+ * is looked at (a symlink, a fifo, a device or a socket is not opened here), then opened
+ * with openat2 RESOLVE_NO_SYMLINKS, O_NONBLOCK and O_NOCTTY (what was swapped in
+ * meanwhile can neither be followed nor make umvu wait or take a tty) and looked at
+ * again through its fd; O_NONBLOCK is then taken back unless the guest asked for it.
+ * What does not exist is made with O_EXCL. The new fd, -errno, or -ECANCELED when
+ * Python is to make it (nothing made yet). */
+#define OPEN_FLAGS_KNOWN (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | \
+			  O_NONBLOCK | O_DSYNC | O_ASYNC | O_DIRECT | O_LARGEFILE | \
+			  O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_SYNC)
+static int plain_kind(mode_t m, dev_t rdev)
+{
+	return S_ISREG(m) || S_ISDIR(m) || (S_ISCHR(m) && major(rdev) == 1);
+}
+
 static int open_at(const struct place *p, int flags, int mode, int follow)
 {
 	struct stat st;
-	int pin = openat(p->fd, p->last, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (pin < 0) {
+	if (fstatat(p->fd, p->last, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno != ENOENT)
 			return -ECANCELED;
 		if (!(flags & O_CREAT))
@@ -233,26 +243,35 @@ static int open_at(const struct place *p, int flags, int mode, int follow)
 			return -ECANCELED; /* made meanwhile */
 		return fd < 0 ? -errno : fd;
 	}
-	int fd = -ECANCELED;
-	if (fstat(pin, &st) < 0) {
-		/* (Python's) */
-	} else if (S_ISLNK(st.st_mode)) {
+	if (S_ISLNK(st.st_mode)) {
 		/* O_NOFOLLOW or O_CREAT|O_EXCL: the kernel follows nothing either (and a
 		 * call that follows was walked to this name when it was none: Python's) */
-		if (!follow) {
-			fd = openat(p->fd, p->last, flags | O_CLOEXEC, mode);
-			fd = fd < 0 ? -errno : fd;
-		}
-	} else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ||
-		   (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1)) {
-		/* (a fifo, a tty, a device, a socket: Python's) */
-		char again[32];
-		snprintf(again, sizeof again, "/proc/self/fd/%d", pin);
-		fd = open(again, flags | O_CLOEXEC, mode);
-		if (fd < 0)
-			fd = -errno;
+		if (follow)
+			return -ECANCELED;
+		int fd = openat(p->fd, p->last, flags | O_CLOEXEC, mode);
+		return fd < 0 ? -errno : fd;
 	}
-	close(pin);
+	if (!plain_kind(st.st_mode, st.st_rdev) || (flags & O_PATH))
+		return -ECANCELED; /* (a fifo, a tty, a device, a socket; O_PATH, whose other
+				    * flags openat2 refuses where open drops them: Python's) */
+	struct open_how how = {
+		.flags = (unsigned long)((flags & OPEN_FLAGS_KNOWN) | O_NONBLOCK | O_NOCTTY |
+					 O_CLOEXEC),
+		.mode = flags & O_CREAT ? (unsigned long)(mode & 07777) : 0,
+		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH,
+	};
+	int fd = (int)syscall(SYS_openat2, p->fd, p->last, &how, sizeof how);
+	if (fd < 0)
+		/* a symlink or a socket swapped in (nothing made: Python's), or the
+		 * kernel's answer */
+		return errno == ELOOP || errno == ENXIO || errno == EAGAIN ? -ECANCELED : -errno;
+	if (fstat(fd, &st) < 0 || !plain_kind(st.st_mode, st.st_rdev) ||
+	    (!(flags & O_NONBLOCK) &&
+	     /* (O_ASYNC as open left it: F_SETFL acts on a change only) */
+	     fcntl(fd, F_SETFL, flags & (O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME)) < 0)) {
+		close(fd); /* (swapped in meanwhile: Python's) */
+		return -ECANCELED;
+	}
 	return fd;
 }
 

@@ -28,6 +28,7 @@ as before (docs/design.md says so).
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 import struct
@@ -40,7 +41,14 @@ from umvu.core.actions import Native
 from umvu.core.tracer import raw_syscall
 from umvu.core.waiting import drive, wait_readable
 
-RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x02, 0x04
+RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH = 0x02, 0x04, 0x08
+# the open flags openat2 takes (it refuses others, where open ignores them), and those
+# F_SETFL sets
+OPEN_FLAGS_KNOWN = (O_ACCMODE | O_CREAT | O_EXCL | os.O_NOCTTY | O_TRUNC | os.O_APPEND |
+                    O_NONBLOCK | os.O_DSYNC | fcntl.FASYNC | os.O_DIRECT | os.O_LARGEFILE |
+                    O_DIRECTORY | O_NOFOLLOW | os.O_NOATIME | O_CLOEXEC | os.O_SYNC)
+F_SETFL_KEPT = os.O_APPEND | fcntl.FASYNC | os.O_DIRECT | os.O_NOATIME
+O_NOCTTY = os.O_NOCTTY
 MEM_MAJOR = 1  # /dev/null, zero, full, random, urandom: the same whoever opens them
 XATTR_SIZE_MAX, XATTR_NAME_MAX = 65536, 255
 NR = {name: syscalls.number(name) for name in (
@@ -103,7 +111,10 @@ class FifoWait:
 
         def blocking():
             try:
-                fd = os.open(again, (self.flags | O_CLOEXEC) & ~(O_CREAT | O_TRUNC))
+                # (O_NOFOLLOW would refuse the magic link: F_GETFL of this one file
+                # shows none)
+                fd = os.open(again, (self.flags | O_CLOEXEC) &
+                             ~(O_CREAT | O_TRUNC | O_NOFOLLOW))
             except OSError as e:
                 fd = -e.errno
             if cancelled and fd >= 0:
@@ -313,9 +324,12 @@ class HostCalls:
         return struct.pack("<qqqq", a, au * 1000, m, mu * 1000)
 
     def _host_open_at(self, dirfd, last, flags, mode, follow, trailing):
-        """The open of last in dirfd, following nothing, its flags as the guest's
-        (F_GETFL shows no O_NOFOLLOW of umvu's): what exists is pinned with O_PATH and
-        opened again through /proc/self/fd; what does not is made with O_EXCL."""
+        """The open of last in dirfd, following nothing, its flags as the guest's (as
+        csrc/hostwrites.c's open_at): what exists is looked at, then opened with openat2
+        RESOLVE_NO_SYMLINKS, O_NONBLOCK and O_NOCTTY (what is swapped in meanwhile can
+        neither be followed nor make umvu wait or take a tty) and checked to be what was
+        looked at; O_NONBLOCK is then taken back unless the guest asked for it. What does
+        not exist is made with O_EXCL."""
         try:
             st = os.stat(last, dir_fd=dirfd, follow_symlinks=False)
         except FileNotFoundError:
@@ -341,25 +355,57 @@ class HostCalls:
         if kind == stat.S_IFIFO and not flags & O_NONBLOCK and not waits and \
                 flags & O_ACCMODE != os.O_RDWR:
             return None  # (a read-only open that truncates or creates a fifo)
-        pin = _check(raw_syscall(NR["openat"], dirfd, last, O_PATH | O_NOFOLLOW | O_CLOEXEC))
+        if flags & O_TMPFILE == O_TMPFILE:  # a new file in the directory st describes
+            return self._reopen_pinned(dirfd, last, st, flags, mode)
+        if flags & O_PATH:  # (the kernel's open keeps only these of an O_PATH's flags)
+            how_flags = flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) | O_CLOEXEC
+        else:
+            how_flags = flags & OPEN_FLAGS_KNOWN | O_NONBLOCK | O_NOCTTY | O_CLOEXEC
+        how = struct.pack("<QQQ", how_flags, mode & 0o7777 if flags & O_CREAT else 0,
+                          RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH)
+        fd = raw_syscall(NR["openat2"], dirfd, last, how, len(how))
+        if fd == -errno.ELOOP:
+            raise Swapped()  # a symlink swapped in
+        if fd == -errno.ENXIO and waits:
+            return self._fifo_wait(dirfd, last, st, flags)
+        if fd == -errno.EAGAIN and not flags & O_NONBLOCK:  # a lease to break: it waits
+            return self._reopen_pinned(dirfd, last, st, flags, mode)
+        fd = _check(fd)
         try:
-            now = os.fstat(pin)
+            now = os.fstat(fd)
             if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
                 raise Swapped()
-            again = b"/proc/self/fd/%d" % pin
-            if not waits:
-                return _check(raw_syscall(NR["openat"], -100, again, flags | O_CLOEXEC, mode))
-            # a fifo for writing: at once if a reader is there, else a call that waits
-            fd = raw_syscall(NR["openat"], -100, again, flags | O_NONBLOCK | O_CLOEXEC)
-            if fd != -errno.ENXIO:  # (ENXIO: no reader, and the guest may open it)
-                fd = _check(fd)
-                os.set_blocking(fd, True)
-                return fd
-            wait, pin = FifoWait(pin, flags), -1
-            return wait
+            if not flags & (O_NONBLOCK | O_PATH):
+                fcntl.fcntl(fd, fcntl.F_SETFL, flags & F_SETFL_KEPT)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    @staticmethod
+    def _pin(dirfd, last, st):
+        """An O_PATH fd of last, checked to be the file st describes."""
+        pin = _check(raw_syscall(NR["openat"], dirfd, last, O_PATH | O_NOFOLLOW | O_CLOEXEC))
+        now = os.fstat(pin)
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            os.close(pin)
+            raise Swapped()
+        return pin
+
+    def _fifo_wait(self, dirfd, last, st, flags):
+        """A fifo for writing with no reader yet: a call that waits, on a pin of it."""
+        return FifoWait(self._pin(dirfd, last, st), flags)
+
+    def _reopen_pinned(self, dirfd, last, st, flags, mode):
+        """The file st describes opened through a pin of it, as the guest's open would
+        (waiting, for a lease held on it; O_TMPFILE: a new file in that directory;
+        O_NOFOLLOW would refuse the magic link)."""
+        pin = self._pin(dirfd, last, st)
+        try:
+            return _check(raw_syscall(NR["openat"], -100, b"/proc/self/fd/%d" % pin,
+                                      (flags | O_CLOEXEC) & ~O_NOFOLLOW, mode))
         finally:
-            if pin >= 0:
-                os.close(pin)
+            os.close(pin)
 
     def _host_open(self, t, sc, args, dirfd, last, parent, follow, trailing, data):
         if sc.oflags[0] == "how":
