@@ -164,9 +164,11 @@ struct place {
 };
 
 /* The place of the path at guest_addr (dirfd-relative): its directory walked outside
- * every prefix and opened without a symlink. 1 when found (place->fd to close), 0 when
- * Python is to decide. */
-static int place_of(int tid, int dirfd, unsigned long guest_addr, struct place *place)
+ * every prefix and, with open_dir, opened without a symlink (else place->fd is -1: an
+ * open walks place->full itself, with RESOLVE_NO_SYMLINKS). 1 when found (place->fd to
+ * close), 0 when Python is to decide. */
+static int place_of(int tid, int dirfd, unsigned long guest_addr, struct place *place,
+		    int open_dir)
 {
 	char path[4097], cur[WALK_MAX];
 	size_t curlen;
@@ -197,6 +199,9 @@ static int place_of(int tid, int dirfd, unsigned long guest_addr, struct place *
 	place->fulllen = fulllen;
 	if (in_prefix(full, fulllen) || above_prefix(full, fulllen))
 		return 0;
+	place->fd = -1;
+	if (!open_dir)
+		return 1;
 	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
 				.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS };
 	int fd = (int)syscall(SYS_openat2, AT_FDCWD, cur, &how, sizeof how);
@@ -215,13 +220,14 @@ static int no_link(const struct place *p)
 	return !S_ISLNK(st.st_mode);
 }
 
-/* The open of last in place, following nothing, its flags as the guest's: what exists
- * is looked at (a symlink, a fifo, a device or a socket is not opened here), then opened
- * with openat2 RESOLVE_NO_SYMLINKS, O_NONBLOCK and O_NOCTTY (what was swapped in
- * meanwhile can neither be followed nor make umvu wait or take a tty) and looked at
- * again through its fd; O_NONBLOCK is then taken back unless the guest asked for it.
- * What does not exist is made with O_EXCL. The new fd, -errno, or -ECANCELED when
- * Python is to make it (nothing made yet). */
+/* The open of place->full, its directory walked without a symlink and its last component
+ * followed by nothing, its flags as the guest's: what exists is looked at (a symlink, a
+ * fifo, a device or a socket is not opened here), then opened with openat2
+ * RESOLVE_NO_SYMLINKS, O_NONBLOCK and O_NOCTTY (what was swapped in meanwhile can
+ * neither be followed nor make umvu wait or take a tty) and looked at again through its
+ * fd; O_NONBLOCK is then taken back unless the guest asked for it. What does not exist
+ * is made with O_EXCL. The new fd, -errno, or -ECANCELED when Python is to make it
+ * (nothing made yet). */
 #define OPEN_FLAGS_KNOWN (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | \
 			  O_NONBLOCK | O_DSYNC | O_ASYNC | O_DIRECT | O_LARGEFILE | \
 			  O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_SYNC)
@@ -230,37 +236,32 @@ static int plain_kind(mode_t m, dev_t rdev)
 	return S_ISREG(m) || S_ISDIR(m) || (S_ISCHR(m) && major(rdev) == 1);
 }
 
-static int open_at(const struct place *p, int flags, int mode, int follow)
+static int open_at(const struct place *p, int flags, int mode)
 {
 	struct stat st;
-	if (fstatat(p->fd, p->last, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+	struct open_how how = {
+		.flags = (unsigned long)((flags & OPEN_FLAGS_KNOWN) | O_CLOEXEC),
+		.mode = flags & O_CREAT ? (unsigned long)(mode & 07777) : 0,
+		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	if (flags & O_PATH)
+		return -ECANCELED; /* (whose other flags openat2 refuses where open drops them) */
+	if (fstatat(AT_FDCWD, p->full, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno != ENOENT)
-			return -ECANCELED;
+			return -ECANCELED; /* (the kernel's answer, which Python's walk gives) */
 		if (!(flags & O_CREAT))
 			return -ENOENT;
-		int fd = openat(p->fd, p->last, flags | O_EXCL | O_CLOEXEC, mode);
-		if (fd < 0 && errno == EEXIST && !(flags & O_EXCL))
-			return -ECANCELED; /* made meanwhile */
+		how.flags |= O_EXCL;
+		int fd = (int)syscall(SYS_openat2, AT_FDCWD, p->full, &how, sizeof how);
+		if (fd < 0 && (errno == ELOOP || (errno == EEXIST && !(flags & O_EXCL))))
+			return -ECANCELED; /* made meanwhile, or a symlink swapped in */
 		return fd < 0 ? -errno : fd;
 	}
-	if (S_ISLNK(st.st_mode)) {
-		/* O_NOFOLLOW or O_CREAT|O_EXCL: the kernel follows nothing either (and a
-		 * call that follows was walked to this name when it was none: Python's) */
-		if (follow)
-			return -ECANCELED;
-		int fd = openat(p->fd, p->last, flags | O_CLOEXEC, mode);
-		return fd < 0 ? -errno : fd;
-	}
-	if (!plain_kind(st.st_mode, st.st_rdev) || (flags & O_PATH))
-		return -ECANCELED; /* (a fifo, a tty, a device, a socket; O_PATH, whose other
-				    * flags openat2 refuses where open drops them: Python's) */
-	struct open_how how = {
-		.flags = (unsigned long)((flags & OPEN_FLAGS_KNOWN) | O_NONBLOCK | O_NOCTTY |
-					 O_CLOEXEC),
-		.mode = flags & O_CREAT ? (unsigned long)(mode & 07777) : 0,
-		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH,
-	};
-	int fd = (int)syscall(SYS_openat2, p->fd, p->last, &how, sizeof how);
+	if (!plain_kind(st.st_mode, st.st_rdev))
+		return -ECANCELED; /* (a symlink not followed, a fifo, a tty, a device, a
+				    * socket: Python's) */
+	how.flags |= O_NONBLOCK | O_NOCTTY;
+	int fd = (int)syscall(SYS_openat2, AT_FDCWD, p->full, &how, sizeof how);
 	if (fd < 0)
 		/* a symlink or a socket swapped in (nothing made: Python's), or the
 		 * kernel's answer */
@@ -396,7 +397,7 @@ int host_write_in_c(int tid, const struct umvu_event *ev)
 	int np = d->path[1] < 6 ? 2 : 1;
 	for (int i = 0; i < np; i++) {
 		int dirfd = d->dirfd[i] < 6 ? (int)a[d->dirfd[i]] : AT_FDCWD;
-		if (!place_of(tid, dirfd, a[d->path[i]], &p[i])) {
+		if (!place_of(tid, dirfd, a[d->path[i]], &p[i], !is_open)) {
 			if (i)
 				close(p[0].fd);
 			return 0;
@@ -408,7 +409,7 @@ int host_write_in_c(int tid, const struct umvu_event *ev)
 		ret = -ECANCELED;
 	} else switch (ev->nr) {
 	case SYS_open: case SYS_openat: case SYS_creat:
-		ret = open_at(&p[0], flags, mode, follow);
+		ret = open_at(&p[0], flags, mode);
 		break;
 	case SYS_mkdir:
 		ret = mkdirat(p[0].fd, p[0].last, (mode_t)a[1]);
@@ -481,7 +482,8 @@ int host_write_in_c(int tid, const struct umvu_event *ev)
 	if (creates)
 		umask((mode_t)old_umask);
 	for (int i = 0; i < np; i++)
-		close(p[i].fd);
+		if (p[i].fd >= 0)
+			close(p[i].fd);
 	if (ret == -ECANCELED)
 		return 0;
 	switch (ev->nr) { /* a name that went: the walks' steps of it go */
