@@ -8,13 +8,40 @@ calling guest's fs ids around the module's code (``as_caller``) and back; a modu
 that waits gives umvu its own ids back for the time it waits (``waiting.drive``), so
 that the other guests' calls served meanwhile are not made with them. In a session of
 an ordinary user, umvu and its guests have one uid: nothing is switched.
+
+The ids are switched for the calling thread alone (the raw setresuid, setresgid and
+setgroups calls: the kernel's credentials are per thread; glibc's seteuid would switch
+every thread of umvu, by a signal that restarts what they wait in): a thread of umvu's
+that waits for a guest (a fifo's open) keeps the ids it started with.
 """
 from __future__ import annotations
 
 import os
+import struct
+
+from umvu.core import syscalls
+from umvu.core.tracer import raw_syscall
 
 ROOT = os.geteuid() == 0  # the session's umvu is root
 _OWN_GROUPS = os.getgroups() if ROOT else []
+_NR = {name: syscalls.number(name) for name in ("setresuid", "setresgid", "setgroups")}
+_KEEP = 0xFFFFFFFF  # (uid_t)-1: unchanged
+
+
+def _thread_ids(uid: int, gid: int, groups) -> None:
+    """This thread's effective ids and groups (only this thread's): to a guest's, its
+    groups and gid while it is still root, then its uid; back to root's, the uid
+    first."""
+    packed = struct.pack("<%dI" % len(groups), *groups) if groups else b"\0" * 4
+    steps = [(_NR["setgroups"], (len(groups), packed)),
+             (_NR["setresgid"], (_KEEP, gid, _KEEP)),
+             (_NR["setresuid"], (_KEEP, uid, _KEEP))]
+    if uid == 0:
+        steps.reverse()
+    for nr, args in steps:
+        ret = raw_syscall(nr, *args)
+        if ret < 0:
+            raise OSError(-ret, os.strerror(-ret))
 
 active = None  # the AsCaller umvu's ids are switched to now, or None
 
@@ -28,16 +55,12 @@ class AsCaller:
 
     def enter(self) -> None:
         global active
-        os.setgroups(self.groups)
-        os.setegid(self.gid)
-        os.seteuid(self.uid)
+        _thread_ids(self.uid, self.gid, self.groups)
         active = self
 
     def leave(self) -> None:
         global active
-        os.seteuid(0)
-        os.setegid(0)
-        os.setgroups(_OWN_GROUPS)
+        _thread_ids(0, 0, _OWN_GROUPS)
         active = None
 
 

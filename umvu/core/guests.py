@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from umvu.core import syscalls
+from umvu.core import credentials, syscalls
 
 SCRATCH_SIZE = 16 * 4096  # a thread's scratch area in its guest's memory
 NR_MMAP = syscalls.number("mmap")
@@ -102,7 +102,8 @@ class Guests:
         0700 under an unpredictable name, so no other user reaches what is in it."""
         if self._exec_dir is None:
             import tempfile
-            self._exec_dir = tempfile.mkdtemp(prefix="umvu-")  # (0700, O_EXCL)
+            with credentials.own_ids():  # (umvu's, whoever's call needs it first)
+                self._exec_dir = tempfile.mkdtemp(prefix="umvu-")  # (0700, O_EXCL)
         return self._exec_dir
 
     def exec_copy(self, entry, rel: bytes, st) -> bytes:

@@ -93,11 +93,11 @@ def is_fd_dir(parent: bytes) -> bool:
 
 
 class FifoWait:
-    """A fifo opened for writing with no reader yet: the open waits in a thread of
-    umvu's (signals blocked), the guest's call in the kernel (a call that waits,
-    umvu.core.waiting), and the file is the guest's once a reader came. A signal that
-    ends the wait makes the thread's open return (a reader for an instant) and the file
-    is closed."""
+    """A fifo opened for writing with no reader yet (or, a module's fifo, for reading
+    with no writer): the open waits in a thread of umvu's (signals blocked), the
+    guest's call in the kernel (a call that waits, umvu.core.waiting), and the file is
+    the guest's once the other side came. A signal that ends the wait makes the
+    thread's open return (the other side for an instant) and the file is closed."""
 
     def __init__(self, pin: int, flags: int) -> None:
         self.pin, self.flags = pin, flags  # pin: O_PATH fd of the fifo
@@ -138,8 +138,9 @@ class FifoWait:
             return result[0]
         except BaseException:
             cancelled.append(True)
-            try:  # a reader for an instant: the thread's open returns
-                os.close(os.open(again, os.O_RDONLY | O_NONBLOCK | O_CLOEXEC))
+            other = os.O_WRONLY if self.flags & O_ACCMODE == os.O_RDONLY else os.O_RDONLY
+            try:  # the other side for an instant: the thread's open returns
+                os.close(os.open(again, other | O_NONBLOCK | O_CLOEXEC))
             except OSError:
                 pass
             raise
@@ -425,6 +426,26 @@ class HostCalls:
         if fd < 0:
             return fd
         return self.granted(fd, flags)
+
+    def open_fifo_for(self, host: bytes, flags: int):
+        """A module's fifo (a private host fifo umvu made, its mode umvu's: the module's
+        rules were applied) opened by umvu for the guest, whose ids may not reach it,
+        and handed over; an open that waits for the other side is a call that waits."""
+        flags &= ~(O_CREAT | O_EXCL | O_TRUNC)
+        acc = flags & O_ACCMODE
+        if flags & O_NONBLOCK or acc == os.O_RDWR:
+            return self.granted(_check(raw_syscall(NR["openat"], -100, host,
+                                                   flags | O_NOFOLLOW | O_CLOEXEC, 0)),
+                                flags)
+        if acc == os.O_WRONLY:  # at once when a reader is there
+            fd = raw_syscall(NR["openat"], -100, host,
+                             flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC, 0)
+            if fd != -errno.ENXIO:
+                fd = _check(fd)
+                os.set_blocking(fd, True)
+                return self.granted(fd, flags)
+        pin = _check(raw_syscall(NR["openat"], -100, host, O_PATH | O_NOFOLLOW | O_CLOEXEC))
+        return self.granted(_check(drive(FifoWait(pin, flags).opened())), flags)
 
     @staticmethod
     def granted(fd: int, flags: int):

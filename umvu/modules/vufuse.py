@@ -569,12 +569,14 @@ class FuseService(KernelRules):
         if not stat.S_ISFIFO(st.st_mode):
             raise OSError(errno.ENXIO, "device files of a vufuse mount")
         fifo = os.path.join(self.api.private_dir(), b"fifo-%d-%d" % (self.dev, st.st_ino))
-        mode = stat.S_IMODE(st.st_mode)  # the file's own permissions, as natively
-        try:
-            os.mkfifo(fifo, mode)
-        except FileExistsError:
-            pass
-        os.chmod(fifo, mode)  # (mkfifo applied the umask)
+        # umvu's own, for umvu alone: the file's permissions were checked (access) and
+        # umvu opens it for the guest (a guest that dropped its ids could not reach it,
+        # and no other user may talk into it)
+        with self.api.mounter_ids():
+            try:
+                os.mkfifo(fifo, 0o600)
+            except FileExistsError:
+                pass
         return fifo
 
     # ---------------------------------------------------------------- handles
