@@ -85,5 +85,21 @@ def test_vufuseext2_default_is_read_only_and_says_so(tmp_path):
     mkfs(image, size="16M")
     r = run("umvu", ["bash", "-c", "vu_insmod vufuse && vumount -t vufuseext2 %s /mnt && "
                      "grep ' /mnt ' /proc/mounts" % image])
-    assert r.stdout == b"%s /mnt vufuseext2 ro 0 0\n" % bytes(image), r.stderr
+    # (the type: the file system's own, as a kernel mount of the image shows it)
+    assert r.stdout == b"%s /mnt ext4 ro 0 0\n" % bytes(image), r.stderr
     assert subprocess.run(["e2fsck", "-fn", str(image)], capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("fstype", ["ext2", "ext3", "ext4"])
+def test_vufuseext2_shows_the_type_blkid_tells(tmp_path, fstype):
+    """/proc/mounts, and so df -T, show what the image is, as a kernel mount of it
+    would (pjdfstest asks ext4's own checks by it); vuctl mounts the vumount type."""
+    image = tmp_path / "disk.img"
+    mkfs(image, fstype=fstype, size="16M")
+    told = subprocess.run(["blkid", "-o", "value", "-s", "TYPE", str(image)],
+                          capture_output=True, check=True).stdout.strip()
+    assert told == fstype.encode()
+    r = run("umvu", ["bash", "-c", "vu_insmod vufuse && vumount -t vufuseext2 %s /mnt && "
+                     "df -PT /mnt | tail -1 | awk '{print $2}'; vuctl mounts | "
+                     "grep -c vufuseext2" % image])
+    assert r.stdout == told + b"\n1\n", r.stderr

@@ -138,6 +138,9 @@ class Service:
     excepts                          attribute: guest paths below the mount that it does
                                      not serve (what is below shows through)
     destroy()                        the mount goes away (Module.umount's default)
+    shown_fstype                     attribute: the type /proc/mounts (so df -T, findmnt)
+                                     shows, the kernel's name for what is mounted
+                                     (absent or None: the vumount type)
     readonly                         attribute: True when the mount refuses every write
                                      (/proc/mounts shows it ro, whatever the options)
 
@@ -159,7 +162,7 @@ OPERATIONS = frozenset((
     "getxattr", "setxattr", "listxattr", "removexattr", "ioctl"))
 CAPABILITIES = frozenset((
     "native_host", "native_root", "host_path", "special_path", "plain_content",
-    "seek_size", "host_backing", "excepts", "destroy", "readonly"))
+    "seek_size", "host_backing", "excepts", "destroy", "readonly", "shown_fstype"))
 HOOKS = frozenset(("syscall", "after"))
 for _name in sorted(OPERATIONS):
     setattr(Service, _name, _enosys(_name))

@@ -16,3 +16,9 @@ touch w3 && chmod 6767 w3 && as sh -c 'echo x >> w3'; echo write_no_gx=$(stat -c
 mkdir sd && chgrp 100 sd && chmod 2777 sd && as mkdir sd/sub && as touch sd/file && mkdir sd/rootsub
 echo sgid_dir $(stat -c '%a:%g' sd/sub sd/file sd/rootsub)
 as sh -c 'umask 0; touch sd/x; chmod 2777 sd/x'; echo $(stat -c '%a:%g' sd/x)
+# chown(-1, -1) changes nothing but the ctime, as the kernel's chown does (a tick later)
+touch ct && python3 -c 'import os, time
+before = os.stat("ct").st_ctime_ns
+time.sleep(0.05)
+os.chown("ct", -1, -1)
+print("chown -1 -1 ctime", os.stat("ct").st_ctime_ns > before)'

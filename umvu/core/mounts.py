@@ -19,7 +19,7 @@ def proc_mounts(table, t, mountinfo: bool) -> bytes:
         opts = options_shown(e)
         src = _octal_escape(e.source or b"none")
         dst = _octal_escape(e.key)
-        fstype = (e.fstype or "vu").encode()
+        fstype = (capability(e.service, "shown_fstype") or e.fstype or "vu").encode()
         if mountinfo:
             lines.append(b"%d 1 0:%d / %s %s - %s %s %s\n" % (
                 100000 + e.seq, 200 + e.seq, dst, opts.split(",")[0].encode(), fstype,

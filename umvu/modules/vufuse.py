@@ -177,6 +177,9 @@ class FuseService(KernelRules):
         self.api = api
         self.dev = dev
         self.readonly = readonly
+        # what /proc/mounts and df show as its type: the file system's own name where
+        # the submodule gives one (vufuseext2: ext2, ext3 or ext4, as the kernel's)
+        self.shown_fstype = getattr(ops, "fstype", None)
         self.default_permissions = default_permissions
         self.fakeroot = fakeroot  # permission checks treat every caller as root
         self.pf = _pyfuse3()
@@ -491,8 +494,9 @@ class FuseService(KernelRules):
             mode = self._privs_dropped(st.st_mode, st.st_gid if gid == -1 else gid, ctx)
             if mode != st.st_mode:
                 values["mode"] = mode
-        if values:
-            self._setattr(ino, **values)
+        if not values:  # (the kernel's chown changes the ctime whatever it is given)
+            values["ctime_ns"] = time.time_ns()
+        self._setattr(ino, **values)
 
     def truncate(self, path, length):
         self._rofs()

@@ -97,6 +97,20 @@ def _refuse(code: int, text: str):
     return OSError(code, text)
 
 
+# features only ext4 has (as blkid tells ext4 from ext3 and ext2)
+EXT4_INCOMPAT = 0x0040 | 0x0080 | 0x0200 | 0x0400 | 0x1000 | 0x8000 | 0x10000  # extents,
+# 64bit, flex_bg, ea_inode, dirdata, inline_data, encrypt
+EXT4_RO_COMPAT = 0x0008 | 0x0010 | 0x0020 | 0x0040 | 0x0400  # huge_file, gdt_csum,
+# dir_nlink, extra_isize, metadata_csum
+
+
+def _kind(info) -> str:
+    """ext4, ext3 or ext2: the type a kernel mount of this file system shows."""
+    if info.feature_incompat & EXT4_INCOMPAT or info.feature_ro_compat & EXT4_RO_COMPAT:
+        return "ext4"
+    return "ext3" if info.has_journal else "ext2"
+
+
 class Ext2Operations(pyfuse3.Operations):
     """A pyfuse3 file system on an ext2/3/4 image (libext2fs does the on-disk work)."""
 
@@ -125,6 +139,7 @@ class Ext2Operations(pyfuse3.Operations):
                           % (name, e.strerror)) from None
         info = self.img.info()
         self.info = info
+        self.fstype = _kind(info)
         problem = None
         if info.needs_recovery:
             problem = (errno.EUCLEAN, "%s: the journal needs recovery; run e2fsck on it "
@@ -277,7 +292,7 @@ class Ext2Operations(pyfuse3.Operations):
             which |= SET_MTIME
         if which & SET_MODE:
             self._chmod_acl(ino, mode)
-        if which or fields.update_size:
+        if which or fields.update_size or getattr(fields, "update_ctime", False):
             which |= SET_CTIME
             self.img.setattr(
                 ino, which, mode=mode,

@@ -87,7 +87,8 @@ class RealFS(pyfuse3.Operations):
                     os.truncate(path, attr.st_size)
             if fields.update_mode:
                 os.chmod(path, stat.S_IMODE(attr.st_mode))
-            if fields.update_uid or fields.update_gid:
+            if fields.update_uid or fields.update_gid or \
+                    getattr(fields, "update_ctime", False):  # (-1, -1: the ctime alone)
                 os.chown(path, attr.st_uid if fields.update_uid else -1,
                          attr.st_gid if fields.update_gid else -1, follow_symlinks=False)
             if fields.update_atime or fields.update_mtime:
