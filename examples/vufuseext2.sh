@@ -21,7 +21,8 @@ vumount -t vufuseext2 -o ro $work/image.ext4 $work/mnt
 ls -l $work/mnt
 cat $work/mnt/README
 cp -a $work/mnt/some/dir $work/home/copy
-grep vufuseext2 /proc/mounts
+grep " $work/mnt " /proc/mounts         # (its type: ext4, as the kernel shows it)
+vuctl mounts                        # (the module: vufuseext2)
 vuumount $work/mnt
 vumount -t vufuseext2 -o rw+ $work/image.ext4 $work/mnt
 echo "written inside umvu" > $work/mnt/new.txt
