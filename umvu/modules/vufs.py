@@ -25,10 +25,12 @@ MODES = ("bind", "merge", "cow", "mincow")
 
 
 def _exists(path: bytes) -> bool:
+    """Whether path names something; what the walk to it meets but ENOENT and ENOTDIR
+    (EACCES: a directory the caller may not search) is the caller's answer."""
     try:
         os.lstat(path)
         return True
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return False
 
 
@@ -72,7 +74,7 @@ class LayeredTree:
         raise OSError(errno.EXDEV, "outside the layers")
 
     def _mark_deleted(self, path: bytes) -> None:
-        with self.at(self.whiteout(path), make_dirs=True) as a:
+        with self._mounter(), self.at(self.whiteout(path), make_dirs=True) as a:
             os.close(a.open(os.O_WRONLY | os.O_CREAT, 0o644))
 
     def hidden(self, path: bytes) -> bool:
@@ -81,10 +83,11 @@ class LayeredTree:
         if self.mode not in ("cow", "mincow"):
             return False
         p = path
-        while p not in (b"/", b""):
-            if _exists(self.whiteout(p)):
-                return True
-            p = p.rpartition(b"/")[0] or b"/"
+        with self._mounter():  # (the whiteouts are the view's own bookkeeping)
+            while p not in (b"/", b""):
+                if _exists(self.whiteout(p)):
+                    return True
+                p = p.rpartition(b"/")[0] or b"/"
         return False
 
     def where(self, path: bytes) -> bytes | None:
