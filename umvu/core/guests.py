@@ -97,6 +97,29 @@ class Guests:
             self._placeholder = os.fsencode(path)
         return self._placeholder
 
+    def alias_of(self, host_dir: bytes) -> bytes:
+        """A short path that stands for the directory host_dir (a symlink of umvu's
+        under an unpredictable name, in a directory of its own others may search but not
+        list, 0711): a unix socket path the kernel takes in 108 bytes. Every check of
+        the path it stands for applies to whoever follows it. Dropped with
+        drop_alias."""
+        import secrets
+        with credentials.own_ids():
+            if self._alias_dir is None:
+                import tempfile
+                self._alias_dir = os.fsencode(tempfile.mkdtemp(prefix="umvu-at-"))
+                os.chmod(self._alias_dir, 0o711)
+            alias = os.path.join(self._alias_dir, secrets.token_hex(8).encode())
+            os.symlink(host_dir, alias)
+        return alias
+
+    def drop_alias(self, alias: bytes) -> None:
+        with credentials.own_ids():
+            try:
+                os.unlink(alias)
+            except FileNotFoundError:
+                pass
+
     def private_dir(self) -> str:
         """umvu's own host directory (exec copies, fifos, the placeholder directory):
         0700 under an unpredictable name, so no other user reaches what is in it."""

@@ -109,6 +109,7 @@ class Hypervisor(Guests, Filters):
         self.shared_maps: list = []  # vfs.SharedMap of live MAP_SHARED mappings
         self.shared_maps_made = False  # since then msync and munmap are traced
         self._exec_dir: str | None = None  # host copies of executed virtual files
+        self._alias_dir: bytes | None = None  # see alias_of
         self._placeholder: bytes | None = None  # see placeholder_dir
 
     # ------------------------------------------------------------- lifecycle
@@ -140,9 +141,10 @@ class Hypervisor(Guests, Filters):
         for sm in self.shared_maps:
             os.close(sm.memfd)
         self.shared_maps.clear()
-        if self._exec_dir is not None:
-            import shutil
-            shutil.rmtree(self._exec_dir, ignore_errors=True)
+        for made in (self._exec_dir, self._alias_dir):
+            if made is not None:
+                import shutil
+                shutil.rmtree(made, ignore_errors=True)
         for e in list(self.table.entries)[::-1]:  # newest first: stacked mounts
             if e.mounted and not e.alias:             # go before what they stand on
                 call_to_retval(e.module.umount, e.service, 0)

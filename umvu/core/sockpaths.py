@@ -83,8 +83,11 @@ class SocketPaths:
         if isinstance(new, int):
             self.call(svc, "unlink", r.rel)
             return new
+        made = new.on_exit
 
         def bound(ret):
+            if made is not None:
+                made(ret)
             if ret < 0:  # the kernel refused: no node is left behind
                 self.call(svc, "unlink", r.rel)
         return Native(new.args, bound)
@@ -96,10 +99,25 @@ class SocketPaths:
         return self.call(svc, "special_path", rel, st)
 
     def _unix_at(self, t, args, host: bytes):
-        """The call with its address naming host (ENAMETOOLONG if it cannot)."""
+        """The call with its address naming host: where that is 108 bytes or more, a
+        short alias of host's directory and its last name (ENAMETOOLONG if even that
+        is too long), the alias dropped once the call is made."""
+        alias = None
         if len(host) >= SUN_PATH_MAX:
-            return -errno.ENAMETOOLONG
+            parent, _, name = host.rpartition(b"/")
+            if len(name) > SUN_PATH_MAX - 48:  # ("/tmp/umvu-at-XXXXXXXX/" + 16 + "/")
+                return -errno.ENAMETOOLONG
+            alias = self.hv.alias_of(parent or b"/")
+            host = alias + b"/" + name
+            if len(host) >= SUN_PATH_MAX:
+                self.hv.drop_alias(alias)
+                return -errno.ENAMETOOLONG
         addr = struct.pack("<H", AF_UNIX) + host + b"\0"
         guest_addr = self.hv.scratch(t)
         self.tracer.poke(t.tid, guest_addr, addr)
-        return Native(args.changed(ptr=guest_addr, size=len(addr)))
+        if alias is None:
+            return Native(args.changed(ptr=guest_addr, size=len(addr)))
+
+        def made(ret):
+            self.hv.drop_alias(alias)
+        return Native(args.changed(ptr=guest_addr, size=len(addr)), made)
