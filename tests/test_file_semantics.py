@@ -20,6 +20,8 @@ and errnos compared.
 - Times: touch (both now) needs ownership or write access (EACCES), explicit times or
   one time alone ownership (EPERM).
 - truncate of what is not a regular file: EISDIR for a directory, EINVAL for a fifo.
+- Paths as long as the kernel takes (PATH_MAX less one, relative), though the host path
+  below a mount (a vufs layer's) is longer.
 """
 import os
 import shutil
@@ -100,6 +102,7 @@ SCENARIOS = [
      b"d/f stat Permission denied\n", False),
     ("truncate of each kind", "python3 %s" % (PROGS / "truncate_kinds.py"),
      b"truncate p 0 EINVAL\n", False),
+    ("long paths", "python3 %s" % (PROGS / "long_paths.py"), b"unlink g 0\n", False),
     # bind makes the socket in the module's file system, connect finds it there
     ("unix sockets", "python3 %s" % (PROGS / "unix_sockets.py"), b"got b'ping'\n", False),
 ]

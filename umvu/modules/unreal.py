@@ -11,6 +11,7 @@ import os
 import stat
 
 from umvu.api import Module, touching
+from umvu.modules._longpaths import PATH_MAX, Host
 
 PREFIX = b"/unreal"
 
@@ -28,16 +29,16 @@ class _ExactMode:
 exact_mode = _ExactMode()
 
 
-def utime_ns(host_path: bytes, atime_ns, mtime_ns) -> None:
+def utime_ns(host_path: bytes, atime_ns, mtime_ns, dir_fd=None) -> None:
     """Set a host file's times; None leaves that time as it is (both now: as touch, with
     the kernel's own rule for who may)."""
     if touching(atime_ns, mtime_ns):
-        os.utime(host_path, None, follow_symlinks=False)
+        os.utime(host_path, None, dir_fd=dir_fd, follow_symlinks=False)
         return
-    st = os.lstat(host_path)
+    st = os.stat(host_path, dir_fd=dir_fd, follow_symlinks=False)
     os.utime(host_path, ns=(st.st_atime_ns if atime_ns is None else atime_ns,
                             st.st_mtime_ns if mtime_ns is None else mtime_ns),
-             follow_symlinks=False)
+             dir_fd=dir_fd, follow_symlinks=False)
 
 
 _O_PATH_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -164,21 +165,24 @@ class HostTree:
         self.native_root = None if readonly else (self.root or b"/")
 
     def native_host(self, path: bytes):
-        return None if self.readonly else self.host(path)
+        if self.readonly:
+            return None
+        host = self.host(path)
+        return host if len(host) < PATH_MAX else None  # (too long for the kernel: ours)
 
     def host(self, path: bytes) -> bytes:
         return self.root + path if path != b"/" else (self.root or b"/")
 
     # --- paths
     def lstat(self, path):
-        return os.lstat(self.host(path))
+        return Host.lstat(self.host(path))
 
     def access(self, path, mode):
-        if not os.access(self.host(path), mode, follow_symlinks=False):
+        if not Host.access(self.host(path), mode, follow_symlinks=False):
             raise OSError(errno.EACCES, "access")
 
     def readlink(self, path):
-        return os.readlink(self.host(path))
+        return Host.readlink(self.host(path))
 
     def _erofs(self, *args):
         raise OSError(errno.EROFS, "read-only file system")
@@ -193,62 +197,65 @@ class HostTree:
         if self.readonly and (flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC)):
             raise OSError(errno.EROFS, "read-only file system")
         with exact_mode:
-            return os.open(self.host(path),
-                           (flags | os.O_CLOEXEC | os.O_NOFOLLOW) & ~os.O_NOCTTY, mode)
+            return Host.open(self.host(path),
+                             (flags | os.O_CLOEXEC | os.O_NOFOLLOW) & ~os.O_NOCTTY, mode)
 
     def mkdir(self, path, mode):
         with exact_mode:
-            os.mkdir(self.host(path), mode)
+            Host.at(os.mkdir, self.host(path), mode)
 
     def rmdir(self, path):
-        os.rmdir(self.host(path))
+        Host.at(os.rmdir, self.host(path))
 
     def unlink(self, path):
-        os.unlink(self.host(path))
+        Host.at(os.unlink, self.host(path))
 
     def rename(self, old, new, flags):
         if flags:
             raise OSError(errno.EINVAL, "rename flags")
-        os.rename(self.host(old), self.host(new))
+        Host.two(lambda a, b, da, db: os.rename(a, b, src_dir_fd=da, dst_dir_fd=db),
+                 self.host(old), self.host(new))
 
     def link(self, old, new):
-        os.link(self.host(old), self.host(new), follow_symlinks=False)
+        Host.two(lambda a, b, da, db: os.link(a, b, src_dir_fd=da, dst_dir_fd=db,
+                                              follow_symlinks=False),
+                 self.host(old), self.host(new))
 
     def symlink(self, target, path):
-        os.symlink(target, self.host(path))
+        Host.at(lambda p, dir_fd=None: os.symlink(target, p, dir_fd=dir_fd), self.host(path))
 
     def mknod(self, path, mode, rdev):
         with exact_mode:
-            os.mknod(self.host(path), mode, rdev)
+            Host.at(os.mknod, self.host(path), mode, rdev)
 
     def chmod(self, path, mode):
-        if stat.S_ISLNK(os.lstat(self.host(path)).st_mode):
+        if stat.S_ISLNK(Host.lstat(self.host(path)).st_mode):
             raise OSError(errno.EOPNOTSUPP, "chmod of a symlink")
-        os.chmod(self.host(path), mode)
+        Host.at(os.chmod, self.host(path), mode)
 
     def chown(self, path, uid, gid):
-        os.chown(self.host(path), uid, gid, follow_symlinks=False)
+        Host.at(os.chown, self.host(path), uid, gid, follow_symlinks=False)
 
     def truncate(self, path, length):
-        os.truncate(self.host(path), length)
+        Host.by_node(self.host(path), lambda p: os.truncate(p, length), follow_link=True)
 
     def utimens(self, path, atime_ns, mtime_ns):
-        utime_ns(self.host(path), atime_ns, mtime_ns)
+        Host.at(utime_ns, self.host(path), atime_ns, mtime_ns)
 
     def statfs(self, path):
-        return os.statvfs(self.host(path))
+        return Host.by_node(self.host(path), os.statvfs, follow_link=True)
 
     def getxattr(self, path, name):
-        return os.getxattr(self.host(path), name, follow_symlinks=False)
+        return Host.getxattr(self.host(path), name)
 
     def setxattr(self, path, name, value, flags):
-        os.setxattr(self.host(path), name, value, flags, follow_symlinks=False)
+        Host.setxattr(self.host(path), name, value, flags)
 
     def listxattr(self, path):
-        return [os.fsencode(n) for n in os.listxattr(self.host(path), follow_symlinks=False)]
+        return [os.fsencode(n) for n in Host.listxattr(self.host(path))]
 
     def removexattr(self, path, name):
-        os.removexattr(self.host(path), name, follow_symlinks=False)
+        Host.removexattr(self.host(path), name)
 
     # --- handles (host fds held by umvu)
     def close(self, fd):

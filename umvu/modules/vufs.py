@@ -18,6 +18,7 @@ import os
 import stat
 
 from umvu.api import Module, touching
+from umvu.modules._longpaths import Host as H
 from umvu.modules.unreal import At, HostTree, exact_mode
 
 WHITEOUT_DIR = b".-"
@@ -28,7 +29,7 @@ def _exists(path: bytes) -> bool:
     """Whether path names something; what the walk to it meets but ENOENT and ENOTDIR
     (EACCES: a directory the caller may not search) is the caller's answer."""
     try:
-        os.lstat(path)
+        H.lstat(path)
         return True
     except (FileNotFoundError, NotADirectoryError):
         return False
@@ -126,7 +127,7 @@ class LayeredTree:
         self._parent_up(parent)
         src = self.must(parent)
         with self._mounter(), self.at(self.up(parent)) as a:
-            st = os.lstat(src)
+            st = H.lstat(src)
             with exact_mode:
                 a.mkdir(stat.S_IMODE(st.st_mode))
             _keep_owner(st, a)
@@ -140,12 +141,12 @@ class LayeredTree:
         lo = self.must(path)
         self._parent_up(path)
         with self._mounter(), self.at(u) as a:
-            st = os.lstat(lo)
+            st = H.lstat(lo)
             if stat.S_ISDIR(st.st_mode):
                 with exact_mode:
                     a.mkdir(stat.S_IMODE(st.st_mode))
             elif stat.S_ISLNK(st.st_mode):
-                a.symlink(os.readlink(lo))
+                a.symlink(H.readlink(lo))
             elif stat.S_ISREG(st.st_mode):
                 _copy_data(lo, a)
             else:
@@ -162,10 +163,10 @@ class LayeredTree:
         h = self.must(path)
         if self.mode in ("bind", "merge") or h.startswith(self.upper + b"/") or h == self.upper:
             return h
-        if self.mode == "mincow" and os.access(h, os.W_OK, follow_symlinks=False):
+        if self.mode == "mincow" and H.access(h, os.W_OK, follow_symlinks=False):
             return h
         if check is not None:
-            check(h, os.lstat(h))
+            check(h, H.lstat(h))
         return self.copy_up(path)
 
     def _parent_may_change(self, path: bytes) -> None:
@@ -184,7 +185,7 @@ class LayeredTree:
         if self.mode == "mincow" and not self.hidden(path):
             parent = path.rpartition(b"/")[0] or b"/"
             lp = self.where(parent)
-            if lp == self.low(parent) and os.access(lp, os.W_OK):
+            if lp == self.low(parent) and H.access(lp, os.W_OK):
                 return self.low(path)
         self._parent_may_change(path)
         self._parent_up(path)
@@ -199,7 +200,7 @@ class LayeredTree:
             raise OSError(errno.ENOTEMPTY, "directory not empty")
         in_upper = h.startswith(self.upper + b"/")
         if self.mode in ("bind", "merge") or (self.mode == "mincow" and not in_upper and
-                                               os.access(os.path.dirname(h), os.W_OK)):
+                                               H.access(os.path.dirname(h), os.W_OK)):
             with self.at(h) as a:
                 a.rmdir() if is_dir else a.unlink()
             return
@@ -212,30 +213,30 @@ class LayeredTree:
     def listdir(self, path: bytes) -> set:
         names = set()
         u = self.up(path)
-        if os.path.isdir(u):
-            names |= set(os.listdir(u))
+        if H.isdir(u):
+            names |= set(H.listdir(u))
             if path == b"/" and self.mode in ("cow", "mincow"):
                 names.discard(WHITEOUT_DIR)
         if self.mode != "bind" and not self.hidden(path):
             lo = self.low(path)
-            if os.path.isdir(lo) and not (os.path.lexists(u) and not os.path.isdir(u)):
-                for n in os.listdir(lo):
+            if H.isdir(lo) and not (H.lexists(u) and not H.isdir(u)):
+                for n in H.listdir(lo):
                     if not self.hidden(path.rstrip(b"/") + b"/" + n):
                         names.add(n)
         return names
 
     # ------------------------------------------------------------ the service API
     def lstat(self, path):
-        return os.lstat(self.must(path))
+        return H.lstat(self.must(path))
 
     def access(self, path, mode):
         if mode & os.W_OK:
             self._rofs()
-        if not os.access(self.must(path), mode, follow_symlinks=False):
+        if not H.access(self.must(path), mode, follow_symlinks=False):
             raise OSError(errno.EACCES, "permission denied")
 
     def readlink(self, path):
-        return os.readlink(self.must(path))
+        return H.readlink(self.must(path))
 
     def host_path(self, path):
         return self.must(path)
@@ -285,7 +286,7 @@ class LayeredTree:
                 continue
             child = h.path.rstrip(b"/") + b"/" + name
             try:
-                st = os.lstat(self.must(child))
+                st = H.lstat(self.must(child))
             except OSError:
                 continue
             out.append((name, st.st_ino, stat.S_IFMT(st.st_mode) >> 12, i + 1))
@@ -326,7 +327,7 @@ class LayeredTree:
         if flags:
             raise OSError(errno.EINVAL, "rename flags")
         self._rofs()
-        st = os.lstat(self.must(old))
+        st = H.lstat(self.must(old))
         if self.mode in ("cow", "mincow"):
             self._parent_may_change(old)
             self._parent_may_change(new)
@@ -340,7 +341,7 @@ class LayeredTree:
         else:
             src = self.must(old)
         target = self.where(new)
-        if target is not None and os.path.isdir(target) and not os.path.islink(target):
+        if target is not None and H.isdir(target) and not H.islink(target):
             if not stat.S_ISDIR(st.st_mode):
                 raise OSError(errno.EISDIR, "is a directory")
             if self.listdir(new) - {b".", b".."}:
@@ -355,7 +356,7 @@ class LayeredTree:
         self.copy_up(path)
         for name in self.listdir(path) - {b".", b".."}:
             child = path.rstrip(b"/") + b"/" + name
-            if os.path.isdir(self.must(child)) and not os.path.islink(self.must(child)):
+            if H.isdir(self.must(child)) and not H.islink(self.must(child)):
                 self._copy_tree_up(child)
             else:
                 self.copy_up(child)
@@ -386,7 +387,7 @@ class LayeredTree:
                           else self.lower)
 
     def getxattr(self, path, name):
-        return os.getxattr(self.must(path), name, follow_symlinks=False)
+        return H.getxattr(self.must(path), name)
 
     def setxattr(self, path, name, value, flags):
         def check(h, st):
@@ -395,7 +396,7 @@ class LayeredTree:
             a.setxattr(name, value, flags)
 
     def listxattr(self, path):
-        return [os.fsencode(n) for n in os.listxattr(self.must(path), follow_symlinks=False)]
+        return [os.fsencode(n) for n in H.listxattr(self.must(path))]
 
     def removexattr(self, path, name):
         def check(h, st):
@@ -407,7 +408,7 @@ class LayeredTree:
 # The kernel's checks of a change to a lower file, for the caller (umvu's effective ids
 # are the caller's while a module serves it): setattr_prepare's, may_open's, xattr's.
 def _may(h: bytes, mode: int) -> bool:
-    return os.access(h, mode, effective_ids=True, follow_symlinks=False)
+    return H.access(h, mode, effective_ids=True, follow_symlinks=False)
 
 
 def _may_write(h, st) -> None:
@@ -466,7 +467,7 @@ def _keep_owner(st, a: At) -> None:
 
 def _copy_data(src: bytes, a: At) -> None:
     """A new regular file a with the data of the host file src."""
-    in_fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    in_fd = H.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         out_fd = a.open(os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -486,15 +487,15 @@ def _copy_data(src: bytes, a: At) -> None:
 def _copy_meta(src: bytes, a: At) -> None:
     """What shutil.copystat copies (extended attributes, mode, times) from the host
     file src to a, never following a."""
-    st = os.lstat(src)
+    st = H.lstat(src)
     if not stat.S_ISLNK(st.st_mode):
         try:
-            names = os.listxattr(src, follow_symlinks=False)
+            names = H.listxattr(src)
         except OSError:
             names = []
         for name in names:
             try:
-                a.setxattr(name, os.getxattr(src, name, follow_symlinks=False), 0)
+                a.setxattr(name, H.getxattr(src, name), 0)
             except OSError as e:
                 if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.ENODATA,
                                    errno.EINVAL, errno.EACCES):
@@ -526,7 +527,7 @@ class VuFS(Module):
                 raise OSError(errno.EINVAL, "unknown mount option %r" % item)
         if not _exists(source):
             raise OSError(errno.ENOENT, "source %s does not exist" % os.fsdecode(source))
-        if mode != "bind" and not os.path.isdir(source):
+        if mode != "bind" and not H.isdir(source):
             raise OSError(errno.ENOTDIR, "%s needs a source directory" % mode)
         if mode == "bind":
             tree = HostTree(source, readonly=readonly)
