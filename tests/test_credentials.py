@@ -91,6 +91,8 @@ cd {{tree}}
 {DROP} sh -c 'echo x > new' 2>/dev/null; echo create=$?
 {DROP} ls private >/dev/null 2>&1; echo list-private=$?
 {DROP} rm -f pub 2>/dev/null; echo unlink-pub=$?
+{DROP} rm -f sticky/roots 2>/dev/null; echo unlink-sticky=$?
+{DROP} mv sticky/roots sticky/mine 2>/dev/null; echo rename-sticky=$?
 """
 
 
@@ -105,6 +107,9 @@ def test_a_view_checks_the_dropped_guests_own_ids(top, guest_mode, view):
     (tree / "pub").write_text("public\n")
     (tree / "private").mkdir(mode=0o700)
     (tree / "private" / "inner").write_text("inner\n")
+    (tree / "sticky").mkdir()
+    os.chmod(tree / "sticky", 0o1777)  # (root's file in it: only root removes it)
+    (tree / "sticky" / "roots").write_text("root's\n")
     before = sorted(os.walk(tree))
     native = run("native", ["bash", "-c", PROBES.format(tree=tree)])
     mount = f"vu_insmod vufs && vumount -t vufs -o {view} {layer} {tree} || exit 9\n"

@@ -207,8 +207,22 @@ class LayeredTree:
         if in_upper:
             with self.at(h) as a:
                 a.rmtree() if is_dir else a.unlink()
+        else:  # (the whiteout is the view's: the kernel's may_delete checks the caller)
+            self._may_delete(path, h)
         if _exists(self.low(path)):  # a lower name stays hidden
             self._mark_deleted(path)
+
+    def _may_delete(self, path: bytes, h: bytes) -> None:
+        """The caller may remove path's entry (h: where it lives): write and search on
+        its directory, and in a sticky one only the entry's owner, the directory's or
+        root (EPERM)."""
+        self._parent_may_change(path)
+        hp = self.where(path.rpartition(b"/")[0] or b"/")
+        me = os.geteuid()
+        if hp is not None and me != 0:
+            dst = H.lstat(hp)
+            if dst.st_mode & stat.S_ISVTX and me not in (dst.st_uid, H.lstat(h).st_uid):
+                raise OSError(errno.EPERM, "sticky directory: not the owner")
 
     def listdir(self, path: bytes) -> set:
         names = set()
@@ -328,9 +342,14 @@ class LayeredTree:
             raise OSError(errno.EINVAL, "rename flags")
         self._rofs()
         st = H.lstat(self.must(old))
+        if self.mode != "bind":  # (checked before an upper directory is made for it)
+            self._may_delete(old, self.must(old))
+            there = self.where(new)
+            if there is not None:
+                self._may_delete(new, there)
+            else:
+                self._parent_may_change(new)
         if self.mode in ("cow", "mincow"):
-            self._parent_may_change(old)
-            self._parent_may_change(new)
             src = self.must(old)
             if not src.startswith(self.upper + b"/"):
                 if stat.S_ISDIR(st.st_mode):  # copy the whole lower subtree up
