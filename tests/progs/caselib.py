@@ -1,4 +1,5 @@
-"""What the path case programs (canon.py, pathcases.py) print for one attempt."""
+"""What the probe programs (canon.py, pathcases.py, dot_names.py, unix_sockets.py,
+long_paths.py) print for one attempt."""
 import errno
 import os
 import stat
@@ -19,6 +20,15 @@ def attempt(fn, with_ino=True):
     if isinstance(r, os.stat_result):
         return show(r, with_ino)
     return "ok %r" % (r,)
+
+
+def say(name, fn, *args):
+    """Print name and fn(*args)'s answer: its value (0 for None) or its errno name."""
+    try:
+        r = fn(*args)
+        print(name, 0 if r is None else r)
+    except OSError as e:
+        print(name, errno.errorcode[e.errno])
 
 
 def read(path, flags=0, dir_fd=None):

@@ -1,17 +1,9 @@
 """Paths as long as the kernel takes from the guest (PATH_MAX less one, relative to the
 cwd), whatever the host path below a mount becomes: each call and its errno
 (tests/test_file_semantics.py)."""
-import errno
 import os
 
-
-def t(name, fn):
-    try:
-        r = fn()
-        print(name, 0 if r is None else r)
-    except OSError as e:
-        print(name, errno.errorcode[e.errno])
-
+from caselib import say as t
 
 os.umask(0o022)
 comps = ["%02d" % i * 120 for i in range(16)]  # 16 directories of 240 bytes

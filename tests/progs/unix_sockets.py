@@ -1,19 +1,13 @@
 """Unix sockets bound and connected by path, in the current directory: each call and
 its errno (tests/test_file_semantics.py)."""
-import errno
 import os
 import socket
 import stat
 
+from caselib import say as t
+
 socket.setdefaulttimeout(30)  # (a socket bound elsewhere fails the test, no hang)
 
-
-def t(name, fn):
-    try:
-        r = fn()
-        print(name, 0 if r is None else r)
-    except OSError as e:
-        print(name, errno.errorcode[e.errno])
 os.umask(0o022)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 t("bind rel", lambda: s.bind("sock"))
