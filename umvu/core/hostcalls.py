@@ -48,7 +48,6 @@ OPEN_FLAGS_KNOWN = (O_ACCMODE | O_CREAT | O_EXCL | os.O_NOCTTY | O_TRUNC | os.O_
                     O_NONBLOCK | os.O_DSYNC | fcntl.FASYNC | os.O_DIRECT | os.O_LARGEFILE |
                     O_DIRECTORY | O_NOFOLLOW | os.O_NOATIME | O_CLOEXEC | os.O_SYNC)
 F_SETFL_KEPT = os.O_APPEND | fcntl.FASYNC | os.O_DIRECT | os.O_NOATIME
-O_NOCTTY = os.O_NOCTTY
 MEM_MAJOR = 1  # /dev/null, zero, full, random, urandom: the same whoever opens them
 XATTR_SIZE_MAX, XATTR_NAME_MAX = 65536, 255
 NR = {name: syscalls.number(name) for name in (
@@ -361,7 +360,7 @@ class HostCalls:
         if flags & O_PATH:  # (the kernel's open keeps only these of an O_PATH's flags)
             how_flags = flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) | O_CLOEXEC
         else:
-            how_flags = flags & OPEN_FLAGS_KNOWN | O_NONBLOCK | O_NOCTTY | O_CLOEXEC
+            how_flags = flags & OPEN_FLAGS_KNOWN | O_NONBLOCK | os.O_NOCTTY | O_CLOEXEC
         how = struct.pack("<QQQ", how_flags, mode & 0o7777 if flags & O_CREAT else 0,
                           RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH)
         fd = raw_syscall(NR["openat2"], dirfd, last, how, len(how))
