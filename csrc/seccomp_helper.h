@@ -100,6 +100,7 @@ int umvu_handed_over(struct umvu_event *ev);
 int umvu_launch(char *const argv[], int no_seccomp, int follow_in_c, long spin);
 int umvu_guest_umask(void);
 int umvu_exit_code(void);
+int umvu_main_running(void);
 int umvu_tree_rows(int *out, int max, int unseen_only);
 int umvu_set_plain(int tid, int on);
 int umvu_plain_reset(void);

@@ -304,6 +304,12 @@ int umvu_guest_umask(void)
 }
 
 /* The first guest process's status as a shell reports it (1 if unknown). */
+/* 1 while the first guest process (the session's command) has not exited */
+int umvu_main_running(void)
+{
+	return tr.main_status == -1;
+}
+
 int umvu_exit_code(void)
 {
 	if (tr.main_status == -1)

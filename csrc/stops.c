@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/ptrace.h>
@@ -86,6 +87,18 @@ void queue_event(const struct umvu_event *ev)
 		tr.queued_cap = cap;
 	}
 	tr.queued[tr.nqueued++] = *ev;
+	kick_loop();
+}
+
+/* The loop sleeping on wait_epfd is to look again (see tr.kick_fd). */
+void kick_loop(void)
+{
+	if (tr.kick_fd >= 0) {
+		uint64_t one = 1;
+		if (write(tr.kick_fd, &one, sizeof one) < 0) {
+			/* (full: it is readable anyway) */
+		}
+	}
 }
 
 /* A tracee found gone while waiting for another stop of it: its event comes later. */
@@ -108,7 +121,17 @@ void exited_meanwhile(int tid, int status)
  * one is for Python (ev NULL: queued for next_event). With listeners SIGCHLD stays
  * blocked and comes through a signalfd: every ptrace stop and exit sends one, so
  * waitpid is asked only after one came (chld_maybe); the sleep is bounded all the same. */
+static pid_t wait_tracee_(pid_t which, int *status, struct umvu_event *ev);
+
 pid_t wait_tracee(pid_t which, int *status, struct umvu_event *ev)
+{
+	pid_t r = wait_tracee_(which, status, ev);
+	if (which != -1)
+		kick_loop(); /* it may have taken what was to wake the loop */
+	return r;
+}
+
+static pid_t wait_tracee_(pid_t which, int *status, struct umvu_event *ev)
 {
 	long t0 = now_ns();
 	pid_t r;
@@ -118,6 +141,10 @@ pid_t wait_tracee(pid_t which, int *status, struct umvu_event *ev)
 		struct signalfd_siginfo si;
 		while (read(tr.sigchld_fd, &si, sizeof si) > 0)
 			;
+		uint64_t kicks;
+		if (tr.kick_fd >= 0 && read(tr.kick_fd, &kicks, sizeof kicks) < 0) {
+			/* (not kicked) */
+		}
 		r = waitpid(-1, status, __WALL | WNOHANG);
 		if (r != 0)
 			return r;
@@ -493,6 +520,11 @@ int umvu_wait_fd(void)
 		return -errno;
 	struct epoll_event ee = { .events = EPOLLIN, .data.fd = tr.sigchld_fd };
 	epoll_ctl(ep, EPOLL_CTL_ADD, tr.sigchld_fd, &ee);
+	tr.kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (tr.kick_fd >= 0) {
+		ee.data.fd = tr.kick_fd;
+		epoll_ctl(ep, EPOLL_CTL_ADD, tr.kick_fd, &ee);
+	}
 	for (int i = 0; i < tr.nlisteners; i++) {
 		ee.data.fd = tr.listeners[i];
 		epoll_ctl(ep, EPOLL_CTL_ADD, tr.listeners[i], &ee);

@@ -80,6 +80,7 @@ void exec_events_now(int tid);
 
 /* stops.c */
 void queue_event(const struct umvu_event *ev);
+void kick_loop(void);
 void exited_meanwhile(int tid, int status);
 pid_t wait_tracee(pid_t which, int *status, struct umvu_event *ev);
 

@@ -20,6 +20,7 @@ __attribute__((constructor)) static void tracer_defaults(void)
 	tr.sigchld_fd = -1;
 	tr.chld_maybe = 1;
 	tr.wait_epfd = -1;
+	tr.kick_fd = -1;
 	tr.callers_gen = 1; /* (a thread's zeroed entry: unknown) */
 }
 

@@ -160,6 +160,10 @@ struct tracer {
 	 * wait_epfd (SIGCHLD's signalfd and every listener) tells when to ask again. */
 	int nowait;
 	int wait_epfd;
+	/* an eventfd in wait_epfd: made readable when a wait for one tracee (Python's
+	 * unpark, an injected call) may have taken the SIGCHLD or a notification that was
+	 * to wake the loop sleeping on wait_epfd, or an event was queued meanwhile */
+	int kick_fd;
 	/* notifications for Python taken while waiting for one thread (umvu_inject...) */
 	struct umvu_event *queued;
 	int nqueued, queued_cap;

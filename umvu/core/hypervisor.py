@@ -111,6 +111,7 @@ class Hypervisor(Guests, Filters):
         self._exec_dir: str | None = None  # host copies of executed virtual files
         self._alias_dir: bytes | None = None  # see alias_of
         self._placeholder: bytes | None = None  # see placeholder_dir
+        self.command_over = False  # the first guest process exited (Module.command_ended)
 
     # ------------------------------------------------------------- lifecycle
     def run(self, launch) -> int:
@@ -278,6 +279,10 @@ class Hypervisor(Guests, Filters):
                 self.waits.gone(tid)
             procs.exited(tid)
             self._pending_exit.pop(tid, None)
+            if not self.command_over and not tracer.main_running():
+                self.command_over = True  # the session's command is over: the daemons
+                for mod in list(self.modules.values())[::-1]:  # it left are told to go
+                    call_to_retval(mod.command_ended)
         elif kind == EV_BOUNDARY:
             self.on_boundary(tid)
         elif kind == EV_KNOCK:  # a vu_* command: its next call gets the filter (boundary)

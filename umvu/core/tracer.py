@@ -55,6 +55,11 @@ class Tracer:
         return lib.umvu_guest_umask()
 
     @staticmethod
+    def main_running() -> bool:
+        """Whether the first guest process (the session's command) is still alive."""
+        return bool(lib.umvu_main_running())
+
+    @staticmethod
     def exit_code() -> int:
         """The first guest process's status as a shell reports it."""
         return lib.umvu_exit_code()

@@ -198,6 +198,14 @@ def drive(coro, around=None):
                 around.enter()
 
 
+def can_wait() -> bool:
+    """Whether the running code serves a guest's call, which may wait (a file released
+    at a process's exit is not one)."""
+    if isinstance(_current, _NoWaits):
+        return False
+    return getattr(_current._greenlet.getcurrent(), "call", None) is not None
+
+
 class _NoWaits:
     """Before the hypervisor runs: no call can wait."""
 
