@@ -37,8 +37,8 @@ from umvu.core.abi import s32, s64  # noqa: F401  (a register's signed 32/64-bit
 from umvu.core.actions import PASS, Native  # noqa: F401
 from umvu.core.errors import RESTARTS  # noqa: F401
 from umvu.core.log import log  # noqa: F401  (umvu's log: log.error(fmt, *args)...)
-from umvu.core.waiting import (Event, drive, lazy_trio, need_trio, sleep,  # noqa: F401
-                               wait_readable, wait_writable)
+from umvu.core.waiting import (Event, can_wait, drive, lazy_trio, need_trio,  # noqa: F401
+                               sleep, wait_readable, wait_writable)
 
 
 class Module:
@@ -71,6 +71,11 @@ class Module:
         if destroy is not None:
             destroy()
 
+    def command_ended(self) -> None:
+        """The session's command (its first process) exited while other guests run on:
+        a module stops what would keep the session alive for nothing (a FUSE daemon
+        whose mount goes away exits)."""
+
     def cleanup(self) -> None:
         """The module is unloaded (vu_rmmod); raise OSError(EBUSY) to refuse."""
 
@@ -88,6 +93,9 @@ class Service:
     service defines it; ``None`` results of operations that return nothing are 0):
 
     lstat(path) -> stat              the entry itself (no symlink followed)
+    walk_lstat(path) -> stat         (optional) the same for a directory or symlink the
+                                     walk goes through to another path: only its type
+                                     and mode are used (a cached one will do)
     access(path, mode) -> 0          mode: R_OK|W_OK|X_OK; raise EACCES (absent: every
                                      access is allowed; the core checks no mode bits)
     readlink(path) -> bytes          a symlink's target
@@ -143,6 +151,13 @@ class Service:
                                      (absent or None: the vumount type)
     readonly                         attribute: True when the mount refuses every write
                                      (/proc/mounts shows it ro, whatever the options)
+    shown_options                    attribute: the options /proc/mounts shows after ro
+                                     or rw (absent: those the mount was given), as the
+                                     kernel's file system shows its own
+    placeholder(handle) -> int|None  a host fd of the module's that the guest's fd of
+                                     this open file is to be (a copy of it): what poll,
+                                     select and epoll see of it (no eventfd then); the
+                                     fd calls stay the module's
 
     Hooks (services given to api.claim_syscalls):
 
@@ -156,18 +171,19 @@ class Service:
 
 
 OPERATIONS = frozenset((
-    "lstat", "access", "readlink", "open", "close", "pread", "pwrite", "read", "write",
+    "lstat", "walk_lstat", "access", "readlink", "open", "close", "pread", "pwrite", "read", "write",
     "fstat", "getdents", "ftruncate", "fsync", "syncfs", "truncate", "mkdir", "rmdir", "unlink",
     "rename", "link", "symlink", "mknod", "chmod", "chown", "utimens", "statfs",
     "getxattr", "setxattr", "listxattr", "removexattr", "ioctl"))
 CAPABILITIES = frozenset((
     "native_host", "native_root", "host_path", "special_path", "plain_content",
-    "seek_size", "host_backing", "excepts", "destroy", "readonly", "shown_fstype"))
+    "seek_size", "host_backing", "excepts", "destroy", "readonly", "shown_fstype",
+    "placeholder", "shown_options"))
 HOOKS = frozenset(("syscall", "after"))
 for _name in sorted(OPERATIONS):
     setattr(Service, _name, _enosys(_name))
 for _name in ("native_host", "host_path", "special_path", "plain_content", "seek_size",
-              "host_backing", "destroy"):
+              "host_backing", "destroy", "placeholder"):
     setattr(Service, _name, None)  # absent unless a service defines it
 del _name
 
@@ -232,6 +248,11 @@ class HypervisorAPI:
 
     def stat_fd(self, guest_fd: int):
         """stat of an fd of the calling guest thread (virtual or real)."""
+        raise NotImplementedError
+
+    def fd_handle(self, guest_fd: int, service):
+        """The handle of the calling thread's fd guest_fd when it is an open file of
+        service (a device's own file handed to its mount, as FUSE's fd=N), else None."""
         raise NotImplementedError
 
     def thread(self):

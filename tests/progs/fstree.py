@@ -109,7 +109,10 @@ def walk(top, times=True, skip=()):
                     groups.setdefault(key, rel)
                     fields.append("links=%d group=%r" % (st.st_nlink, groups[key]))
             elif stat.S_ISLNK(st.st_mode):
-                fields.append("-> %r" % os.readlink(path))
+                try:
+                    fields.append("-> %r" % os.readlink(path))
+                except OSError as e:  # (fuse-ext2 cannot read a long ext4 symlink)
+                    fields.append("-> <%s>" % e.strerror)
             elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
                 fields.append("dev=%d,%d" % (os.major(st.st_rdev), os.minor(st.st_rdev)))
             if times and not stat.S_ISDIR(st.st_mode):
@@ -120,7 +123,12 @@ def walk(top, times=True, skip=()):
                 except OSError as e:
                     names = ["<%s>" % e.strerror]
                 for n in names:
-                    v = os.getxattr(path, n, follow_symlinks=False) if n[0] != "<" else b""
+                    try:
+                        v = os.getxattr(path, n, follow_symlinks=False) if n[0] != "<" \
+                            else b""
+                    except OSError as e:  # (listed but not there: squashfuse's ACLs)
+                        fields.append("%s=<%s>" % (n, e.strerror))
+                        continue
                     fields.append("%s=%s" % (n, hashlib.sha256(v).hexdigest()[:12]))
             lines.append(" ".join(fields))
     return lines

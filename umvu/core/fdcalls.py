@@ -177,8 +177,19 @@ class FdCalls:
         return cut
 
     def _readv(self, t, args, vf, offset):
+        iov = self._iov(t, args.ptr, args.int)
+        if not vf.is_dir and not implements(vf.service, "pread"):
+            # a stream (a device): one read scattered, as its read_iter takes a message
+            data = self._read(vf, sum(length for _, length in iov), offset)
+            at = 0
+            for base, length in iov:
+                if at >= len(data):
+                    break
+                self.tracer.poke(t.tid, base, data[at:at + length])
+                at += length
+            return len(data)
         total = 0
-        for base, length in self._iov(t, args.ptr, args.int):
+        for base, length in iov:
             if not length:
                 continue
             data = self._read(vf, length, None if offset is None else offset + total)
@@ -189,8 +200,15 @@ class FdCalls:
         return total
 
     def _writev(self, t, args, vf, offset):
+        iov = self._iov(t, args.ptr, args.int)
+        if not implements(vf.service, "pwrite"):
+            # a stream (a device): the iovecs gathered into one write (a FUSE reply is
+            # one message of a header and its body)
+            data = b"".join(self.tracer.peek(t.tid, base, length)
+                            for base, length in iov if length)
+            return self._write(vf, data, offset) if data else 0
         total = 0
-        for base, length in self._iov(t, args.ptr, args.int):
+        for base, length in iov:
             if not length:
                 continue
             data = self.tracer.peek(t.tid, base, length)

@@ -120,6 +120,13 @@ class ModuleAPI(HypervisorAPI):
             return hv.vfs.fstat_of(vf)
         return os.stat("/proc/%d/fd/%d" % (t.tid, guest_fd))
 
+    def fd_handle(self, guest_fd: int, service):
+        hv = self.hv
+        vf = hv.procs.get(hv.cur_tid).files.fds.get(guest_fd)
+        if vf is None or vf.service is not service:
+            return None
+        return vf.handle
+
     def scratch_addr(self, size: int) -> int:
         """Guest address of ``size`` bytes (at most 256) that a hook may use for one
         call's rewritten arguments (the end of the calling thread's scratch area)."""

@@ -33,7 +33,8 @@ def options_shown(e) -> str:
     """A mount's options as /proc/mounts and vuctl mounts show them: ro or rw as the
     mount holds (its service's readonly, whatever the options asked), then the rest."""
     ro = e.flags & 1 or capability(e.service, "readonly", False)
-    return ("ro" if ro else "rw") + ("," + e.options if e.options else "")
+    options = capability(e.service, "shown_options", e.options)
+    return ("ro" if ro else "rw") + ("," + options if options else "")
 
 
 def _octal_escape(path: bytes) -> bytes:

@@ -8,6 +8,8 @@ import errno
 import os
 import stat
 
+from umvu.api import implements
+
 AT_FDCWD = -100
 MAXSYMLINKS = 40
 NAME_MAX = 255
@@ -47,12 +49,15 @@ class Resolver:
     def __init__(self, hv) -> None:
         self.hv = hv
 
-    def lstat_at(self, path: bytes):
-        """(entry, rel, lstat or None) of a canonical guest path."""
+    def lstat_at(self, path: bytes, crossing: bool = False):
+        """(entry, rel, lstat or None) of a canonical guest path (crossing: a component
+        the walk goes through, whose type is what matters: a service's walk_lstat)."""
         entry, rel = self.hv.table.lookup_path(path)
         try:
             if entry is None:
                 return None, rel, os.lstat(path)
+            if crossing and implements(entry.service, "walk_lstat"):
+                return entry, rel, self.hv.call(entry.service, "walk_lstat", rel)
             return entry, rel, self.hv.call(entry.service, "lstat", rel)
         except FileNotFoundError:
             return entry, rel, None
@@ -174,7 +179,7 @@ class Resolver:
                 continue
             cur = b"/" + b"/".join(stack)
             last = not todo
-            entry, rel, st = self.lstat_at(cur)
+            entry, rel, st = self.lstat_at(cur, crossing=not last)
             crossed = crossed or entry is not None
             if last and not follow:
                 exists = st is not None

@@ -15,9 +15,10 @@ CLONE_FS = 0x200
 CLONE_FILES = 0x400
 CLONE_VFORK = 0x4000
 CLONE_THREAD = 0x10000
-# what a virtual fd is in the guest: an eventfd, a memfd of a module file's data, or
-# the hypervisor's empty placeholder directory (Observers.placeholder_links)
-PLACEHOLDER_LINKS = ("anon_inode:[eventfd]", "/memfd:umvu-content")
+# what a virtual fd is in the guest: an eventfd, a memfd of a module file's data, a
+# socket of a module's (a device's readiness: Service.placeholder), or the hypervisor's
+# empty placeholder directory (Observers.placeholder_links)
+PLACEHOLDER_LINKS = ("anon_inode:[eventfd]", "/memfd:umvu-content", "socket:[")
 
 
 class Observers:

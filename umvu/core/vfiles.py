@@ -231,6 +231,11 @@ class VirtualFiles:
             call = (NR_OPENAT, lambda: [AT_FDCWD & 0xFFFFFFFF, self.scratch_path(t, where, 1),
                                         os.O_RDONLY | O_DIRECTORY | cloexec, 0, 0, 0],
                     lambda: os.open(where, os.O_RDONLY | O_DIRECTORY | O_CLOEXEC))
+        if call is None and vf.handle is not None:
+            own = capability(vf.service, "placeholder")
+            host_fd = own(vf.handle) if own is not None else None
+            if host_fd is not None:  # the module's own object (a device's readiness)
+                return Native(None, done, grant=(lambda: os.dup(host_fd), cloexec, "must"))
         if call is None:
             call = (NR_EVENTFD2, lambda: [1, cloexec, 0, 0, 0, 0],
                     lambda: os.eventfd(1, os.EFD_CLOEXEC))

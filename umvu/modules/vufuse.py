@@ -189,6 +189,7 @@ class FuseService(KernelRules):
         self.opened: dict[int, int] = {}  # inode -> open handles (no forget while open)
         self.pending_forget: dict[int, int] = {}
         self._attr_cache: dict[int, tuple] = {}  # inode -> (valid until, stat)
+        self._seen: dict[int, object] = {}  # inode -> its last stat (see walk_lstat)
         self._searched: dict[tuple, float] = {}  # (uid, gid, dir) -> searchable until
         self.image = None  # the ImageSource under this mount, if any
 
@@ -224,10 +225,13 @@ class FuseService(KernelRules):
         return Ctx(self.api)
 
     def attr(self, ea):
-        """EntryAttributes -> a stat-like object (attributes checked: garbage is EIO)."""
+        """EntryAttributes -> a stat-like object (attributes checked: garbage is EIO).
+        ``st_ino`` is the inode operations take; a ``shown_ino`` the guest sees instead
+        (the kernel's FUSE: a node id and the file's own inode number)."""
         try:
             st = types.SimpleNamespace(
-                st_mode=int(ea.st_mode), st_ino=int(ea.st_ino), st_dev=self.dev,
+                st_mode=int(ea.st_mode), st_ino=int(getattr(ea, "shown_ino", ea.st_ino)),
+                st_dev=self.dev,
                 st_nlink=int(ea.st_nlink), st_uid=int(ea.st_uid), st_gid=int(ea.st_gid),
                 st_rdev=int(ea.st_rdev), st_size=int(ea.st_size),
                 st_blksize=int(ea.st_blksize) or 4096, st_blocks=int(ea.st_blocks),
@@ -254,6 +258,7 @@ class FuseService(KernelRules):
         still = set(self.inodes.values())  # hard links: other names keep the inode
         todo = []
         for ino in dropped - still:
+            self._seen.pop(ino, None)  # (a forgotten node id may name another file)
             n = self.lookups.pop(ino, 0)
             if n and self.opened.get(ino):  # as the kernel: not while a file is open
                 self.pending_forget[ino] = self.pending_forget.get(ino, 0) + n
@@ -311,6 +316,9 @@ class FuseService(KernelRules):
 
     def _keep_attr(self, ino, ea, now):
         st = self.attr(ea)
+        if len(self._seen) > 65536:
+            self._seen.clear()
+        self._seen[ino] = st
         timeout = getattr(ea, "attr_timeout", 0) or 0
         if timeout > 0:
             if len(self._attr_cache) > 65536:
@@ -335,6 +343,16 @@ class FuseService(KernelRules):
             if ctx.uid != 0:
                 self._searchable(path, ctx)
         return self._getattr(self.inode(path))
+
+    def walk_lstat(self, path):
+        """A directory (or symlink) the walk goes through: as the kernel's walk, which
+        looks up the entry (for its entry_timeout) but uses the inode's attributes it
+        has, the last ones seen of that inode will do (an inode's type never changes)
+        unless permissions are checked here (default_permissions: lstat's own)."""
+        if self.default_permissions and not self.fakeroot:
+            return self.lstat(path)
+        st = self._seen.get(self.inode(path))
+        return st if st is not None else self.lstat(path)
 
     def access(self, path, mode):
         st = self.lstat(path)
@@ -653,8 +671,8 @@ class FuseService(KernelRules):
         out = []
         for name, ea, next_id in token.entries:
             name = bytes(name)
-            if name in (b".", b".."):
-                ino = int(ea.st_ino)
+            if name in (b".", b"..") or not getattr(ea, "is_lookup", True):
+                ino = int(ea.st_ino)  # (is_lookup False: a plain READDIR entry)
             else:
                 ino = self._counted(ea)
                 if here and ino > 0:
@@ -663,7 +681,8 @@ class FuseService(KernelRules):
                         self._entered(below + name, ino, ea)
                     except OSError:  # bad attributes: not kept (a lookup says EIO)
                         pass
-            out.append((name, ino, stat.S_IFMT(int(ea.st_mode)) >> 12, int(next_id)))
+            out.append((name, int(getattr(ea, "shown_ino", ino)),
+                        stat.S_IFMT(int(ea.st_mode)) >> 12, int(next_id)))
         return out
 
     def destroy(self):
