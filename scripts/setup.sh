@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 PKGS="gcc make python3 python3-dev python3-cffi python3-pytest python3-pexpect python3-pyfuse3 python3-trio fuse3 libfuse3-dev pkg-config
 python3-hypothesis python3-greenlet strace proot e2fsprogs git tar coreutils findutils
 libpython3.11-testsuite util-linux procps
-libext2fs-dev fuse2fs gdisk fdisk dosfstools mtools"
+libext2fs-dev fuse2fs gdisk fdisk dosfstools mtools
+fuseext2 squashfuse squashfs-tools archivemount bindfs"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -1,0 +1,300 @@
+"""The fuse module: unmodified FUSE daemons inside umvu, on its virtual /dev/fuse,
+compared with the same daemon on the host's kernel FUSE (as root), on the same input:
+the same listing (modes, owners, sizes, times, link targets, contents, xattrs), and
+images e2fsck-clean after a read-write run. The daemons that walk big trees run
+single-threaded (-s): a multi-threaded libfuse 2 daemon unmounted after such a walk
+hangs now and then in its own exit (left open in the issue)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+from conftest import BASE_ENV, REPO, run
+from test_pyfuse3_examples import (READONLY_WORKLOAD, WORKLOAD,  # noqa: F401
+                                   examples, kernel_run)  # (examples: a fixture)
+
+PROGS = REPO / "tests" / "progs"
+FSTREE = str(PROGS / "fstree.py")
+EXT2WORK = str(PROGS / "ext2work.sh")
+# a 20 MB file of known bytes, written and read back through the daemon
+BIG = ("python3 -c \"import random, sys; "
+       "sys.stdout.buffer.write(random.Random(5).randbytes(20 << 20))\"")
+
+pytestmark = pytest.mark.skipif(os.getuid() != 0,
+                                reason="the kernel FUSE side of each comparison needs root")
+
+
+def sh(cmd, cwd, timeout=600):
+    r = subprocess.run(["bash", "-c", cmd], cwd=cwd, env=BASE_ENV, capture_output=True,
+                       timeout=timeout)
+    return r
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    top = tmp_path_factory.mktemp("fuseimg")
+    src = top / "src"
+    subprocess.run(["python3", FSTREE, "make", str(src), "--small"], check=True)
+    os.symlink("dir0/f000.txt", src / "link")
+    os.link(src / "dir1" / "f000.txt", src / "hard")
+    subprocess.run(["truncate", "-s", "64M", str(top / "ext4.img")], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(src), str(top / "ext4.img")],
+                   check=True)
+    subprocess.run(["truncate", "-s", "96M", str(top / "empty.img")], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(top / "empty.img")], check=True)
+    subprocess.run(["mksquashfs", str(src), str(top / "tree.sqfs"), "-quiet",
+                    "-noappend"], check=True, capture_output=True)
+    with tarfile.open(top / "tree.tar.gz", "w:gz") as tf:
+        for name in sorted(os.listdir(src)):  # (archivemount shows no "./" members)
+            tf.add(src / name, arcname=name)
+    return top
+
+
+def _native(mount_cmd: str, mnt, walk_args: str = "", after: str = "") -> bytes:
+    """Mount on the host's kernel FUSE, walk, unmount."""
+    os.makedirs(mnt, exist_ok=True)
+    cmd = ("set -e; %s; trap 'fusermount -u %s' EXIT; %s python3 %s walk %s %s" %
+           (mount_cmd, mnt, after, FSTREE, mnt, walk_args))
+    r = sh(cmd, cwd=os.path.dirname(mnt))
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout
+
+
+def _host_check(start, mnt, flags_dir):
+    """Run a session (start() -> Popen) that touches mounted.flag once mounted and waits
+    for checked.flag: meanwhile the host's mount table must not hold the mount."""
+    mounted, checked = flags_dir / "mounted.flag", flags_dir / "checked.flag"
+    p = start()
+    try:
+        while not mounted.exists() and p.poll() is None:
+            time.sleep(0.05)
+        with open("/proc/self/mounts", "rb") as f:
+            host = f.read()
+        checked.touch()
+        out, err = p.communicate(timeout=900)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert b" %s " % os.fsencode(mnt) not in host, host.decode()
+    return p.returncode, out, err
+
+
+def _guest(mount_cmd: str, mnt, walk_args: str = "", after: str = "",
+           modules: str = "fuse") -> bytes:
+    """The same inside umvu; the host's mount table is looked at while it is mounted."""
+    os.makedirs(mnt, exist_ok=True)
+    top = mnt.parent
+    cmd = ("set -e; vu_insmod %s; %s; touch mounted.flag; "
+           "until [ -e checked.flag ]; do sleep 0.05; done; %s python3 %s walk %s %s; "
+           "vuumount %s" % (modules, mount_cmd, after, FSTREE, mnt, walk_args, mnt))
+    rc, out, err = _host_check(lambda: subprocess.Popen(
+        ["%s/bin/umvu" % REPO, "bash", "-c", cmd], cwd=top, env=BASE_ENV,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE), mnt, top)
+    assert rc == 0, err.decode()[-3000:]
+    return out
+
+
+def _same(native: bytes, guest: bytes) -> None:
+    assert native.count(b"\n") > 100
+    assert native.decode().splitlines() == guest.decode().splitlines()
+
+
+def test_fuse2fs_read_only(images, tmp_path):
+    img = images / "ext4.img"
+    native = _native("fuse2fs -s -o ro %s %s" % (img, tmp_path / "n"), tmp_path / "n")
+    guest = _guest("fuse2fs -s -o ro %s %s" % (img, tmp_path / "g"), tmp_path / "g")
+    _same(native, guest)
+
+
+def test_fuse2fs_read_write_workload(images, tmp_path):
+    """The same workload (creates, renames, unlinks, hard links, symlinks, xattrs, a
+    fifo, a 3000-entry directory, a 20 MB file) through fuse2fs on kernel FUSE and
+    inside umvu: the same tree after, both images e2fsck-clean."""
+    listings = {}
+    for side in ("native", "umvu"):
+        img = tmp_path / ("%s.img" % side)
+        shutil.copy(images / "empty.img", img)
+        mnt = tmp_path / side
+        work = "bash %s %s >/dev/null; %s > %s/big; cmp %s/big <(%s);" % (
+            EXT2WORK, mnt, BIG, mnt, mnt, BIG)
+        walk = "--no-times --skip lost+found"
+        if side == "native":
+            listings[side] = _native("fuse2fs -s %s %s" % (img, mnt), mnt, walk, work)
+        else:
+            listings[side] = _guest("fuse2fs -s %s %s" % (img, mnt), mnt, walk, work)
+        fsck = subprocess.run(["e2fsck", "-fn", str(img)], capture_output=True)
+        assert fsck.returncode == 0, fsck.stdout.decode()
+        dbg = subprocess.run(["debugfs", "-R", "cat /hello", str(img)], capture_output=True)
+        assert dbg.stdout == b"ciao\n"
+    _same(listings["native"], listings["umvu"])
+
+
+def test_fuseext2_seed_scenario_read_only(images, tmp_path):
+    """VUOS's first example, with Debian's fuse-ext2."""
+    img = images / "ext4.img"
+    native = _native("fuseext2 -o ro %s %s" % (img, tmp_path / "n"), tmp_path / "n")
+    guest = _guest("fuseext2 -o ro %s %s" % (img, tmp_path / "g"), tmp_path / "g")
+    _same(native, guest)
+
+
+def test_fuseext2_rw_on_a_vudev_partition(tmp_path):
+    """The second seed scenario: a disk image partitioned with sgdisk, a partition
+    formatted, fuse-ext2 -o rw+ on /dev/hda1 of vudevpartx; e2fsck clean after, debugfs
+    sees the file."""
+    disk = tmp_path / "disk.img"
+    subprocess.run(["truncate", "-s", "40M", str(disk)], check=True)
+    subprocess.run(["sgdisk", "-n", "1:2048:+30M", "-t", "1:8300", str(disk)],
+                   check=True, capture_output=True)
+    part = tmp_path / "part.img"
+    subprocess.run(["truncate", "-s", "30M", str(part)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(part)], check=True)
+    subprocess.run(["dd", "if=%s" % part, "of=%s" % disk, "bs=512", "seek=2048",
+                    "conv=notrunc", "status=none"], check=True)
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    cmd = ("set -e; vu_insmod vudev fuse; vumount -t vudevpartx %s /dev/hda; "
+           "fuseext2 -o rw+ /dev/hda1 %s; echo seeded > %s/seed; mkdir %s/dir; "
+           "cat %s/seed; vuumount %s; vuumount /dev/hda" % (disk, mnt, mnt, mnt, mnt, mnt))
+    r = run("umvu", ["bash", "-c", cmd], cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    assert r.stdout == b"seeded\n"
+    subprocess.run(["dd", "if=%s" % disk, "of=%s" % part, "bs=512", "skip=2048",
+                    "count=%d" % (30 * 2048), "status=none"], check=True)
+    fsck = subprocess.run(["e2fsck", "-fn", str(part)], capture_output=True)
+    assert fsck.returncode == 0, fsck.stdout.decode()
+    dbg = subprocess.run(["debugfs", "-R", "cat /seed", str(part)], capture_output=True)
+    assert dbg.stdout == b"seeded\n"
+
+
+def test_squashfuse(images, tmp_path):
+    sq = images / "tree.sqfs"
+    native = _native("squashfuse -s %s %s" % (sq, tmp_path / "n"), tmp_path / "n")
+    guest = _guest("squashfuse -s %s %s" % (sq, tmp_path / "g"), tmp_path / "g")
+    _same(native, guest)
+
+
+def test_archivemount(images, tmp_path):
+    tgz = images / "tree.tar.gz"
+    native = _native("archivemount -s -o ro %s %s" % (tgz, tmp_path / "n"), tmp_path / "n")
+    guest = _guest("archivemount -s -o ro %s %s" % (tgz, tmp_path / "g"), tmp_path / "g")
+    _same(native, guest)
+
+
+def test_bindfs(images, tmp_path):
+    src = tmp_path / "src"
+    subprocess.run(["python3", FSTREE, "make", str(src), "--small"], check=True)
+    native = _native("bindfs -s %s %s" % (src, tmp_path / "n"), tmp_path / "n")
+    guest = _guest("bindfs -s %s %s" % (src, tmp_path / "g"), tmp_path / "g")
+    _same(native, guest)
+
+
+def test_daemon_killed_mount_answers_enotconn(images, tmp_path):
+    """SIGKILL of the daemon: every call on the mount answers ENOTCONN, as the
+    kernel's; vuumount removes it; the session goes on."""
+    img = tmp_path / "k.img"
+    shutil.copy(images / "ext4.img", img)
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    cmd = ("vu_insmod fuse; fuse2fs -o ro %s %s || exit 1; cat %s/link >/dev/null || exit 2; "
+           "pkill -KILL -x fuse2fs; while pgrep -x fuse2fs >/dev/null; do sleep 0.05; done; "
+           "ls %s; cat %s/link; stat %s; vuumount %s; echo umount=$?; ls %s | wc -l; "
+           "echo alive" % (img, mnt, mnt, mnt, mnt, mnt, mnt, mnt))
+    r = run("umvu", ["bash", "-c", cmd], cwd=tmp_path, timeout=120)
+    err = r.stderr.decode()
+    assert r.returncode == 0, err
+    assert err.count("Transport endpoint is not connected") == 3, err
+    assert r.stdout == b"umount=0\n0\nalive\n"
+
+
+def test_unmount_lets_the_daemon_exit_cleanly(images, tmp_path):
+    """vuumount (and the end of the session's command) make the daemon's reads answer
+    ENODEV: libfuse calls the file system's destroy and exits with no complaint (a
+    libfuse that polls its fd sees POLLERR, as on the kernel)."""
+    img = tmp_path / "u.img"
+    shutil.copy(images / "ext4.img", img)
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    cmd = ("vu_insmod fuse; fuse2fs -f %s %s 2>daemon.err & "
+           "until [ -e %s/link ]; do sleep 0.05; done; echo new > %s/new; vuumount %s; "
+           "wait $!; echo daemon=$?; fuse2fs %s %s; echo last > %s/last" %
+           (img, mnt, mnt, mnt, mnt, img, mnt, mnt))
+    r = run("umvu", ["bash", "-c", cmd], cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.endswith(b"\ndaemon=0\n")  # (after fuse2fs's word on the journal)
+    assert b"unmount" not in (tmp_path / "daemon.err").read_bytes()
+    fsck = subprocess.run(["e2fsck", "-fn", str(img)], capture_output=True)
+    assert fsck.returncode == 0, fsck.stdout.decode()
+    for name, data in (("new", b"new\n"), ("last", b"last\n")):
+        dbg = subprocess.run(["debugfs", "-R", "cat /" + name, str(img)],
+                             capture_output=True)
+        assert dbg.stdout == data
+
+
+def test_unprivileged_user(images, as_user):
+    """As nobody: the daemon runs inside the session (the host's /dev/fuse is root's
+    alone here), nothing reaches the host's mount table; the image is clean after."""
+    work = as_user.work
+    img = work / "user.img"
+    shutil.copy(images / "ext4.img", img)
+    os.chown(img, 65534, 65534)
+    mnt = work / "mnt"
+    mnt.mkdir(exist_ok=True)
+    os.chown(mnt, 65534, 65534)
+    for flag in ("mounted.flag", "checked.flag"):
+        if (work / flag).exists():
+            (work / flag).unlink()
+    cmd = ("set -e; vu_insmod fuse; fuse2fs -s -o fakeroot %s %s; echo mine > %s/mine; "
+           "touch mounted.flag; "
+           "until [ -e checked.flag ]; do sleep 0.05; done; "
+           "python3 %s walk %s --no-times --skip lost+found | wc -l; "
+           "grep -c ' %s fuse' /proc/self/mounts; vuumount %s" %
+           (img, mnt, mnt, FSTREE, mnt, mnt, mnt))
+    rc, out, err = _host_check(lambda: subprocess.Popen(
+        as_user.prefix + ["bash", "-c", cmd], cwd=work, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE), mnt, work)
+    assert rc == 0, err.decode()[-3000:]
+    lines = out.split()
+    assert int(lines[0]) > 100 and lines[1] == b"1", out
+    fsck = subprocess.run(["e2fsck", "-fn", str(img)], capture_output=True)
+    assert fsck.returncode == 0, fsck.stdout.decode()
+    dbg = subprocess.run(["debugfs", "-R", "cat /mine", str(img)], capture_output=True)
+    assert dbg.stdout == b"mine\n"
+
+
+@pytest.mark.parametrize("name", ["hello", "passthroughfs"])
+def test_pyfuse3_example_as_a_program(examples, name, tmp_path):
+    """pyfuse3's examples, unedited, run as plain programs inside umvu (pyfuse3 ->
+    libfuse3 -> umvu's /dev/fuse; pyfuse3 waits for its fd with trio, so its readiness
+    must be right) against the same programs on the kernel's FUSE."""
+    example = examples / (name + ".py")
+    script = READONLY_WORKLOAD if name == "hello" else WORKLOAD
+    results = {}
+    for side in ("kernel", "umvu"):
+        mnt = tmp_path / ("mnt-" + side)
+        mnt.mkdir()
+        src = tmp_path / ("src-" + side)
+        src.mkdir()
+        (src / "existing").write_text("was here\n")
+        args = [str(src)] if name == "passthroughfs" else []
+        if side == "kernel":
+            r = kernel_run(example, args, mnt, script)
+        else:
+            full = ("vu_insmod fuse; /usr/bin/python3 %s %s %s & "
+                    "until grep -q ' %s ' /proc/self/mounts; do sleep 0.05; done; "
+                    "(cd %s && { %s\n}); vuumount %s; wait $!; echo daemon=$?" %
+                    (example, " ".join(args), mnt, mnt, mnt, script, mnt))
+            r = run("umvu", ["bash", "-c", full], cwd="/", timeout=600)
+            assert r.stdout.endswith(b"daemon=0\n"), r.stderr.decode()[-3000:]
+            r.stdout = r.stdout[:-len(b"daemon=0\n")]
+        results[side] = (r.returncode, r.stdout.decode())
+        if args:
+            results[side + "-src"] = sorted(os.listdir(src))
+    assert results["umvu"] == results["kernel"]
+    assert len(results["kernel"][1].splitlines()) > 5
+    if name == "passthroughfs":
+        assert results["umvu-src"] == results["kernel-src"]
