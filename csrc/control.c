@@ -107,15 +107,51 @@ static int tgid_of(int tid)
 	return tgid;
 }
 
+/* Signals sent again whose siginfo the kernel would not let umvu queue (a tgkill's
+ * SI_TKILL from the guest itself, as glibc's SIGCANCEL and SIGSETXID: their handlers
+ * ignore them from another process, and pthread_cancel's target then waits for the
+ * signal forever): the siginfo is put back at their signal-delivery stop. */
+#define REINJECT_MAX 32
+static struct {
+	int tid, sig;
+	siginfo_t si;
+} reinject[REINJECT_MAX];
+
+int take_reinjected(int tid, int sig)
+{
+	for (int i = 0; i < REINJECT_MAX; i++) {
+		if (reinject[i].tid == tid && reinject[i].sig == sig) {
+			reinject[i].tid = 0;
+			ptrace(PTRACE_SETSIGINFO, tid, 0, &reinject[i].si);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 void resend_signal(int tid, int sig)
 {
 	if (held.have && held.tid == tid && held.sig == sig) {
 		held.have = 0;
 		int tgid = tgid_of(tid);
 		/* (the kernel's own codes, si_code >= 0, cannot be queued by a process) */
-		if (tgid > 0 && held.si.si_code < 0 &&
+		if (tgid > 0 && held.si.si_code < 0 && held.si.si_code != SI_TKILL &&
 		    syscall(SYS_rt_tgsigqueueinfo, tgid, tid, sig, &held.si) == 0)
 			return;
+		int slot = -1;
+		for (int i = 0; i < REINJECT_MAX; i++) {
+			if (reinject[i].tid == tid && reinject[i].sig == sig) {
+				slot = -2; /* held again on its way: the first siginfo stays */
+				break;
+			}
+			if (reinject[i].tid == 0 && slot == -1)
+				slot = i;
+		}
+		if (slot >= 0) {
+			reinject[slot].tid = tid;
+			reinject[slot].sig = sig;
+			reinject[slot].si = held.si;
+		}
 	}
 	syscall(SYS_tkill, tid, sig);
 }

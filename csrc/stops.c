@@ -392,6 +392,7 @@ static int signal_stop(int tid, int sig, struct umvu_event *ev)
 	}
 	if (tr.nlisteners)
 		restart_notified(tid);
+	take_reinjected(tid, sig); /* (a signal umvu sent again: its own siginfo back) */
 	if (tid == tr.main_tid) {  /* (for forward_signal) */
 		siginfo_t si;
 		if (ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0) {

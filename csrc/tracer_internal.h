@@ -89,6 +89,7 @@ void resume(int tid, int sig);
 int wait_stopped(int tid, int *status);
 int wait_op(int tid, int want_op, int *pending_sig);
 void hold_signal(int tid, int sig);
+int take_reinjected(int tid, int sig);
 void resend_signal(int tid, int sig);
 int rerun_to_entry(int tid, struct user_regs_struct *r, int *pending_sig);
 void entry_reached(int tid, int pending_sig, int pass);

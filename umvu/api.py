@@ -110,6 +110,8 @@ class Service:
     getdents(handle, offset) -> [(name, ino, d_type, next_offset)]  from offset on
                                      (. and .. included, any number of entries)
     ftruncate(handle, length)        fsync(handle)      truncate(path, length)
+    fallocate(handle, mode, offset, length)   fallocate(2) (mode: FALLOC_FL_*; absent:
+                                     EOPNOTSUPP, as a file system without it)
     syncfs()                         write back everything the mount holds to where it
                                      lives (sync(2), syncfs(2) of a file below it)
     mkdir(path, mode)  rmdir(path)  unlink(path)
@@ -172,7 +174,7 @@ class Service:
 
 OPERATIONS = frozenset((
     "lstat", "walk_lstat", "access", "readlink", "open", "close", "pread", "pwrite", "read", "write",
-    "fstat", "getdents", "ftruncate", "fsync", "syncfs", "truncate", "mkdir", "rmdir", "unlink",
+    "fstat", "getdents", "ftruncate", "fallocate", "fsync", "syncfs", "truncate", "mkdir", "rmdir", "unlink",
     "rename", "link", "symlink", "mknod", "chmod", "chown", "utimens", "statfs",
     "getxattr", "setxattr", "listxattr", "removexattr", "ioctl"))
 CAPABILITIES = frozenset((

@@ -401,7 +401,18 @@ class FdCalls:
         return 0
 
     def f_fallocate(self, t, args, vf, fd):
-        return -errno.EOPNOTSUPP
+        svc = vf.service  # (the kernel's order of checks: vfs_fallocate)
+        if args.offset < 0 or args.len <= 0:
+            return -errno.EINVAL
+        if (vf.flags & O_ACCMODE) == os.O_RDONLY or vf.flags & O_PATH:
+            return -errno.EBADF
+        if vf.is_dir:
+            return -errno.EISDIR
+        if not implements(svc, "fallocate"):
+            return -errno.EOPNOTSUPP
+        self.hv.call(svc, "fallocate", vf.handle, args.mode, args.offset, args.len)
+        self.content_changed(vf)
+        return 0
 
     def f_readahead(self, t, args, vf, fd):
         return 0

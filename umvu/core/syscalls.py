@@ -328,7 +328,7 @@ _TABLE = """
 282 signalfd none fd ptr size
 283 timerfd_create std int flags
 284 eventfd none uint
-285 fallocate fd fd int off off
+285 fallocate fd fd int/mode off/offset off/len
 286 timerfd_settime std fd flags ptr ptr
 287 timerfd_gettime std fd ptr
 288 accept4 fd fd ptr ptr flags

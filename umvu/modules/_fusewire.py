@@ -600,6 +600,17 @@ class WireOps:
             await self.conn.request(FSYNC, fh.nodeid, struct.pack("<QII", fh.fh,
                                                                   1 if datasync else 0, 0))
 
+    async def fallocate(self, fh, mode, offset, length):
+        if FALLOCATE in self.conn.no:
+            raise _fuse_error(errno.EOPNOTSUPP)  # (the kernel's answer after ENOSYS)
+        try:
+            await self.conn.request(FALLOCATE, fh.nodeid, struct.pack(
+                "<QQQII", fh.fh, offset, length, mode & 0xFFFFFFFF, 0))
+        except Exception as e:
+            if getattr(e, "errno", None) == errno.ENOSYS:
+                raise _fuse_error(errno.EOPNOTSUPP) from None
+            raise
+
     async def opendir(self, inode, ctx):
         data = await self.conn.request(OPENDIR, inode, struct.pack("<II", os.O_RDONLY, 0),
                                        _ids(ctx))

@@ -194,6 +194,11 @@ class WireService(FuseService):
         self._changed(h.inode)
         return super().pwrite(h, data, offset)
 
+    def fallocate(self, h, mode, offset, length):
+        self._rofs()
+        self._changed(h.inode)
+        self.call("fallocate", h.fh, mode, offset, length)
+
     def _setattr(self, ino, fh=None, **values):
         self._changed(ino)
         return super()._setattr(ino, fh=fh, **values)
