@@ -239,8 +239,9 @@ def test_unmount_lets_the_daemon_exit_cleanly(images, tmp_path):
 
 
 def test_unprivileged_user(images, as_user):
-    """As nobody: the daemon runs inside the session (the host's /dev/fuse is root's
-    alone here), nothing reaches the host's mount table; the image is clean after."""
+    """As nobody: fuse2fs (libfuse 2) and squashfuse (libfuse 3) run inside the session
+    (the host's /dev/fuse is root's alone here), nothing reaches the host's mount table;
+    the image is clean after."""
     work = as_user.work
     img = work / "user.img"
     shutil.copy(images / "ext4.img", img)
@@ -248,6 +249,12 @@ def test_unprivileged_user(images, as_user):
     mnt = work / "mnt"
     mnt.mkdir(exist_ok=True)
     os.chown(mnt, 65534, 65534)
+    sq = work / "tree.sqfs"
+    shutil.copy(images / "tree.sqfs", sq)
+    os.chown(sq, 65534, 65534)
+    sqm = work / "sqm"
+    sqm.mkdir(exist_ok=True)
+    os.chown(sqm, 65534, 65534)
     for flag in ("mounted.flag", "checked.flag"):
         if (work / flag).exists():
             (work / flag).unlink()
@@ -255,14 +262,15 @@ def test_unprivileged_user(images, as_user):
            "touch mounted.flag; "
            "until [ -e checked.flag ]; do sleep 0.05; done; "
            "python3 %s walk %s --no-times --skip lost+found | wc -l; "
-           "grep -c ' %s fuse' /proc/self/mounts; vuumount %s" %
-           (img, mnt, mnt, FSTREE, mnt, mnt, mnt))
+           "grep -c ' %s fuse' /proc/self/mounts; vuumount %s; "
+           "squashfuse %s %s; python3 %s walk %s | wc -l; vuumount %s" %
+           (img, mnt, mnt, FSTREE, mnt, mnt, mnt, sq, sqm, FSTREE, sqm, sqm))
     rc, out, err = _host_check(lambda: subprocess.Popen(
         as_user.prefix + ["bash", "-c", cmd], cwd=work, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE), mnt, work)
     assert rc == 0, err.decode()[-3000:]
     lines = out.split()
-    assert int(lines[0]) > 100 and lines[1] == b"1", out
+    assert int(lines[0]) > 100 and lines[1] == b"1" and int(lines[2]) > 100, out
     fsck = subprocess.run(["e2fsck", "-fn", str(img)], capture_output=True)
     assert fsck.returncode == 0, fsck.stdout.decode()
     dbg = subprocess.run(["debugfs", "-R", "cat /mine", str(img)], capture_output=True)
@@ -334,3 +342,24 @@ def test_parallel_readers_and_a_daemon_killed_mid_read(images, tmp_path):
     assert lines[1:] == [b"cat=1", b"alive", b""], g.stdout
     err = g.stderr.decode()
     assert "Transport endpoint is not connected" in err or "Input/output error" in err, err
+
+
+def test_proc_mounts_line_as_the_kernels(images, tmp_path):
+    """The mount's line in /proc/mounts reads as the kernel's: libfuse's fsname as the
+    source, fuse.NAME, the flags libfuse gave, user_id/group_id (no fd=, no rootmode=)."""
+    lines = {}
+    for side in ("native", "umvu"):
+        mnt = tmp_path / "m"
+        mnt.mkdir(exist_ok=True)
+        show = "grep ' %s ' /proc/self/mounts" % mnt
+        if side == "native":
+            r = sh("cd %s && fuse2fs -o ro ext4.img %s && %s; fusermount -u %s" %
+                   (images, mnt, show, mnt), cwd=tmp_path)
+        else:
+            r = run("umvu", ["bash", "-c", "vu_insmod fuse; cd %s && fuse2fs -o ro ext4.img "
+                             "%s && %s; vuumount %s" % (images, mnt, show, mnt)],
+                    cwd=tmp_path, timeout=120)
+        assert r.returncode == 0, r.stderr.decode()
+        lines[side] = r.stdout
+    assert lines["native"].startswith(b"ext4.img %s fuse.ext4 " % os.fsencode(tmp_path / "m"))
+    assert lines["umvu"] == lines["native"]

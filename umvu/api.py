@@ -46,11 +46,14 @@ class Module:
 
     ``name``: what vu_insmod/vu_lsmod call it; ``description``: one line for vu_lsmod;
     ``filesystems``: the mount types it serves (``vumount -t TYPE``); ``creates_target``:
-    its mounts make their target (vudev's device nodes) instead of needing one."""
+    its mounts make their target (vudev's device nodes) instead of needing one;
+    ``source_is_path``: a relative source is a path in the caller's view (False: a name,
+    kept as given, as FUSE's fsname)."""
     name = ""
     description = ""
     filesystems: tuple = ()
     creates_target = False
+    source_is_path = True
 
     def __init__(self, api) -> None:
         self.api = api

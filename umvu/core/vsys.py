@@ -227,7 +227,8 @@ class VirtualSyscalls:
         # a device module makes its target (/dev/hda need not exist on the host)
         r = vfs.resolver.resolve(vfs.base_dir(t, AT_FDCWD), target, follow=True,
                                  must_exist=not mod.creates_target)
-        if source not in (b"none", b"") and not source.startswith(b"/"):
+        if source not in (b"none", b"") and not source.startswith(b"/") and \
+                mod.source_is_path:
             # a path source is taken in the guest's view, relative to its cwd
             try:
                 source = vfs.resolver.resolve(t.fs.cwd, source, follow=True).path

@@ -172,6 +172,12 @@ class Connection:
         self.files = 0   # open file descriptions of /dev/fuse on this connection
         self.on_notify = None  # callback(code, body) for the daemon's notifications
         self.dropped: set = set()  # uniques whose replies nobody awaits
+        # nodes named by requests the daemon has not answered yet: a FORGET of one
+        # waits until they are (libfuse drops a node at its FORGET, and a request
+        # still to be served on it would abort the daemon: "node N not found")
+        self.inflight: dict[int, int] = {}   # node id -> requests naming it
+        self.uses: dict[int, tuple] = {}     # unique -> the node ids it names
+        self.deferred: dict[int, int] = {}   # node id -> lookups to forget after
         self.where = "?"  # the mount point (for the log)
         # what the guest's fd is (Service.placeholder): one end of a socket pair, made
         # readable (a byte from the other end) while requests wait, and with an error
@@ -284,10 +290,11 @@ class Connection:
         self.initialized.set()
 
     async def request(self, opcode: int, nodeid: int, body: bytes = b"", ids=None,
-                      reply=True):
+                      reply=True, also=()):
         """Send a request; its reply's body (an error reply raises FUSEError). reply
         False: the request has none (FORGET); "drop": the daemon's reply is not awaited
-        (RELEASE, as the kernel sends it in the background)."""
+        (RELEASE, as the kernel sends it in the background). also: other node ids the
+        request names (RENAME's new directory, LINK's file)."""
         if not self.initialized.is_set() and not self.dead:
             await self.initialized.wait()
         if self.dead or self.unmounted:
@@ -298,6 +305,8 @@ class Connection:
             ids = self.api.caller()[:3]
         unique = self._next_unique()
         message = self.header(opcode, nodeid, len(body), unique, ids) + body
+        if reply:
+            self._naming(unique, (nodeid,) + tuple(also))
         if not reply or reply == "drop":
             if reply:
                 self.dropped.add(unique)
@@ -315,6 +324,34 @@ class Connection:
             raise _fuse_error(-p.error)
         return p.body
 
+    def _naming(self, unique: int, nodes) -> None:
+        nodes = tuple(n for n in nodes if n)
+        if nodes:
+            self.uses[unique] = nodes
+            for n in nodes:
+                self.inflight[n] = self.inflight.get(n, 0) + 1
+
+    def _answered(self, unique: int) -> None:
+        """unique's reply came (or never will): its nodes may be forgotten now."""
+        for n in self.uses.pop(unique, ()):
+            left = self.inflight.get(n, 0) - 1
+            if left > 0:
+                self.inflight[n] = left
+                continue
+            self.inflight.pop(n, None)
+            count = self.deferred.pop(n, 0)
+            if count and not self.dead and not self.unmounted:
+                body = U64.pack(count)
+                self._push(None, self.header(FORGET, n, len(body), self._next_unique(),
+                                             (0, 0, 0)) + body)
+
+    def forget_later(self, nodeid: int, count: int) -> bool:
+        """A FORGET of nodeid waits while requests naming it are unanswered."""
+        if self.inflight.get(nodeid):
+            self.deferred[nodeid] = self.deferred.get(nodeid, 0) + count
+            return True
+        return False
+
     def _interrupted(self, p: Pending) -> None:
         """The client's wait ended (a signal, its thread gone): the request is taken
         back if the daemon has not read it, else the daemon is told (INTERRUPT)."""
@@ -325,6 +362,7 @@ class Connection:
                 if item[0] is p:
                     self.queue.remove(item)
                     self._readiness()
+                    self._answered(p.unique)
                     return
         self.dropped.add(p.unique)  # (its reply, when it comes, is nobody's)
         if INTERRUPT not in self.no and not self.dead and not self.unmounted:
@@ -342,6 +380,9 @@ class Connection:
             p.done.set()
         self.waiting.clear()
         self.dropped.clear()
+        self.uses.clear()
+        self.inflight.clear()
+        self.deferred.clear()
         self.queue.clear()
         self._gone()
         self.initialized.set()
@@ -389,6 +430,7 @@ class Connection:
             return len(data)
         if unique in self.dropped:
             self.dropped.discard(unique)
+            self._answered(unique)
             return len(data)
         p = self.waiting.pop(unique, None)
         if p is None:
@@ -396,6 +438,7 @@ class Connection:
                 raise OSError(errno.ENODEV, "the FUSE file system was unmounted")
             raise OSError(errno.ENOENT, "no FUSE request %d awaits a reply" % unique)
         p.error, p.body = error, data[OUT_HEADER.size:]
+        self._answered(unique)
         if error == -errno.ENOSYS:
             self.no.add(p.opcode)
         if p.opcode == INIT:
@@ -445,8 +488,8 @@ class WireOps:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    async def _entry(self, opcode, nodeid, body, ctx):
-        data = await self.conn.request(opcode, nodeid, body, _ids(ctx))
+    async def _entry(self, opcode, nodeid, body, ctx, also=()):
+        data = await self.conn.request(opcode, nodeid, body, _ids(ctx), also=also)
         a = Attr.of_entry(data)
         if a.st_ino == 0:  # a negative entry
             raise _fuse_error(errno.ENOENT)
@@ -457,7 +500,10 @@ class WireOps:
 
     async def forget(self, inode_list):
         conn = self.conn
-        if conn.dead or conn.unmounted or not inode_list:
+        if conn.dead or conn.unmounted:
+            return
+        inode_list = [(ino, n) for ino, n in inode_list if not conn.forget_later(ino, n)]
+        if not inode_list:
             return
         ids = (0, 0, 0)
         if conn.minor >= 16:
@@ -526,7 +572,7 @@ class WireOps:
 
     async def link(self, inode, new_parent_inode, new_name, ctx):
         return await self._entry(LINK, new_parent_inode, U64.pack(inode) + _name(new_name),
-                                 ctx)
+                                 ctx, also=(inode,))
 
     async def unlink(self, parent_inode, name, ctx):
         await self.conn.request(UNLINK, parent_inode, _name(name), _ids(ctx))
@@ -543,9 +589,10 @@ class WireOps:
             else:
                 await self.conn.request(RENAME2, parent_old,
                                         struct.pack("<QII", parent_new, flags, 0) + names,
-                                        _ids(ctx))
+                                        _ids(ctx), also=(parent_new,))
                 return
-        await self.conn.request(RENAME, parent_old, U64.pack(parent_new) + names, _ids(ctx))
+        await self.conn.request(RENAME, parent_old, U64.pack(parent_new) + names, _ids(ctx),
+                                also=(parent_new,))
 
     async def open(self, inode, flags, ctx):
         data = await self.conn.request(OPEN, inode, struct.pack("<II", flags, 0), _ids(ctx))

@@ -235,6 +235,7 @@ class Fuse(Module):
     name = "fuse"
     description = "FUSE daemons inside the session, on a virtual /dev/fuse"
     filesystems = ("fuse", "fuseblk")
+    source_is_path = False  # (libfuse's fsname: /proc/mounts shows it as given)
 
     def __init__(self, api) -> None:
         super().__init__(api)
