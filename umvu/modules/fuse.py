@@ -111,7 +111,10 @@ class DevFuse:
         if old is None or not old.conn.mounted:
             raise OSError(errno.EINVAL, "fd %d is no mounted /dev/fuse" % old_fd)
         if h.conn is not old.conn:
-            h.conn.files -= 1
+            fresh = h.conn
+            fresh.files -= 1
+            if fresh.files == 0:
+                fresh.close()  # (never mounted: its sockets go)
             h.conn = old.conn
             h.conn.files += 1
         return 0
