@@ -30,6 +30,7 @@ import types
 
 from umvu.api import log, Module
 from umvu.modules import _fusewire as wire
+from umvu.modules._fuseops import WireOps
 from umvu.modules.vufuse import FuseService
 
 DEV_FUSE = b"/dev/fuse"
@@ -267,7 +268,7 @@ class Fuse(Module):
         conn.send_init()
         self.mounts += 1
         readonly = bool(flags & MS_RDONLY or opts.get("ro"))
-        service = WireService(wire.WireOps(conn), self.api, os.makedev(0, 0x180 + self.mounts),
+        service = WireService(WireOps(conn), self.api, os.makedev(0, 0x180 + self.mounts),
                               readonly, bool(opts.get("default_permissions")),
                               bool(opts.get("allow_other")), opts["user_id"],
                               opts["group_id"])
