@@ -17,4 +17,4 @@ bench: setup
 	$(PY) benchmarks/run
 
 clean:
-	rm -rf build bin/umvu umvu/core/libumvutracer.so umvu/core/_tracer*.so umvu/core/_tracer.c umvu/core/_tracer.o
+	rm -rf build bin/umvu umvu/submodules/vunet_stack umvu/core/libumvutracer.so umvu/core/_tracer*.so umvu/core/_tracer.c umvu/core/_tracer.o

@@ -7,7 +7,8 @@ PKGS="gcc make python3 python3-dev python3-cffi python3-pytest python3-pexpect p
 python3-hypothesis python3-greenlet strace proot e2fsprogs git tar coreutils findutils
 libpython3.11-testsuite util-linux procps
 libext2fs-dev fuse2fs gdisk fdisk dosfstools mtools
-fuseext2 squashfuse squashfs-tools archivemount bindfs"
+fuseext2 squashfuse squashfs-tools archivemount bindfs
+vde2 libvdeplug-dev iproute2 iputils-ping curl"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -38,6 +39,10 @@ if newer bin/umvu; then
     gcc -O2 -Wall -Icsrc -DUMVU_PYTHON="\"$PY\"" -DUMVU_LIBPYTHON="\"$libpython\"" \
         -o bin/umvu csrc/umvu_main.c -Lumvu/core -lumvutracer \
         -Wl,-rpath,'$ORIGIN/../umvu/core' -ldl
+fi
+# the keeper of vunetvdestack's stacks (a program of its own: it makes namespaces)
+if newer umvu/submodules/vunet_stack; then
+    gcc -O2 -Wall -o umvu/submodules/vunet_stack csrc/vunet_stack.c -lvdeplug
 fi
 stale=""
 for so_glob in "umvu/core/_tracer*.so" "umvu/submodules/_ext2fs*.so"; do
