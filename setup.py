@@ -1,7 +1,7 @@
 from setuptools import find_packages, setup
 
 COMMANDS = ["vu_insmod", "vu_rmmod", "vu_lsmod", "vumount", "vuumount", "vusu",
-            "vuname", "vudebug", "vuctl"]
+            "vuname", "vudebug", "vuctl", "vustack"]
 
 setup(
     name="umvu",

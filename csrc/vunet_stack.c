@@ -18,7 +18,8 @@
  * new socket made in the stack's namespace as SCM_RIGHTS for OP_SOCKET; OP_DESTROY
  * aborts every TCP and UDP socket of the stack (sock_diag SOCK_DESTROY: the guest's next
  * call on one fails with ECONNABORTED). The first message on CTL_FD says whether the
- * stack is up: {int32 0} or {int32 errno, char message[]}. When CTL_FD closes (umvu
+ * stack is up: {int32 0} or {int32 errno, char message[]} (what failed; umvu adds the
+ * errno's text). When CTL_FD closes (umvu
  * unmounted the stack, or died) the sockets are aborted and the keeper exits; the frame
  * copier sees the keeper's end of a pipe close and leaves the switch, and with the
  * second namespace IFNAME goes.
@@ -397,7 +398,7 @@ int main(int argc, char **argv)
 		fail(EINVAL, "bad interface name %s", ifname);
 	pid_t pid = fork();
 	if (pid < 0)
-		fail(errno, "fork: %s", strerror(errno));
+		fail(errno, "fork");
 	if (pid > 0)
 		_exit(0); /* (umvu reaps this one: the keeper is nobody's child of umvu's) */
 	setsid();
@@ -409,27 +410,27 @@ int main(int argc, char **argv)
 	gid_t gid = getegid();
 	VDECONN *conn = vde_open((char *)url, "umvu vunetvdestack", NULL);
 	if (conn == NULL)
-		fail(errno, "cannot connect to the VDE network %s: %s", url, strerror(errno));
+		fail(errno, "cannot connect to the VDE network %s", url);
 	if (unshare(CLONE_NEWUSER | CLONE_NEWNET) < 0)
-		fail(errno, "cannot make a user and network namespace (%s): this kernel or its "
-		     "settings (user.max_user_namespaces) do not allow them", strerror(errno));
+		fail(errno, "cannot make a user and network namespace (this kernel or its "
+		     "settings, such as user.max_user_namespaces, do not allow them)");
 	char map[64];
 	write_file("/proc/self/setgroups", "deny");
 	snprintf(map, sizeof map, "0 %u 1", (unsigned)uid);
 	if (write_file("/proc/self/uid_map", map) < 0)
-		fail(errno, "uid_map: %s", strerror(errno));
+		fail(errno, "uid_map");
 	snprintf(map, sizeof map, "0 %u 1", (unsigned)gid);
 	if (write_file("/proc/self/gid_map", map) < 0)
-		fail(errno, "gid_map: %s", strerror(errno));
+		fail(errno, "gid_map");
 	/* ping's datagram sockets for the stack's users (the keeper makes them) */
 	write_file("/proc/sys/net/ipv4/ping_group_range", "0 0");
 
 	int ready[2], go[2];
 	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0)
-		fail(errno, "pipe: %s", strerror(errno));
+		fail(errno, "pipe");
 	pid_t cp = fork();
 	if (cp < 0)
-		fail(errno, "fork: %s", strerror(errno));
+		fail(errno, "fork");
 	if (cp == 0) {
 		close(ctl);
 		close(ready[0]);
@@ -445,11 +446,11 @@ int main(int argc, char **argv)
 	snprintf(nspath, sizeof nspath, "/proc/%d/ns/net", (int)cp);
 	int peer_ns = open(nspath, O_RDONLY | O_CLOEXEC);
 	if (peer_ns < 0)
-		fail(errno, "%s: %s", nspath, strerror(errno));
+		fail(errno, "%s", nspath);
 	int r = make_veth(ifname, peer_ns);
 	close(peer_ns);
 	if (r < 0)
-		fail(-r, "cannot make the interface %s: %s", ifname, strerror(-r));
+		fail(-r, "cannot make the interface %s", ifname);
 	no_offloads(ifname);
 	c = 0;
 	if (write(go[1], &c, 1) != 1 || read(ready[0], &c, 1) != 1)

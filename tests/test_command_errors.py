@@ -11,10 +11,10 @@ CASES = [
     # (where, script, status, the line)
     ("native", "vucmd", 2, "vucmd: missing COMMAND (usage: vucmd COMMAND [ARG...]; "
      "COMMAND: umvu vu_insmod vu_rmmod vu_lsmod vumount vuumount vuname vudebug vuctl "
-     "vusu)"),
+     "vusu vustack)"),
     ("native", "vucmd bogus", 2, "vucmd: unknown command 'bogus' (usage: vucmd COMMAND "
      "[ARG...]; COMMAND: umvu vu_insmod vu_rmmod vu_lsmod vumount vuumount vuname vudebug "
-     "vuctl vusu)"),
+     "vuctl vusu vustack)"),
     ("native", "umvu -d xyz true", 2, "umvu: unknown debug tag 'xyz' (known: s)"),
     ("native", "vusu -c id", 1, "vusu: not running under umvu (start a shell with: "
      "umvu bash)"),
@@ -49,6 +49,19 @@ CASES = [
      "vumount: vufusememfs on /mnt: unknown mount option 'bogus': Invalid argument"),
     ("guest", IN_UMVU + "vumount -t vufusememfs -o size=lots none /mnt", 1,
      "vumount: vufusememfs on /mnt: bad value for option 'size': Invalid argument"),
+    ("native", "vustack /x true", 1, "vustack: not running under umvu (start a shell "
+     "with: umvu bash)"),
+    ("guest", "vustack /x true", 1, "vustack: no network module loaded (vu_insmod vunet)"),
+    ("guest", "vustack /x", 2, "vustack: missing CMD (usage: vustack [-v] [-s] "
+     "[-f FAMILIES] STACK CMD [ARG...])"),
+    ("guest", "vustack -f inet,bogus /x true", 2, "vustack: unknown protocol family bogus"),
+    ("guest", "vu_insmod vunet && vustack /nonexist true", 1,
+     "vustack: /nonexist: No such file or directory"),
+    ("guest", "vu_insmod vunet && vustack /etc/hostname true", 1,
+     "vustack: /etc/hostname: not a network stack"),
+    ("guest", "vu_insmod vunet && vumount -t vunetvdestack vde:///nonexist/sw /dev/net/s", 1,
+     "vumount: vunetvdestack on /dev/net/s: cannot connect to the VDE network "
+     "vde:///nonexist/sw: No such file or directory"),
 ]
 
 

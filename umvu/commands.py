@@ -349,6 +349,113 @@ def vusu(argv):
         raise Fail("vusu: cannot run %s: %s" % (shell, e.strerror)) from None
 
 
+# address families by name (vustack -f), as VUOS's vustack names them
+FAMILY_NAMES = (
+    "unspec local inet ax25 ipx appletalk netrom bridge atmpvc x25 inet6 rose decnet "
+    "netbeui security key netlink packet ash econet atmsvc rds sna irda pppox wanpipe "
+    "llc ib mpls can tipc bluetooth iucv rxrpc isdn phonet ieee802154 caif alg nfc vsock "
+    "kcm qipcrtr smc xdp mctp").split()
+FAMILY_ALIASES = {"ip": ("inet", "inet6", "netlink", "packet"), "ipv4": ("inet",),
+                  "ip4": ("inet",), "ipv6": ("inet6",), "ip6": ("inet6",), "unix": ("local",),
+                  "bt": ("bluetooth",), "ir": ("irda",)}
+
+
+def parse_families(text: str) -> list[int]:
+    """vustack -f: a comma-separated list of family names, aliases or numbers."""
+    out: list[int] = []
+    for word in filter(None, text.split(",")):
+        low = word.lower()
+        names = FAMILY_ALIASES.get(low, (low,))
+        for name in names:
+            if name in FAMILY_NAMES[1:]:
+                number = FAMILY_NAMES.index(name)
+            else:
+                try:
+                    number = int(name, 0)
+                except ValueError:
+                    number = 0
+                if not 0 < number < len(FAMILY_NAMES):
+                    raise Usage("vustack: unknown protocol family %s" % word)
+            if number not in out:
+                out.append(number)
+    return out
+
+
+@_main
+def vustack(argv):
+    """vustack [-v] [-s] [-f FAMILIES] STACK CMD [ARG...]: run CMD with the network stack
+    STACK (a file vumount -t vunetTYPE made) as its own for FAMILIES (names, aliases such
+    as ip, ipv4, ipv6, or numbers, comma-separated; by default every family the stack
+    has; -s: the families it supports, found by trying each); CMD's children and the
+    programs it runs keep it."""
+    from umvu.net import msocket_raw, SOCK_DEFAULT
+    verbose = supported = False
+    families: list[int] = []
+    rest = list(argv)
+    while rest and rest[0].startswith("-") and rest[0] != "-":
+        a = rest.pop(0)
+        if a == "--":
+            break
+        if a in ("-h", "--help"):
+            print("usage: " + (vustack.__doc__ or "").split(":")[0])
+            return 0
+        if a in ("-v", "--verbose"):
+            verbose = True
+        elif a in ("-s", "--supported"):
+            supported = True
+        elif a in ("-f", "--family", "--families") or a.startswith(("-f", "--families=",
+                                                                    "--family=")):
+            value = a.partition("=")[2] if a.startswith("--") else a[2:]
+            if not value:
+                if not rest:
+                    raise Usage("vustack: %s needs a list of families" % a)
+                value = rest.pop(0)
+            families += [f for f in parse_families(value) if f not in families]
+        else:
+            raise Usage("vustack: unknown option %s (usage: vustack [-v] [-s] "
+                        "[-f FAMILIES] STACK CMD [ARG...])" % a)
+    if len(rest) < 2:
+        raise Usage("vustack: %s (usage: vustack [-v] [-s] [-f FAMILIES] STACK CMD "
+                    "[ARG...])" % ("missing STACK" if not rest else "missing CMD"))
+    stack, command = rest[0], rest[1:]
+    loaded = [line.split("\t")[0] for line in _read_buffer(  # (outside umvu: says so)
+        NR["vu_lsmod"]).decode().splitlines()]
+    if "vunet" not in loaded:
+        raise Fail("vustack: no network module loaded (vu_insmod vunet)")
+    try:
+        os.stat(stack)
+    except OSError as e:
+        raise Fail("vustack: %s: %s" % (stack, e.strerror)) from None
+    path = os.fsencode(stack)
+    if supported:
+        for family in range(1, len(FAMILY_NAMES)):
+            ret = msocket_raw(path, family, -1, 0)
+            if ret >= 0:
+                os.close(ret)
+            if ret >= 0 or ret == -errno.EINVAL:
+                families.append(family) if family not in families else None
+    if not families and not supported:
+        ret = msocket_raw(path, 0, SOCK_DEFAULT, 0)
+        if ret < 0:
+            raise Fail("vustack: %s: %s" % (stack, os.strerror(-ret) if ret !=
+                                             -errno.EOPNOTSUPP else "not a network stack"))
+        if verbose:
+            print("vustack: %s for every family it has" % stack, file=sys.stderr)
+    for family in families:
+        ret = msocket_raw(path, family, SOCK_DEFAULT, 0)
+        if ret < 0:
+            raise Fail("vustack: %s: %s" % (stack, os.strerror(-ret) if ret !=
+                                             -errno.EOPNOTSUPP else "not a network stack"))
+    if verbose and families:
+        print("vustack: %s for %s" % (stack, " ".join(
+            "%s(%d)" % (FAMILY_NAMES[f], f) for f in families)), file=sys.stderr)
+    try:
+        os.execvp(command[0], command)
+    except OSError as e:
+        print("vustack: cannot run %s: %s" % (command[0], e.strerror), file=sys.stderr)
+        return 127 if e.errno == errno.ENOENT else 126
+
+
 # the commands bin/ holds (each a link to bin/vucmd, named as the command)
 COMMANDS = ("vu_insmod", "vu_rmmod", "vu_lsmod", "vumount", "vuumount", "vuname", "vudebug",
-            "vuctl", "vusu")
+            "vuctl", "vusu", "vustack")
