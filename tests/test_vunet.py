@@ -447,6 +447,8 @@ def test_families_inheritance_and_msocket(tmp_path, root_switch):
                 msocket("/etc/passwd")
             except OSError as e:
                 print("not a stack", e.errno)
+            from umvu.net import msocket_raw
+            print("bad pointer", msocket_raw(8, socket.AF_INET, socket.SOCK_STREAM, 0))
             """) % (listener.port, listener.port))
         r = umvu_bash(textwrap.dedent("""\
             %s && vumount -t vunetreal none /real || exit 9
@@ -461,7 +463,7 @@ def test_families_inheritance_and_msocket(tmp_path, root_switch):
         assert lines[0] == "False" and lines[1] == "OSError OSError", lines
         assert lines[2] == "True" and lines[3] == "host host", lines  # -f inet6 only
         assert lines[4:] == ["msocket True", "no default 2", "real True",
-                             "not a stack 95"], lines
+                             "not a stack 95", "bad pointer -14"], lines
     finally:
         listener.close()
 
@@ -484,3 +486,39 @@ def test_bad_mounts(tmp_path, root_switch):
     assert "needs a VDE network" in err[1]
     assert "colour" in err[2]
     assert "Device or resource busy" in err[3] or "already" in err[3]
+
+
+def test_killing_umvu_leaves_no_stack_behind(tmp_path, root_switch):
+    """SIGKILL of umvu while a stack is mounted and its sockets are in use: the guests,
+    the stack's keeper and its frame copier all go (the copier leaves the switch)."""
+    url = root_switch.url
+    p = umvu_popen(textwrap.dedent("""\
+        %s || exit 9
+        vustack /dev/net/myvde python3 -c '
+        import socket, time
+        s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+        open("ready", "w").close(); time.sleep(1000)'
+        """) % (MOUNT % url), cwd=tmp_path)
+    def stack_processes():
+        out = subprocess.run(["pgrep", "-f", "vunet_stack .* %s " % url],
+                             capture_output=True).stdout.split()
+        return [int(pid) for pid in out]
+    try:
+        for _ in range(1200):
+            if (tmp_path / "ready").exists() or p.poll() is not None:
+                break
+            threading.Event().wait(0.05)
+        assert (tmp_path / "ready").exists(), p.communicate()
+        assert len(stack_processes()) == 2  # the keeper and its copier
+        guests = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True).stdout
+        assert guests.split()
+    finally:
+        p.kill()
+        p.wait()
+    for _ in range(400):  # (each goes as soon as it sees its peer's end close)
+        if not stack_processes():
+            break
+        threading.Event().wait(0.05)
+    assert stack_processes() == []
+    leftover = subprocess.run(["pgrep", "-f", "ready.*time.sleep"], capture_output=True)
+    assert leftover.stdout == b""

@@ -20,13 +20,13 @@ NR_MSOCKET = syscalls.number("msocket")
 _knocked = False
 
 
-def msocket_raw(stack: bytes | None, domain: int, type_: int, protocol: int) -> int:
+def msocket_raw(stack: bytes | int | None, domain: int, type_: int, protocol: int) -> int:
     """The virtual system call: a new fd (or 0 for SOCK_DEFAULT), or -errno."""
     global _knocked
     if not _knocked:
         knock()  # (the hypervisor gives this process the filter of virtual calls)
         _knocked = True
-    return raw_syscall(NR_MSOCKET, stack if stack is not None else 0, domain, type_, protocol)
+    return raw_syscall(NR_MSOCKET, 0 if stack is None else stack, domain, type_, protocol)
 
 
 def _check(ret: int, stack) -> int:
