@@ -18,8 +18,8 @@
  * new socket made in the stack's namespace as SCM_RIGHTS for OP_SOCKET; OP_DESTROY
  * aborts every TCP and UDP socket of the stack (sock_diag SOCK_DESTROY: the guest's next
  * call on one fails with ECONNABORTED). The first message on CTL_FD says whether the
- * stack is up: {int32 0} or {int32 errno, char message[]} (what failed; umvu adds the
- * errno's text). When CTL_FD closes (umvu
+ * stack is up: {int32 0, int32 the keeper's pid} or {int32 errno, char message[]} (what
+ * failed; umvu adds the errno's text). When CTL_FD closes (umvu
  * unmounted the stack, or died) the sockets are aborted and the keeper exits; the frame
  * copier sees the keeper's end of a pipe close and leaves the switch, and with the
  * second namespace IFNAME goes.
@@ -458,8 +458,8 @@ int main(int argc, char **argv)
 	close(ready[0]);
 	/* (go[1] stays open while the keeper lives: the copier ends when it closes; the
 	 * keeper leaves the VDE connection to the copier, whose vde_close ends it) */
-	int32_t ok = 0;
-	if (send(ctl, &ok, sizeof ok, MSG_NOSIGNAL) < 0)
+	int32_t ok[2] = {0, getpid()};
+	if (send(ctl, ok, sizeof ok, MSG_NOSIGNAL) < 0)
 		_exit(1);
 	serve();
 }

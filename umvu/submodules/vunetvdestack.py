@@ -61,6 +61,7 @@ class Stack:
             raise OSError(code, answer[4:].decode(errors="replace")
                           or "the stack for %s did not come up" % url)
         self.ctl, self.url, self.iface = mine, url, iface
+        self.keeper_pid = struct.unpack("<i", answer[4:8])[0] if len(answer) >= 8 else 0
 
     def _ask(self, op: int, domain: int = 0, type_: int = 0, protocol: int = 0):
         if self.ctl is None:
