@@ -94,6 +94,7 @@ int umvu_steps_forget(void);
 int umvu_callers_forget(void);
 int umvu_set_cwrites(int on);
 int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable);
+int umvu_set_let_run(const unsigned char *bitmap, int nbits);
 int umvu_set_autonomous(int on);
 int umvu_run_autonomous(struct umvu_event *ev);
 int umvu_handed_over(struct umvu_event *ev);

@@ -497,6 +497,17 @@ int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable)
 	return 0;
 }
 
+/* The numbers (n bits of bitmap) the C loop lets run as they are when they come
+ * (notifications every module filter has, claimed by no module). */
+int umvu_set_let_run(const unsigned char *bitmap, int nbits)
+{
+	memset(tr.let_run, 0, sizeof tr.let_run);
+	if (nbits > FASTNR)
+		nbits = FASTNR;
+	memcpy(tr.let_run, bitmap, (nbits + 7) / 8);
+	return 0;
+}
+
 /* The next event if there is one now: 1 with *ev filled, 2 when nothing is there now
  * (wait for umvu_wait_fd() to be readable), 0 when no tracee is left. */
 int umvu_poll(struct umvu_event *ev)

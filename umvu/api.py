@@ -223,8 +223,9 @@ class HypervisorAPI:
         virtual file systems open through service.open(b"/", flags, mode)."""
         raise NotImplementedError
 
-    def claim_syscalls(self, module, names, service) -> list:
-        """Claim system calls by name: service.syscall/after see each (Service hooks)."""
+    def claim_syscalls(self, module, names, service, notify: bool = False) -> list:
+        """Claim system calls by name: service.syscall/after see each (Service hooks);
+        notify: they come as seccomp notifications (calls of scalar arguments only)."""
         raise NotImplementedError
 
     def remove_entry(self, entry) -> None:

@@ -26,8 +26,13 @@ SETID = {"setuid", "setgid", "setreuid", "setregid", "setgroups", "setresuid", "
 # open_by_handle_at opens by inode, past every path), as a sandbox refuses them
 REFUSED = {"io_uring_setup": 38, "io_uring_enter": 38, "io_uring_register": 38,
            "open_by_handle_at": 1}  # -> errno: ENOSYS (so programs fall back), EPERM
+# calls of scalar arguments a module may claim as notifications (claim_syscalls with
+# notify): every module filter sends them to its listener from the first on (a process
+# gets one listener only, so a later module could not add them), and the C loop lets
+# them run as they are while no module claims them (socket(): vunet)
+NOTIF_READY = {"socket"}
 MODULE_EXTRA = {"getcwd", "execve", "execveat", "umask", "epoll_ctl", "sync"} | SETID | \
-    set(REFUSED)
+    set(REFUSED) | NOTIF_READY
 # traced from the first MAP_SHARED mapping of a virtual file on (its write-back)
 WRITE_BACK = {"msync", "munmap"}
 
@@ -130,7 +135,15 @@ class Filters:
         # is the dirfd, 2 getcwd, 4 it writes), the open flags argument (255: none)
         table = bytearray([255, 255, 255, 255, 0, 255]) * syscalls.NBITS
         notif = set()
+        let_run = set()
         for sc in syscalls.BY_NR.values():
+            if sc.name in NOTIF_READY and sc.nr not in self.hooks:
+                notif.add(sc.nr)
+                let_run.add(sc.nr)
+                continue
+            if 0 <= sc.nr < syscalls.NBITS and sc.nr in self.notif_hooks:
+                notif.add(sc.nr)  # (no path: the C loop hands each to Python)
+                continue
             if not 0 <= sc.nr < syscalls.NBITS or sc.nr in self.hooks:
                 continue
             if sc.name == "getcwd":  # Python's only while some cwd is virtual
@@ -162,6 +175,7 @@ class Filters:
         # (a filter stacked earlier may still send a number no longer here: the C loop
         # then hands it to Python as any call)
         self.notif_numbers = notif if enable else set()
+        self.tracer.set_let_run(syscalls.bitmap(let_run if enable else set()))
 
     # seccomp(SET_MODE_FILTER, flags): TSYNC, and for a filter with a listener
     # NEW_LISTENER | TSYNC_ESRCH | WAIT_KILLABLE_RECV (a notification taken is not

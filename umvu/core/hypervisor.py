@@ -33,7 +33,7 @@ from umvu.core.log import log
 from umvu.core.modapi import ModuleAPI
 from umvu.core.mounts import proc_mounts as render_proc_mounts
 from umvu.core.process import Observers, ProcessTable
-from umvu.core.registry import Responsibility
+from umvu.core.registry import NOTIFY_HOOK, Responsibility
 from umvu.core.trace import CallFormatter, format_ret
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED, EV_KNOCK,
                               EV_SYSCALL, EV_SYSCALL_EXIT, Tracer)
@@ -105,6 +105,7 @@ class Hypervisor(Guests, Filters):
             self._by_name[name] = self.on_refused
         self._refused_said: set = set()  # (tgid, name) already in the log
         self.hooks: dict = {}  # syscall number -> service (ModuleAPI.claim_syscalls)
+        self.notif_hooks: set = set()  # of those, the ones claimed with notify
         self.exec_hooks: list = []  # ModuleAPI.on_exec callbacks
         self.shared_maps: list = []  # vfs.SharedMap of live MAP_SHARED mappings
         self.shared_maps_made = False  # since then msync and munmap are traced
@@ -419,6 +420,9 @@ class Hypervisor(Guests, Filters):
 
     def update_hooks(self) -> None:
         self.hooks = {e.key: e.service for e in self.table.entries if e.kind == "syscall"}
+        # (claimed with notify: they come as seccomp notifications, see claim_syscalls)
+        self.notif_hooks = {e.key for e in self.table.entries
+                            if e.kind == "syscall" and e.flags & NOTIFY_HOOK}
         self.need_syscalls()
 
     def perform(self, t, sc, nr, args, action) -> None:

@@ -10,7 +10,7 @@ from umvu.api import HypervisorAPI, capability, implements
 from umvu.core import credentials, syscalls
 from umvu.core.guests import SCRATCH_SIZE
 from umvu.core.process import fs_ids
-from umvu.core.registry import Entry
+from umvu.core.registry import NOTIFY_HOOK, Entry
 
 
 class ModuleAPI(HypervisorAPI):
@@ -77,15 +77,21 @@ class ModuleAPI(HypervisorAPI):
                 raise
         return source
 
-    def claim_syscalls(self, module, names, service) -> list:
+    def claim_syscalls(self, module, names, service, notify: bool = False) -> list:
         """Claim system calls by name (VUOS's syscall choice): before the core's own
         dispatch, ``service.syscall(t, sc, args)`` may answer (an int, a Native, None for
         the kernel) or return PASS to let the core dispatch as usual; after the call,
-        ``service.after(t, sc, args, ret)`` may look at (and change) the result."""
+        ``service.after(t, sc, args, ret)`` may look at (and change) the result.
+        notify: the calls come as seccomp notifications, not ptrace stops (a result, a
+        granted fd or the kernel's own call answer them cheaply; a rewrite or an exit
+        stop costs more): for calls of scalar arguments (a decision on memory the guest
+        can change must not let the call run as it is)."""
         entries = []
+        flags = NOTIFY_HOOK if notify else 0
         for name in names:
             sc = syscalls.BY_NAME[name]
-            entries.append(self.hv.table.add(Entry("syscall", sc.nr, module, service)))
+            entries.append(self.hv.table.add(Entry("syscall", sc.nr, module, service,
+                                                   flags=flags)))
         self.hv.update_hooks()
         return entries
 

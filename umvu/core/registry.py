@@ -14,6 +14,7 @@ import os
 from umvu.api import Module, capability
 
 _seq = itertools.count(1)
+NOTIFY_HOOK = 1  # Entry.flags of a "syscall" entry: its calls come as notifications
 
 
 class Entry:

@@ -184,6 +184,10 @@ class Tracer:
         the C loop); virtual numbers and foreign ABIs always come."""
         lib.umvu_set_wanted(bitmap, len(bitmap) * 8, int(enable))
 
+    def set_let_run(self, bitmap: bytes) -> None:
+        """The numbers the C loop lets run as they come (no module claims them)."""
+        lib.umvu_set_let_run(bitmap, len(bitmap) * 8)
+
     def set_autonomous(self, on: bool) -> None:
         """on: the C loop resumes tracees at clone and exec events by itself (the events
         still come, marked ``resumed``): for while no module needs to act on them."""

@@ -195,7 +195,11 @@ class VuNet(Module):
         super().__init__(api)
         self.stacks: dict[bytes, StackFile] = {}  # guest path -> mounted stack
         self.hooks = Hooks(self)
-        self.entries = api.claim_syscalls(self, ("socket", "msocket"), self.hooks)
+        # socket() as a notification: its arguments are registers, and a stack's socket
+        # reaches the guest by ADDFD (a ptrace stop would hand it over a unix socket:
+        # five injected calls)
+        self.entries = api.claim_syscalls(self, ("socket",), self.hooks, notify=True) + \
+            api.claim_syscalls(self, ("msocket",), self.hooks)
 
     @property
     def filesystems(self):
