@@ -40,6 +40,8 @@
 #define UMVU_EV_BOUNDARY     7 /* syscall entry/exit stop asked for by umvu_want_boundary */
 #define UMVU_EV_KNOCK        8 /* umvu_knock(): the next boundary of tid will stop;
                                   * msg 1: a module is about to be loaded */
+#define UMVU_EV_SIGNAL       9 /* umvu_trace_signals(1): a signal-delivery stop, msg = the
+                                  * signal; umvu_resume(tid, msg) delivers it */
 
 struct umvu_event {
 	int kind;
@@ -95,6 +97,8 @@ int umvu_callers_forget(void);
 int umvu_set_cwrites(int on);
 int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable);
 int umvu_set_let_run(const unsigned char *bitmap, int nbits);
+int umvu_trace_signals(int on);
+int umvu_siginfo(int tid, void *buf128);
 int umvu_set_autonomous(int on);
 int umvu_run_autonomous(struct umvu_event *ev);
 int umvu_handed_over(struct umvu_event *ev);

@@ -402,6 +402,11 @@ static int signal_stop(int tid, int sig, struct umvu_event *ev)
 			tr.main_sig = sig;
 		}
 	}
+	if (tr.trace_signals) {  /* (the debug trace shows it; Python delivers it) */
+		ev->kind = UMVU_EV_SIGNAL;
+		ev->msg = sig;
+		return 1;
+	}
 	resume(tid, sig);
 	return 0;
 }
@@ -495,6 +500,19 @@ int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable)
 	memcpy(tr.wanted, bitmap, (nbits + 7) / 8);
 	tr.wanted_set = enable;
 	return 0;
+}
+
+/* Signal-delivery stops as UMVU_EV_SIGNAL events (on), or delivered here (0). */
+int umvu_trace_signals(int on)
+{
+	tr.trace_signals = on;
+	return 0;
+}
+
+/* The siginfo of tid's signal-delivery stop (128 bytes). */
+int umvu_siginfo(int tid, void *buf128)
+{
+	return ptrace(PTRACE_GETSIGINFO, tid, 0, buf128) < 0 ? -errno : 0;
 }
 
 /* The numbers (n bits of bitmap) the C loop lets run as they are when they come

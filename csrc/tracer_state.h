@@ -151,6 +151,7 @@ struct tracer {
 	/* numbers every module filter sends to the listener that run as they are unless a
 	 * module claims them (umvu_set_let_run) */
 	unsigned char let_run[FASTNR / 8];
+	int trace_signals; /* signal-delivery stops reach Python (the debug trace) */
 
 	/* Waiting. How long the tracer polls for the next stop before it sleeps in waitpid
 	 * (ns, 0: never polls; see wait_tracee), and how long the last wait lasted. */

@@ -8,7 +8,7 @@ python3-hypothesis python3-greenlet strace proot e2fsprogs git tar coreutils fin
 libpython3.11-testsuite util-linux procps
 libext2fs-dev fuse2fs gdisk fdisk dosfstools mtools
 fuseext2 squashfuse squashfs-tools archivemount bindfs
-vde2 libvdeplug-dev iproute2 iputils-ping curl"
+vde2 libvdeplug-dev iproute2 iputils-ping curl python3-ptrace python3-venv man-db"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -52,5 +52,5 @@ for so_glob in "umvu/core/_tracer*.so" "umvu/submodules/_ext2fs*.so"; do
     fi
 done
 if [ -n "$stale" ]; then
-    $PY setup.py -q build_ext --inplace >/dev/null
+    UMVU_INPLACE=1 $PY setup.py -q build_ext --inplace >/dev/null
 fi

@@ -15,7 +15,7 @@ CASES = [
     ("native", "vucmd bogus", 2, "vucmd: unknown command 'bogus' (usage: vucmd COMMAND "
      "[ARG...]; COMMAND: umvu vu_insmod vu_rmmod vu_lsmod vumount vuumount vuname vudebug "
      "vuctl vusu vustack)"),
-    ("native", "umvu -d xyz true", 2, "umvu: unknown debug tag 'xyz' (known: s)"),
+    ("native", "umvu -d xyz true", 2, "umvu: unknown debug tag 'xyz' (known: Ss)"),
     ("native", "vusu -c id", 1, "vusu: not running under umvu (start a shell with: "
      "umvu bash)"),
     ("guest", "vudebug qx", 1, "vudebug: unknown debug tag 'qx' (known: s)"),
@@ -36,7 +36,7 @@ CASES = [
     ("guest", "vumount", 2, "vumount: missing operand (usage: vumount [-r|-w] [-B|-R|-M] "
      "[-t TYPE] [-o OPTS] SOURCE TARGET)"),
     ("guest", "vu_insmod", 2, "vu_insmod: missing operand (usage: vu_insmod [-p] "
-     "MODULE...  (a name, dotted name or file path))"),
+     "MODULE...)"),
     ("guest", "vu_insmod nosuch", 1, "vu_insmod: nosuch: no such module"),
     ("guest", "vuumount", 2, "vuumount: missing operand (usage: vuumount [-f] [-l] "
      "TARGET)"),

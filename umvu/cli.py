@@ -7,7 +7,7 @@ import sys
 import umvu
 from umvu.core.abi import DEBUG_TAGS
 from umvu.core.launch import Launch
-from umvu.core.tracer import DEFAULT_SPIN_NS
+from umvu.manual import PAGES, help_text
 
 # the log's levels (umvu.core.log)
 ERROR, WARNING, INFO, DEBUG = 40, 30, 20, 10
@@ -15,43 +15,23 @@ LEVELS = {"error": ERROR, "warning": WARNING, "notice": INFO, "info": INFO, "deb
 SYSTEM_RC = "/etc/vurc"
 
 
-PIN_HELP = ("run umvu and every guest on one CPU (--cpu N, else the first this process may "
-            "use): each ptrace stop then costs a context switch on one CPU instead of a "
-            "cross-CPU wake-up; off by default because it serializes parallel work "
-            "(make -j2) and the guest sees one CPU")
-SPIN_HELP = ("microseconds the tracer polls for the next stop before it sleeps, while "
-             "stops come that close together (a sleeping tracer's wake-up is a cross-CPU "
-             "wake of a halted CPU, 20-25 us on a virtual machine); 0: never. Default: "
-             "%d when umvu may run on more than one CPU, else 0" % (DEFAULT_SPIN_NS // 1000))
-# (short, long, dest, kind: flag/value/int, default, metavar, help)
-OPTIONS = [
-    ("-S", "--noseccomp", "noseccomp", "flag", False, None,
-     "no seccomp acceleration: every syscall stops in the hypervisor"),
-    ("-d", "--debugtags", "debugtags", "value", "", "TAGS",
-     "debug tags (s: one strace-like line per intercepted syscall)"),
-    ("-D", "--debugcolors", "debugcolors", "value", "", "COLORS",
-     "accepted for VUOS compatibility (no colors are used)"),
-    ("-l", "--loglevel", "loglevel", "value", "warning", "LEVEL",
-     "log level: error, warning, notice, info, debug or 0-7"),
-    ("-o", "--output", "output", "value", None, "FILE",
-     "write log and debug output to FILE instead of stderr"),
-    ("-x", "--nonesting", "nonesting", "flag", False, None,
-     "disable module nesting (reserved: modules do not nest yet)"),
-    ("-N", "--nonrc", "nonrc", "flag", False, None,
-     "do not run the rc files (/etc/vurc, ~/.vurc)"),
-    ("-f", "--rc", "rc", "value", None, "RCFILE", "run RCFILE instead of ~/.vurc at start"),
-    ("-V", "--vu_name", "vu_name", "value", "", "NAME", "name of this view"),
-    ("-P", "--pin", "pin", "flag", False, None, PIN_HELP),
-    (None, "--cpu", "cpu", "int", None, "N", "the CPU for -P"),
-    (None, "--spin", "spin", "int", None, "US", SPIN_HELP),
-]
+# (short, long, dest, kind: flag/value/int, default, metavar, help): from the one source
+# of the commands' options, help and man pages (umvu.manual)
+OPTIONS = [(next((n for n in o.names if not n.startswith("--")), None),
+            next((n for n in o.names if n.startswith("--")), None),
+            o.dest, o.kind, o.default, o.metavar, o.help)
+           for o in PAGES["umvu"].options if o.dest not in ("help", "version")]
 
 
 def build_parser():
     import argparse
-    p = argparse.ArgumentParser(
-        prog="umvu", description="Run CMD in a partial virtual machine: its system calls "
-        "and those of all its descendants go to the kernel or to umvu modules.")
+    p = argparse.ArgumentParser(prog="umvu", add_help=False, usage=PAGES["umvu"].usage())
+
+    class Help(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            print(help_text("umvu"))
+            parser.exit()
+    p.add_argument("-h", "--help", nargs=0, action=Help)
     for short, long, dest, kind, default, metavar, text in OPTIONS:
         names = [n for n in (short, long) if n]
         if kind == "flag":
@@ -155,11 +135,14 @@ def main(argv: list[str] | None = None) -> int:
         print("umvu: bad log level %r (error, warning, notice, info, debug, 0-7)"
               % opts.loglevel, file=sys.stderr)
         return 2
-    unknown = sorted(set(opts.debugtags) - DEBUG_TAGS)
+    unknown = sorted(set(opts.debugtags) - DEBUG_TAGS - {"S"})
     if unknown:
         print("umvu: unknown debug tag %r (known: %s)" % ("".join(unknown),
-              "".join(sorted(DEBUG_TAGS))), file=sys.stderr)
+              "".join(sorted(DEBUG_TAGS | {"S"}))), file=sys.stderr)
         return 2
+    if "S" in opts.debugtags:  # every call: as -S -d s
+        opts.noseccomp = True
+        opts.debugtags = opts.debugtags.replace("S", "") + "s"
     if "s" in opts.debugtags:
         level = min(level, INFO)
     if opts.rc and not os.path.isfile(opts.rc):

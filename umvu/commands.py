@@ -14,6 +14,7 @@ from umvu.core.abi import (MS_BIND, MS_MOVE, MS_RDONLY, MS_REC, VUCTL_ACCEPTS, V
                            VUCTL_MOUNTS, VUCTL_PS, VUCTL_SETDEBUGTAGS, VUCTL_SETLOGLEVEL,
                            VUCTL_SETNAME)
 from umvu.core.tracer import knock, raw_syscall
+from umvu.manual import PAGES, help_text
 
 NR = {name: syscalls.number(name) for name in ("vu_insmod", "vu_rmmod", "vu_lsmod", "vuctl")}
 
@@ -49,7 +50,7 @@ def parse(prog: str, argv: list[str], usage: str, flags: dict | None = None,
             opts.args += rest
             break
         if a in ("-h", "--help"):
-            print("usage: %s %s" % (prog, usage))
+            print(help_text(prog) if prog in PAGES else "usage: %s %s" % (prog, usage))
             raise SystemExit(0)
         if not a.startswith("-") or a == "-":
             opts.args.append(a)
@@ -77,6 +78,15 @@ def parse(prog: str, argv: list[str], usage: str, flags: dict | None = None,
             prog, "missing operand" if len(opts.args) < low else "too many operands",
             prog, usage))
     return opts
+
+
+def parse_page(prog: str, argv: list[str], nargs: tuple = (0, 0)) -> Options:
+    """parse() with the options, usage and help of prog's page (umvu.manual)."""
+    page = PAGES[prog]
+    flags = {n: o.dest for o in page.options if o.kind == "flag" and o.dest != "help"
+             for n in o.names}
+    valued = {n: o.dest for o in page.options if o.kind != "flag" for n in o.names}
+    return parse(prog, argv, page.synopsis or "(no argument)", flags, valued, nargs)
 
 
 def _prog() -> str:
@@ -126,8 +136,7 @@ def _fstypes() -> list[str]:
 
 @_main
 def vu_insmod(argv):
-    opts = parse("vu_insmod", argv, "[-p] MODULE...  (a name, dotted name or file path)",
-                 {"-p": "permanent", "--permanent": "permanent"}, nargs=(1, None))
+    opts = parse_page("vu_insmod", argv, nargs=(1, None))
     for name in opts.args:
         ret = raw_syscall(NR["vu_insmod"], os.fsencode(name), int(opts.permanent))
         if ret == -errno.ENOENT:
@@ -143,7 +152,7 @@ def vu_insmod(argv):
 
 @_main
 def vu_rmmod(argv):
-    opts = parse("vu_rmmod", argv, "MODULE...", nargs=(1, None))
+    opts = parse_page("vu_rmmod", argv, nargs=(1, None))
     for name in opts.args:
         ret = raw_syscall(NR["vu_rmmod"], os.fsencode(name))
         if ret == -errno.ENOENT:
@@ -155,18 +164,13 @@ def vu_rmmod(argv):
 
 @_main
 def vu_lsmod(argv):
-    parse("vu_lsmod", argv, "(no argument)")
+    parse_page("vu_lsmod", argv)
     sys.stdout.write(_read_buffer(NR["vu_lsmod"]).decode())
 
 
 @_main
 def vumount(argv):
-    opts = parse("vumount", argv, "[-r|-w] [-B|-R|-M] [-t TYPE] [-o OPTS] SOURCE TARGET",
-                 {"-r": "read_only", "--read-only": "read_only", "-w": "rw", "--rw": "rw",
-                  "--read-write": "rw", "-B": "bind", "--bind": "bind", "-M": "move",
-                  "--move": "move", "-R": "rbind", "--rbind": "rbind"},
-                 {"-t": "types", "--types": "types", "-o": "options", "--options": "options"},
-                 nargs=(2, 2))
+    opts = parse_page("vumount", argv, nargs=(2, 2))
     opts.source, opts.target = opts.args
     fstypes = _fstypes()
     fstype = opts.types
@@ -196,9 +200,7 @@ def vumount(argv):
 
 @_main
 def vuumount(argv):
-    opts = parse("vuumount", argv, "[-f] [-l] TARGET",
-                 {"-f": "force", "--force": "force", "-l": "lazy", "--lazy": "lazy"},
-                 nargs=(1, 1))
+    opts = parse_page("vuumount", argv, nargs=(1, 1))
     opts.target = opts.args[0]
     _fstypes()  # fails clearly outside umvu
     ret = raw_syscall(syscalls.number("umount2"), os.fsencode(opts.target),
@@ -212,7 +214,7 @@ def vuumount(argv):
 
 @_main
 def vuname(argv):
-    opts = parse("vuname", argv, "[NAME]", nargs=(0, 1))
+    opts = parse_page("vuname", argv, nargs=(0, 1))
     if not opts.args:
         print(_read_buffer(NR["vuctl"], VUCTL_GETNAME).decode())
     else:
@@ -223,7 +225,7 @@ def vuname(argv):
 def vudebug(argv):
     """vudebug [TAGS|+TAGS|-TAGS]: show, set, add or remove debug tags (s: syscalls)."""
     if argv and argv[0] in ("-h", "--help"):
-        print("usage: vudebug [TAGS | +TAGS | -TAGS]\n" + vudebug_doc)
+        print(help_text("vudebug"))
         return 0
     if len(argv) > 1:
         raise Fail("vudebug: one argument at most (usage: vudebug [TAGS|+TAGS|-TAGS])")
@@ -236,16 +238,13 @@ def vudebug(argv):
     _check(ret)
 
 
-vudebug_doc = "show or set umvu debug tags: s = one line per intercepted syscall"
-
-
 LEVELS = {"error": 40, "warning": 30, "notice": 20, "info": 20, "debug": 10}
 
 
 @_main
 def vuctl(argv):
-    usage = "ps | lsof | mounts | loglevel LEVEL | debugtags [TAGS]"
-    opts = parse("vuctl", argv, usage, nargs=(1, 2))
+    usage = PAGES["vuctl"].synopsis
+    opts = parse_page("vuctl", argv, nargs=(1, 2))
     opts.cmd = opts.args[0]
     wanted = {"ps": 0, "lsof": 0, "mounts": 0, "loglevel": 1, "debugtags": None}
     if opts.cmd not in wanted:
@@ -298,7 +297,7 @@ def vusu(argv):
                 raise Fail("vusu: %s needs a command" % a)
             command = rest.pop(0)
         elif a in ("-h", "--help"):
-            print(vusu.__doc__ or "")
+            print(help_text("vusu"))
             return 0
         elif a.startswith("-") and len(a) > 1 and user is None:
             raise Fail("vusu: unknown option %s" % a)
@@ -397,7 +396,7 @@ def vustack(argv):
         if a == "--":
             break
         if a in ("-h", "--help"):
-            print("usage: " + (vustack.__doc__ or "").split(":")[0])
+            print(help_text("vustack"))
             return 0
         if a in ("-v", "--verbose"):
             verbose = True

@@ -16,10 +16,10 @@ TRACER_SOURCES = ["tracer_state.c", "spawn.c", "tree.c", "stops.c", "control.c",
 ffibuilder = FFI()
 with open(os.path.join(CSRC, "seccomp_helper.h")) as f:
     ffibuilder.cdef(f.read())
-if os.path.exists(os.path.join(HERE, "libumvutracer.so")):  # scripts/setup.sh built it
+if os.environ.get("UMVU_INPLACE") == "1":  # scripts/setup.sh: the library it built
     link = dict(libraries=["umvutracer"], library_dirs=[HERE],
                 extra_link_args=["-Wl,-rpath,$ORIGIN"])
-else:  # a plain `pip install .`: no umvu program, the module holds the core itself
+else:  # `pip install .`: no umvu program, the module holds the core itself
     link = dict(sources=[os.path.relpath(os.path.join(CSRC, f)) for f in TRACER_SOURCES])
 ffibuilder.set_source(
     "umvu.core._tracer",

@@ -34,9 +34,9 @@ from umvu.core.modapi import ModuleAPI
 from umvu.core.mounts import proc_mounts as render_proc_mounts
 from umvu.core.process import Observers, ProcessTable
 from umvu.core.registry import NOTIFY_HOOK, Responsibility
-from umvu.core.trace import CallFormatter, format_ret
+from umvu.core.trace import NO_RETURN, CallFormatter
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED, EV_KNOCK,
-                              EV_SYSCALL, EV_SYSCALL_EXIT, Tracer)
+                              EV_SIGNAL, EV_SYSCALL, EV_SYSCALL_EXIT, Tracer)
 from umvu.core.vfs import VirtualFS
 from umvu.core.vsys import VirtualSyscalls
 from umvu.core.waiting import Waits, drive
@@ -70,6 +70,12 @@ class Hypervisor(Guests, Filters):
         self.cur_tid = 0
         self.stopped_tid = 0  # the thread at the syscall stop being handled (0: none)
         self._pending_exit: dict[int, tuple] = {}
+        # the debug trace: each call's stack pointer at its entry (rt_sigreturn's mask),
+        # and the module service that answered it (the line says who did)
+        self._trace_sp: dict[int, int] = {}
+        self._trace_svc: dict[int, object] = {}
+        self._granted = 0  # (the fd the last grant gave)
+        self.tracer.trace_signals("s" in self.debugtags)
         self._abi32_warned: set[int] = set()
         # the filter: numbers traced, and its generation (processes catch up lazily)
         self.filter_numbers: set[int] = set()
@@ -123,6 +129,8 @@ class Hypervisor(Guests, Filters):
         # any thread of umvu's or of a module's starts, so that every thread inherits
         # the block and none takes a SIGCHLD that should wake the loop
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+        if "s" in self.debugtags:
+            self.trace_note()
         try:
             self.tracer.exec_events()  # before anything an exec changes is kept
             self.procs.adopt(self.tracer.tree_rows(), launch.guest_umask)
@@ -271,10 +279,14 @@ class Hypervisor(Guests, Filters):
             procs.exec(tid, ev.msg)
             for hook in list(self.exec_hooks):
                 call_to_retval(hook, tid)
-            self._pending_exit.pop(ev.msg, None)
+            pending = self._pending_exit.pop(ev.msg, None)
+            if pending is not None and isinstance(pending[0], tuple):
+                self._trace_line(pending[0], 0)  # (execve's line: it did not fail)
             if not ev.resumed:
                 tracer.resume(tid)
         elif kind == EV_EXITED:
+            if "s" in self.debugtags:
+                log.info("%s", self.formatter.exit_line(tid, ev.status))
             self.api.forget_ids(tid)
             if self.waits.parked:
                 self.waits.gone(tid)
@@ -295,6 +307,14 @@ class Hypervisor(Guests, Filters):
             tracer.resume(tid)
         elif kind == EV_ABI32:
             self.on_abi32(tid, ev.nr)
+        elif kind == EV_SIGNAL:  # (the debug trace only: tracer.trace_signals)
+            if "s" in self.debugtags:
+                try:
+                    log.info("%s", self.formatter.signal_line(tid, ev.msg,
+                                                              tracer.siginfo(tid)))
+                except OSError:
+                    pass
+            tracer.resume(tid, ev.msg)
         if self.lazy:
             t = procs.threads.get(tid)
             if t is not None:
@@ -308,6 +328,8 @@ class Hypervisor(Guests, Filters):
         fn = getattr(service, method, None)
         if fn is None:
             raise OSError(errno.ENOSYS, "%s not implemented" % method)
+        if self.stopped_tid and "s" in self.debugtags:
+            self._trace_svc.setdefault(self.stopped_tid, service)
         return self.as_caller(fn, *args)
 
     def as_caller(self, fn, *args):
@@ -327,6 +349,8 @@ class Hypervisor(Guests, Filters):
     def on_syscall(self, tid: int, nr: int):
         """Serve a call (it may wait: umvu.core.waiting); a Wait if it does in a server
         greenlet."""
+        if "s" in self.debugtags:
+            self._trace_sp[tid] = self.tracer.event.sp
         return self.waits.run(self._serve_syscall, tid, nr, self.tracer.args())
 
     def _serve_syscall(self, tid: int, nr: int, args) -> None:
@@ -350,6 +374,8 @@ class Hypervisor(Guests, Filters):
         action = PASS
         if hook is not None and implements(hook, "syscall"):
             action = call_to_retval(hook.syscall, t, sc, args)
+        if action is not PASS and "s" in self.debugtags:
+            self._trace_svc.setdefault(tid, hook)
         if action is PASS:
             handler = None
             if sc is not None:
@@ -400,6 +426,7 @@ class Hypervisor(Guests, Filters):
             return False  # made by the guest's call then
         try:
             ret = self.tracer.grant_fd(tid, host_fd, flags)
+            self._granted = ret
             if ret is None:
                 if not by_socket:
                     return False  # (the guest's rewritten call makes it: cheaper)
@@ -411,6 +438,7 @@ class Hypervisor(Guests, Filters):
             ret = -e.errno
         finally:
             os.close(host_fd)
+        self._granted = ret
         try:
             if action.on_exit is not None:  # binds the fd (and stacks its filter)
                 action.on_exit(ret)          # before the guest can use it
@@ -428,22 +456,25 @@ class Hypervisor(Guests, Filters):
     def perform(self, t, sc, nr, args, action) -> None:
         tid = t.tid
         debug = "s" in self.debugtags
-        line = self.formatter.format_call(tid, sc, args, nr) if debug else None
+        line = self._trace_enter(tid, sc, nr, args, action) if debug else None
+        if line is not None and line[0].name in NO_RETURN:
+            self._trace_line(line, None)  # (its process ends in it: shown now)
+            line = None
         if action is None:
-            if debug:
+            if line is not None:
                 self._pending_exit[tid] = (line, None, None)
                 self.tracer.native(tid, want_exit=True)
             else:
                 self.tracer.native(tid)
         elif isinstance(action, int):
-            if debug:
-                log.info("%s = %s", line, format_ret(action))
+            if line is not None:
+                self._trace_line(line, action)
             self.tracer.skip(tid, action)
         else:
             if action.grant is not None and (not debug or action.grant[2] == "must") and \
                     self.grant(tid, action):
-                if debug:
-                    log.info("%s = (made by umvu)", line)
+                if line is not None:
+                    self._trace_line(line, self._granted)
                 return
             new_args = action.args() if callable(action.args) else action.args
             original = None
@@ -451,11 +482,47 @@ class Hypervisor(Guests, Filters):
                 self.tracer.set_syscall(tid, nr if action.nr is None else action.nr,
                                         args if new_args is None else new_args)
                 original = (nr, list(args))
-            if action.on_exit is not None or debug:
+            if action.on_exit is not None or line is not None:
                 self._pending_exit[tid] = (line, action.on_exit, original)
                 self.tracer.native(tid, want_exit=True)
             else:
                 self.tracer.native(tid)
+
+    # ------------------------------------------------------------- the debug trace
+    def trace_note(self) -> None:
+        """Said once as the trace starts: what it leaves out."""
+        if not self.noseccomp:
+            log.info("umvu: -d s shows the calls umvu intercepts (a process's others run "
+                     "unseen, and all of them until a module is loaded); -d S shows every "
+                     "call")
+
+    def _trace_enter(self, tid, sc, nr, args, action):
+        """(what the call reads, formatted now; who answers): the trace line's start."""
+        entry = self.formatter.enter(tid, sc, args, nr, self._trace_sp.pop(tid, 0))
+        svc = self._trace_svc.pop(tid, None)
+        if svc is not None:
+            who = self._service_name(svc)
+        elif isinstance(action, int) or (action is not None and action.grant is not None):
+            who = "umvu"
+        else:
+            who = "kernel"
+        return entry, who
+
+    def _trace_line(self, line, ret) -> None:
+        entry, who = line
+        log.info("%s", self.formatter.finish(entry, ret, who))
+
+    def _service_name(self, service) -> str:
+        """A service as the trace names it: its module and mount point (or claim)."""
+        for e in self.table.entries:
+            if e.service is service:
+                if e.kind == "path":
+                    return "%s %s" % (e.module.name, os.fsdecode(e.key))
+                return e.module.name
+        for name, mod in self.modules.items():
+            if mod is service:
+                return name
+        return type(service).__name__
 
     def on_syscall_exit(self, tid: int, ret: int) -> None:
         line, callback, original = self._pending_exit.pop(tid, (None, None, None))
@@ -474,7 +541,7 @@ class Hypervisor(Guests, Filters):
                 self.tracer.set_return(tid, new)
                 ret = new
         if line is not None:
-            log.info("%s = %s", line, format_ret(ret))
+            self._trace_line(line, ret)
         self.tracer.resume(tid)
 
     def on_abi32(self, tid: int, nr: int) -> None:

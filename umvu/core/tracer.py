@@ -18,6 +18,7 @@ EV_EXITED = lib.UMVU_EV_EXITED
 EV_ABI32 = lib.UMVU_EV_ABI32
 EV_BOUNDARY = lib.UMVU_EV_BOUNDARY
 EV_KNOCK = lib.UMVU_EV_KNOCK
+EV_SIGNAL = lib.UMVU_EV_SIGNAL
 DEFAULT_SPIN_NS = lib.UMVU_DEFAULT_SPIN_NS
 
 PATH_MAX = 4096
@@ -183,6 +184,16 @@ class Tracer:
         """-S: the syscall numbers whose entry stops Python wants (the others resume in
         the C loop); virtual numbers and foreign ABIs always come."""
         lib.umvu_set_wanted(bitmap, len(bitmap) * 8, int(enable))
+
+    def trace_signals(self, on: bool) -> None:
+        """Signal-delivery stops as EV_SIGNAL events (resume(tid, sig) delivers)."""
+        lib.umvu_trace_signals(int(on))
+
+    def siginfo(self, tid: int) -> bytes:
+        """The siginfo_t (128 bytes) of tid's signal-delivery stop."""
+        buf = ffi.new("char[128]")
+        _check(lib.umvu_siginfo(tid, buf))
+        return bytes(ffi.buffer(buf, 128))
 
     def set_let_run(self, bitmap: bytes) -> None:
         """The numbers the C loop lets run as they come (no module claims them)."""

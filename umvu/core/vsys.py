@@ -140,6 +140,7 @@ class VirtualSyscalls:
                 self.last_error[t.process.tgid] = "unknown debug tag %r (known: %s)" % (
                     "".join(unknown), "".join(sorted(DEBUG_TAGS)))
                 return -errno.EINVAL
+            tracing = "s" in hv.debugtags
             if tags.startswith("+"):
                 hv.debugtags |= set(tags[1:])
             elif tags.startswith("-"):
@@ -148,6 +149,9 @@ class VirtualSyscalls:
                 hv.debugtags = set(tags)
             if "s" in hv.debugtags:
                 log.setLevel(min(log.level, INFO))
+            self.tracer.trace_signals("s" in hv.debugtags)
+            if "s" in hv.debugtags and not tracing:
+                hv.trace_note()
             hv.update_fastpath()
             return 0
         if op == VUCTL_SETLOGLEVEL:
