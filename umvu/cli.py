@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:
             print("umvu: cannot pin to CPU %d: %s" % (cpu, e.strerror), file=sys.stderr)
             return 2
+    commands_on_path()
     # the guest starts now; the hypervisor only when an event needs it (launch.py)
     launch = Launch(opts.noseccomp, follow_in_c="s" not in opts.debugtags,
                     spin_ns=-1 if opts.spin is None else opts.spin * 1000)
@@ -173,6 +174,16 @@ def main(argv: list[str] | None = None) -> int:
         launch.restore()
         return launch.exit_code()
     return supervise(launch, opts, level)
+
+
+def commands_on_path() -> None:
+    """An installed umvu (pip, a venv not activated) run by its path: its vu_* commands
+    beside it are put at the end of the guest's PATH when PATH has none of them."""
+    import shutil
+    here = os.path.dirname(os.path.abspath(sys.argv[0]))
+    if shutil.which("vu_insmod") is None and os.access(os.path.join(here, "vu_insmod"),
+                                                       os.X_OK):
+        os.environ["PATH"] = os.environ.get("PATH", os.defpath) + os.pathsep + here
 
 
 def supervise(launch: Launch, opts, level: int) -> int:
