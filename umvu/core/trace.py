@@ -799,6 +799,28 @@ class CallFormatter:
 
     d_symlink = d_link = d_rename
 
+    CLOCKS = {0: "CLOCK_REALTIME", 1: "CLOCK_MONOTONIC", 2: "CLOCK_PROCESS_CPUTIME_ID",
+              3: "CLOCK_THREAD_CPUTIME_ID", 4: "CLOCK_MONOTONIC_RAW",
+              5: "CLOCK_REALTIME_COARSE", 6: "CLOCK_MONOTONIC_COARSE", 7: "CLOCK_BOOTTIME"}
+
+    def _timespec(self, tid, guest_addr) -> str:
+        if guest_addr == 0:
+            return "NULL"
+        return self._struct(tid, guest_addr, 16, lambda d: "{tv_sec=%d, tv_nsec=%d}"
+                            % struct.unpack_from("<qq", d))
+
+    def d_nanosleep(self, e, tid, a, sp):
+        e.parts += [self._timespec(tid, a[0]), addr(a[1])]
+
+    def d_clock_nanosleep(self, e, tid, a, sp):
+        e.parts += [self.CLOCKS.get(s32(a[0]), str(s32(a[0]))),
+                    "TIMER_ABSTIME" if a[1] & 1 else "0", self._timespec(tid, a[2]),
+                    addr(a[3])]
+
+    def d_clock_gettime(self, e, tid, a, sp):
+        e.parts += [self.CLOCKS.get(s32(a[0]), str(s32(a[0]))),
+                    lambda ret: self._timespec(tid, a[1]) if ret == 0 else addr(a[1])]
+
     def d_mount(self, e, tid, a, sp):
         e.parts += [self._str(tid, a[0]), self._str(tid, a[1]), self._str(tid, a[2]),
                     bits(a[3], [(1, "MS_RDONLY"), (2, "MS_NOSUID"), (4, "MS_NODEV"),
