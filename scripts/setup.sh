@@ -8,7 +8,8 @@ python3-hypothesis python3-greenlet strace proot e2fsprogs git tar coreutils fin
 libpython3.11-testsuite util-linux procps
 libext2fs-dev fuse2fs gdisk fdisk dosfstools mtools
 fuseext2 squashfuse squashfs-tools archivemount bindfs
-vde2 libvdeplug-dev iproute2 iputils-ping curl python3-ptrace python3-venv man-db"
+vde2 libvdeplug-dev iproute2 iputils-ping curl python3-ptrace python3-venv man-db
+python3-libarchive-c python3-pycdlib xorriso genisoimage zip unzip cpio python3-pip"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -22,6 +23,17 @@ if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq || true
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+PY=/usr/bin/python3
+# pyfatfs (vufusefatfs) is on PyPI only
+if ! $PY -c 'import pyfatfs' 2>/dev/null; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup: missing Python package pyfatfs (run this as root, or pip install it)" >&2
+        exit 1
+    fi
+    echo "setup: installing pyfatfs"
+    $PY -m pip install -q --break-system-packages pyfatfs >/dev/null 2>&1 || \
+        $PY -m pip install -q pyfatfs >/dev/null
 fi
 # the C parts, rebuilt only when their sources change: the tracer core as a shared
 # library, the umvu program and the cffi modules (the tracer's links the library)
