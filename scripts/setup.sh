@@ -9,7 +9,8 @@ libpython3.11-testsuite util-linux procps
 libext2fs-dev fuse2fs gdisk fdisk dosfstools mtools
 fuseext2 squashfuse squashfs-tools archivemount bindfs
 vde2 libvdeplug-dev iproute2 iputils-ping curl python3-ptrace python3-venv man-db
-python3-libarchive-c python3-pycdlib xorriso genisoimage zip unzip cpio python3-pip"
+python3-libarchive-c python3-pycdlib xorriso genisoimage zip unzip cpio python3-pip
+qemu-user-static"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
@@ -25,6 +26,17 @@ if [ -n "$missing" ]; then
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 PY=/usr/bin/python3
+# an arm64 busybox for vubinfmt's tests (qemu-user-static runs it): Debian's .deb, kept
+# in /var/cache/umvu
+if ! ls /var/cache/umvu/busybox-static_*_arm64.deb >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "setup: fetching busybox-static:arm64"
+        dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64
+        apt-get update -qq || true
+        mkdir -p /var/cache/umvu
+        (cd /var/cache/umvu && apt-get download -qq busybox-static:arm64 2>/dev/null) || true
+    fi
+fi
 # pyfatfs (vufusefatfs) is on PyPI only
 if ! $PY -c 'import pyfatfs' 2>/dev/null; then
     if [ "$(id -u)" != 0 ]; then

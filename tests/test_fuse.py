@@ -303,14 +303,15 @@ def test_pyfuse3_example_as_a_program(examples, name, tmp_path):
 
 def test_parallel_readers_and_a_daemon_killed_mid_read(images, tmp_path):
     """20 readers at once through one daemon all read what the kernel's FUSE gives;
-    then a 100 MB read whose daemon is killed ends with ENOTCONN (or EIO), as on the
+    then a 10 GB read whose daemon is killed once it is under way ends with ENOTCONN (or EIO), as on the
     kernel, and the session goes on."""
     img = tmp_path / "p.img"
     shutil.copy(images / "ext4.img", img)
     subprocess.run(["debugfs", "-w", "-R", "write /dev/null huge", str(img)], check=True,
                    capture_output=True)
-    subprocess.run(["debugfs", "-w", "-R", "sif huge size 104857600", str(img)], check=True,
-                   capture_output=True)
+    # (10 GB of holes: a read of it is still going when the daemon is killed)
+    subprocess.run(["debugfs", "-w", "-R", "sif huge size 10737418240", str(img)],
+                   check=True, capture_output=True)
     files = " ".join("dir%d/f%03d.txt" % (d, i) for d in range(4) for i in (0, 2, 4, 6, 8))
     readers = ("for f in %s; do md5sum $f > ../sums.$(echo $f | tr / _) & done; wait; "
                "cat ../sums.* | sort | md5sum" % files)
@@ -323,8 +324,11 @@ def test_parallel_readers_and_a_daemon_killed_mid_read(images, tmp_path):
     native = r.stdout
     subprocess.run("rm -f %s/sums.*" % tmp_path, shell=True, check=True)
     cmd = ("vu_insmod fuse; fuse2fs -o ro %s %s || exit 1; (cd %s && %s); "
-           "cat %s/huge > /dev/null & sleep 0.5; pkill -KILL -x fuse2fs; wait $!; "
-           "echo cat=$?; echo alive" % (img, guest_mnt, guest_mnt, readers, guest_mnt))
+           "{ cat %s/huge; echo cat=$? > cat.status; } | "
+           # (killed once the read is under way: 1 MB through, not after a time)
+           "{ head -c 1048576 > /dev/null; touch started; cat > /dev/null; } & "
+           "until [ -e started ]; do sleep 0.01; done; pkill -KILL -x fuse2fs; wait; "
+           "cat cat.status; echo alive" % (img, guest_mnt, guest_mnt, readers, guest_mnt))
     g = run("umvu", ["bash", "-c", cmd], cwd=tmp_path, timeout=300)
     assert g.returncode == 0, g.stderr.decode()
     lines = g.stdout.split(b"\n")

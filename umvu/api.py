@@ -316,8 +316,22 @@ class HypervisorAPI:
     def write_memory(self, tid: int, guest_addr: int, data: bytes) -> None:
         raise NotImplementedError
 
+    def open_in(self, tid: int, host_path: bytes, flags: int = 0) -> int:
+        """A host file opened in a stopped guest thread (an exec hook's): its fd."""
+        raise NotImplementedError
+
+    def close_in(self, tid: int, guest_fd: int) -> None:
+        """close(guest_fd) in a stopped guest thread (undoes open_in)."""
+        raise NotImplementedError
+
+    def exec_path(self, guest_path: bytes) -> bytes:
+        """The host file the kernel is to exec for a guest path (a copy of a virtual
+        file's content if it has no host file): what an exec-rewriting hook runs."""
+        raise NotImplementedError
+
     def scratch_addr(self, size: int) -> int:
-        """Guest address of size (<= 256) bytes for one call's rewritten arguments."""
+        """Guest address of size bytes for one call's rewritten arguments (at most 256, or
+        up to half the scratch area less 256: an exec's new argv)."""
         raise NotImplementedError
 
     def on_exec(self, callback) -> None:

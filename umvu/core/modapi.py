@@ -134,12 +134,57 @@ class ModuleAPI(HypervisorAPI):
         return vf.handle
 
     def scratch_addr(self, size: int) -> int:
-        """Guest address of ``size`` bytes (at most 256) that a hook may use for one
-        call's rewritten arguments (the end of the calling thread's scratch area)."""
+        """Guest address of ``size`` bytes that a hook may use for one call's rewritten
+        arguments: at most 256 (the end of the calling thread's scratch area), or up
+        to SCRATCH_SIZE / 2 - 256 (its upper half: an exec's new argv)."""
         hv = self.hv
-        if size > 256:
+        base = hv.scratch(hv.procs.get(hv.cur_tid))
+        if size <= 256:
+            return base + SCRATCH_SIZE - 256
+        if size > SCRATCH_SIZE // 2 - 256:
             raise ValueError("scratch request too large")
-        return hv.scratch(hv.procs.get(hv.cur_tid)) + SCRATCH_SIZE - 256
+        return base + SCRATCH_SIZE // 2
+
+    def open_in(self, tid: int, host_path: bytes, flags: int = os.O_RDONLY) -> int:
+        """A host file opened in a stopped guest thread's fd table (an openat made by
+        the thread, injected at its syscall stop): the fd, or OSError."""
+        hv = self.hv
+        t = hv.procs.get(tid)
+        if t is None:
+            raise OSError(errno.ESRCH, os.strerror(errno.ESRCH))
+        addr = hv.scratch(t) + SCRATCH_SIZE - 4096
+        hv.tracer.poke(tid, addr, host_path + b"\0")
+        ret = hv.tracer.inject(tid, syscalls.number("openat"), -100 & 0xFFFFFFFFFFFFFFFF,
+                               addr, flags, 0)
+        ret = ret - (1 << 64) if ret >= 1 << 63 else ret
+        if ret < 0:
+            raise OSError(-ret, os.strerror(-ret))
+        return ret
+
+    def close_in(self, tid: int, guest_fd: int) -> None:
+        """close(guest_fd), injected at a stopped guest thread's stop (open_in's undo)."""
+        self.hv.tracer.inject(tid, syscalls.number("close"), guest_fd)
+
+    def exec_path(self, guest_path: bytes) -> bytes:
+        """The host file the kernel is to exec for a guest path (the calling thread's
+        view): a real file itself, a module's own host file, else a private copy of its
+        content (as an exec of a virtual file runs). OSError as the exec would fail."""
+        hv = self.hv
+        t = hv.procs.get(hv.cur_tid)
+        r = hv.vfs.resolver.resolve(hv.vfs.base_dir(t, -100), guest_path, follow=True)
+        if not r.exists:
+            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT))
+        if not stat.S_ISREG(r.st.st_mode):
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+        if r.entry is None:
+            return r.path
+        native = hv.vfs.native_path(r)
+        if native is not None:
+            return native
+        host = capability(r.entry.service, "host_path")
+        if host is not None:
+            return host(r.rel)
+        return os.fsencode(hv.exec_copy(r.entry, r.rel, r.st))
 
     def on_exec(self, callback) -> None:
         """callback(tid) after every successful exec, before the new program runs."""
