@@ -38,7 +38,6 @@ setup(
     version="0.1.0",
     description="partial virtual machine hypervisor in user space (VUOS lineage)",
     packages=find_packages(include=["umvu", "umvu.*"]),
-    setup_requires=["cffi>=1.15"],
     install_requires=["cffi>=1.15", "greenlet>=2", "pyfuse3>=3.2", "trio>=0.22",
                       "python-ptrace>=0.9"],
     cffi_modules=["umvu/core/_build_tracer.py:ffibuilder",
