@@ -374,9 +374,12 @@ def test_isolation_and_unmount(tmp_path, root_switch):
         listener.close()
 
 
-def test_vunetnull(tmp_path):
+@pytest.mark.parametrize("opts", [[], ["-S"]], ids=["umvu", "umvu-S"])
+def test_vunetnull(tmp_path, opts):
     """No network: an IPv4 connection fails with EAFNOSUPPORT (Python's clear error),
-    netlink too (ip), a unix socket program works; outside vustack the host's stack."""
+    netlink too (ip), a unix socket program works; outside vustack the host's stack
+    (with -S too, where socket() is a ptrace stop and a stack's socket comes over the
+    hand-off socket)."""
     listener = HostListener()
     try:
         script = textwrap.dedent("""\
@@ -391,7 +394,7 @@ def test_vunetnull(tmp_path):
             l, r = socket.socketpair(); l.sendall(b"pair"); print(r.recv(4).decode())'
             echo outside $(%s)
             """) % (listener.port, CONNECT % listener.port)
-        r = umvu_bash(script, cwd=tmp_path)
+        r = umvu_bash(script, cwd=tmp_path, user_prefix=UMVU + opts)
         assert r.returncode == 0, r.stderr.decode()[-3000:]
         lines = r.stdout.decode().splitlines()
         assert lines[0] == "OSError: [Errno 97] Address family not supported by protocol"
@@ -402,7 +405,8 @@ def test_vunetnull(tmp_path):
         listener.close()
 
 
-def test_families_inheritance_and_msocket(tmp_path, root_switch):
+@pytest.mark.parametrize("opts", [[], ["-S"]], ids=["umvu", "umvu-S"])
+def test_families_inheritance_and_msocket(tmp_path, root_switch, opts):
     """vustack -f sets the chosen families only; children (fork, threads, exec) keep the
     stack; msocket (the Python helper and the raw call) makes sockets in a stack given
     by path, or in the caller's default; vunetreal is the host's stack again."""
@@ -456,7 +460,7 @@ def test_families_inheritance_and_msocket(tmp_path, root_switch):
             vustack -f inet6 /dev/net/myvde python3 probe.py
             vustack -f inet6 /dev/net/myvde python3 helper.py
             """) % (MOUNT % root_switch.url), cwd=tmp_path,
-            env={"PYTHONPATH": str(REPO)})
+            env={"PYTHONPATH": str(REPO)}, user_prefix=UMVU + opts)
         assert r.returncode == 0, r.stderr.decode()[-3000:]
         lines = r.stdout.decode().splitlines()
         # in the stack: its lo is down (ENETUNREACH) and the host is not there
