@@ -10,7 +10,7 @@ libext2fs-dev fuse2fs gdisk fdisk dosfstools mtools
 fuseext2 squashfuse squashfs-tools archivemount bindfs
 vde2 libvdeplug-dev iproute2 iputils-ping curl python3-ptrace python3-venv man-db
 python3-libarchive-c python3-pycdlib xorriso genisoimage zip unzip cpio python3-pip
-qemu-user-static"
+qemu-user-static qemu-utils"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
