@@ -120,6 +120,39 @@ def test_qcow2_backing_file_and_compressed(tmp_path):
     assert out.read_bytes() == bytes(want)
 
 
+def test_qcow2_with_a_snapshot(tmp_path):
+    """Writes over clusters a snapshot shares: copied first, the snapshot's data and
+    every refcount left as qemu-img check wants them; the snapshot listed in the log."""
+    image = tmp_path / "sn.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M"], check=True)
+    subprocess.run(["qemu-io", "-c", "write -P 0x11 0 8M", str(image)], check=True,
+                   capture_output=True)
+    subprocess.run(["qemu-img", "snapshot", "-c", "before", str(image)], check=True)
+    script = """set -e
+        vu_insmod vudev
+        vumount -t vudevqcow2 sn.qcow2 /dev/hda
+        printf changed | dd of=/dev/hda bs=1 seek=1000 conv=notrunc status=none
+        head -c 2000000 /dev/zero | tr '\\0' q | dd of=/dev/hda bs=4096 seek=256 \\
+            conv=notrunc status=none
+        vuumount /dev/hda
+        """
+    r = run("umvu", ["bash", "-c", script], cwd=tmp_path, timeout=120,
+            umvu_opts=("-l", "info"))
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    assert b"has snapshots before" in r.stderr
+    check = subprocess.run(["qemu-img", "check", str(image)], capture_output=True)
+    assert check.returncode == 0 and b"No errors were found" in check.stdout, check.stdout
+    old, new = tmp_path / "old.raw", tmp_path / "new.raw"
+    subprocess.run(["qemu-img", "convert", "-l", "snapshot.name=before", "-O", "raw",
+                    str(image), str(old)], check=True)
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(image), str(new)], check=True)
+    assert old.read_bytes() == b"\x11" * (8 << 20) + bytes(56 << 20)
+    want = bytearray(old.read_bytes())
+    want[1000:1007] = b"changed"
+    want[1 << 20:(1 << 20) + 2000000] = b"q" * 2000000
+    assert new.read_bytes() == bytes(want)
+
+
 def test_corrupt_qcow2_is_refused_and_the_session_lives(tmp_path):
     image = tmp_path / "bad.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "64M"], check=True)

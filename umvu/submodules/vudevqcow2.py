@@ -142,6 +142,21 @@ class Qcow2:
             else:
                 self.backing = Raw(where)
         self.zcache = (None, b"")
+        self.snapshots = self._snapshot_names(nb_snap, snap_off)
+
+    def _snapshot_names(self, count: int, off: int) -> list[bytes]:
+        """The snapshots' names (they are read as the image is, never written)."""
+        names = []
+        for _ in range(min(count, 65536)):
+            head = os.pread(self.fd, 40, off)
+            if len(head) < 40:
+                break
+            id_len, name_len = struct.unpack_from(">HH", head, 12)
+            extra = struct.unpack_from(">I", head, 36)[0]
+            base = off + 40 + extra
+            names.append(os.pread(self.fd, name_len, base + id_len))
+            off = (base + id_len + name_len + 7) & ~7
+        return names
 
     def _aligned(self, n: int) -> int:
         return (n + self.cluster - 1) & ~(self.cluster - 1)
@@ -326,11 +341,8 @@ class Qcow2:
         old = self._l2(l2_off) if l2_off else [0] * self.l2_entries
         new_off = self._alloc()
         table = list(old)
-        if l2_off:  # (shared with a snapshot: the entries' clusters gain a reference,
-            for e in table:  # and lose COPIED)
-                for hc in self._clusters_of(e):
-                    self._refcount_set(hc, self._refcount_get(hc) + 1)
-            table = [e & ~COPIED for e in table]
+        if l2_off:  # (shared with a snapshot: its clusters are counted once per L1 table
+            table = [e & ~COPIED for e in table]  # already, as qemu counts them)
         os.pwrite(self.fd, struct.pack(">%dQ" % self.l2_entries, *table), new_off)
         self.l2_cache[new_off] = table
         self.l1[i1] = new_off | COPIED
@@ -390,6 +402,10 @@ class Device:
             image.release()
             raise
         self.size = self.q.size - self.q.size % 512
+        if self.q.snapshots:
+            from umvu.api import log
+            log.info("vudevqcow2: %s has snapshots %s (the active image is the one served)",
+                     os.fsdecode(source), ", ".join(os.fsdecode(n) for n in self.q.snapshots))
 
     def pread(self, size: int, offset: int) -> bytes:
         return self.q.read(offset, size)
