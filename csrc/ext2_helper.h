@@ -26,6 +26,12 @@ struct ue2_info {
 #define UE2_SET_CTIME 32
 
 long ue2_open(const char *name, const char *io_options, int rw, void **ret_fs);
+/* a device of another module (no host file): its bytes read and written by callbacks
+ * (ext2_devio.c): each returns the bytes done, or -1 */
+typedef long (*ue2_dev_read)(void *ctx, void *buf, size_t size, uint64_t offset);
+typedef long (*ue2_dev_write)(void *ctx, const void *buf, size_t size, uint64_t offset);
+long ue2_open_dev(const char *name, int rw, ue2_dev_read rd, ue2_dev_write wr, void *ctx,
+                  void **ret_fs);
 long ue2_info(void *fs, struct ue2_info *info);
 long ue2_mark_mounted(void *fs);
 long ue2_close(void *fs, int rw);

@@ -178,3 +178,38 @@ def test_corrupt_qcow2_is_refused_and_the_session_lives(tmp_path):
     err = r.stderr.decode()
     assert "Traceback" not in err, err
     assert "notimg: not a qcow2 image" in err and "notimg: not a VDI image" in err, err
+
+
+@pytest.mark.parametrize("fmt", ["qcow2", "vdi"])
+def test_vufuseext2_on_a_partition_of_a_vm_image(tmp_path, tree, fmt):
+    """The VM image's partition mounted rw+ by vufuseext2 (no host file holds its bytes:
+    libext2fs reads and writes through the device); what is written there is on the
+    host afterwards, the image and the ext4 clean."""
+    image = tmp_path / ("vm." + fmt)
+    subprocess.run(["qemu-img", "create", "-q", "-f", fmt, str(image), "512M"], check=True)
+    script = ("set -e; vu_insmod vudev vufuse; vumount -t vudev%s %s /dev/hda; "
+              "/usr/sbin/sgdisk -n 1:2048:+300M /dev/hda > /dev/null; "
+              "/usr/sbin/mkfs.ext4 -q /dev/hda1; mkdir m; "
+              "vumount -t vufuseext2 -o rw+ /dev/hda1 m; cp -r %s m/tree; "
+              "echo inside > m/new.txt; df -k m | tail -1 | tr -s ' ' | cut -d' ' -f2; "
+              "vuumount m; vuumount /dev/hda" % (fmt, image, tree))
+    r = run("umvu", ["bash", "-c", script], cwd=tmp_path, timeout=600)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    assert 280000 < int(r.stdout.split()[0]) < 310000  # (the partition's ext4)
+    check = subprocess.run(["qemu-img", "check", str(image)], capture_output=True)
+    assert check.returncode == 0, check.stdout
+    raw = tmp_path / "vm.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(image), str(raw)], check=True)
+    part = tmp_path / "p1.img"
+    with open(raw, "rb") as f, open(part, "wb") as out:
+        f.seek(2048 * 512)
+        out.write(f.read(300 << 20))
+    fsck = subprocess.run(["e2fsck", "-fn", str(part)], capture_output=True)
+    assert fsck.returncode == 0, fsck.stdout.decode()
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    subprocess.run(["debugfs", "-R", "rdump /tree %s" % dump, str(part)], check=True,
+                   capture_output=True)
+    assert tree_listing(dump / "tree") == tree_listing(tree)
+    cat = subprocess.run(["debugfs", "-R", "cat /new.txt", str(part)], capture_output=True)
+    assert cat.stdout == b"inside\n"

@@ -1,4 +1,5 @@
-"""cffi out-of-line build of csrc/ext2_helper.c and ext2_xattr.c (on libext2fs) into umvu.submodules._ext2fs."""
+"""cffi out-of-line build of csrc/ext2_helper.c, ext2_xattr.c and ext2_devio.c (on
+libext2fs) into umvu.submodules._ext2fs."""
 import os
 
 from cffi import FFI
@@ -39,7 +40,7 @@ ffibuilder.set_source(
     "umvu.submodules._ext2fs",
     '#include <ext2fs/ext2fs.h>\n#include "ext2_helper.h"',
     sources=[os.path.relpath(os.path.join(CSRC, name))
-             for name in ("ext2_helper.c", "ext2_xattr.c")],
+             for name in ("ext2_helper.c", "ext2_xattr.c", "ext2_devio.c")],
     include_dirs=[os.path.relpath(CSRC)],
     libraries=["ext2fs", "com_err"],
     extra_compile_args=["-O2", "-Wall"],

@@ -88,21 +88,49 @@ class Info:
         self.volume_name = ffi.string(c.volume_name)
 
 
+def _device_callbacks(device):
+    """The C callbacks of ue2_open_dev over device.pread/pwrite (kept with the Image)."""
+    @ffi.callback("ue2_dev_read")
+    def read(ctx, buf, size, offset):
+        try:
+            data = device.pread(size, offset)
+        except Exception:  # (libext2fs then says EXT2_ET_SHORT_READ: EIO)
+            return -1
+        ffi.memmove(buf, data, len(data))
+        return len(data)
+
+    @ffi.callback("ue2_dev_write")
+    def write(ctx, buf, size, offset):
+        try:
+            return device.pwrite(bytes(ffi.buffer(buf, size)), offset)
+        except Exception:
+            return -1
+    return read, write
+
+
 class Image:
     """An open ext2/3/4 file system in an image file or device (host path), at byte
     ``offset`` in it. Read-only, it also keeps its own fd of the image, from which whole
     files are read run by run of blocks (ue2_read_raw)."""
 
-    def __init__(self, host_path: bytes, rw: bool, offset: int = 0):
+    def __init__(self, host_path: bytes, rw: bool, offset: int = 0, device=None):
+        """device: instead of a host file, an object whose pread(size, offset) and
+        pwrite(data, offset) reach the bytes (a partition of a vudevqcow2 disk)."""
         self.rw = rw
         self.host_path = host_path
         self.offset = offset
         out = ffi.new("void **")
-        check(lib.ue2_open(host_path, b"offset=%d" % offset if offset else b"",
-                           1 if rw else 0, out))
+        self._callbacks = None
+        if device is not None:
+            self._callbacks = _device_callbacks(device)
+            check(lib.ue2_open_dev(host_path, 1 if rw else 0, self._callbacks[0],
+                                   self._callbacks[1], ffi.NULL, out))
+        else:
+            check(lib.ue2_open(host_path, b"offset=%d" % offset if offset else b"",
+                               1 if rw else 0, out))
         self._fs = out[0]
         self._raw_fd = -1
-        if not rw:
+        if not rw and device is None:
             try:
                 self._raw_fd = os.open(host_path, os.O_RDONLY | os.O_CLOEXEC)
             except OSError:

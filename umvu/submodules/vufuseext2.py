@@ -28,6 +28,8 @@ from umvu.submodules import ext2fs
 from umvu.submodules.ext2fs import SET_ATIME, SET_CTIME, SET_GID, SET_MODE, SET_MTIME, SET_UID
 
 OPTIONS = {"readonly": bool, "offset": int, "size": int}
+DEVICE_SOURCE = True  # a device with no host file (a qcow2 disk's partition) is read
+                      # through the device itself (vufuse's "device" option)
 SOURCE_IMAGE = True  # vufuse hands over the host file behind the source (offset, size)
 DEFAULT_READONLY = True
 FAKEROOT_UNPRIVILEGED = True  # an unprivileged umvu: permission checks as for root
@@ -126,8 +128,10 @@ class Ext2Operations(pyfuse3.Operations):
         offset = int(options.get("offset", 0) or 0)
         size = options.get("size")
         name = os.fsdecode(self.source)
+        device = options.get("device")
         try:
-            self.img = ext2fs.Image(self.source, rw=not self.readonly, offset=offset)
+            self.img = ext2fs.Image(self.source, rw=not self.readonly, offset=offset,
+                                    device=device)
         except OSError as e:
             if e.errno in (errno.EUCLEAN, errno.EBADMSG):
                 raise _refuse(e.errno, "%s: corrupt ext2/3/4 file system (%s); run e2fsck"
