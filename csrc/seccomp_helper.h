@@ -30,6 +30,8 @@
 #define UMVU_DEFAULT_SPIN_NS  50000 /* umvu_launch's polling on more than one CPU */
 #define UMVU_KNOCK_COOKIE     0x756d76756b6e6f63
 #define UMVU_CLOSED_MAX       512 /* closes the C loop lets by before Python takes them */
+#define UMVU_LOCAL_TRAP       0x4c54 /* SECCOMP_RET_DATA of a module's per-process trap
+                                      * (umvu_local_traps): its stops are Python's */
 
 #define UMVU_EV_SYSCALL      1 /* seccomp stop, or syscall-entry stop with -S */
 #define UMVU_EV_SYSCALL_EXIT 2 /* exit stop asked for by umvu_sys_native/skip */
@@ -98,6 +100,7 @@ int umvu_set_cwrites(int on);
 int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable);
 int umvu_set_let_run(const unsigned char *bitmap, int nbits);
 int umvu_trace_signals(int on);
+int umvu_local_traps(int on);
 int umvu_siginfo(int tid, void *buf128);
 int umvu_set_autonomous(int on);
 int umvu_run_autonomous(struct umvu_event *ev);

@@ -295,6 +295,11 @@ static int seccomp_stop(int tid, struct umvu_event *ev)
 	}
 	if (fill_info(tid, ev) < 0)
 		return 0;
+	if (tr.local_traps) {  /* a module's own trap: never decided here */
+		unsigned long data = 0;
+		if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &data) == 0 && data == UMVU_LOCAL_TRAP)
+			return 1;
+	}
 	if (decide_in_c(tid, ev))
 		return 0;
 	return 1;
@@ -506,6 +511,13 @@ int umvu_set_wanted(const unsigned char *bitmap, int nbits, int enable)
 int umvu_trace_signals(int on)
 {
 	tr.trace_signals = on;
+	return 0;
+}
+
+/* Some process has a filter of a module's own (its TRACE data UMVU_LOCAL_TRAP). */
+int umvu_local_traps(int on)
+{
+	tr.local_traps = on;
 	return 0;
 }
 

@@ -152,6 +152,7 @@ struct tracer {
 	 * module claims them (umvu_set_let_run) */
 	unsigned char let_run[FASTNR / 8];
 	int trace_signals; /* signal-delivery stops reach Python (the debug trace) */
+	int local_traps;   /* some process has a module's own trap (UMVU_LOCAL_TRAP) */
 
 	/* Waiting. How long the tracer polls for the next stop before it sleeps in waitpid
 	 * (ns, 0: never polls; see wait_tracee), and how long the last wait lasted. */

@@ -526,3 +526,39 @@ def test_killing_umvu_leaves_no_stack_behind(tmp_path, root_switch):
     assert stack_processes() == []
     leftover = subprocess.run(["pgrep", "-f", "ready.*time.sleep"], capture_output=True)
     assert leftover.stdout == b""
+
+
+IFCONF = r'''
+import array, fcntl, socket, struct
+u = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)  # (not a socket of the stack)
+print("index", socket.if_nametoindex("vde0"), socket.if_indextoname(1))
+buf = array.array("B", bytes(40 * 8))
+ifc = struct.pack("iL", len(buf), buf.buffer_info()[0])
+got = struct.unpack("iL", fcntl.ioctl(u.fileno(), 0x8912, ifc))[0]
+names = [bytes(buf[i:i + 16]).split(b"\0")[0].decode() for i in range(0, got, 40)]
+addrs = [socket.inet_ntoa(bytes(buf[i + 20:i + 24])) for i in range(0, got, 40)]
+print("ifconf", sorted(zip(names, addrs)))
+try:
+    socket.if_nametoindex("eth0")
+except OSError as e:
+    print("eth0", e)
+'''
+
+
+@pytest.mark.parametrize("opts", [[], ["-S"]], ids=["umvu", "umvu-S"])
+def test_netdevice_ioctls_on_other_sockets(tmp_path, root_switch, opts):
+    """glibc's if_nametoindex and SIOCGIFCONF on a unix socket: in a process of the stack
+    they see the stack's interfaces (as VUOS routes them), outside it the host's."""
+    (tmp_path / "ifconf.py").write_text(IFCONF)
+    r = umvu_bash(textwrap.dedent("""\
+        %s || exit 9
+        vustack /dev/net/myvde bash -c 'ip addr add 10.10.0.7/24 dev vde0 &&
+            ip link set vde0 up && ip link set lo up && python3 ifconf.py'
+        python3 -c 'import socket; print("host", socket.if_nametoindex("lo"))'
+        """) % (MOUNT % root_switch.url), cwd=tmp_path, user_prefix=UMVU + opts)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    lines = r.stdout.decode().splitlines()
+    assert lines[0] == "index 2 lo", lines
+    assert lines[1] == "ifconf [('lo', '127.0.0.1'), ('vde0', '10.10.0.7')]", lines
+    assert lines[2].startswith("eth0 "), lines
+    assert lines[3] == "host %d" % socket.if_nametoindex("lo"), lines

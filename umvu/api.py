@@ -223,9 +223,11 @@ class HypervisorAPI:
         virtual file systems open through service.open(b"/", flags, mode)."""
         raise NotImplementedError
 
-    def claim_syscalls(self, module, names, service, notify: bool = False) -> list:
+    def claim_syscalls(self, module, names, service, notify: bool = False,
+                       local: bool = False) -> list:
         """Claim system calls by name: service.syscall/after see each (Service hooks);
-        notify: they come as seccomp notifications (calls of scalar arguments only)."""
+        notify: they come as seccomp notifications (calls of scalar arguments only);
+        local: only where trap_in_process makes a process trap them."""
         raise NotImplementedError
 
     def remove_entry(self, entry) -> None:
@@ -314,6 +316,11 @@ class HypervisorAPI:
         raise NotImplementedError
 
     def write_memory(self, tid: int, guest_addr: int, data: bytes) -> None:
+        raise NotImplementedError
+
+    def trap_in_process(self, name: str, arg: int, lo: int, hi: int) -> bool:
+        """The calling thread's process (and its descendants) traps syscall name when
+        the low 32 bits of argument arg are in [lo, hi), for a local hook."""
         raise NotImplementedError
 
     def open_in(self, tid: int, host_path: bytes, flags: int = 0) -> int:

@@ -45,7 +45,8 @@ class Filters:
         """A module was loaded: trace what modules need, in every process."""
         extra = MODULE_EXTRA | WRITE_BACK if self.shared_maps_made else MODULE_EXTRA
         want = {sc.nr for sc in syscalls.BY_NR.values() if sc.nr >= 0 and (
-            sc.choice in MODULE_CHOICES or sc.name in extra)} | set(self.hooks)
+            sc.choice in MODULE_CHOICES or sc.name in extra)} | \
+            (set(self.hooks) - self.local_hooks)
         if self.fd_filtering:  # trapped per virtual fd instead (on_vfd_added)
             fd_arg = self.fd_arg_of()
             want = {nr for nr in want if nr >= len(fd_arg) or fd_arg[nr] == 255}
@@ -89,8 +90,8 @@ class Filters:
         table = bytearray([255]) * syscalls.NBITS
         for sc in syscalls.BY_NR.values():
             if not 0 <= sc.nr < syscalls.NBITS or sc.name in self.FASTPATH_EXCLUDE \
-                    or sc.nr in self.hooks:  # a module looks at every such call
-                continue
+                    or (sc.nr in self.hooks and sc.nr not in self.local_hooks):
+                continue  # (a module looks at every such call)
             if sc.choice in ("fd", "ioctl") and sc.args and sc.args[0] == "fd":
                 table[sc.nr] = 0
             elif sc.choice == "mmap":
@@ -109,7 +110,7 @@ class Filters:
             "fstat", "newfstatat")} & set(self.hooks)
         self.vfs.drop_stats()
         # -S: calls no module wants stop (twice) but need no Python; -d s shows them all
-        self.tracer.set_wanted(syscalls.bitmap(self.filter_numbers),
+        self.tracer.set_wanted(syscalls.bitmap(self.filter_numbers | self.local_hooks),
                                self.noseccomp and "s" not in self.debugtags)
         self.update_pathfast()
 
@@ -176,6 +177,24 @@ class Filters:
         # then hands it to Python as any call)
         self.notif_numbers = notif if enable else set()
         self.tracer.set_let_run(syscalls.bitmap(let_run if enable else set()))
+
+    def stack_local_trap(self, t, nr: int, arg: int, lo: int, hi: int) -> bool:
+        """A filter of a module's own into t's process (t at a syscall stop): syscall nr
+        with the low 32 bits of argument arg in [lo, hi) stops as TRACE with data
+        LOCAL_TRAP, which the C loop hands to Python; kept by children and execs. -S: no
+        filter (every call stops there anyway)."""
+        if self.noseccomp:
+            return True
+        from umvu.core.tracer import LOCAL_TRAP
+        ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
+        allow, trace = 0x7FFF0000, 0x7FF00000 | LOCAL_TRAP
+        insns = [(ld, 0, 0, 4), (jeq, 0, 6, 0xC000003E),  # x86_64 only
+                 (ld, 0, 0, 0), (jeq, 0, 4, nr),
+                 (ld, 0, 0, 16 + 8 * arg), (jge, 0, 2, lo), (jge, 1, 0, hi),
+                 (ret, 0, 0, trace), (ret, 0, 0, allow)]
+        prog = b"".join(struct.pack("<HBBI", *i) for i in insns)
+        self.tracer.local_traps(True)
+        return self.stack_filter(t, prog)
 
     # seccomp(SET_MODE_FILTER, flags): TSYNC, and for a filter with a listener
     # NEW_LISTENER | TSYNC_ESRCH | WAIT_KILLABLE_RECV (a notification taken is not

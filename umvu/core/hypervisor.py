@@ -33,7 +33,7 @@ from umvu.core.log import log
 from umvu.core.modapi import ModuleAPI
 from umvu.core.mounts import proc_mounts as render_proc_mounts
 from umvu.core.process import Observers, ProcessTable
-from umvu.core.registry import NOTIFY_HOOK, Responsibility
+from umvu.core.registry import LOCAL_HOOK, NOTIFY_HOOK, Responsibility
 from umvu.core.trace import NO_RETURN, CallFormatter
 from umvu.core.tracer import (EV_ABI32, EV_BOUNDARY, EV_CLONE, EV_EXEC, EV_EXITED, EV_KNOCK,
                               EV_SIGNAL, EV_SYSCALL, EV_SYSCALL_EXIT, Tracer)
@@ -112,6 +112,7 @@ class Hypervisor(Guests, Filters):
         self._refused_said: set = set()  # (tgid, name) already in the log
         self.hooks: dict = {}  # syscall number -> service (ModuleAPI.claim_syscalls)
         self.notif_hooks: set = set()  # of those, the ones claimed with notify
+        self.local_hooks: set = set()  # ... and with local (ModuleAPI.trap_in_process)
         self.exec_hooks: list = []  # ModuleAPI.on_exec callbacks
         self.shared_maps: list = []  # vfs.SharedMap of live MAP_SHARED mappings
         self.shared_maps_made = False  # since then msync and munmap are traced
@@ -451,6 +452,8 @@ class Hypervisor(Guests, Filters):
         # (claimed with notify: they come as seccomp notifications, see claim_syscalls)
         self.notif_hooks = {e.key for e in self.table.entries
                             if e.kind == "syscall" and e.flags & NOTIFY_HOOK}
+        self.local_hooks = {e.key for e in self.table.entries
+                            if e.kind == "syscall" and e.flags & LOCAL_HOOK}
         self.need_syscalls()
 
     def perform(self, t, sc, nr, args, action) -> None:

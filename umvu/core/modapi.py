@@ -10,7 +10,7 @@ from umvu.api import HypervisorAPI, capability, implements
 from umvu.core import credentials, syscalls
 from umvu.core.guests import SCRATCH_SIZE
 from umvu.core.process import fs_ids
-from umvu.core.registry import NOTIFY_HOOK, Entry
+from umvu.core.registry import LOCAL_HOOK, NOTIFY_HOOK, Entry
 
 
 class ModuleAPI(HypervisorAPI):
@@ -77,7 +77,8 @@ class ModuleAPI(HypervisorAPI):
                 raise
         return source
 
-    def claim_syscalls(self, module, names, service, notify: bool = False) -> list:
+    def claim_syscalls(self, module, names, service, notify: bool = False,
+                       local: bool = False) -> list:
         """Claim system calls by name (VUOS's syscall choice): before the core's own
         dispatch, ``service.syscall(t, sc, args)`` may answer (an int, a Native, None for
         the kernel) or return PASS to let the core dispatch as usual; after the call,
@@ -85,9 +86,10 @@ class ModuleAPI(HypervisorAPI):
         notify: the calls come as seccomp notifications, not ptrace stops (a result, a
         granted fd or the kernel's own call answer them cheaply; a rewrite or an exit
         stop costs more): for calls of scalar arguments (a decision on memory the guest
-        can change must not let the call run as it is)."""
+        can change must not let the call run as it is). local: no process traps them
+        but where trap_in_process asked it (one request range of one call)."""
         entries = []
-        flags = NOTIFY_HOOK if notify else 0
+        flags = (NOTIFY_HOOK if notify else 0) | (LOCAL_HOOK if local else 0)
         for name in names:
             sc = syscalls.BY_NAME[name]
             entries.append(self.hv.table.add(Entry("syscall", sc.nr, module, service,
@@ -144,6 +146,14 @@ class ModuleAPI(HypervisorAPI):
         if size > SCRATCH_SIZE // 2 - 256:
             raise ValueError("scratch request too large")
         return base + SCRATCH_SIZE // 2
+
+    def trap_in_process(self, name: str, arg: int, lo: int, hi: int) -> bool:
+        """The calling thread's process (and its children, across execs) traps syscall
+        name when the low 32 bits of argument arg are in [lo, hi): to a hook claimed
+        with local=True (netdevice ioctls of a process in a network stack)."""
+        hv = self.hv
+        return hv.stack_local_trap(hv.procs.get(hv.cur_tid), syscalls.number(name), arg,
+                                   lo, hi)
 
     def open_in(self, tid: int, host_path: bytes, flags: int = os.O_RDONLY) -> int:
         """A host file opened in a stopped guest thread's fd table (an openat made by

@@ -15,6 +15,7 @@ from umvu.api import Module, capability
 
 _seq = itertools.count(1)
 NOTIFY_HOOK = 1  # Entry.flags of a "syscall" entry: its calls come as notifications
+LOCAL_HOOK = 2  # ... or only where the module's own trap sends them (trap_in_process)
 
 
 class Entry:

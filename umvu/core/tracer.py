@@ -19,6 +19,7 @@ EV_ABI32 = lib.UMVU_EV_ABI32
 EV_BOUNDARY = lib.UMVU_EV_BOUNDARY
 EV_KNOCK = lib.UMVU_EV_KNOCK
 EV_SIGNAL = lib.UMVU_EV_SIGNAL
+LOCAL_TRAP = lib.UMVU_LOCAL_TRAP
 DEFAULT_SPIN_NS = lib.UMVU_DEFAULT_SPIN_NS
 
 PATH_MAX = 4096
@@ -188,6 +189,11 @@ class Tracer:
     def trace_signals(self, on: bool) -> None:
         """Signal-delivery stops as EV_SIGNAL events (resume(tid, sig) delivers)."""
         lib.umvu_trace_signals(int(on))
+
+    def local_traps(self, on: bool) -> None:
+        """Seccomp stops of UMVU_LOCAL_TRAP filters (ModuleAPI.trap_in_process) are
+        Python's, never the C loop's to decide."""
+        lib.umvu_local_traps(int(on))
 
     def siginfo(self, tid: int) -> bytes:
         """The siginfo_t (128 bytes) of tid's signal-delivery stop."""

@@ -33,6 +33,18 @@ import types
 from umvu.api import PASS, Module, Native, log, parse_options, s32
 
 KEY = "vunet"  # process.data: ((family, StackFile), ...), the process's defaults
+TRAPPED = "vunet.ioctl"  # process.data: its netdevice ioctls come to umvu
+AF_INET, AF_NETLINK = 2, 16
+# the netdevice ioctls on a struct ifreq (netdevice(7)), those that change something,
+# and SIOCGIFCONF: made in the process's stack whatever socket they are made on (as
+# glibc's if_nametoindex makes them on a unix socket)
+SIOCGIFCONF = 0x8912
+IFREQ_IOCTLS = {0x8910, 0x8913, 0x8914, 0x8915, 0x8916, 0x8917, 0x8918, 0x8919, 0x891A,
+                0x891B, 0x891C, 0x891D, 0x891E, 0x8921, 0x8922, 0x8923, 0x8924, 0x8927,
+                0x8933, 0x8937, 0x8942, 0x8943, 0x8970, 0x8971}
+SETTERS = {0x8914, 0x8916, 0x8918, 0x891A, 0x891C, 0x891E, 0x8922, 0x8923, 0x8924, 0x8937,
+           0x8943, 0x8971}
+NETDEV_RANGE = (0x8910, 0x8972)
 SOCK_DEFAULT = 0  # msocket's type that makes the stack the caller's default
 AF_UNSPEC = 0
 SOCK_CLOEXEC = 0o2000000
@@ -136,6 +148,8 @@ class Hooks:
         self.api = module.api
 
     def syscall(self, t, sc, args):
+        if sc.name == "ioctl":
+            return self.ioctl(t, args)
         if sc.name == "socket":
             defaults = t.process.data.get(KEY)
             if not defaults:
@@ -182,6 +196,76 @@ class Hooks:
         for family in families:
             mine[family] = sf
         t.process.data[KEY] = tuple(sorted(mine.items(), key=lambda kv: kv[0]))
+        if not t.process.data.get(TRAPPED) and (AF_NETLINK in mine or AF_INET in mine):
+            if self.api.trap_in_process("ioctl", 1, *NETDEV_RANGE):
+                t.process.data[TRAPPED] = True
+        return 0
+
+    def _netdev_stack(self, t):
+        """The stack a process's netdevice ioctls are made in: its netlink default (as
+        VUOS's), else its IPv4 one."""
+        defaults = dict(t.process.data.get(KEY, ()))
+        return defaults.get(AF_NETLINK) or defaults.get(AF_INET)
+
+    def ioctl(self, t, args):
+        """A netdevice ioctl of a process in a stack, on a socket not of the stack (a
+        unix socket, a socket made before): made in the stack."""
+        import fcntl
+        import struct
+        req = args[1] & 0xFFFFFFFF
+        if req not in IFREQ_IOCTLS and req != SIOCGIFCONF:
+            return PASS
+        sf = self._netdev_stack(t)
+        if sf is None:
+            return PASS
+        try:
+            target = os.readlink("/proc/%d/fd/%d" % (t.tid, s32(args[0])))
+        except OSError:
+            return PASS  # (the kernel says EBADF)
+        if not target.startswith("socket:"):
+            return PASS  # (ENOTTY, as the kernel's)
+        if sf.gone:
+            return -errno.ENODEV
+        sock = sf.stack.netdev_socket()
+        if sock is None:  # the host's own stack
+            return PASS
+        if req in SETTERS and self.api.caller()[0] not in (0, os.geteuid()):
+            return -errno.EPERM  # (what umvu may do in its namespace, the caller may not)
+        guest_addr = args[2]
+        try:
+            if req == SIOCGIFCONF:
+                return self._ifconf(sock, guest_addr)
+            buf = bytearray(self.api.guest_read(guest_addr, 40))
+        except OSError as e:
+            return -e.errno
+        if sock is False:  # no network: no interface
+            return -errno.ENODEV
+        try:
+            fcntl.ioctl(sock.fileno(), req, buf, True)
+        except OSError as e:
+            return -e.errno
+        self.api.guest_write(guest_addr, bytes(buf))
+        return 0
+
+    def _ifconf(self, sock, guest_addr: int) -> int:
+        import ctypes
+        import fcntl
+        import struct
+        length, _, buf_addr = struct.unpack("<iiQ", self.api.guest_read(guest_addr, 16))
+        if sock is False:
+            self.api.guest_write(guest_addr, struct.pack("<i", 0))
+            return 0
+        room = max(0, length) if buf_addr else 0
+        cbuf = ctypes.create_string_buffer(room) if room else None
+        ifc = bytearray(struct.pack("<iiQ", room, 0, ctypes.addressof(cbuf) if cbuf else 0))
+        try:
+            fcntl.ioctl(sock.fileno(), SIOCGIFCONF, ifc, True)
+        except OSError as e:
+            return -e.errno
+        got = struct.unpack_from("<i", ifc)[0]
+        if buf_addr and cbuf is not None:
+            self.api.guest_write(buf_addr, cbuf.raw[:got])
+        self.api.guest_write(guest_addr, struct.pack("<i", got))
         return 0
 
 
@@ -199,7 +283,8 @@ class VuNet(Module):
         # reaches the guest by ADDFD (a ptrace stop would hand it over a unix socket:
         # five injected calls)
         self.entries = api.claim_syscalls(self, ("socket",), self.hooks, notify=True) + \
-            api.claim_syscalls(self, ("msocket",), self.hooks)
+            api.claim_syscalls(self, ("msocket",), self.hooks) + \
+            api.claim_syscalls(self, ("ioctl",), self.hooks, local=True)
 
     @property
     def filesystems(self):

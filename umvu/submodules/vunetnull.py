@@ -18,5 +18,8 @@ class Stack:
     def socket(self, domain: int, type_: int, protocol: int):
         raise OSError(errno.EAFNOSUPPORT, "no network in this stack")
 
+    def netdev_socket(self):
+        return False  # (no interface at all: netdevice ioctls answer ENODEV)
+
     def close(self) -> None:
         pass

@@ -17,5 +17,8 @@ class Stack:
     def socket(self, domain: int, type_: int, protocol: int):
         return None  # (the kernel's: the guest's call, as it is or made from msocket's)
 
+    def netdev_socket(self):
+        return None  # (the host's: the kernel answers)
+
     def close(self) -> None:
         pass

@@ -61,6 +61,7 @@ class Stack:
             raise OSError(code, answer[4:].decode(errors="replace")
                           or "the stack for %s did not come up" % url)
         self.ctl, self.url, self.iface = mine, url, iface
+        self._netdev = None
         self.keeper_pid = struct.unpack("<i", answer[4:8])[0] if len(answer) >= 8 else 0
 
     def _ask(self, op: int, domain: int = 0, type_: int = 0, protocol: int = 0):
@@ -87,9 +88,19 @@ class Stack:
             raise OSError(-ret if ret < 0 else errno.EIO, os.strerror(-ret or errno.EIO))
         return fds[0]
 
+    def netdev_socket(self):
+        """A datagram socket of the stack's, umvu's own, for netdevice ioctls."""
+        if self._netdev is None:
+            self._netdev = socket.socket(fileno=self.socket(socket.AF_INET,
+                                                            socket.SOCK_DGRAM, 0))
+        return self._netdev
+
     def close(self) -> None:
         """Unmounted: every socket of the stack aborted, then the keeper goes (and the
         interface with it)."""
+        if self._netdev is not None:
+            self._netdev.close()
+            self._netdev = None
         if self.ctl is None:
             return
         try:
