@@ -427,7 +427,6 @@ class Hypervisor(Guests, Filters):
             return False  # made by the guest's call then
         try:
             ret = self.tracer.grant_fd(tid, host_fd, flags)
-            self._granted = ret
             if ret is None:
                 if not by_socket:
                     return False  # (the guest's rewritten call makes it: cheaper)

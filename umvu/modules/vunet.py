@@ -211,7 +211,6 @@ class Hooks:
         """A netdevice ioctl of a process in a stack, on a socket not of the stack (a
         unix socket, a socket made before): made in the stack."""
         import fcntl
-        import struct
         req = args[1] & 0xFFFFFFFF
         if req not in IFREQ_IOCTLS and req != SIOCGIFCONF:
             return PASS
