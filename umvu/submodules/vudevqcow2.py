@@ -96,7 +96,8 @@ class Qcow2:
         self.cluster = 1 << self.cluster_bits
         self.l2_entries = self.cluster // 8
         self.rb_entries = self.cluster * 8 >> self.refcount_order
-        need = (self.size + (self.cluster * self.l2_entries) - 1) // (self.cluster * self.l2_entries)
+        span = self.cluster * self.l2_entries  # (what one L2 table maps)
+        need = (self.size + span - 1) // span
         if l1_size < need or l1_size > 1 << 25 or l1_off % self.cluster:
             raise _fail(self.path, "bad L1 table (%d entries for %d)" % (l1_size, need))
         self.l1_off = l1_off
