@@ -95,8 +95,8 @@ _page("vu_insmod", "load umvu modules", "[-p] MODULE...",
            "end)"),
        Opt(("-h", "--help"), "help", None, "print this help and exit")],
       ["Loads each MODULE into the umvu session: a name (vufuse, vufs, vudev, vunet, fuse, "
-       "vubinfmt, vumisc, unreal, unrealuidgid, mountreal), a dotted Python name or the path of a "
-       "Python file defining one umvu.api.Module subclass. In a session umvu runs as root, "
+       "vubinfmt, vumisc, unreal, unrealuidgid, mountreal), a dotted Python name or the "
+       "path of a Python file defining one umvu.api.Module subclass. In a session umvu runs as root, "
        "a module file is loaded only for root and only if root alone could have written "
        "it."],
       ["vu_insmod vufuse vudev"], ["vu_rmmod", "vu_lsmod", "umvu"])
