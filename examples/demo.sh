@@ -27,3 +27,16 @@ mke2fs -q -t ext2 -d "$work/src" "$work/disk.ext2" 16M >/dev/null 2>&1
 umvu bash -c "vu_insmod vufuse && vumount -t vufuseext2 -o ro $work/disk.ext2 $work/mnt &&
   ls -l $work/mnt && cat $work/mnt/hello.txt && df -h $work/mnt | tail -1"
 rm -rf "$work"
+echo "== a network stack per process tree: vunetnull has no network; outside vustack, the host's"
+umvu bash -c 'vu_insmod vunet && vumount -t vunetnull none /tmp/nonet.$$ &&
+  vustack /tmp/nonet.$$ python3 -c "import socket; socket.create_connection((\"127.0.0.1\", 9))" 2>&1 | tail -1
+  python3 -c "import socket; print(\"outside vustack:\", socket.socket().family.name)"'
+echo "== a qcow2 VM disk made by qemu-img, partitioned, formatted and written inside umvu"
+work=$(mktemp -d)
+qemu-img create -q -f qcow2 "$work/vm.qcow2" 256M
+umvu bash -c "vu_insmod vudev vufuse && vumount -t vudevqcow2 $work/vm.qcow2 /dev/hda &&
+  /usr/sbin/sgdisk -n 1:2048:0 /dev/hda >/dev/null && /usr/sbin/mkfs.ext4 -q /dev/hda1 &&
+  mkdir $work/mnt && vumount -t vufuseext2 -o rw+ /dev/hda1 $work/mnt &&
+  cp -a /usr/share/doc/bash $work/mnt/ && df -h $work/mnt | tail -1 && vuumount $work/mnt"
+qemu-img check "$work/vm.qcow2" | head -1
+rm -rf "$work"
