@@ -17,7 +17,7 @@ QEMU_RULE = (r":qemu-aarch64:M::\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00
              r"\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F")
 
 
-def give(path, work=None):
+def give(path):
     """path made nobody's, in nobody's work directory."""
     subprocess.run(["chown", "-R", "nobody", str(path)], check=True)
     return path
@@ -27,7 +27,7 @@ def test_vm_disk_archive_and_fat_as_nobody(as_user):
     work = as_user.work / "images"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    give(work, work)
+    give(work)
     subprocess.run(["runuser", "-u", "nobody", "--", "qemu-img", "create", "-q", "-f",
                     "qcow2", str(work / "vm.qcow2"), "256M"], check=True)
     src = work / "src"
@@ -37,7 +37,7 @@ def test_vm_disk_archive_and_fat_as_nobody(as_user):
         tf.add(src, arcname=".")
     subprocess.run(["truncate", "-s", "40M", str(work / "fat.img")], check=True)
     subprocess.run(["mkfs.vfat", str(work / "fat.img")], check=True, capture_output=True)
-    give(work, work)
+    give(work)
     script = """set -e
         cd %s
         id -u
@@ -70,7 +70,7 @@ def test_arm64_program_as_nobody(as_user):
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     subprocess.run(["dpkg-deb", "-x", DEBS[0], str(work)], check=True)
-    give(work, work)
+    give(work)
     b = "/proc/sys/fs/binfmt_misc"
     script = ("set -e; vu_insmod vubinfmt; vumount -t vubinfmt none %s; "
               "echo '%s' > %s/register; %s/bin/busybox sh -c 'uname -m; id -u'"
