@@ -19,6 +19,8 @@ import os
 import struct
 import zlib
 
+from umvu.submodules._vmdisk import ImageDevice, refused
+
 OPTIONS = {"ro": bool, "rw": bool}
 MAGIC = b"QFI\xfb"
 COPIED, COMPRESSED, ZERO = 1 << 63, 1 << 62, 1
@@ -26,8 +28,6 @@ OFFSET_MASK = 0x00FFFFFFFFFFFE00
 EXT_BACKING_FORMAT = 0xE2792ACA
 
 
-def _fail(path, what) -> OSError:
-    return OSError(errno.EINVAL, "%s: %s" % (os.fsdecode(path), what))
 
 
 class Raw:
@@ -63,55 +63,55 @@ class Qcow2:
     def _header(self, depth: int) -> None:
         h = os.pread(self.fd, 112, 0)
         if len(h) < 72 or h[:4] != MAGIC:
-            raise _fail(self.path, "not a qcow2 image")
+            raise refused(self.path, "not a qcow2 image")
         (self.version, bf_off, bf_size, self.cluster_bits, self.size, crypt, l1_size,
          l1_off, rt_off, rt_clusters, nb_snap, snap_off) = struct.unpack_from(
             ">IQIIQIIQQIIQ", h, 4)
         if self.version not in (2, 3):
-            raise _fail(self.path, "qcow2 version %d (2 and 3 are read)" % self.version)
+            raise refused(self.path, "qcow2 version %d (2 and 3 are read)" % self.version)
         if not 9 <= self.cluster_bits <= 21:
-            raise _fail(self.path, "bad cluster size 2^%d" % self.cluster_bits)
+            raise refused(self.path, "bad cluster size 2^%d" % self.cluster_bits)
         if crypt:
-            raise _fail(self.path, "encrypted qcow2 images are not supported")
+            raise refused(self.path, "encrypted qcow2 images are not supported")
         self.refcount_order, header_len, incompat = 4, 72, 0
         if self.version == 3:
             if len(h) < 104:
-                raise _fail(self.path, "truncated header")
+                raise refused(self.path, "truncated header")
             incompat = struct.unpack_from(">Q", h, 72)[0]
             self.refcount_order, header_len = struct.unpack_from(">II", h, 96)
             if incompat & 2:
-                raise _fail(self.path, "marked corrupt (qemu-img check -r all repairs it)")
+                raise refused(self.path, "marked corrupt (qemu-img check -r all repairs it)")
             if incompat & 1:
-                raise _fail(self.path, "dirty: refcounts need repair (qemu-img check -r all)")
+                raise refused(self.path, "dirty: refcounts need repair (qemu-img check -r all)")
             if incompat & 4:
-                raise _fail(self.path, "an external data file is not supported")
+                raise refused(self.path, "an external data file is not supported")
             if incompat & 16:
-                raise _fail(self.path, "extended L2 entries are not supported")
+                raise refused(self.path, "extended L2 entries are not supported")
             if incompat & 8 and len(h) > 104 and h[104] != 0:
-                raise _fail(self.path, "zstd compression is not supported")
+                raise refused(self.path, "zstd compression is not supported")
             if incompat & ~0x1F:
-                raise _fail(self.path, "unknown incompatible features %#x" % incompat)
+                raise refused(self.path, "unknown incompatible features %#x" % incompat)
             if self.refcount_order > 6:
-                raise _fail(self.path, "bad refcount order %d" % self.refcount_order)
+                raise refused(self.path, "bad refcount order %d" % self.refcount_order)
         self.cluster = 1 << self.cluster_bits
         self.l2_entries = self.cluster // 8
         self.rb_entries = self.cluster * 8 >> self.refcount_order
         span = self.cluster * self.l2_entries  # (what one L2 table maps)
         need = (self.size + span - 1) // span
         if l1_size < need or l1_size > 1 << 25 or l1_off % self.cluster:
-            raise _fail(self.path, "bad L1 table (%d entries for %d)" % (l1_size, need))
+            raise refused(self.path, "bad L1 table (%d entries for %d)" % (l1_size, need))
         self.l1_off = l1_off
         raw = os.pread(self.fd, 8 * l1_size, l1_off)
         if len(raw) != 8 * l1_size:
-            raise _fail(self.path, "the L1 table is past the end of the file")
+            raise refused(self.path, "the L1 table is past the end of the file")
         self.l1 = list(struct.unpack(">%dQ" % l1_size, raw))
         for e in self.l1:
             if e & OFFSET_MASK and (e & OFFSET_MASK) % self.cluster:
-                raise _fail(self.path, "an L1 entry is not cluster aligned")
+                raise refused(self.path, "an L1 entry is not cluster aligned")
         self.rt_off, self.rt_clusters = rt_off, rt_clusters
         raw = os.pread(self.fd, rt_clusters * self.cluster, rt_off)
         if len(raw) != rt_clusters * self.cluster or rt_off % self.cluster:
-            raise _fail(self.path, "bad refcount table")
+            raise refused(self.path, "bad refcount table")
         self.rt = list(struct.unpack(">%dQ" % (len(raw) // 8), raw))
         self.l2_cache: dict[int, list] = {}
         self.rb_cache: dict[int, bytearray] = {}
@@ -131,7 +131,7 @@ class Qcow2:
             where = name if name.startswith(b"/") else os.path.join(
                 os.path.dirname(self.path), name)
             if depth > 16:
-                raise _fail(self.path, "backing files nest too deep")
+                raise refused(self.path, "backing files nest too deep")
             try:
                 with open(where, "rb") as f:
                     magic = f.read(4)
@@ -382,45 +382,12 @@ class Qcow2:
         os.close(self.fd)
 
 
-class Device:
-    kind = "blk"
-    partitioned = True
-    rdev_base = (3, 0)
+class Device(ImageDevice):
+    image_format, format_name = Qcow2, "qcow2"
 
     def __init__(self, source: bytes, options: dict, api):
-        if source in (b"", b"none"):
-            raise OSError(errno.EINVAL, "vudevqcow2 needs a qcow2 image")
-        self.readonly = bool(options.get("ro")) and not options.get("rw")
-        image = api.image_source(source, write=not self.readonly)
-        if image.size is not None:
-            image.release()
-            raise OSError(errno.EINVAL, "%s: a qcow2 image is a file, not a device"
-                          % os.fsdecode(source))
-        self.image = image
-        try:
-            self.q = Qcow2(image.host_path, not self.readonly)
-        except BaseException:
-            image.release()
-            raise
-        self.size = self.q.size - self.q.size % 512
-        if self.q.snapshots:
+        super().__init__(source, options, api)
+        if self.disk.snapshots:
             from umvu.api import log
             log.info("vudevqcow2: %s has snapshots %s (the active image is the one served)",
-                     os.fsdecode(source), ", ".join(os.fsdecode(n) for n in self.q.snapshots))
-
-    def pread(self, size: int, offset: int) -> bytes:
-        return self.q.read(offset, size)
-
-    def pwrite(self, data: bytes, offset: int) -> int:
-        if self.readonly:
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-        return self.q.write(bytes(data), offset)
-
-    def fsync(self) -> None:
-        self.q.fsync()
-
-    def close(self) -> None:
-        try:
-            self.q.close()
-        finally:
-            self.image.release()
+                     os.fsdecode(source), ", ".join(os.fsdecode(n) for n in self.disk.snapshots))

@@ -12,14 +12,14 @@ import errno
 import os
 import struct
 
+from umvu.submodules._vmdisk import ImageDevice, refused
+
 OPTIONS = {"ro": bool, "rw": bool}
 SIGNATURE = 0xBEDA107F
 UNALLOCATED, ZERO = 0xFFFFFFFF, 0xFFFFFFFE
 TYPE_DYNAMIC, TYPE_STATIC, TYPE_DIFF = 1, 2, 4
 
 
-def _fail(path, what) -> OSError:
-    return OSError(errno.EINVAL, "%s: %s" % (os.fsdecode(path), what))
 
 
 class Vdi:
@@ -35,29 +35,29 @@ class Vdi:
     def _header(self) -> None:
         h = os.pread(self.fd, 512, 0)
         if len(h) < 400 or struct.unpack_from("<I", h, 64)[0] != SIGNATURE:
-            raise _fail(self.path, "not a VDI image")
+            raise refused(self.path, "not a VDI image")
         if struct.unpack_from("<I", h, 68)[0] != 0x00010001:
-            raise _fail(self.path, "VDI version %#x (1.1 is read)"
+            raise refused(self.path, "VDI version %#x (1.1 is read)"
                         % struct.unpack_from("<I", h, 68)[0])
         self.kind = struct.unpack_from("<I", h, 76)[0]
         if self.kind == TYPE_DIFF:
-            raise _fail(self.path, "a differencing VDI image (its parent is not read)")
+            raise refused(self.path, "a differencing VDI image (its parent is not read)")
         if self.kind not in (TYPE_DYNAMIC, TYPE_STATIC):
-            raise _fail(self.path, "VDI image type %d" % self.kind)
+            raise refused(self.path, "VDI image type %d" % self.kind)
         self.off_blocks, self.off_data = struct.unpack_from("<II", h, 340)
         self.size = struct.unpack_from("<Q", h, 368)[0]
         self.block, self.extra, self.nblocks, self.allocated = struct.unpack_from(
             "<IIII", h, 376)
         if self.block == 0 or self.block & (self.block - 1) or \
                 self.nblocks * self.block < self.size:
-            raise _fail(self.path, "bad block size or count")
+            raise refused(self.path, "bad block size or count")
         raw = os.pread(self.fd, 4 * self.nblocks, self.off_blocks)
         if len(raw) != 4 * self.nblocks:
-            raise _fail(self.path, "the block map is past the end of the file")
+            raise refused(self.path, "the block map is past the end of the file")
         self.map = list(struct.unpack("<%dI" % self.nblocks, raw))
         used = [b for b in self.map if b < ZERO]
         if used and max(used) >= self.allocated:
-            raise _fail(self.path, "a block past the allocated ones")
+            raise refused(self.path, "a block past the allocated ones")
 
     def _where(self, index: int) -> int:
         return self.off_data + index * (self.block + self.extra) + self.extra
@@ -111,41 +111,5 @@ class Vdi:
         os.close(self.fd)
 
 
-class Device:
-    kind = "blk"
-    partitioned = True
-    rdev_base = (3, 0)
-
-    def __init__(self, source: bytes, options: dict, api):
-        if source in (b"", b"none"):
-            raise OSError(errno.EINVAL, "vudevvdi needs a VDI image")
-        self.readonly = bool(options.get("ro")) and not options.get("rw")
-        image = api.image_source(source, write=not self.readonly)
-        if image.size is not None:
-            image.release()
-            raise OSError(errno.EINVAL, "%s: a VDI image is a file, not a device"
-                          % os.fsdecode(source))
-        self.image = image
-        try:
-            self.v = Vdi(image.host_path, not self.readonly)
-        except BaseException:
-            image.release()
-            raise
-        self.size = self.v.size - self.v.size % 512
-
-    def pread(self, size: int, offset: int) -> bytes:
-        return self.v.read(offset, size)
-
-    def pwrite(self, data: bytes, offset: int) -> int:
-        if self.readonly:
-            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
-        return self.v.write(bytes(data), offset)
-
-    def fsync(self) -> None:
-        self.v.fsync()
-
-    def close(self) -> None:
-        try:
-            self.v.close()
-        finally:
-            self.image.release()
+class Device(ImageDevice):
+    image_format, format_name = Vdi, "VDI"
