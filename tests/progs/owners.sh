@@ -22,3 +22,9 @@ before = os.stat("ct").st_ctime_ns
 time.sleep(0.05)
 os.chown("ct", -1, -1)
 print("chown -1 -1 ctime", os.stat("ct").st_ctime_ns > before)'
+# mkdir takes no set-ID bits from its mode (only a set-group-ID parent gives S_ISGID)
+python3 -c 'import os; os.umask(0); os.mkdir("md", 0o6777); print("mkdir 6777", oct(os.stat("md").st_mode & 0o7777))'
+# chown(-1, -1) of a set-ID file by another user would drop the bits: a change of mode (EPERM)
+keep() { as /usr/bin/python3 -c 'import os, sys; os.chown(sys.argv[1], -1, -1)' "$1" 2>/dev/null; }
+touch su && chmod 4755 su && keep su; echo chown_keep_other=$? $(stat -c %a su)
+touch su2 && chmod 755 su2 && keep su2; echo chown_keep_plain=$? $(stat -c %a su2)

@@ -8,6 +8,7 @@ import os
 import stat
 import struct
 
+from umvu import kernelrules
 from umvu.api import NowNs, capability, implements
 from umvu.core import guestabi
 from umvu.core.abi import (AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
@@ -412,7 +413,7 @@ class PathCalls(HostCalls):
     def v_mkdir(self, t, sc, args, r):
         if r.exists:
             return -errno.EEXIST
-        mode = args.mode & 0o7777 & ~t.fs.umask
+        mode = kernelrules.mkdir_mode(args.mode) & ~t.fs.umask
         return self.call(r.entry.service, "mkdir", r.rel, mode) or 0
 
     v_mkdirat = v_mkdir

@@ -25,6 +25,7 @@ import struct
 import time
 import types
 
+from umvu import kernelrules as kr
 from umvu.api import PASS, Module, Native, log, s32, syscalls
 
 NR_EXECVE = syscalls.number("execve")
@@ -406,14 +407,7 @@ class ExecHook:
         return None
 
     def _may_exec(self, st) -> bool:
-        uid, gid, _, _ = self.api.caller()
-        if uid == 0:
-            return bool(st.st_mode & 0o111)
-        if uid == st.st_uid:
-            return bool(st.st_mode & 0o100)
-        if st.st_gid == gid or st.st_gid in self.api.caller_groups():
-            return bool(st.st_mode & 0o010)
-        return bool(st.st_mode & 0o001)
+        return kr.permitted(st, kr.X, kr.cred_of(self.api))
 
     def _pointers(self, guest_addr: int) -> list[int]:
         out = []

@@ -17,6 +17,7 @@ import errno
 import os
 import stat
 
+from umvu import kernelrules as kr
 from umvu.api import Module, touching
 from umvu.modules._longpaths import Host as H
 from umvu.modules.unreal import At, HostTree, exact_mode
@@ -218,11 +219,8 @@ class LayeredTree:
         root (EPERM)."""
         self._parent_may_change(path)
         hp = self.where(path.rpartition(b"/")[0] or b"/")
-        me = os.geteuid()
-        if hp is not None and me != 0:
-            dst = H.lstat(hp)
-            if dst.st_mode & stat.S_ISVTX and me not in (dst.st_uid, H.lstat(h).st_uid):
-                raise OSError(errno.EPERM, "sticky directory: not the owner")
+        if hp is not None and kr.sticky_refuses(H.lstat(hp), H.lstat(h), kr.own_cred()):
+            raise OSError(errno.EPERM, "sticky directory: not the owner")
 
     def listdir(self, path: bytes) -> set:
         names = set()
@@ -425,7 +423,8 @@ class LayeredTree:
 
 
 # The kernel's checks of a change to a lower file, for the caller (umvu's effective ids
-# are the caller's while a module serves it): setattr_prepare's, may_open's, xattr's.
+# are the caller's while a module serves it): write access by the host's own check
+# (ACLs included), the rest by umvu.kernelrules.
 def _may(h: bytes, mode: int) -> bool:
     return H.access(h, mode, effective_ids=True, follow_symlinks=False)
 
@@ -435,39 +434,20 @@ def _may_write(h, st) -> None:
         raise OSError(errno.EACCES, "permission denied")
 
 
-def _owner_or_root(st) -> bool:
-    return os.geteuid() in (0, st.st_uid)
-
-
 def _may_chmod(h, st) -> None:
-    if not _owner_or_root(st):
-        raise OSError(errno.EPERM, "not the owner")
+    kr.chmod_mode(st, st.st_mode, kr.own_cred())
 
 
 def _may_chown(st, uid: int, gid: int) -> None:
-    me = os.geteuid()
-    if me == 0:
-        return
-    if uid not in (-1, 0xFFFFFFFF) and (me != st.st_uid or uid != st.st_uid):
-        raise OSError(errno.EPERM, "only root gives a file away")
-    if gid not in (-1, 0xFFFFFFFF) and (me != st.st_uid or (
-            gid != st.st_gid and gid not in set(os.getgroups()) | {os.getegid()})):
-        raise OSError(errno.EPERM, "not the owner, or not one of its groups")
+    kr.may_chown(st, uid, gid, kr.own_cred())
 
 
 def _may_utimens(h, st, now: bool) -> None:
-    if _owner_or_root(st):
-        return
-    if not now:
-        raise OSError(errno.EPERM, "explicit times: not the owner")
-    _may_write(h, st)
+    kr.may_utimens(st, now, kr.own_cred(), lambda: _may_write(h, st))
 
 
 def _may_xattr(h, st, name: bytes) -> None:
-    if name.startswith(b"user."):
-        _may_write(h, st)
-    elif name.startswith(b"trusted.") and os.geteuid() != 0:
-        raise OSError(errno.EPERM, "trusted xattrs are root's")
+    kr.may_xattr(st, name, kr.own_cred(), lambda: _may_write(h, st))
 
 
 class _Nothing:

@@ -31,6 +31,7 @@ import time
 import types
 
 from umvu.api import capability, drive, lazy_trio, log, Module, touching
+from umvu import kernelrules as kr
 from umvu.modules._vufuse_rules import KernelRules
 
 ROOT_INODE = 1
@@ -190,7 +191,7 @@ class FuseService(KernelRules):
         self.pending_forget: dict[int, int] = {}
         self._attr_cache: dict[int, tuple] = {}  # inode -> (valid until, stat)
         self._seen: dict[int, object] = {}  # inode -> its last stat (see walk_lstat)
-        self._searched: dict[tuple, float] = {}  # (uid, gid, dir) -> searchable until
+        self._searched: dict[tuple, float] = {}  # (cred, dir) -> searchable until
         self.image = None  # the ImageSource under this mount, if any
 
     # ---------------------------------------------------------------- plumbing
@@ -482,13 +483,7 @@ class FuseService(KernelRules):
         self._rofs()
         ino = self.inode(path)
         st = self._getattr(ino)
-        ctx = self.ctx()
-        mode &= 0o7777
-        if self._enforcing(ctx):
-            if ctx.uid != st.st_uid:
-                raise OSError(errno.EPERM, "not the owner")
-            if mode & stat.S_ISGID and not self._in_group(st.st_gid, ctx):
-                mode &= ~stat.S_ISGID  # (the kernel's setattr_prepare)
+        mode = kr.chmod_mode(st, mode, self._rules_cred(self.ctx()))
         self._setattr(ino, mode=stat.S_IFMT(st.st_mode) | mode)
 
     def chown(self, path, uid, gid):
@@ -499,19 +494,13 @@ class FuseService(KernelRules):
             values["uid"] = uid
         if gid != -1:
             values["gid"] = gid
-        ctx = self.ctx()
+        cred = self._rules_cred(self.ctx())
         st = self._getattr(ino)
-        if self._enforcing(ctx) and values:
-            # only root gives a file away; its owner may change its group to one of its
-            # own (the kernel's chown_ok and chgrp_ok)
-            if uid not in (-1, st.st_uid) or ctx.uid != st.st_uid or \
-                    gid not in (-1, st.st_gid) and not self._in_group(gid, ctx):
-                raise OSError(errno.EPERM, "not permitted")
-        if not stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode):
-            # chown drops set-user-ID, whoever calls it, and set-group-ID as a write does
-            mode = self._privs_dropped(st.st_mode, st.st_gid if gid == -1 else gid, ctx)
-            if mode != st.st_mode:
-                values["mode"] = mode
+        kr.may_chown(st, uid, gid, cred)
+        # chown drops set-user-ID, whoever calls it, and set-group-ID as a write does
+        mode = kr.mode_after_chown(st, gid, cred)
+        if mode is not None:
+            values["mode"] = mode
         if not values:  # (the kernel's chown changes the ctime whatever it is given)
             values["ctime_ns"] = time.time_ns()
         self._setattr(ino, **values)
@@ -525,12 +514,10 @@ class FuseService(KernelRules):
     def utimens(self, path, atime_ns, mtime_ns):
         self._rofs()
         ctx = self.ctx()
-        if self._enforcing(ctx) and (atime_ns is not None or mtime_ns is not None):
+        if atime_ns is not None or mtime_ns is not None:
             st = self.lstat(path)
-            if ctx.uid != st.st_uid:
-                if not touching(atime_ns, mtime_ns):
-                    raise OSError(errno.EPERM, "not the owner")
-                self.check(st, 2, ctx)  # touch: write access will do (EACCES)
+            kr.may_utimens(st, touching(atime_ns, mtime_ns), self._rules_cred(ctx),
+                           lambda: self.check(st, kr.W, ctx))
         values = {}
         if atime_ns is not None:
             values["atime_ns"] = atime_ns
@@ -556,10 +543,16 @@ class FuseService(KernelRules):
         self._acl(name)
         return bytes(self.call("getxattr", self.inode(path), name, self.ctx()))
 
+    def _may_xattr(self, ino, name):
+        st = self._getattr(ino)
+        ctx = self.ctx()
+        kr.may_xattr(st, name, self.cred(ctx), lambda: self.check(st, kr.W, ctx))
+
     def setxattr(self, path, name, value, flags):
         self._rofs()
         self._acl(name)
         ino = self.inode(path)
+        self._may_xattr(ino, name)
         if flags & 3:  # XATTR_CREATE / XATTR_REPLACE: pyfuse3 does not pass them on
             try:
                 self.call("getxattr", ino, name, self.ctx())
@@ -580,7 +573,9 @@ class FuseService(KernelRules):
     def removexattr(self, path, name):
         self._rofs()
         self._acl(name)
-        self.call("removexattr", self.inode(path), name, self.ctx())
+        ino = self.inode(path)
+        self._may_xattr(ino, name)
+        self.call("removexattr", ino, name, self.ctx())
 
     def special_path(self, path, st):
         """FIFOs and sockets of a FUSE file system live in the kernel, not in the

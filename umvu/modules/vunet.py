@@ -30,6 +30,7 @@ import stat
 import time
 import types
 
+from umvu import kernelrules as kr
 from umvu.api import PASS, Module, Native, log, parse_options, s32
 
 KEY = "vunet"  # process.data: ((family, StackFile), ...), the process's defaults
@@ -81,16 +82,7 @@ class StackFile:
 
     def _may(self, mode: int) -> bool:
         """The caller's access to the stack file by its mode bits (root: always)."""
-        uid, gid, _, _ = self.api.caller()
-        if uid == 0:
-            return True
-        if uid == self.uid:
-            bits = self.mode >> 6
-        elif gid == self.gid or self.gid in self.api.caller_groups():
-            bits = self.mode >> 3
-        else:
-            bits = self.mode
-        return (bits & mode & 7) == (mode & 7)
+        return kr.permitted(self.lstat(b"/"), mode, kr.cred_of(self.api))
 
     def open(self, path, flags, mode):
         self.lstat(path)
