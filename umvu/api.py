@@ -104,6 +104,12 @@ class Service:
     readlink(path) -> bytes          a symlink's target
     open(path, flags, mode) -> handle  flags: O_* (O_CREAT creates with mode, the umask
                                      applied already); directories too (O_DIRECTORY)
+    tmpfile(path, flags, mode) -> handle   open(O_TMPFILE): a new regular file with no
+                                     name in the directory path (absent: EOPNOTSUPP);
+                                     linkable by link_open unless flags has O_EXCL
+    link_open(handle, new)           linkat of an open file (AT_EMPTY_PATH, or
+                                     /proc/self/fd/N followed): a new name for it (a
+                                     file with no link left: ENOENT, unless a tmpfile)
     close(handle)                    the last guest fd of the open file is gone
     pread(handle, size, offset) -> bytes   at most size bytes (b"": end of file)
     pwrite(handle, data, offset) -> int    bytes written
@@ -121,6 +127,9 @@ class Service:
     rename(old, new, flags)          flags: RENAME_NOREPLACE/EXCHANGE/WHITEOUT
     link(old, new)  symlink(target, path)  mknod(path, mode, rdev)
     chmod(path, mode)  chown(path, uid, gid)   (-1: leave that id as it is)
+                                     (for fchmod, fchown, futimens, f*xattr and fstatfs
+                                     the path is an OpenPath: its .handle names the file,
+                                     which may have no name left)
     utimens(path, atime_ns, mtime_ns)         (None: leave it; a NowNs: the current time
                                      asked as UTIME_NOW or a NULL times: when both are,
                                      the kernel's touch rule applies: owner or write
@@ -176,7 +185,8 @@ class Service:
 
 
 OPERATIONS = frozenset((
-    "lstat", "walk_lstat", "access", "readlink", "open", "close", "pread", "pwrite", "read", "write",
+    "lstat", "walk_lstat", "access", "readlink", "open", "tmpfile", "link_open", "close",
+    "pread", "pwrite", "read", "write",
     "fstat", "getdents", "ftruncate", "fallocate", "fsync", "syncfs", "truncate", "mkdir", "rmdir", "unlink",
     "rename", "link", "symlink", "mknod", "chmod", "chown", "utimens", "statfs",
     "getxattr", "setxattr", "listxattr", "removexattr", "ioctl"))
@@ -362,6 +372,22 @@ class HypervisorAPI:
         file path (a module, a FUSE operations file): in a session umvu runs as root,
         only a root caller, and only a file that only root could have written."""
         raise NotImplementedError
+
+
+class OpenPath(bytes):
+    """The path an open file was opened by, given to a path operation made through its
+    fd (fchmod, fchown, futimens, f*xattr, fstatfs); ``handle`` is the service's handle
+    of it, which names the file even when no name is left (unlinked, O_TMPFILE)."""
+
+    def __new__(cls, path: bytes, handle):
+        self = super().__new__(cls, path)
+        self.handle = handle
+        return self
+
+
+def handle_of(path):
+    """The handle a path operation's path carries (an OpenPath's), else None."""
+    return getattr(path, "handle", None)
 
 
 class NowNs(int):

@@ -7,7 +7,7 @@ import os
 import stat
 import struct
 
-from umvu.api import capability, implements
+from umvu.api import OpenPath, capability, implements
 from umvu.core import guestabi
 from umvu.core.abi import (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFL, F_GETLK, F_SETFL, F_SETLK,
                            F_SETLKW, O_ACCMODE, O_APPEND, O_CLOEXEC, O_PATH, SETFL_MASK,
@@ -88,8 +88,8 @@ class FdCalls:
         if vf.flags & O_PATH and sc.name not in O_PATH_CALLS:
             return -errno.EBADF  # as the kernel: a location only, no file operation
         op = TARGET_OPS.get(sc.name)
-        if op is not None and vf.entry is not None:
-            return getattr(self, op)(t, args, vf.service, self._rel(vf))
+        if op is not None and vf.entry is not None:  # (the path with the file's handle)
+            return getattr(self, op)(t, args, vf.service, OpenPath(self._rel(vf), vf.handle))
         handler = getattr(self, "f_" + sc.name, None)
         if handler is None:
             if sc.choice == "sockaddr":

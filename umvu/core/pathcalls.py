@@ -16,7 +16,7 @@ from umvu.core.abi import (AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
                            O_EXCL, O_NOFOLLOW, O_PATH, O_TMPFILE, O_TRUNC, UTIME_NOW,
                            UTIME_OMIT, s32)
 from umvu.core.actions import Native
-from umvu.core.hostcalls import TRIES, HostCalls, Swapped, writes
+from umvu.core.hostcalls import NR, TRIES, HostCalls, Swapped, raw_syscall, split, writes
 from umvu.core.paths import AT_FDCWD, rebase, within
 from umvu.core.vfiles import MemFile, PLUS, VFile
 
@@ -315,6 +315,12 @@ class PathCalls(HostCalls):
 
     def path2_call(self, t, sc, args, guest_paths):
         """on_path2, on the guest's paths as read once."""
+        try:
+            linked = self.open_file_linked(t, sc, args, guest_paths[0])
+            if linked is not None:
+                return self.link_open_file(t, sc, args, linked, guest_paths[1])
+        except OSError as e:
+            return -e.errno
         res = []
         for n, ((path_i, dirfd_i), guest_path) in enumerate(zip(sc.paths, guest_paths)):
             dirfd = s32(args[dirfd_i]) if dirfd_i is not None else AT_FDCWD
@@ -571,7 +577,7 @@ class PathCalls(HostCalls):
             mode = args.mode
         mode = mode & 0o7777 & ~t.fs.umask
         if flags & O_TMPFILE == O_TMPFILE:
-            return -errno.EOPNOTSUPP
+            return self.open_tmpfile(t, flags, mode, r)
         if r.exists:
             if flags & O_CREAT and flags & O_EXCL:
                 return -errno.EEXIST
@@ -635,6 +641,92 @@ class PathCalls(HostCalls):
         return self.install(t, vf, flags & O_CLOEXEC, st=r.st if r.exists else None)
 
     v_openat = v_creat = v_openat2 = v_open
+
+    def open_tmpfile(self, t, flags, mode, r):
+        """open(O_TMPFILE): a new file with no name in the directory r (the service's
+        tmpfile; absent: EOPNOTSUPP), its fd's path shown as the kernel shows it."""
+        if flags & O_CREAT or flags & O_ACCMODE not in (os.O_WRONLY, os.O_RDWR):
+            return -errno.EINVAL
+        if not r.exists:
+            return -errno.ENOENT
+        if not stat.S_ISDIR(r.st.st_mode):
+            return -errno.ENOTDIR
+        if not implements(r.entry.service, "tmpfile"):
+            return -errno.EOPNOTSUPP
+        handle = self.call(r.entry.service, "tmpfile", r.rel, flags & ~O_CLOEXEC, mode)
+        vf = VFile(r.entry, r.entry.service, handle, r.path, flags & ~O_CLOEXEC, False)
+        st = self.fstat_of(vf)
+        vf.path = r.path.rstrip(b"/") + b"/#%d (deleted)" % st.st_ino
+        return self.install(t, vf, flags & O_CLOEXEC, st=st)
+
+    def open_file_linked(self, t, sc, args, guest_path):
+        """linkat of an open file, by AT_EMPTY_PATH or by a followed /proc/PID/fd/N
+        (/dev/fd/N): (its VFile, None) when virtual, (None, the /proc path umvu links
+        it by) when real; None when the old path names no open file."""
+        if sc.name != "linkat":
+            return None
+        flags = s32(args.flags)
+        if guest_path == b"" and flags & AT_EMPTY_PATH:
+            dirfd = s32(args.dirfd)
+            if dirfd == AT_FDCWD:
+                return None
+            tid, fd = t.tid, dirfd
+        elif flags & AT_SYMLINK_FOLLOW:
+            if guest_path.startswith(b"/dev/fd/"):
+                guest_path = b"/proc/self/fd/" + guest_path[8:]
+            parts = guest_path.split(b"/")
+            if len(parts) == 7 and parts[3] == b"task":
+                del parts[2:4]  # /proc/PID/task/TID/fd/N: the thread's
+            if len(parts) != 5 or parts[:2] != [b"", b"proc"] or parts[3] != b"fd" or \
+                    not parts[4].isdigit():
+                return None
+            who = parts[2]
+            tid = t.tid if who in (b"self", b"thread-self") else \
+                int(who) if who.isdigit() else None
+            if tid is None or self.hv.procs.get(tid) is None:
+                return None  # (not a guest's: the kernel's own rules)
+            fd = int(parts[4])
+        else:
+            return None
+        owner = self.hv.procs.get(tid)
+        vf = owner.files.fds.get(fd) if owner is not None else None
+        if vf is not None:
+            return vf, None
+        if not os.path.lexists("/proc/%d/fd/%d" % (tid, fd)):
+            raise OSError(errno.EBADF if guest_path == b"" else errno.ENOENT, "no such fd")
+        return None, b"/proc/%d/fd/%d" % (tid, fd)
+
+    def link_open_file(self, t, sc, args, linked, new_path):
+        """linkat of an open file (open_file_linked's answer) to new_path: a virtual one
+        by its service (link_open, else link of its path), a real one by umvu on the
+        checked directory of the new name, with the guest's ids."""
+        vf, magic = linked
+        dirfd = s32(args[sc.paths[1][1]])
+        r1 = self.resolver.resolve(self.base_dir(t, dirfd), new_path, follow=False,
+                                   entry_op=True)
+        refused = self.dot_refusal(sc.name, new_path, args, True)
+        if refused or r1.exists:
+            return -(refused or errno.EEXIST)
+        if vf is not None:
+            if vf.entry is None or r1.entry is not vf.entry:
+                return -errno.EXDEV
+            if vf.is_dir:
+                return -errno.EPERM
+            if vf.handle is not None and implements(vf.service, "link_open"):
+                return self.call(vf.service, "link_open", vf.handle, r1.rel) or 0
+            return self.call(vf.service, "link", self.hv.table.lookup_path(vf.path)[1],
+                             r1.rel) or 0
+        host = r1.path if r1.entry is None else self.native_path(r1)
+        if host is None:
+            return -errno.EXDEV
+        parent, last = split(host.rstrip(b"/") or b"/")
+        fd = self.host_dir(parent)
+        try:
+            return self.made_as(t, raw_syscall, NR["linkat"], AT_FDCWD, magic, fd, last,
+                                AT_SYMLINK_FOLLOW)
+        finally:
+            os.close(fd)
+            self.tracer.steps_forget()
 
     def open_proc_mounts(self, t, sc, args, path):
         data = self.hv.proc_mounts(t, path.endswith(b"mountinfo"))

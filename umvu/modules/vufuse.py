@@ -30,11 +30,12 @@ import sys
 import time
 import types
 
-from umvu.api import capability, drive, lazy_trio, log, Module, touching
+from umvu.api import capability, drive, handle_of, lazy_trio, log, Module, touching
 from umvu import kernelrules as kr
 from umvu.modules._vufuse_rules import KernelRules
 
 ROOT_INODE = 1
+O_TMPFILE = 0o20200000  # (with O_DIRECTORY)
 READDIR_BATCH = 128
 # readdir keeps its entries as lookups only while fewer paths than this are kept (a huge
 # tree listed once would otherwise hold a path per file until the unmount)
@@ -139,11 +140,13 @@ class Fields:
 
 class Handle:
     """An open file or directory of a vufuse mount. ``direct``: the file system's open
-    asked for direct_io or nonseekable (its data is not plain bytes up to st_size)."""
-    __slots__ = ("fh", "inode", "is_dir", "direct", "path")
+    asked for direct_io or nonseekable (its data is not plain bytes up to st_size).
+    ``linkable``: an O_TMPFILE file not yet linked (nor opened with O_EXCL)."""
+    __slots__ = ("fh", "inode", "is_dir", "direct", "path", "linkable")
 
     def __init__(self, fh, inode, is_dir, fi=None, path=None):
         self.fh, self.inode, self.is_dir, self.path = fh, inode, is_dir, path
+        self.linkable = False
         self.direct = bool(getattr(fi, "direct_io", False) or getattr(fi, "nonseekable", False))
 
 
@@ -276,7 +279,11 @@ class FuseService(KernelRules):
 
     def inode(self, path: bytes) -> int:
         """The inode of a path, from the lookup cache while its entry_timeout lasts
-        (changes made through vufuse itself update the cache at once)."""
+        (changes made through vufuse itself update the cache at once); for an fd's
+        call, the inode of its open file."""
+        h = handle_of(path)
+        if h is not None:
+            return h.inode
         ino = self.inodes.get(path)
         if ino is not None:
             if time.monotonic() < self.expires.get(path, float("inf")):
@@ -339,7 +346,8 @@ class FuseService(KernelRules):
     def lstat(self, path):
         """(every path the core serves is looked at here first: the walk's search
         permission is checked here)"""
-        if path != b"/" and self.default_permissions and not self.fakeroot:
+        if path != b"/" and self.default_permissions and not self.fakeroot and \
+                handle_of(path) is None:  # (an fd's call walks no path)
             ctx = self.ctx()
             if ctx.uid != 0:
                 self._searchable(path, ctx)
@@ -411,6 +419,37 @@ class FuseService(KernelRules):
             self._setattr(ino, size=0)
         fi = self.call("open", ino, flags & ~(os.O_CREAT | os.O_EXCL | os.O_TRUNC), ctx)
         return self._opened(Handle(getattr(fi, "fh", fi), ino, False, fi))
+
+    def tmpfile(self, path, flags, mode):
+        """open(O_TMPFILE) in the directory path: the file system's ``tmpfile(
+        parent_inode, mode, flags, ctx) -> (FileInfo, EntryAttributes)`` (libfuse
+        3.15's, FUSE_TMPFILE), as the kernel's vfs_tmpfile checks it."""
+        if not hasattr(self.ops, "tmpfile"):
+            raise OSError(errno.EOPNOTSUPP, "no O_TMPFILE in this file system")
+        self._rofs()
+        ctx = self.ctx()
+        parent = self.inode(path)
+        self.check(self._getattr(parent), kr.W | kr.X, ctx)
+        ctx.umask = 0
+        mode = self.creating(parent, stat.S_IFREG | (mode & 0o7777), ctx)
+        fi, ea = self.call("tmpfile", parent, mode, flags & ~(O_TMPFILE | os.O_EXCL), ctx)
+        h = Handle(getattr(fi, "fh", fi), int(ea.st_ino), False, fi)
+        h.linkable = not flags & os.O_EXCL
+        return self._opened(h)
+
+    def link_open(self, h, new):
+        """A name for the open file h: ENOENT once it has no link left, unless it is an
+        O_TMPFILE file linkable still (the kernel's I_LINKABLE, gone once linked)."""
+        self._rofs()
+        if h.is_dir:
+            raise OSError(errno.EPERM, "a directory")
+        if self._getattr(h.inode).st_nlink == 0 and not h.linkable:
+            raise OSError(errno.ENOENT, "no link left")
+        ctx = self.ctx()
+        parent = self.check_parent(new, ctx)
+        ea = self.call("link", h.inode, parent, self.split(new)[1], ctx)
+        self.inodes[new] = self._counted(ea)
+        h.linkable = False
 
     def mkdir(self, path, mode):
         self._rofs()

@@ -355,6 +355,15 @@ class MemFS(pyfuse3.Operations):
         fi = await self.open(n.ino, flags, ctx)
         return fi, attr
 
+    async def tmpfile(self, parent_inode, mode, flags, ctx):
+        """O_TMPFILE (libfuse 3.15's tmpfile): a file in no directory yet, gone at its
+        last close unless linked."""
+        self._dir(parent_inode)
+        n = self._new(stat.S_IFREG | (mode & ~ctx.umask & 0o7777), ctx.uid, ctx.gid)
+        n.nlink = 0
+        fi = await self.open(n.ino, flags, ctx)
+        return fi, self._attr(n)
+
     async def read(self, fh, off, size):
         n = self.fhs[fh]
         n.atime = _now()
