@@ -10,8 +10,8 @@ import struct
 from umvu.api import OpenPath, capability, implements
 from umvu.core import guestabi
 from umvu.core.abi import (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFL, F_GETLK, F_SETFL, F_SETLK,
-                           F_SETLKW, O_ACCMODE, O_APPEND, O_CLOEXEC, O_PATH, SETFL_MASK,
-                           s32, s64)
+                           F_SETLKW, O_ACCMODE, O_APPEND, O_CLOEXEC, O_DIRECT, O_PATH,
+                           SETFL_MASK, s32, s64)
 from umvu.core.actions import Native
 from umvu.core.log import log
 from umvu.core.syscalls import BY_NAME
@@ -139,9 +139,23 @@ class FdCalls:
             raise OSError(errno.ESPIPE, "not seekable")
         return self.hv.call(svc, "write", vf.handle, data)
 
+    @staticmethod
+    def misaligned(vf, offset, pieces) -> bool:
+        """O_DIRECT on a service with ``direct_io_align`` (bytes): as the kernel's ext4,
+        the file offset and each buffer's address and length must be multiples of it
+        (else EINVAL); pieces: (guest_addr, length)."""
+        align = vf.flags & O_DIRECT and getattr(vf.service, "direct_io_align", 0)
+        if not align:
+            return False
+        pos = vf.pos if offset is None else offset
+        return bool(pos % align) or any(base % align or length % align
+                                        for base, length in pieces)
+
     def f_read(self, t, args, vf, fd):
         offset = args.off if args.syscall.name == "pread64" else None
         if offset is not None and offset < 0:
+            return -errno.EINVAL
+        if self.misaligned(vf, offset, [(args.buf_out, args.size)]):
             return -errno.EINVAL
         data = self._read(vf, min(args.size, 1 << 24), offset)
         self.tracer.poke(t.tid, args.buf_out, data)
@@ -152,6 +166,8 @@ class FdCalls:
     def f_write(self, t, args, vf, fd):
         offset = args.off if args.syscall.name == "pwrite64" else None
         if offset is not None and offset < 0:
+            return -errno.EINVAL
+        if self.misaligned(vf, offset, [(args.buf_in, args.size)]):
             return -errno.EINVAL
         data = self.tracer.peek(t.tid, args.buf_in, min(args.size, 1 << 24))
         return self._write(vf, data, offset)
@@ -178,6 +194,8 @@ class FdCalls:
 
     def _readv(self, t, args, vf, offset):
         iov = self._iov(t, args.ptr, args.int)
+        if self.misaligned(vf, offset, iov):
+            raise OSError(errno.EINVAL, "O_DIRECT: misaligned")
         if not vf.is_dir and not implements(vf.service, "pread"):
             # a stream (a device): one read scattered, as its read_iter takes a message
             data = self._read(vf, sum(length for _, length in iov), offset)
@@ -201,6 +219,8 @@ class FdCalls:
 
     def _writev(self, t, args, vf, offset):
         iov = self._iov(t, args.ptr, args.int)
+        if self.misaligned(vf, offset, iov):
+            raise OSError(errno.EINVAL, "O_DIRECT: misaligned")
         if not implements(vf.service, "pwrite"):
             # a stream (a device): the iovecs gathered into one write (a FUSE reply is
             # one message of a header and its body)

@@ -13,7 +13,7 @@ from umvu.api import NowNs, capability, implements
 from umvu.core import guestabi
 from umvu.core.abi import (AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW,
                            AT_SYMLINK_NOFOLLOW, O_ACCMODE, O_CLOEXEC, O_CREAT, O_DIRECTORY,
-                           O_EXCL, O_NOFOLLOW, O_PATH, O_TMPFILE, O_TRUNC, UTIME_NOW,
+                           O_DIRECT, O_EXCL, O_NOFOLLOW, O_PATH, O_TMPFILE, O_TRUNC, UTIME_NOW,
                            UTIME_OMIT, s32)
 from umvu.core.actions import Native
 from umvu.core.hostcalls import NR, TRIES, HostCalls, Swapped, raw_syscall, split, writes
@@ -634,7 +634,8 @@ class PathCalls(HostCalls):
         vf = VFile(r.entry, r.entry.service, handle, r.path, flags & ~O_CLOEXEC, is_dir)
         if r.exists and flags & O_TRUNC:
             self.content_changed(vf)
-        if kind == stat.S_IFREG and flags & (O_ACCMODE | O_TRUNC) == os.O_RDONLY:
+        if kind == stat.S_IFREG and flags & (O_ACCMODE | O_TRUNC) == os.O_RDONLY and not (
+                flags & O_DIRECT and getattr(r.entry.service, "direct_io_align", 0)):
             call = self.content_call(t, vf, flags, r.st)
             if call is not None:
                 return self.install(t, vf, flags & O_CLOEXEC, call, r.st)

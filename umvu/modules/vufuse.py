@@ -35,6 +35,7 @@ from umvu import kernelrules as kr
 from umvu.modules._vufuse_rules import KernelRules
 
 ROOT_INODE = 1
+FUSE_SUPER_MAGIC = 0x65735546
 O_TMPFILE = 0o20200000  # (with O_DIRECTORY)
 READDIR_BATCH = 128
 # readdir keeps its entries as lookups only while fewer paths than this are kept (a huge
@@ -184,6 +185,10 @@ class FuseService(KernelRules):
         # what /proc/mounts and df show as its type: the file system's own name where
         # the submodule gives one (vufuseext2: ext2, ext3 or ext4, as the kernel's)
         self.shown_fstype = getattr(ops, "fstype", None)
+        # what the kernel's own driver of that type would show and ask: statfs's magic,
+        # O_DIRECT's alignment (a block device's logical block size; 0: none, as FUSE)
+        self.statfs_type = getattr(ops, "statfs_type", FUSE_SUPER_MAGIC)
+        self.direct_io_align = getattr(ops, "direct_io_align", 0)
         self.default_permissions = default_permissions
         self.fakeroot = fakeroot  # permission checks treat every caller as root
         self.pf = _pyfuse3()
@@ -570,7 +575,7 @@ class FuseService(KernelRules):
         return types.SimpleNamespace(
             f_bsize=sv.f_bsize, f_frsize=sv.f_frsize or sv.f_bsize, f_blocks=sv.f_blocks,
             f_bfree=sv.f_bfree, f_bavail=sv.f_bavail, f_files=sv.f_files,
-            f_ffree=sv.f_ffree, f_namemax=sv.f_namemax or 255, f_type=0x65735546,
+            f_ffree=sv.f_ffree, f_namemax=sv.f_namemax or 255, f_type=self.statfs_type,
             f_flag=1 if self.readonly else 0)
 
     def _acl(self, name):
