@@ -789,3 +789,90 @@ const char *ue2_strerror(long err)
 {
     return error_message(err);
 }
+
+/* lseek's SEEK_DATA (3) and SEEK_HOLE (4) from offset, as the kernel's ext4 answers them:
+ * blocks mapped to written data are data, unmapped blocks and unwritten extents holes,
+ * the end of the file a hole. ENXIO at or past the end, or when no data follows. */
+struct seek_state {
+    uint64_t bs, off, hole_at, found;
+    int whence, done;
+};
+
+static int seek_run(struct seek_state *s, uint64_t lblk, uint64_t len)
+{
+    uint64_t start = lblk * s->bs, end = (lblk + len) * s->bs;
+    if (end <= s->off)
+        return 0;
+    if (s->whence == 3) {
+        s->found = start > s->off ? start : s->off;
+        s->done = 1;
+        return 1;
+    }
+    if (start > s->hole_at) {
+        s->found = s->hole_at;
+        s->done = 1;
+        return 1;
+    }
+    s->hole_at = end;
+    return 0;
+}
+
+static int seek_iter(ext2_filsys fs, blk64_t *blocknr, e2_blkcnt_t blockcnt,
+                     blk64_t ref_blk, int ref_offset, void *priv)
+{
+    (void)fs; (void)blocknr; (void)ref_blk; (void)ref_offset;
+    if (blockcnt < 0)
+        return 0;
+    return seek_run(priv, (uint64_t)blockcnt, 1) ? BLOCK_ABORT : 0;
+}
+
+long ue2_seek_data(void *p, uint32_t ino, uint64_t offset, int whence, uint64_t *result)
+{
+    ext2_filsys fs = FS(p);
+    struct ext2_inode inode;
+    errcode_t err = ext2fs_read_inode(fs, ino, &inode);
+    if (err)
+        return err;
+    uint64_t size = EXT2_I_SIZE(&inode);
+    if (offset >= size)
+        return ENXIO;
+    struct seek_state s = { fs->blocksize, offset, offset, 0, whence, 0 };
+    if (inode.i_flags & EXT4_INLINE_DATA_FL) {
+        s.found = whence == 3 ? offset : size;  /* all of it data */
+        s.done = 1;
+    } else if (inode.i_flags & EXT4_EXTENTS_FL) {
+        ext2_extent_handle_t h;
+        struct ext2fs_extent e;
+        err = ext2fs_extent_open2(fs, ino, &inode, &h);
+        if (err)
+            return err;
+        err = ext2fs_extent_get(h, EXT2_EXTENT_ROOT, &e);
+        while (!err) {
+            if (e.e_flags & EXT2_EXTENT_FLAGS_LEAF &&
+                !(e.e_flags & EXT2_EXTENT_FLAGS_UNINIT) && e.e_len &&
+                seek_run(&s, e.e_lblk, e.e_len))
+                break;
+            err = ext2fs_extent_get(h, EXT2_EXTENT_NEXT, &e);
+        }
+        if (err == EXT2_ET_EXTENT_NO_NEXT || err == EXT2_ET_EXTENT_NO_DOWN)
+            err = 0;
+        ext2fs_extent_free(h);
+    } else {
+        err = ext2fs_block_iterate3(fs, ino, BLOCK_FLAG_READ_ONLY | BLOCK_FLAG_DATA_ONLY,
+                                    NULL, seek_iter, &s);
+    }
+    if (err)
+        return err;
+    if (!s.done) {
+        if (whence == 3)
+            return ENXIO;
+        s.found = s.hole_at;
+    }
+    if (s.found >= size) {
+        if (whence == 3)
+            return ENXIO;
+        s.found = size;
+    }
+    *result = s.found;
+    return 0;
+}

@@ -47,6 +47,7 @@ long ue2_read_raw(void *fs, uint32_t ino, char *buf, size_t size, int image_fd,
 long ue2_write(void *fs, uint32_t ino, const char *buf, size_t size, uint64_t offset,
                size_t *written, int64_t now_ns);
 long ue2_truncate(void *fs, uint32_t ino, uint64_t size, int64_t now_ns);
+long ue2_seek_data(void *fs, uint32_t ino, uint64_t offset, int whence, uint64_t *result);
 long ue2_readlink(void *fs, uint32_t ino, char *buf, size_t size, size_t *got);
 long ue2_mknode(void *fs, uint32_t parent, const char *name, uint32_t mode,
                 uint32_t uid, uint32_t gid, uint64_t rdev, int64_t now_ns, uint32_t *ino);

@@ -121,6 +121,10 @@ class Service:
     ftruncate(handle, length)        fsync(handle)      truncate(path, length)
     fallocate(handle, mode, offset, length)   fallocate(2) (mode: FALLOC_FL_*; absent:
                                      EOPNOTSUPP, as a file system without it)
+    seek_data(handle, offset, whence) -> int  lseek's SEEK_DATA (3) or SEEK_HOLE (4)
+                                     from offset: where the next data or hole is, ENXIO
+                                     at or past the end (absent, or ENOSYS: the whole
+                                     file is data, the kernel's generic answer)
     syncfs()                         write back everything the mount holds to where it
                                      lives (sync(2), syncfs(2) of a file below it)
     mkdir(path, mode)  rmdir(path)  unlink(path)
@@ -187,7 +191,7 @@ class Service:
 OPERATIONS = frozenset((
     "lstat", "walk_lstat", "access", "readlink", "open", "tmpfile", "link_open", "close",
     "pread", "pwrite", "read", "write",
-    "fstat", "getdents", "ftruncate", "fallocate", "fsync", "syncfs", "truncate", "mkdir", "rmdir", "unlink",
+    "fstat", "getdents", "ftruncate", "fallocate", "seek_data", "fsync", "syncfs", "truncate", "mkdir", "rmdir", "unlink",
     "rename", "link", "symlink", "mknod", "chmod", "chown", "utimens", "statfs",
     "getxattr", "setxattr", "listxattr", "removexattr", "ioctl"))
 CAPABILITIES = frozenset((

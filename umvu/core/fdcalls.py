@@ -262,17 +262,31 @@ class FdCalls:
             new = vf.pos + off
         elif whence == os.SEEK_END:
             new = self._size(vf) + off
-        elif whence in (3, 4):  # SEEK_DATA / SEEK_HOLE: the whole file is data
-            size = self._size(vf)
-            if off >= size:
-                return -errno.ENXIO
-            new = off if whence == 3 else size
+        elif whence in (3, 4):  # SEEK_DATA / SEEK_HOLE
+            new = self._seek_data(vf, off, whence)
         else:
             return -errno.EINVAL
         if new < 0:
             return -errno.EINVAL
         vf.pos = new
         return new
+
+    def _seek_data(self, vf, off: int, whence: int) -> int:
+        """SEEK_DATA (3) or SEEK_HOLE (4) from off: the service's seek_data, else (or
+        when it answers ENOSYS) as the kernel's generic answer, the whole file data.
+        ENXIO from off at or past the end."""
+        if off < 0:
+            raise OSError(errno.ENXIO, "negative offset")
+        if vf.handle is not None and implements(vf.service, "seek_data"):
+            try:
+                return self.hv.call(vf.service, "seek_data", vf.handle, off, whence)
+            except OSError as e:
+                if e.errno != errno.ENOSYS:
+                    raise
+        size = self._size(vf)
+        if off >= size:
+            raise OSError(errno.ENXIO, "past the end")
+        return off if whence == 3 else size
 
     def f_fstat(self, t, args, vf, fd):
         st = self.fstat_of(vf)

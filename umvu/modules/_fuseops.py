@@ -10,7 +10,7 @@ import struct
 
 from umvu.api import can_wait
 from umvu.modules._fusewire import (
-    ACCESS, ATTR_OUT, BATCH_FORGET, CREATE, DIRENT, DO_READDIRPLUS, ENTRY_OUT, FALLOCATE,
+    ACCESS, ATTR_OUT, BATCH_FORGET, CREATE, DIRENT, DO_READDIRPLUS, ENTRY_OUT, FALLOCATE, LSEEK,
     FLUSH, FORGET, FSYNC, FSYNCDIR, GETATTR, GETATTR_FH, GETXATTR, KSTATFS, LINK,
     LISTXATTR, LOOKUP, MKDIR, MKNOD, OPEN, OPEN_OUT, OPENDIR, READ, READ_IN, READDIR,
     READDIRPLUS, READLINK, RELEASE, RELEASEDIR, REMOVEXATTR, RENAME, RENAME2, RMDIR,
@@ -289,6 +289,15 @@ class WireOps:
             if getattr(e, "errno", None) == errno.ENOSYS:
                 raise _fuse_error(errno.EOPNOTSUPP) from None
             raise
+
+    async def lseek(self, fh, offset, whence):
+        """FUSE_LSEEK (SEEK_DATA/SEEK_HOLE); ENOSYS once the daemon said so, then the
+        core's generic answer, as the kernel's no_lseek."""
+        if LSEEK in self.conn.no:
+            raise _fuse_error(errno.ENOSYS)
+        data = await self.conn.request(LSEEK, fh.nodeid, struct.pack(
+            "<QQII", fh.fh, offset, whence, 0))
+        return struct.unpack_from("<Q", data)[0]
 
     async def opendir(self, inode, ctx):
         data = await self.conn.request(OPENDIR, inode, struct.pack("<II", os.O_RDONLY, 0),

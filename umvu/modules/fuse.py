@@ -203,6 +203,9 @@ class WireService(FuseService):
         self._changed(h.inode)
         self.call("fallocate", h.fh, mode, offset, length)
 
+    def seek_data(self, h, offset, whence):
+        return self.call("lseek", h.fh, offset, whence)
+
     def _setattr(self, ino, fh=None, **values):
         self._changed(ino)
         return super()._setattr(ino, fh=fh, **values)

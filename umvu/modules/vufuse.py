@@ -680,6 +680,13 @@ class FuseService(KernelRules):
             self._kill_privs(h.inode, self.ctx(), h.fh)
         return n
 
+    def seek_data(self, h, offset, whence):
+        """SEEK_DATA/SEEK_HOLE: the file system's ``lseek(fh, offset, whence)``
+        (libfuse's lseek, FUSE_LSEEK); absent or ENOSYS: the core's generic answer."""
+        if h.is_dir or not hasattr(self.ops, "lseek"):
+            raise OSError(errno.ENOSYS, "no lseek")
+        return self.call("lseek", h.fh, offset, whence)
+
     def fstat(self, h):
         return self._getattr(h.inode)
 

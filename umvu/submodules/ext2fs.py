@@ -227,6 +227,12 @@ class Image:
     def truncate(self, ino: int, size: int) -> None:
         check(lib.ue2_truncate(self._fs, ino, size, now_ns()))
 
+    def seek_data(self, ino: int, offset: int, whence: int) -> int:
+        """SEEK_DATA (3) / SEEK_HOLE (4) from offset, by the file's block map."""
+        out = ffi.new("uint64_t *")
+        check(lib.ue2_seek_data(self._fs, ino, offset, whence, out))
+        return out[0]
+
     def readlink(self, ino: int) -> bytes:
         buf = ffi.new("char[]", 4096)
         got = ffi.new("size_t *")

@@ -450,6 +450,9 @@ class Ext2Operations(pyfuse3.Operations):
     async def read(self, fh, off, size):
         return self.img.read(self._ino_of(fh), size, off)
 
+    async def lseek(self, fh, off, whence):
+        return self.img.seek_data(self._ino_of(fh), off, whence)
+
     async def write(self, fh, off, buf):
         self._writable()
         return self.img.write(self._ino_of(fh), bytes(buf), off)

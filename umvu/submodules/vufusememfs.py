@@ -364,6 +364,23 @@ class MemFS(pyfuse3.Operations):
         fi = await self.open(n.ino, flags, ctx)
         return fi, self._attr(n)
 
+    async def lseek(self, fh, off, whence):
+        """SEEK_DATA (3) / SEEK_HOLE (4) as tmpfs answers them: pages never written are
+        holes (the end of the file is one too)."""
+        n = self.fhs[fh]
+        if off >= n.size:
+            raise pyfuse3.FUSEError(errno.ENXIO)
+        page = off // PAGE
+        last = (n.size - 1) // PAGE
+        want_data = whence == 3
+        while page <= last and (page in n.pages) != want_data:
+            page += 1
+        if page > last:
+            if want_data:
+                raise pyfuse3.FUSEError(errno.ENXIO)
+            return n.size
+        return max(off, page * PAGE)
+
     async def read(self, fh, off, size):
         n = self.fhs[fh]
         n.atime = _now()
