@@ -104,6 +104,7 @@ int answer_in_c(int tid, const struct umvu_event *ev)
 			return 0;
 		fdstat_drop(-1, fd);
 		tr.vfd_count[fd]--;
+		tr.vfd_total--;
 		tr.closed[2 * tr.nclosed] = tid;
 		tr.closed[2 * tr.nclosed + 1] = fd;
 		tr.nclosed++;

@@ -271,6 +271,47 @@ static int writes(const struct path_desc *d, const struct umvu_event *ev)
 	return 0;
 }
 
+/* sendmsg/sendmmsg/recvmsg/recvmmsg on a real socket (scm_watch): natively when no
+ * virtual fd can go in the message (none is virtual anywhere, or it has no control
+ * data) or come out of it (none is virtual nor on its way, or no control buffer);
+ * else Python's. */
+static int scm_native(int tid, const struct umvu_event *ev)
+{
+	int send;
+	switch (ev->nr) {
+	case SYS_sendmsg: case SYS_sendmmsg:
+		send = 1;
+		break;
+	case SYS_recvmsg: case SYS_recvmmsg:
+		send = 0;
+		break;
+	default:
+		return 0;
+	}
+	int fd = (int)ev->args[0];
+	if (fd < 0 || fd >= FASTFD || tr.vfd_count[fd])
+		return 0; /* a virtual socket's call (or a large fd): Python's */
+	/* (a receive may block: what is on its way when it ends counts, so any virtual fd
+	 * that may yet be sent keeps it Python's) */
+	if (tr.vfd_total == 0 && (send || tr.scm_inflight == 0))
+		return 1;
+	if (ev->nr == SYS_sendmsg || ev->nr == SYS_recvmsg) {
+		unsigned long ctl[2]; /* struct msghdr's msg_control, msg_controllen */
+		if (umvu_peek(tid, ev->args[1] + 32, ctl, sizeof ctl) == sizeof ctl &&
+		    (ctl[0] == 0 || ctl[1] == 0))
+			return 1;
+	}
+	return 0;
+}
+
+/* Python says whether it traces SCM_RIGHTS, and how many virtual files are on their way. */
+int umvu_set_scm(int watch, int inflight)
+{
+	tr.scm_watch = watch;
+	tr.scm_inflight = inflight;
+	return 0;
+}
+
 /* The calls the C loop decides alone: answered, or run in the kernel (tid resumed). */
 int decide_in_c(int tid, const struct umvu_event *ev)
 {
@@ -298,6 +339,10 @@ int decide_in_c(int tid, const struct umvu_event *ev)
 			resume(tid, 0);
 			return 1;
 		}
+	}
+	if (tr.fastpath && tr.scm_watch && scm_native(tid, ev)) {
+		resume(tid, 0);
+		return 1;
 	}
 	if (!tr.pathfast || (tr.path_of[ev->nr].path[0] >= 6 && !tr.path_of[ev->nr].cwd_only))
 		return 0;
@@ -376,5 +421,6 @@ int umvu_vfd_ref(int fd, int delta)
 	if (delta < 0 && tr.vfd_count[fd] == 0)
 		return -EINVAL;
 	tr.vfd_count[fd] += delta;
+	tr.vfd_total += delta;
 	return 0;
 }

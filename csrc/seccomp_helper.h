@@ -86,6 +86,7 @@ int umvu_build_fd_filter(const unsigned char *fd_arg_table, int n, int fd, void 
 long umvu_raw_syscall(long nr, long a0, long a1, long a2, long a3, long a4, long a5);
 int umvu_set_fastpath(const unsigned char *table, int n, int enable);
 int umvu_vfd_ref(int fd, int delta);
+int umvu_set_scm(int watch, int inflight);
 int umvu_fdstat_set(int tid, int fd, const void *st, int len, int close_in_c);
 int umvu_closed_take(int *out, int max);
 int umvu_entstat_set(int tid, int dirfd, const char *name, int namelen, const void *st,

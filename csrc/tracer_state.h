@@ -192,7 +192,13 @@ struct tracer {
 	 * without Python. */
 	unsigned char fd_arg_of[FASTNR];
 	unsigned int vfd_count[FASTFD];
+	unsigned int vfd_total; /* the sum of vfd_count */
 	int fastpath;
+	/* SCM_RIGHTS (umvu.core.scmrights): sendmsg/recvmsg on real sockets are traced
+	 * (scm_watch) and run natively unless a virtual fd may be sent (some fd is
+	 * virtual, the message has control data) or received (scm_inflight files are on
+	 * their way) */
+	int scm_watch, scm_inflight;
 
 	/* path fast path */
 	struct path_desc path_of[FASTNR];

@@ -14,6 +14,7 @@ from umvu.core.abi import (F_DUPFD, F_DUPFD_CLOEXEC, F_GETFL, F_GETLK, F_SETFL, 
                            SETFL_MASK, s32, s64)
 from umvu.core.actions import Native
 from umvu.core.log import log
+from umvu.core.scmrights import SCM_CALLS
 from umvu.core.syscalls import BY_NAME
 from umvu.core.pathcalls import TARGET_OPS
 from umvu.core.vfiles import PLUS
@@ -54,6 +55,8 @@ class FdCalls:
                 return Native(None, lambda ret: self._fchdir_done(t, ret))
             if name == "close_range":
                 return self.on_close_range(t, args)
+            if name in SCM_CALLS:
+                return self.on_scm(t, sc, args)
             return None
         return self.fd_op(t, sc, args, vf, fd)
 

@@ -12,6 +12,7 @@ from umvu.core import syscalls
 from umvu.core.abi import s64
 from umvu.core.log import log
 from umvu.core.process import kernel_umask, status_fields
+from umvu.core.scmrights import SCM_CALLS
 from umvu.core.tracer import build_fd_filter, build_filter
 
 NR_SECCOMP = syscalls.number("seccomp")
@@ -81,8 +82,9 @@ class Filters:
                 self.tracer.want_boundary(t.tid)
 
     # fd-choice syscalls the C loop may resume by itself when their fd is virtual in no
-    # fd table (fchdir and close_range need the core even for real fds)
-    FASTPATH_EXCLUDE = {"fchdir", "close_range"}
+    # fd table (fchdir and close_range need the core even for real fds; sendmsg and
+    # recvmsg, the C loop's scm_native, for virtual fds in SCM_RIGHTS)
+    FASTPATH_EXCLUDE = {"fchdir", "close_range"} | set(SCM_CALLS)
 
     def fd_arg_of(self) -> bytes:
         """nr -> index of the fd argument (255: none) of the calls that need Python only
@@ -104,6 +106,7 @@ class Filters:
             self.fd_arg_table = table
         enable = not self.noseccomp and "s" not in self.debugtags
         self.tracer.set_fastpath(table, enable)
+        self.tracer.set_scm(enable, len(self.vfs.in_flight))
         # the C loop may answer fstat of virtual fds (vfs.remember_stat) unless a module
         # looks at those calls
         self.fdstat_enabled = enable and not {syscalls.BY_NAME[n].nr for n in (

@@ -172,6 +172,11 @@ class Tracer:
         resume by itself when that fd is virtual in no fd table."""
         lib.umvu_set_fastpath(fd_arg_of, len(fd_arg_of), int(enable))
 
+    def set_scm(self, watch: bool, inflight: int) -> None:
+        """sendmsg/recvmsg on real sockets come to Python only when a virtual fd may be
+        sent, or received (inflight: virtual files on their way; umvu.core.scmrights)."""
+        lib.umvu_set_scm(int(watch), inflight)
+
     def set_pathfast(self, table: bytes, prefixes: list[bytes], enable: bool) -> None:
         """table: 6 bytes per syscall number (path, dirfd, path2, dirfd2 argument indexes,
         255: none; bits: 1 a NULL path means the dirfd itself, 2 getcwd, 4 the call writes;

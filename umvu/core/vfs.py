@@ -20,14 +20,16 @@ from __future__ import annotations
 from umvu.core.fdcalls import FdCalls
 from umvu.core.pathcalls import PathCalls, is_proc_link, is_proc_mounts, proc_rest  # noqa: F401
 from umvu.core.paths import Resolver
+from umvu.core.scmrights import ScmRights
 from umvu.core.sockpaths import SocketPaths
 from umvu.core.vfiles import MemFile, VFile, VirtualFiles  # noqa: F401
 
 
-class VirtualFS(PathCalls, FdCalls, SocketPaths, VirtualFiles):
+class VirtualFS(PathCalls, FdCalls, SocketPaths, ScmRights, VirtualFiles):
     """The virtual file system view: path calls (umvu.core.pathcalls), fd calls
-    (umvu.core.fdcalls), unix socket paths (umvu.core.sockpaths) and the virtual files
-    behind them (umvu.core.vfiles)."""
+    (umvu.core.fdcalls), unix socket paths (umvu.core.sockpaths), virtual fds through
+    SCM_RIGHTS (umvu.core.scmrights) and the virtual files behind them
+    (umvu.core.vfiles)."""
 
     def __init__(self, hv) -> None:
         self.hv = hv
@@ -36,6 +38,7 @@ class VirtualFS(PathCalls, FdCalls, SocketPaths, VirtualFiles):
         self.stats_given = False  # the C loop holds answers to fstat (remember_stat)
         self.contents: dict = {}  # (mount entry, st_ino) -> Content
         self.content_entries: dict = {}  # mount entry -> how many Contents it has
+        self.scm_init()
 
     # ------------------------------------------------------------ helpers
     def call(self, service, method, *args):
