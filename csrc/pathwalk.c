@@ -273,8 +273,7 @@ static int writes(const struct path_desc *d, const struct umvu_event *ev)
 
 /* sendmsg/sendmmsg/recvmsg/recvmmsg on a real socket (scm_watch): natively when no
  * virtual fd can go in the message (none is virtual anywhere, or it has no control
- * data) or come out of it (none is virtual nor on its way, or no control buffer);
- * else Python's. */
+ * data) or come out of it (no control buffer); else Python's. */
 static int scm_native(int tid, const struct umvu_event *ev)
 {
 	int send;
@@ -291,9 +290,10 @@ static int scm_native(int tid, const struct umvu_event *ev)
 	int fd = (int)ev->args[0];
 	if (fd < 0 || fd >= FASTFD || tr.vfd_count[fd])
 		return 0; /* a virtual socket's call (or a large fd): Python's */
-	/* (a receive may block: what is on its way when it ends counts, so any virtual fd
-	 * that may yet be sent keeps it Python's) */
-	if (tr.vfd_total == 0 && (send || tr.scm_inflight == 0))
+	/* (a receive may block until after a send of a virtual fd opened meanwhile: what
+	 * is on its way when it ends counts, so any receive with a control buffer is
+	 * Python's) */
+	if (send && tr.vfd_total == 0)
 		return 1;
 	if (ev->nr == SYS_sendmsg || ev->nr == SYS_recvmsg) {
 		unsigned long ctl[2]; /* struct msghdr's msg_control, msg_controllen */

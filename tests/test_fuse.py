@@ -357,3 +357,51 @@ def test_proc_mounts_line_as_the_kernels(images, tmp_path):
         lines[side] = r.stdout
     assert lines["native"].startswith(b"ext4.img %s fuse.ext4 " % os.fsencode(tmp_path / "m"))
     assert lines["umvu"] == lines["native"]
+
+
+FUSERMOUNT_SCRIPT = r"""
+set -e
+gone() { for i in $(seq 400); do grep -q " $1 " /proc/self/mounts || return 0; sleep 0.05; done; return 1; }
+# libfuse 3 with auto_unmount mounts through fusermount3, which hands /dev/fuse over
+squashfuse -o auto_unmount %(img)s %(mnt)s
+ls %(mnt)s | md5sum
+grep " %(mnt)s " /proc/self/mounts | cut -d' ' -f3
+fusermount3 -u %(mnt)s
+gone %(mnt)s && echo unmounted by fusermount3 -u
+# the daemon killed: auto_unmount takes the mount away (not ENOTCONN)
+squashfuse -f -o auto_unmount %(img)s %(mnt)s & daemon=$!
+until [ -e %(mnt)s/%(probe)s ]; do sleep 0.05; done
+kill -KILL $daemon; wait $daemon || true
+gone %(mnt)s && echo unmounted after the daemon died
+ls -A %(mnt)s | wc -l
+"""
+
+
+@pytest.mark.parametrize("who", ["root", "nobody"])
+def test_fusermount_and_auto_unmount(images, tmp_path, as_user, who):
+    """fusermount3 inside the session: libfuse's auto_unmount goes through it (its
+    /dev/fuse fd arrives over SCM_RIGHTS as the same virtual file), `fusermount3 -u`
+    unmounts, and a daemon killed with SIGKILL leaves no mount behind, as on the
+    kernel's FUSE with the setuid fusermount3 (the native run, as root)."""
+    probe = sorted(os.listdir(images / "src"))[0]
+    img = tmp_path / "t.sqfs"
+    shutil.copy(images / "tree.sqfs", img)
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    native = sh(FUSERMOUNT_SCRIPT % dict(img=img, mnt=mnt, probe=probe), cwd=tmp_path)
+    assert native.returncode == 0, native.stderr.decode()
+    assert b"unmounted after the daemon died\n0\n" in native.stdout
+    if who == "root":
+        g = run("umvu", ["bash", "-c", "vu_insmod fuse\n" + FUSERMOUNT_SCRIPT % dict(
+            img=img, mnt=mnt, probe=probe)], cwd=tmp_path, timeout=120)
+    else:
+        work = as_user.work
+        uimg, umnt = work / "t.sqfs", work / "fm"
+        shutil.copy(img, uimg)
+        umnt.mkdir(exist_ok=True)
+        for p in (uimg, umnt):
+            os.chown(p, 65534, 65534)
+        g = as_user(["bash", "-c", "vu_insmod fuse\n" + FUSERMOUNT_SCRIPT % dict(
+            img=uimg, mnt=umnt, probe=probe)], timeout=120)
+    assert g.returncode == 0, g.stderr.decode()
+    assert g.stdout == native.stdout

@@ -324,6 +324,16 @@ class ModuleAPI(HypervisorAPI):
                 return
             here = os.path.dirname(here)
 
+    def remove_mount(self, service) -> None:
+        """A module's own mount of service goes away, as a lazy umount2 of it
+        (MNT_DETACH: open files stay the module's until closed); the module's umount is
+        called once."""
+        entries = [e for e in self.hv.table.mounts() if e.service is service]
+        for e in entries:
+            self.hv.table.remove(e)
+        if entries:
+            entries[0].module.umount(service, 2)
+
     def remove_path(self, module, prefix: bytes) -> None:
         for e in list(self.hv.table.entries):
             if e.kind == "path" and e.module is module and e.key == prefix:

@@ -5,8 +5,8 @@ content, an empty directory): sendmsg passes that placeholder, and the receiver 
 get it bare. So, once a module is loaded, sendmsg and recvmsg (and their mmsg forms) on
 real sockets are traced; the C loop runs them natively unless a virtual fd may be in
 the message (some fd is virtual and the message has control data) or come out of it
-(the receiver gave a control buffer while some fd is virtual or a virtual file is on
-its way: a receive may wait for a message sent later).
+(the receiver gave a control buffer: a receive may wait for a message sent later, of
+an fd not even open yet).
 
 - At a sendmsg that carries virtual fds in SCM_RIGHTS, umvu takes a copy of each
   placeholder (pidfd_getfd: the same open file, which the sender may close at once, as

@@ -111,6 +111,8 @@ class Connection:
         self.uses: dict[int, tuple] = {}     # unique -> the node ids it names
         self.deferred: dict[int, int] = {}   # node id -> lookups to forget after
         self.where = "?"  # the mount point (for the log)
+        self.service = None  # the mount's service, once mounted
+        self.auto_unmount = False  # fusermount's auto_unmount: gone with the daemon
         # what the guest's fd is (Service.placeholder): one end of a socket pair, made
         # readable (a byte from the other end) while requests wait, and with an error
         # (POLLERR) when the mount goes (the other end closed with data unread)

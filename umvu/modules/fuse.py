@@ -15,7 +15,10 @@ FuseService (path walk, attribute and entry caches by the daemon's timeouts, ope
 files, and the kernel's permission rules when the daemon asks ``default_permissions``).
 
 When the last /dev/fuse fd of a mounted connection closes (the daemon exited or was
-killed), every call on the mount answers ENOTCONN until it is unmounted. Unmounting
+killed), every call on the mount answers ENOTCONN until it is unmounted — or it is
+unmounted at once when fusermount made it with ``auto_unmount`` (libfuse's option,
+which only fusermount implements: it stays to unmount when the daemon is gone; inside
+the session its own unmount cannot run, so umvu does it). Unmounting
 (umount, fusermount -u, vuumount) makes the daemon's reads answer ENODEV: libfuse then
 calls the file system's destroy and the daemon exits, as on the kernel.
 """
@@ -84,6 +87,8 @@ class DevFuse:
                 conn.dead = True  # the daemon is gone: the mount answers ENOTCONN
                 log.info("umvu: fuse: the daemon of %s closed /dev/fuse", conn.where)
                 conn.abort(errno.ENOTCONN)
+                if conn.service is not None and conn.auto_unmount:
+                    self.api.remove_mount(conn.service)  # (fusermount's auto_unmount)
             conn.close()
 
     def placeholder(self, h):
@@ -211,6 +216,22 @@ class WireService(FuseService):
         return super()._setattr(ino, fh=fh, **values)
 
 
+def _fusermount_auto_unmount(pid: int) -> bool:
+    """The mount(2) is fusermount's, asked for with -o auto_unmount (libfuse passes it
+    to fusermount only; the kernel never sees it)."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    if not argv or os.path.basename(argv[0]) not in (b"fusermount", b"fusermount3"):
+        return False
+    for i, arg in enumerate(argv[:-1]):
+        if arg == b"-o" and b"auto_unmount" in argv[i + 1].split(b","):
+            return True
+    return any(a.startswith(b"-o") and b"auto_unmount" in a[2:].split(b",") for a in argv)
+
+
 def parse_kernel_options(options: str) -> dict:
     """The kernel FUSE mount data: EINVAL for what the kernel does not take."""
     opts = {}
@@ -268,6 +289,7 @@ class Fuse(Module):
             conn.max_read = min(conn.max_read, max(4096, opts["max_read"]))
         conn.mounted = True
         conn.where = os.fsdecode(target)
+        conn.auto_unmount = _fusermount_auto_unmount(self.api.caller()[2])
         conn.send_init()
         self.mounts += 1
         readonly = bool(flags & MS_RDONLY or opts.get("ro"))
@@ -276,6 +298,7 @@ class Fuse(Module):
                               bool(opts.get("allow_other")), opts["user_id"],
                               opts["group_id"])
         service.conn = conn
+        conn.service = service
         shown = [name for bit, name in ((2, "nosuid"), (4, "nodev"), (8, "noexec"),
                                         (16, "sync")) if flags & bit]
         shown.append("noatime" if flags & 1024 else "relatime")
