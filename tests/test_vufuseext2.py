@@ -476,3 +476,34 @@ def test_whole_file_reads_follow_the_block_map(tmp_path):
             assert r.returncode == 0, r.stderr.decode()
             got = dict(ln.split()[::-1] for ln in r.stdout.decode().splitlines())
             assert got == truth, (fstype, source)
+
+
+SYMLINKS = ("import os\nfor n in (1022, 1023, 1024, 2048, 4095):\n"
+            "    try:\n        os.symlink('a' * n, 'l%d' % n)\n"
+            "        print(n, len(os.readlink('l%d' % n)))\n"
+            "    except OSError as e:\n        print(n, e.strerror)\n")
+
+
+def test_symlink_lengths_of_a_1k_block_image(tmp_path):
+    """A symlink's target and its NUL fit in one block, as ext4_symlink asks: on a
+    1 KiB-block image a 1024-byte target is ENAMETOOLONG (the kernel's own ext4 on a
+    loop device of the same image, as root, answers the same)."""
+    native_img, img = tmp_path / "k.img", tmp_path / "u.img"
+    for p in (native_img, img):
+        mkfs(p, extra=("-b", "1024"))
+    k, m = tmp_path / "k", tmp_path / "m"
+    k.mkdir()
+    m.mkdir()
+    r = subprocess.run(["mount", "-o", "loop", str(native_img), str(k)], capture_output=True)
+    assert r.returncode == 0, r.stderr.decode()
+    try:
+        native = subprocess.run(["/usr/bin/python3", "-c", SYMLINKS], cwd=k,
+                                capture_output=True)
+    finally:
+        subprocess.run(["umount", str(k)], check=True)
+    assert b"1023 1023\n1024 File name too long\n" in native.stdout
+    g = run("umvu", ["bash", "-c", "vu_insmod vufuse && vumount -t vufuseext2 -o rw+ %s %s "
+                     "&& cd %s && /usr/bin/python3 -c \"$0\"" % (img, m, m), SYMLINKS])
+    assert g.returncode == 0, g.stderr.decode()
+    assert g.stdout == native.stdout
+    assert subprocess.run(["e2fsck", "-fn", str(img)], capture_output=True).returncode == 0

@@ -335,8 +335,8 @@ class Ext2Operations(pyfuse3.Operations):
         self._writable()
         parent, name = _e(parent_inode), bytes(name)
         target = bytes(target)
-        if len(target) >= 4096:
-            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)
+        if len(target) >= min(4096, self.info.block_size):  # (as ext4_symlink: the
+            raise pyfuse3.FUSEError(errno.ENAMETOOLONG)        # target and its NUL in a block)
         self._absent(parent, name)
         uid, gid, _ = self._new_ids(parent, ctx, stat.S_IFLNK)
         return self._attr(self._added(parent, name, self.img.symlink(
