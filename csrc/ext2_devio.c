@@ -11,6 +11,7 @@
 #include <ext2fs/ext2fs.h>
 
 #include "ext2_helper.h"
+#include "ext2_internal.h"
 
 struct dev_priv {
     ue2_dev_read rd;
@@ -138,22 +139,6 @@ static struct struct_io_manager dev_manager = {
 long ue2_open_dev(const char *name, int rw, ue2_dev_read rd, ue2_dev_write wr, void *ctx,
                   void **ret_fs)
 {
-    ext2_filsys fs = NULL;
-    int flags = EXT2_FLAG_64BITS | (rw ? EXT2_FLAG_RW : 0);
-    errcode_t err;
-
-    add_error_table(&et_ext2_error_table);
     opening = (struct dev_priv){ rd, wr, ctx };
-    err = ext2fs_open2(name, NULL, flags, 0, 0, &dev_manager, &fs);
-    if (err)
-        return err;
-    err = ext2fs_check_desc(fs);
-    if (!err)
-        err = ext2fs_read_bitmaps(fs);
-    if (err) {
-        ext2fs_free(fs);
-        return err;
-    }
-    *ret_fs = fs;
-    return 0;
+    return ue2_open_with(name, NULL, rw, &dev_manager, ret_fs);
 }

@@ -83,7 +83,8 @@ static errcode_t touch_dir(ext2_filsys fs, ext2_ino_t dir, int64_t now_ns, int l
     return wr(fs, dir, &in);
 }
 
-long ue2_open(const char *name, const char *io_options, int rw, void **ret_fs)
+long ue2_open_with(const char *name, const char *io_options, int rw, io_manager manager,
+                   void **ret_fs)
 {
     ext2_filsys fs = NULL;
     int flags = EXT2_FLAG_64BITS | (rw ? EXT2_FLAG_RW : 0);
@@ -91,7 +92,7 @@ long ue2_open(const char *name, const char *io_options, int rw, void **ret_fs)
 
     add_error_table(&et_ext2_error_table);
     err = ext2fs_open2(name, io_options && *io_options ? io_options : NULL, flags, 0, 0,
-                       unix_io_manager, &fs);
+                       manager, &fs);
     if (err)
         return err;
     err = ext2fs_check_desc(fs);
@@ -103,6 +104,11 @@ long ue2_open(const char *name, const char *io_options, int rw, void **ret_fs)
     }
     *ret_fs = fs;
     return 0;
+}
+
+long ue2_open(const char *name, const char *io_options, int rw, void **ret_fs)
+{
+    return ue2_open_with(name, io_options, rw, unix_io_manager, ret_fs);
 }
 
 long ue2_info(void *p, struct ue2_info *info)

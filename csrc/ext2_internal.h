@@ -18,6 +18,10 @@ typedef struct ext2_inode_large inode_t;
 
 #define FS(p) ((ext2_filsys)(p))
 
+/* ext2fs_open2 by manager, then the checks and bitmaps every open needs */
+long ue2_open_with(const char *name, const char *io_options, int rw, io_manager manager,
+                   void **ret_fs);
+
 static inline errcode_t rd(ext2_filsys fs, ext2_ino_t ino, inode_t *in)
 {
     memset(in, 0, sizeof *in);

@@ -36,6 +36,9 @@ from umvu.api import PASS, Module, Native, log, parse_options, s32
 KEY = "vunet"  # process.data: ((family, StackFile), ...), the process's defaults
 TRAPPED = "vunet.ioctl"  # process.data: its netdevice ioctls come to umvu
 AF_INET, AF_NETLINK = 2, 16
+# what a network stack (vunetvdestack, vunetnull, vunetreal) serves: IPv4, IPv6,
+# netlink and packet sockets (unix sockets and the rest stay the kernel's)
+STACK_FAMILIES = frozenset((AF_INET, 10, AF_NETLINK, 17))  # (AF_INET6, AF_PACKET)
 # the netdevice ioctls on a struct ifreq (netdevice(7)), those that change something,
 # and SIOCGIFCONF: made in the process's stack whatever socket they are made on (as
 # glibc's if_nametoindex makes them on a unix socket)

@@ -4,13 +4,12 @@ Its families are IPv4, IPv6, netlink and packet: in a process that made it its d
 ``socket()`` of any of them fails with EAFNOSUPPORT, as on a kernel built without them;
 unix sockets (and every other family) stay the kernel's."""
 import errno
-import socket
 
-FAMILIES = frozenset((socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK, socket.AF_PACKET))
+from umvu.modules.vunet import STACK_FAMILIES
 
 
 class Stack:
-    families = FAMILIES
+    families = STACK_FAMILIES
 
     def __init__(self, api, source: bytes, options: dict) -> None:
         pass

@@ -3,13 +3,11 @@ layering (a process in another stack uses it by msocket or vustack) and for test
 
 Its families are IPv4, IPv6, netlink and packet; each socket is the guest's own call,
 made by the kernel in the host's network namespace."""
-import socket
-
-FAMILIES = frozenset((socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK, socket.AF_PACKET))
+from umvu.modules.vunet import STACK_FAMILIES
 
 
 class Stack:
-    families = FAMILIES
+    families = STACK_FAMILIES
 
     def __init__(self, api, source: bytes, options: dict) -> None:
         pass

@@ -20,16 +20,16 @@ import struct
 import subprocess
 
 from umvu.api import log
+from umvu.modules.vunet import STACK_FAMILIES
 
 OPTIONS = {"iface": str}
-FAMILIES = frozenset((socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK, socket.AF_PACKET))
 HELPER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vunet_stack")
 OP_SOCKET, OP_DESTROY = 1, 2
 ANSWER_TIMEOUT = 20.0  # seconds for the stack to come up or answer
 
 
 class Stack:
-    families = FAMILIES
+    families = STACK_FAMILIES
 
     def __init__(self, api, source: bytes, options: dict) -> None:
         url = os.fsdecode(source)
