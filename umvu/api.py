@@ -257,11 +257,13 @@ class HypervisorAPI:
         the module (or its entry): mounts made at or after it are not seen."""
         raise NotImplementedError
 
-    def image_source(self, path: bytes, below=None, write=None):
+    def image_source(self, path: bytes, below=None, write=None, device_ok=False):
         """The host file behind a guest-view image path (host_path, offset, size), the
         device busy until release(). write True/False: the bytes are locked for this
         mount until then, for writing (no other mount of them, in any session) or for
-        reading (no writing mount); EBUSY if another mount holds them."""
+        reading (no writing mount); EBUSY if another mount holds them. A device no host
+        file holds is ENOTBLK, or with device_ok a source whose ``file`` is the device
+        opened through its module (pread/pwrite/fsync/close)."""
         raise NotImplementedError
 
     def resolve(self, dirfd: int, guest_path: bytes, follow: bool = True):

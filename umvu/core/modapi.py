@@ -48,12 +48,16 @@ class ModuleAPI(HypervisorAPI):
             seq = min((e.seq for e in entries), default=None)
         return self.hv.table.lookup_path(path, below_seq=seq)
 
-    def image_source(self, path: bytes, below=None, write=None) -> "ImageSource":
+    def image_source(self, path: bytes, below=None, write=None,
+                     device_ok: bool = False) -> "ImageSource":
         """The host file behind a guest-view image path: a real file is itself (size
         None); a device of a module is the window its service's ``host_backing(rel)``
         names, as (host_path, offset, size). The device counts as busy (vuumount says
         EBUSY) until the ImageSource is released. write True/False: those bytes locked
-        (ImageSource.lock)."""
+        (ImageSource.lock). A device whose bytes no host file holds (a partition of a
+        qcow2 disk) is ENOTBLK, unless device_ok: then the source's ``file`` is that
+        device opened through its module (a ModuleFile; host_path is the guest path,
+        size its seek_size), written back and closed at release()."""
         hv = self.hv
         entry, rel = self._lookup_below(path, below)
         if entry is None:
@@ -62,11 +66,15 @@ class ModuleAPI(HypervisorAPI):
                 raise OSError(errno.EISDIR, "%s is a directory" % os.fsdecode(path))
             source = ImageSource(path, 0, None, None)
         else:
-            backing = capability(entry.service, "host_backing")
-            if backing is None:
-                raise OSError(errno.ENOTBLK, "%s is served by module %s, which offers no "
-                              "image" % (os.fsdecode(path), entry.module.name))
-            host_path, offset, size = hv.call(entry.service, "host_backing", rel)
+            try:
+                if capability(entry.service, "host_backing") is None:
+                    raise OSError(errno.ENOTBLK, "%s is served by module %s, which offers "
+                                  "no image" % (os.fsdecode(path), entry.module.name))
+                host_path, offset, size = hv.call(entry.service, "host_backing", rel)
+            except OSError as e:
+                if e.errno != errno.ENOTBLK or not device_ok:
+                    raise
+                return self._device_source(path, below, write)
             entry.users += 1
             source = ImageSource(host_path, offset, size, entry)
         if write is not None:
@@ -75,6 +83,15 @@ class ModuleAPI(HypervisorAPI):
             except BaseException:
                 source.release()
                 raise
+        return source
+
+    def _device_source(self, path: bytes, below, write) -> "ImageSource":
+        file = self.open_path(path, os.O_RDWR if write else os.O_RDONLY, below=below)
+        seek_size = capability(file.service, "seek_size")  # (a device's size)
+        size = self.hv.call(file.service, "seek_size", file.handle) \
+            if seek_size is not None else None
+        source = ImageSource(file.path, 0, size, None)
+        source.file = file
         return source
 
     def claim_syscalls(self, module, names, service, notify: bool = False,
@@ -347,6 +364,7 @@ class ImageSource:
     def __init__(self, host_path: bytes, offset: int, size, entry) -> None:
         self.host_path, self.offset, self.size, self._entry = host_path, offset, size, entry
         self._lock_fd = -1
+        self.file = None  # a device opened through its module (image_source's device_ok)
 
     def lock(self, write: bool, guest_path: bytes) -> None:
         """Lock the image's bytes for this mount: for writing, no other mount may have
@@ -377,6 +395,12 @@ class ImageSource:
         if self._entry is not None:
             self._entry.users -= 1
             self._entry = None
+        if self.file is not None:
+            file, self.file = self.file, None
+            try:
+                file.fsync()
+            finally:
+                file.close()
 
 
 class ModuleFile:

@@ -745,24 +745,6 @@ class FuseService(KernelRules):
                 self.image = None
 
 
-class DeviceImage:
-    """A device of another module with no host file, as a mount's image: its file is
-    opened through the module (api.open_path), closed with the mount."""
-
-    def __init__(self, file) -> None:
-        self.file = file
-        self.host_path = file.path
-        self.offset = 0
-        seek_size = capability(file.service, "seek_size")  # (a device's size)
-        self.size = seek_size(file.handle) if seek_size is not None else None
-
-    def release(self) -> None:
-        if self.file is not None:
-            self.file.fsync()
-            self.file.close()
-            self.file = None
-
-
 def load_operations_class(spec: str, api=None):
     """``PATH.py[:Class]`` or ``dotted.module[:Class]``: the Operations class in it
     (a file only if api.may_run_code allows the caller)."""
@@ -881,16 +863,12 @@ class VuFuse(Module):
             # for a read-only mount the user asked for by name (-r, -o ro): it may read
             # an image mounted read-write elsewhere, as debugfs -c does
             asked_ro = bool(flags & 1 or opts.get("ro")) and not writable
-            try:
-                image = self.api.image_source(source, below=self,
-                                              write=None if asked_ro else not readonly)
-            except OSError as e:
-                # a device whose bytes no host file holds (a partition of a qcow2
-                # disk): a submodule that can is given the device itself
-                if e.errno != errno.ENOTBLK or not getattr(mod, "DEVICE_SOURCE", False):
-                    raise
-                image = DeviceImage(self.api.open_path(
-                    source, os.O_RDONLY if readonly else os.O_RDWR, below=self))
+            # (a device whose bytes no host file holds, a partition of a qcow2 disk: a
+            # submodule that can is given the device itself)
+            image = self.api.image_source(source, below=self,
+                                          write=None if asked_ro else not readonly,
+                                          device_ok=getattr(mod, "DEVICE_SOURCE", False))
+            if image.file is not None:
                 sub_opts["device"] = image.file
             guest_source, source = source, image.host_path
             if image.offset:
