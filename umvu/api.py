@@ -172,6 +172,10 @@ class Service:
     shown_options                    attribute: the options /proc/mounts shows after ro
                                      or rw (absent: those the mount was given), as the
                                      kernel's file system shows its own
+    direct_io_align                  attribute: bytes O_DIRECT I/O must be aligned to
+                                     (offset, buffer, length; else EINVAL), as the
+                                     kernel's driver of what is shown asks (absent or
+                                     0: none asked)
     placeholder(handle) -> int|None  a host fd of the module's that the guest's fd of
                                      this open file is to be (a copy of it): what poll,
                                      select and epoll see of it (no eventfd then); the
@@ -197,7 +201,7 @@ OPERATIONS = frozenset((
 CAPABILITIES = frozenset((
     "native_host", "native_root", "host_path", "special_path", "plain_content",
     "seek_size", "host_backing", "excepts", "destroy", "readonly", "shown_fstype",
-    "placeholder", "shown_options"))
+    "placeholder", "shown_options", "direct_io_align"))
 HOOKS = frozenset(("syscall", "after"))
 for _name in sorted(OPERATIONS):
     setattr(Service, _name, _enosys(_name))
@@ -255,6 +259,11 @@ class HypervisorAPI:
     def open_path(self, path: bytes, flags: int = 0, mode: int = 0o644, below=None):
         """Open a guest-view path for the module's own use (an image, a device); below:
         the module (or its entry): mounts made at or after it are not seen."""
+        raise NotImplementedError
+
+    def remove_mount(self, service) -> None:
+        """The module's own mount of service goes away, as a lazy umount2 (its umount
+        is called): what fusermount's auto_unmount does when the daemon dies."""
         raise NotImplementedError
 
     def image_source(self, path: bytes, below=None, write=None, device_ok=False):

@@ -147,7 +147,7 @@ class FdCalls:
         """O_DIRECT on a service with ``direct_io_align`` (bytes): as the kernel's ext4,
         the file offset and each buffer's address and length must be multiples of it
         (else EINVAL); pieces: (guest_addr, length)."""
-        align = vf.flags & O_DIRECT and getattr(vf.service, "direct_io_align", 0)
+        align = vf.flags & O_DIRECT and capability(vf.service, "direct_io_align")
         if not align:
             return False
         pos = vf.pos if offset is None else offset

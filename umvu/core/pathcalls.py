@@ -635,7 +635,7 @@ class PathCalls(HostCalls):
         if r.exists and flags & O_TRUNC:
             self.content_changed(vf)
         if kind == stat.S_IFREG and flags & (O_ACCMODE | O_TRUNC) == os.O_RDONLY and not (
-                flags & O_DIRECT and getattr(r.entry.service, "direct_io_align", 0)):
+                flags & O_DIRECT and capability(r.entry.service, "direct_io_align")):
             call = self.content_call(t, vf, flags, r.st)
             if call is not None:
                 return self.install(t, vf, flags & O_CLOEXEC, call, r.st)
