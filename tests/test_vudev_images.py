@@ -35,6 +35,31 @@ def tree_listing(top) -> list[str]:
     return out
 
 
+def first_partition(tmp_path, image, mib: int):
+    """On the host: the image qemu-img checks clean, converted to raw; its partition
+    at sector 2048 (mib MiB) cut out as a file, e2fsck -fn clean. Returns (raw, part)."""
+    check = subprocess.run(["qemu-img", "check", str(image)], capture_output=True)
+    assert check.returncode == 0 and b"No errors were found" in check.stdout, check.stdout
+    raw = tmp_path / "vm.raw"
+    subprocess.run(["qemu-img", "convert", "-O", "raw", str(image), str(raw)], check=True)
+    part = tmp_path / "p1.img"
+    with open(raw, "rb") as f, open(part, "wb") as out:
+        f.seek(2048 * 512)
+        out.write(f.read(mib << 20))
+    fsck = subprocess.run(["e2fsck", "-fn", str(part)], capture_output=True)
+    assert fsck.returncode == 0, fsck.stdout.decode()
+    return raw, part
+
+
+def dumped(tmp_path, part, what: str):
+    """debugfs's rdump of what (a directory of the ext4 part) into a new directory."""
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    subprocess.run(["debugfs", "-R", "rdump %s %s" % (what, dump), str(part)], check=True,
+                   capture_output=True)
+    return dump
+
+
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     top = tmp_path_factory.mktemp("imgtree") / "t"
@@ -59,23 +84,11 @@ def test_partitioned_formatted_image_checks_clean(tmp_path, tree, fmt):
               % (fmt, image, tree))
     r = run("umvu", ["bash", "-c", script], cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr.decode()[-3000:]
-    check = subprocess.run(["qemu-img", "check", str(image)], capture_output=True)
-    assert check.returncode == 0 and b"No errors were found" in check.stdout, check.stdout
-    raw = tmp_path / "vm.raw"
-    subprocess.run(["qemu-img", "convert", "-O", "raw", str(image), str(raw)], check=True)
+    raw, part = first_partition(tmp_path, image, 300)
     table = subprocess.run(["sgdisk", "-p", str(raw)], capture_output=True, check=True)
     assert b"   1            2048          616447" in table.stdout
     assert b"   2          616448          821247" in table.stdout
-    part = tmp_path / "p1.img"
-    with open(raw, "rb") as f, open(part, "wb") as out:
-        f.seek(2048 * 512)
-        out.write(f.read(300 << 20))
-    fsck = subprocess.run(["e2fsck", "-fn", str(part)], capture_output=True)
-    assert fsck.returncode == 0, fsck.stdout.decode()
-    dump = tmp_path / "dump"
-    dump.mkdir()
-    subprocess.run(["debugfs", "-R", "rdump / %s" % dump, str(part)], check=True,
-                   capture_output=True)
+    dump = dumped(tmp_path, part, "/")
     shutil.rmtree(dump / "lost+found")
     assert tree_listing(dump) == tree_listing(tree)
 
@@ -196,20 +209,7 @@ def test_vufuseext2_on_a_partition_of_a_vm_image(tmp_path, tree, fmt):
     r = run("umvu", ["bash", "-c", script], cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr.decode()[-3000:]
     assert 280000 < int(r.stdout.split()[0]) < 310000  # (the partition's ext4)
-    check = subprocess.run(["qemu-img", "check", str(image)], capture_output=True)
-    assert check.returncode == 0, check.stdout
-    raw = tmp_path / "vm.raw"
-    subprocess.run(["qemu-img", "convert", "-O", "raw", str(image), str(raw)], check=True)
-    part = tmp_path / "p1.img"
-    with open(raw, "rb") as f, open(part, "wb") as out:
-        f.seek(2048 * 512)
-        out.write(f.read(300 << 20))
-    fsck = subprocess.run(["e2fsck", "-fn", str(part)], capture_output=True)
-    assert fsck.returncode == 0, fsck.stdout.decode()
-    dump = tmp_path / "dump"
-    dump.mkdir()
-    subprocess.run(["debugfs", "-R", "rdump /tree %s" % dump, str(part)], check=True,
-                   capture_output=True)
-    assert tree_listing(dump / "tree") == tree_listing(tree)
+    _, part = first_partition(tmp_path, image, 300)
+    assert tree_listing(dumped(tmp_path, part, "/tree") / "tree") == tree_listing(tree)
     cat = subprocess.run(["debugfs", "-R", "cat /new.txt", str(part)], capture_output=True)
     assert cat.stdout == b"inside\n"
