@@ -405,3 +405,49 @@ def test_fusermount_and_auto_unmount(images, tmp_path, as_user, who):
             img=uimg, mnt=umnt, probe=probe)], timeout=120)
     assert g.returncode == 0, g.stderr.decode()
     assert g.stdout == native.stdout
+
+
+INTERRUPT_SCRIPT = r"""
+%(daemon)s %(mode)s %(mnt)s 2> daemon.log &
+until [ -e %(mnt)s/f ]; do sleep 0.05; done
+/usr/bin/python3 %(client)s %(mnt)s/f > client.out & client=$!
+until grep -q READ daemon.log; do sleep 0.05; done
+kill -%(sig)s $client
+wait $client; echo status=$?
+cat client.out
+grep -c INTERRUPT daemon.log
+%(umount)s %(mnt)s
+"""
+
+
+@pytest.fixture(scope="module")
+def fuse_stall(tmp_path_factory):
+    exe = tmp_path_factory.mktemp("stall") / "fuse_stall"
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], check=True,
+                           capture_output=True, text=True).stdout.split()
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe),
+                    str(REPO / "tests" / "progs" / "fuse_stall.c")] + flags, check=True)
+    return exe
+
+
+@pytest.mark.parametrize("mode", ["umvu", "umvu-S"])
+@pytest.mark.parametrize("daemon_mode, sig", [("", "USR1"), ("-o late", "USR1"),
+                                              ("-o late", "TERM")],
+                         ids=["eintr", "late-reply", "fatal"])
+def test_client_signal_while_the_daemon_works(tmp_path, fuse_stall, mode, daemon_mode, sig):
+    """A client's read waits for a daemon that has its READ; a signal the client
+    catches (SA_RESTART) sends INTERRUPT and the read waits on for the reply, as on the
+    kernel's FUSE: EINTR when the daemon answers so (not restarted), the data when it
+    answers late, the handler run after; a fatal signal (SIGTERM) ends the client."""
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    client = REPO / "tests" / "progs" / "interrupted_read.py"
+    args = dict(daemon=fuse_stall, mode=daemon_mode, mnt=mnt, client=client, sig=sig)
+    native = sh(INTERRUPT_SCRIPT % dict(args, umount="fusermount3 -u"), cwd=tmp_path,
+                timeout=60)
+    assert native.returncode == 0, native.stderr.decode()
+    assert (b"status=143" if sig == "TERM" else b"handler ran True") in native.stdout
+    g = run(mode, ["bash", "-c", "vu_insmod fuse\n" + INTERRUPT_SCRIPT % dict(
+        args, umount="vuumount")], cwd=tmp_path, timeout=60)
+    assert g.returncode == 0, g.stderr.decode()
+    assert g.stdout == native.stdout

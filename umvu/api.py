@@ -38,7 +38,7 @@ from umvu.core.actions import PASS, Native  # noqa: F401
 from umvu.core.errors import RESTARTS  # noqa: F401
 from umvu.core.log import log  # noqa: F401  (umvu's log: log.error(fmt, *args)...)
 from umvu.core.waiting import (Event, can_wait, drive, lazy_trio, need_trio,  # noqa: F401
-                               sleep, wait_readable, wait_writable)
+                               shield_signals, sleep, wait_readable, wait_writable)
 
 
 class Module:

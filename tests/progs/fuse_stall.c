@@ -1,8 +1,9 @@
-/* A FUSE daemon (libfuse3, low level) whose one file's reads never get an answer of
- * their own: one file /f of 4096 bytes. A READ waits until the kernel (or umvu) sends
+/* A FUSE daemon (libfuse3, low level) whose one file's reads get no answer of their
+ * own: one file /f of 4096 bytes. A READ waits until the kernel (or umvu) sends
  * INTERRUPT for it; then the daemon answers it EINTR, as a daemon that supports
- * interruption does (tests/test_fuse_interrupt.py). With "-o never" it answers nothing
- * even then. Usage: fuse_stall [-o never] MOUNTPOINT (single-threaded, foreground). */
+ * interruption does, or with "-o late" the data after all ("late!"), as one that
+ * finishes what it started. Each READ and INTERRUPT is a line on stderr
+ * (tests/test_fuse.py). Usage: fuse_stall [-o late] MOUNTPOINT (foreground). */
 #define FUSE_USE_VERSION 34
 #include <errno.h>
 #include <fuse_lowlevel.h>
@@ -13,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int never;
+static int late;
 static fuse_req_t stalled;
 
 static void fill(fuse_ino_t ino, struct stat *st)
@@ -63,9 +64,13 @@ static void interrupted(fuse_req_t req, void *data)
 {
     (void)data;
     fprintf(stderr, "fuse_stall: INTERRUPT\n");
-    if (!never && req == stalled) {
+    fflush(stderr);
+    if (req == stalled) {
         stalled = NULL;
-        fuse_reply_err(req, EINTR);
+        if (late)
+            fuse_reply_buf(req, "late!", 5);
+        else
+            fuse_reply_err(req, EINTR);
     }
 }
 
@@ -74,6 +79,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
     (void)ino; (void)size; (void)off; (void)fi;
     fprintf(stderr, "fuse_stall: READ\n");
+    fflush(stderr);
     stalled = req;
     fuse_req_interrupt_func(req, interrupted, NULL);  /* (may call it at once) */
 }
@@ -86,13 +92,13 @@ int main(int argc, char **argv)
 {
     const char *mnt = NULL;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-o") && i + 1 < argc && !strcmp(argv[i + 1], "never"))
-            never = 1, i++;
+        if (!strcmp(argv[i], "-o") && i + 1 < argc && !strcmp(argv[i + 1], "late"))
+            late = 1, i++;
         else
             mnt = argv[i];
     }
     if (!mnt) {
-        fprintf(stderr, "usage: fuse_stall [-o never] MOUNTPOINT\n");
+        fprintf(stderr, "usage: fuse_stall [-o late] MOUNTPOINT\n");
         return 2;
     }
     char *args_v[] = { argv[0], NULL };

@@ -342,7 +342,10 @@ class ProcessTable:
             t.files.users -= 1
             if t.files.users == 0:
                 for vf in t.files.clear():
-                    self.release(vf)
+                    try:
+                        self.release(vf)
+                    except OSError:  # (a module's close failed: the fd is gone anyway)
+                        pass
 
     def __len__(self) -> int:
         return len(self.threads)

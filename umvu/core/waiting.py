@@ -29,6 +29,13 @@ Python stack in a greenlet of its own, while the event loop goes on with every o
   SA_RESTART, EINTR otherwise — what a blocking read of a pipe does natively.
 - The thread dies (SIGKILL, an exec of another thread): the owner is cancelled and
   nothing is left of the call.
+- A call may ask to outlast the signals its process catches (``shield_signals``, as the
+  kernel's FUSE waits for a daemon's reply): at the first such signal its
+  ``on_signal`` runs (FUSE sends INTERRUPT), the signals the process catches are
+  blocked in the thread while it waits on (so they stay pending), and the call is over
+  only when its wait is — then the mask is given back and the signal delivered after
+  the call's result. A signal it does not catch (a fatal one) still ends the wait, as a
+  killable wait of the kernel.
 
 Every ptrace call still comes from the tracer's thread: greenlets and trio tasks all run
 on it.
@@ -40,8 +47,16 @@ import sys
 import time
 import types
 
-from umvu.core import credentials, errors
+import struct
+
+from umvu.core import credentials, errors, syscalls
 from umvu.core.log import log
+from umvu.core.process import status_fields
+
+SIG_BLOCK, SIG_SETMASK = 0, 2
+NR_RT_SIGPROCMASK = syscalls.number("rt_sigprocmask")
+SIGSET_SLOT = 3 * 4096  # (two sigsets in the thread's scratch, past the path slots)
+UNSTOPPABLE = (1 << 8) | (1 << 18)  # SIGKILL, SIGSTOP (bits signo - 1): never blocked
 
 
 
@@ -198,6 +213,17 @@ def drive(coro, around=None):
                 around.enter()
 
 
+def shield_signals(on_signal) -> None:
+    """The calling guest's call, while it waits from now on, is not given up for a
+    signal its process catches: on_signal() is called at the first one and the wait
+    goes on (see the module docstring); None: given up again, as by default."""
+    if isinstance(_current, _NoWaits):
+        return
+    me = _current._greenlet.getcurrent()
+    if getattr(me, "call", None) is not None:
+        me.shield = on_signal
+
+
 def can_wait() -> bool:
     """Whether the running code serves a guest's call, which may wait (a file released
     at a process's exit is not one)."""
@@ -229,7 +255,7 @@ class Wait:
 class Waiter:
     """One guest call that waits (its greenlet, its thread, its own syscall)."""
     __slots__ = ("greenlet", "tid", "nr", "args", "at_exit", "dead", "answered",
-                 "finished", "scope")
+                 "finished", "scope", "saved_mask")
 
     def __init__(self, gr, tid: int, nr: int, args) -> None:
         self.greenlet, self.tid, self.nr, self.args = gr, tid, nr, args
@@ -238,6 +264,7 @@ class Waiter:
         self.answered = False  # the call was answered (Waits.answering)
         self.finished = False  # its greenlet is over
         self.scope = None      # the owner's trio.CancelScope
+        self.saved_mask = None  # the thread's signal mask while caught ones are held
 
 
 class Waits:
@@ -265,7 +292,7 @@ class Waits:
         loop returns, when the call is over, as soon as it finds that self.loop is no
         longer its greenlet)."""
         g = self.loop = self._greenlet.greenlet(loop)
-        g.call = g.waiter = None
+        g.call = g.waiter = g.shield = None
         try:
             return g.switch()
         finally:
@@ -279,6 +306,7 @@ class Waits:
         me = self.loop
         if me is not None:
             me.call = (tid, nr, args)
+            me.shield = None
             try:
                 fn(tid, nr, args)
             except BaseException:
@@ -296,7 +324,7 @@ class Waits:
         me = self._greenlet.getcurrent()
         while True:
             me.call = (tid, nr, args)
-            me.waiter = None
+            me.waiter = me.shield = None
             try:
                 fn(tid, nr, args)
             except BaseException:
@@ -368,9 +396,57 @@ class Waits:
         w.at_exit = True
         if w.finished:  # given up while it slept (the session ends): restart the call
             self._release(w)
-        elif w.scope is not None:
+        elif w.scope is not None and not self._shielded(w):
             w.scope.cancel()  # a signal (or a ptrace interrupt): the wait is given up
         return True
+
+    def _shielded(self, w: Waiter) -> bool:
+        """At a signal's exit stop of a parked thread whose call shields it: True when
+        the wait goes on (parked again, the caught signals held), False when a signal
+        the process does not catch is pending (the wait is given up)."""
+        on_signal = getattr(w.greenlet, "shield", None)
+        if on_signal is None or w.dead:
+            return False
+        f = status_fields(w.tid, b"SigPnd", b"ShdPnd", b"SigBlk", b"SigCgt")
+        try:
+            pending = int(f[b"SigPnd"][0], 16) | int(f[b"ShdPnd"][0], 16)
+            blocked, caught = int(f[b"SigBlk"][0], 16), int(f[b"SigCgt"][0], 16)
+        except (KeyError, IndexError, ValueError):
+            return False
+        if pending & ~blocked & ~caught & ~UNSTOPPABLE:
+            return False  # (fatal, or the kernel's own: a killable wait ends)
+        try:
+            if w.saved_mask is None and pending & ~blocked & caught:
+                w.saved_mask = self._sigmask(w.tid, SIG_BLOCK, caught)
+                try:
+                    on_signal()
+                except Exception:
+                    log.exception("umvu: a shielded wait's on_signal failed")
+            self.tracer.park(w.tid)
+        except OSError:
+            return False
+        w.at_exit = False
+        return True
+
+    def _sigmask(self, tid: int, how: int, mask: int) -> int:
+        """rt_sigprocmask(how, mask) made by tid at its stop: the mask it had."""
+        t = self.hv.procs.get(tid)
+        addr = self.hv.scratch(t) + SIGSET_SLOT
+        self.tracer.poke(tid, addr, struct.pack("<Q", mask))
+        ret = self.tracer.inject(tid, NR_RT_SIGPROCMASK, how, addr, addr + 8, 8)
+        if ret >= 1 << 63:
+            raise OSError(-(ret - (1 << 64)), "rt_sigprocmask")
+        return struct.unpack("<Q", self.tracer.peek(tid, addr + 8, 8))[0]
+
+    def _unshield(self, w: Waiter) -> None:
+        """The wait is over: the thread's own signal mask again (the held signals are
+        delivered after the call's result)."""
+        if w.saved_mask is not None and not w.dead:
+            mask, w.saved_mask = w.saved_mask, None
+            try:
+                self._sigmask(w.tid, SIG_SETMASK, mask)
+            except OSError:
+                pass
 
     def gone(self, tid: int) -> None:
         """tid exited (or an exec took its tid away)."""
@@ -386,6 +462,8 @@ class Waits:
     def _release(self, w: Waiter) -> None:
         if self.parked.get(w.tid) is w:
             del self.parked[w.tid]
+        if w.at_exit:
+            self._unshield(w)
         if not w.dead and w.at_exit and not w.answered:
             try:
                 self.tracer.interrupted(w.tid, w.nr, w.args)
@@ -416,6 +494,8 @@ class Waits:
                             w.at_exit = True
                         except OSError:  # gone: its exit event comes
                             w.dead = True
+                    if w.at_exit:
+                        self._unshield(w)
                     if w.dead:
                         scope.cancel()
                         await trio.lowlevel.checkpoint()  # (raises Cancelled)

@@ -19,7 +19,7 @@ import os
 import socket
 import struct
 
-from umvu.api import Event, log
+from umvu.api import Event, log, shield_signals
 
 # opcodes
 LOOKUP, FORGET, GETATTR, SETATTR, READLINK, SYMLINK = 1, 2, 3, 4, 5, 6
@@ -70,7 +70,8 @@ def _fuse_error(code: int):
 
 class Pending:
     """A request sent (or queued) whose reply is awaited."""
-    __slots__ = ("unique", "opcode", "message", "done", "error", "body", "read")
+    __slots__ = ("unique", "opcode", "message", "done", "error", "body", "read",
+                 "interrupted")
 
     def __init__(self, unique: int, opcode: int, message: bytes) -> None:
         self.unique, self.opcode, self.message = unique, opcode, message
@@ -78,6 +79,7 @@ class Pending:
         self.error = 0
         self.body = b""
         self.read = False  # the daemon has read it
+        self.interrupted = False  # a signal came for its client (INTERRUPT once read)
 
 
 class Connection:
@@ -249,11 +251,16 @@ class Connection:
         p = Pending(unique, opcode, message)
         self.waiting[unique] = p
         self._push(p, message)
+        # as the kernel's request_wait_answer: a signal the client catches sends
+        # INTERRUPT and the wait goes on for the reply; only a fatal one ends it
+        shield_signals(lambda: self._client_signalled(p))
         try:
             await p.done.wait()
         except BaseException:
             self._interrupted(p)
             raise
+        finally:
+            shield_signals(None)
         if p.error:
             raise _fuse_error(-p.error)
         return p.body
@@ -286,6 +293,21 @@ class Connection:
             return True
         return False
 
+    def _client_signalled(self, p: Pending) -> None:
+        """A signal for the client of p, which waits on: the daemon is told (INTERRUPT)
+        once it has read the request."""
+        if p.interrupted or p.unique not in self.waiting:
+            return
+        p.interrupted = True
+        if p.read:
+            self._send_interrupt(p)
+
+    def _send_interrupt(self, p: Pending) -> None:
+        if INTERRUPT not in self.no and not self.dead and not self.unmounted:
+            body = U64.pack(p.unique)
+            self._push(None, self.header(INTERRUPT, 0, len(body), p.unique | INT_REQ_BIT,
+                                         (0, 0, 0)) + body)
+
     def _interrupted(self, p: Pending) -> None:
         """The client's wait ended (a signal, its thread gone): the request is taken
         back if the daemon has not read it, else the daemon is told (INTERRUPT)."""
@@ -299,10 +321,8 @@ class Connection:
                     self._answered(p.unique)
                     return
         self.dropped.add(p.unique)  # (its reply, when it comes, is nobody's)
-        if INTERRUPT not in self.no and not self.dead and not self.unmounted:
-            body = U64.pack(p.unique)
-            self._push(None, self.header(INTERRUPT, 0, len(body), p.unique | INT_REQ_BIT,
-                                         (0, 0, 0)) + body)
+        if not p.interrupted:
+            self._send_interrupt(p)
 
     def abort(self, code: int) -> None:
         """Every request awaited ends with code (ENOTCONN: the daemon is gone;
@@ -338,6 +358,8 @@ class Connection:
                 if p.unique not in self.waiting:
                     continue  # (taken back)
                 p.read = True
+                if p.interrupted:  # (its INTERRUPT follows it, as the kernel queues it)
+                    self._send_interrupt(p)
             self._readiness()
             if self.queue:
                 self.wake_reader()  # (more requests: another reader may take one)
