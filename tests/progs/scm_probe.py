@@ -93,3 +93,10 @@ send(x, [pr, vfd, vfd])
 msg, got = recv(y, 3)
 print("mixed", len(got), os.read(got[0], 5), os.read(got[1], 4), os.read(got[2], 4))
 print("mixed stat", stat.filemode(os.fstat(got[2]).st_mode), os.fstat(got[2]).st_size)
+# sent by a thread other than the main one
+import threading  # noqa: E402
+t = threading.Thread(target=send, args=(x, [vfd]))
+t.start()
+t.join()
+msg, got = recv(y, 1)
+print("from a thread", len(got), stat.filemode(os.fstat(got[0]).st_mode), os.read(got[0], 3))

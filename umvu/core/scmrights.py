@@ -89,7 +89,7 @@ class ScmRights:
                 vf = t.files.fds.get(fd)
                 if vf is None:
                     continue
-                copy = self._grab(t.tid, fd)
+                copy = self._grab(t.process.tgid, fd)
                 if copy is not None:
                     vf.refs += 1
                     copies.append((copy, vf))
@@ -109,10 +109,10 @@ class ScmRights:
                 self.tracer.set_scm(True, len(self.in_flight))
         return Native(None, sent)
 
-    def _grab(self, tid: int, guest_fd: int) -> int | None:
-        """umvu's own fd of the open file behind the guest's guest_fd."""
+    def _grab(self, tgid: int, guest_fd: int) -> int | None:
+        """umvu's own fd of the open file behind guest_fd of process tgid."""
         try:
-            pidfd = os.pidfd_open(tid)
+            pidfd = os.pidfd_open(tgid)
         except OSError:
             return None
         try:
@@ -120,7 +120,7 @@ class ScmRights:
         finally:
             os.close(pidfd)
         if fd < 0:
-            log.warning("umvu: SCM_RIGHTS: no copy of fd %d of %d (%s)", guest_fd, tid,
+            log.warning("umvu: SCM_RIGHTS: no copy of fd %d of %d (%s)", guest_fd, tgid,
                         os.strerror(-fd))
             return None
         os.set_inheritable(fd, False)
@@ -129,7 +129,10 @@ class ScmRights:
     def _land(self, item) -> None:
         copy, vf = item
         os.close(copy)
-        self.release(vf)
+        try:
+            self.release(vf)
+        except OSError:  # (the module's close of a file nobody holds any more)
+            pass
 
     def _scm_received(self, t, sc, args, ret: int) -> None:
         if not self.in_flight or ret < 0 or (ret == 0 and sc.name == "recvmmsg"):
