@@ -451,3 +451,59 @@ def test_client_signal_while_the_daemon_works(tmp_path, fuse_stall, mode, daemon
         args, umount="vuumount")], cwd=tmp_path, timeout=60)
     assert g.returncode == 0, g.stderr.decode()
     assert g.stdout == native.stdout
+
+
+POLLCOPY_SCRIPT = r"""
+%(daemon)s %(mnt)s 2> daemon.log &
+until [ -e %(mnt)s/a ]; do sleep 0.05; done
+/usr/bin/python3 %(client)s %(mnt)s; echo status=$?
+%(umount)s %(mnt)s
+wait
+cat daemon.log
+"""
+
+
+@pytest.fixture(scope="module")
+def fuse_pollcopy(tmp_path_factory):
+    exe = tmp_path_factory.mktemp("pollcopy") / "fuse_pollcopy"
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], check=True,
+                           capture_output=True, text=True).stdout.split()
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe),
+                    str(PROGS / "fuse_pollcopy.c")] + flags, check=True)
+    return exe
+
+
+@pytest.mark.parametrize("who", ["umvu", "umvu-S", "nobody"])
+def test_poll_and_copy_file_range(tmp_path, fuse_pollcopy, as_user, who):
+    """A daemon that answers POLL and COPY_FILE_RANGE (tests/progs/fuse_pollcopy.c):
+    copy_file_range between its files reaches it as the same requests as from the
+    kernel (names, offsets, the length clipped at the input's end) with the kernel's
+    errors and file positions; poll, select and epoll of its file show what it answers
+    (not ready, then woken by its NOTIFY_POLL when another process writes "trigger",
+    then not ready again once read); epoll of a FUSE file is allowed, of its directory
+    EPERM. The same client on kernel FUSE (native, as root) prints the same."""
+    mnt = tmp_path / "m"
+    mnt.mkdir()
+    client = PROGS / "pollcopy_client.py"
+    args = dict(daemon=fuse_pollcopy, mnt=mnt, client=client)
+    native = sh(POLLCOPY_SCRIPT % dict(args, umount="fusermount3 -u"), cwd=tmp_path,
+                timeout=120)
+    assert native.returncode == 0, native.stderr.decode()
+    assert b"status=0\n" in native.stdout and b"poll woken [1]" in native.stdout
+    assert native.stdout.count(b"COPY_FILE_RANGE") == 5
+    if who == "nobody":
+        work = as_user.work / "pollcopy"
+        work.mkdir()
+        for src in (fuse_pollcopy, client):
+            shutil.copy(src, work / src.name)
+        (work / "m").mkdir()
+        subprocess.run(["chown", "-R", "nobody", str(work)], check=True)
+        g = as_user(["bash", "-c", "cd pollcopy && vu_insmod fuse\n" + POLLCOPY_SCRIPT % dict(
+            daemon="./fuse_pollcopy", mnt="m", client=client.name, umount="vuumount")],
+                    timeout=120)
+        shutil.rmtree(work)
+    else:
+        g = run(who, ["bash", "-c", "vu_insmod fuse\n" + POLLCOPY_SCRIPT % dict(
+            args, umount="vuumount")], cwd=tmp_path, timeout=120)
+    assert g.returncode == 0, g.stderr.decode()
+    assert g.stdout == native.stdout

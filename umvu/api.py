@@ -125,6 +125,13 @@ class Service:
                                      from offset: where the next data or hole is, ENXIO
                                      at or past the end (absent, or ENOSYS: the whole
                                      file is data, the kernel's generic answer)
+    copy_file_range(handle_in, offset_in, handle_out, offset_out, length) -> int
+                                     copy_file_range(2) between two open files of
+                                     this service: bytes copied (absent, or ENOSYS or
+                                     EOPNOTSUPP: the core copies through pread and
+                                     pwrite, as the kernel's generic copy); the core
+                                     has made the kernel's checks and clipped length
+                                     to the end of the input
     syncfs()                         write back everything the mount holds to where it
                                      lives (sync(2), syncfs(2) of a file below it)
     mkdir(path, mode)  rmdir(path)  unlink(path)
@@ -176,6 +183,9 @@ class Service:
                                      (offset, buffer, length; else EINVAL), as the
                                      kernel's driver of what is shown asks (absent or
                                      0: none asked)
+    pollable                         attribute: True when its regular files can be
+                                     watched by epoll (as FUSE's files, which have a
+                                     poll; absent: EPERM, as a disk file system's)
     placeholder(handle) -> int|None  a host fd of the module's that the guest's fd of
                                      this open file is to be (a copy of it): what poll,
                                      select and epoll see of it (no eventfd then); the
@@ -190,18 +200,20 @@ class Service:
     native_root = None
     excepts = ()
     readonly = False
+    pollable = False
 
 
 OPERATIONS = frozenset((
     "lstat", "walk_lstat", "access", "readlink", "open", "tmpfile", "link_open", "close",
     "pread", "pwrite", "read", "write",
-    "fstat", "getdents", "ftruncate", "fallocate", "seek_data", "fsync", "syncfs", "truncate", "mkdir", "rmdir", "unlink",
+    "fstat", "getdents", "ftruncate", "fallocate", "seek_data", "copy_file_range",
+    "fsync", "syncfs", "truncate", "mkdir", "rmdir", "unlink",
     "rename", "link", "symlink", "mknod", "chmod", "chown", "utimens", "statfs",
     "getxattr", "setxattr", "listxattr", "removexattr", "ioctl"))
 CAPABILITIES = frozenset((
     "native_host", "native_root", "host_path", "special_path", "plain_content",
     "seek_size", "host_backing", "excepts", "destroy", "readonly", "shown_fstype",
-    "placeholder", "shown_options", "direct_io_align"))
+    "placeholder", "shown_options", "direct_io_align", "pollable"))
 HOOKS = frozenset(("syscall", "after"))
 for _name in sorted(OPERATIONS):
     setattr(Service, _name, _enosys(_name))

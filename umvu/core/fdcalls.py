@@ -474,7 +474,8 @@ class FdCalls:
         vf = t.files.fds.get(args.fd2)
         if vf is None or args.int != 1:  # EPOLL_CTL_ADD
             return None
-        if vf.is_dir or implements(vf.service, "pread"):
+        if vf.is_dir or (implements(vf.service, "pread") and
+                         not capability(vf.service, "pollable", False)):
             return -errno.EPERM
         return None
 
@@ -522,6 +523,56 @@ class FdCalls:
         if guest_addr:
             self.tracer.poke(t.tid, guest_addr, struct.pack("<q", value))
 
+    def copy_in_service(self, t, args, vin, vout):
+        """copy_file_range(2) between two files of one service that copies itself (a
+        FUSE daemon's COPY_FILE_RANGE), after the kernel's checks (generic_copy_file_
+        checks: flags, access modes, O_APPEND, the length clipped to the input's end,
+        no overlap within one file). None: the service does not (ENOSYS, EOPNOTSUPP),
+        the core copies through reads and writes."""
+        if args.flags:
+            return -errno.EINVAL
+        if (vin.flags & O_ACCMODE) == os.O_WRONLY or vin.flags & O_PATH or \
+                (vout.flags & O_ACCMODE) == os.O_RDONLY or vout.flags & (O_PATH | O_APPEND):
+            return -errno.EBADF
+        if vin.is_dir or vout.is_dir:
+            return -errno.EISDIR
+        st_in, st_out = self.fstat_of(vin), self.fstat_of(vout)
+        if not stat.S_ISREG(st_in.st_mode) or not stat.S_ISREG(st_out.st_mode):
+            return -errno.EINVAL
+        in_off_addr, out_off_addr = args.in_off, args.out_off
+        in_off = self._offset(t, in_off_addr)
+        out_off = self._offset(t, out_off_addr)
+        pos_in = vin.pos if in_off is None else in_off
+        pos_out = vout.pos if out_off is None else out_off
+        if pos_in < 0 or pos_out < 0:
+            return -errno.EINVAL
+        count = args.size
+        if pos_in + count >= 1 << 63 or pos_out + count >= 1 << 63:
+            return -errno.EOVERFLOW
+        count = 0 if pos_in >= st_in.st_size else min(count, st_in.st_size - pos_in)
+        if (st_in.st_ino, st_in.st_dev) == (st_out.st_ino, st_out.st_dev) and \
+                pos_out + count > pos_in and pos_out < pos_in + count:
+            return -errno.EINVAL
+        if not count:
+            return 0
+        try:
+            n = self.hv.call(vout.service, "copy_file_range", vin.handle, pos_in,
+                             vout.handle, pos_out, count)
+        except OSError as e:
+            if e.errno in (errno.ENOSYS, errno.EOPNOTSUPP):
+                return None
+            raise
+        self.content_changed(vout)
+        if in_off is None:
+            vin.pos += n
+        else:
+            self._set_offset(t, in_off_addr, in_off + n)
+        if out_off is None:
+            vout.pos += n
+        else:
+            self._set_offset(t, out_off_addr, out_off + n)
+        return n
+
     def copy_between(self, t, sc, args, in_fd, vin, out_fd, vout, in_content=False):
         """sendfile/copy_file_range/splice with a virtual end, done by the core: data
         moves through umvu, the real end is read or written by injected calls."""
@@ -534,6 +585,11 @@ class FdCalls:
         elif name == "copy_file_range":  # both ends on the same file system
             if (vin is None and not in_content) or vout is None:
                 return -errno.EXDEV
+            if (vin is not None and vin.service is vout.service and
+                    implements(vout.service, "copy_file_range")):
+                done = self.copy_in_service(t, args, vin, vout)
+                if done is not None:
+                    return done
         in_off_addr, count = args.in_off, args.size
         out_off_addr = 0 if name == "sendfile" else args.out_off
         in_off = self._offset(t, in_off_addr)

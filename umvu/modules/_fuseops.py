@@ -10,6 +10,7 @@ import struct
 
 from umvu.api import can_wait
 from umvu.modules._fusewire import (
+    COPY_FILE_RANGE, COPY_FILE_RANGE_IN, POLL, POLL_ASKED, POLL_IN, POLL_SCHEDULE_NOTIFY,
     ACCESS, ATTR_OUT, BATCH_FORGET, CREATE, DIRENT, DO_READDIRPLUS, ENTRY_OUT, FALLOCATE, LSEEK,
     FLUSH, FORGET, FSYNC, FSYNCDIR, GETATTR, GETATTR_FH, GETXATTR, KSTATFS, LINK,
     LISTXATTR, LOOKUP, MKDIR, MKNOD, OPEN, OPEN_OUT, OPENDIR, READ, READ_IN, READDIR,
@@ -64,11 +65,13 @@ class Attr:
 class WireHandle:
     """An open file of the daemon's: the daemon's fh and the node it is of (requests on
     an open file name both)."""
-    __slots__ = ("fh", "nodeid", "flags", "ahead")
+    __slots__ = ("fh", "nodeid", "flags", "ahead", "kh", "readiness")
 
     def __init__(self, fh: int, nodeid: int, flags: int) -> None:
         self.fh, self.nodeid, self.flags = fh, nodeid, flags
         self.ahead = None  # (generation, offset, data) read ahead (fuse.WireService)
+        self.kh = 0  # the poll handle POLL requests name (the daemon's NOTIFY_POLL too)
+        self.readiness = None  # a Readiness once the daemon answered a POLL
 
 
 class FileInfo:
@@ -289,6 +292,34 @@ class WireOps:
             if getattr(e, "errno", None) == errno.ENOSYS:
                 raise _fuse_error(errno.EOPNOTSUPP) from None
             raise
+
+    async def poll(self, fh) -> int:
+        """FUSE_POLL: the file's revents now, and a NOTIFY_POLL asked for when they
+        change (ENOSYS once the daemon said so: the kernel's no_poll)."""
+        if POLL in self.conn.no:
+            raise _fuse_error(errno.ENOSYS)
+        data = await self.conn.request(POLL, fh.nodeid, POLL_IN.pack(
+            fh.fh, fh.kh, POLL_SCHEDULE_NOTIFY, POLL_ASKED))
+        return struct.unpack_from("<I", data)[0]
+
+    def poll_again(self, fh, on_revents) -> None:
+        """POLL once more, waited for by nobody (after the daemon's NOTIFY_POLL):
+        on_revents(revents) when it answers."""
+        def answered(error, body):
+            if not error and len(body) >= 4:
+                on_revents(struct.unpack_from("<I", body)[0])
+        self.conn.post(POLL, fh.nodeid, POLL_IN.pack(fh.fh, fh.kh, POLL_SCHEDULE_NOTIFY,
+                                                     POLL_ASKED), answered)
+
+    async def copy_file_range(self, fh_in, off_in, fh_out, off_out, length, flags):
+        """FUSE_COPY_FILE_RANGE: bytes copied (ENOSYS once the daemon said so, then the
+        core copies through reads and writes, as the kernel's no_copy_file_range)."""
+        if COPY_FILE_RANGE in self.conn.no:
+            raise _fuse_error(errno.ENOSYS)
+        data = await self.conn.request(COPY_FILE_RANGE, fh_in.nodeid, COPY_FILE_RANGE_IN.pack(
+            fh_in.fh, off_in, fh_out.nodeid, fh_out.fh, off_out, length, flags),
+            also=(fh_out.nodeid,))
+        return struct.unpack_from("<I", data)[0]
 
     async def lseek(self, fh, offset, whence):
         """FUSE_LSEEK (SEEK_DATA/SEEK_HOLE); ENOSYS once the daemon said so, then the

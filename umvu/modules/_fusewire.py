@@ -44,7 +44,11 @@ FATTR_MODE, FATTR_UID, FATTR_GID, FATTR_SIZE = 1, 2, 4, 8
 FATTR_ATIME, FATTR_MTIME, FATTR_FH, FATTR_CTIME = 16, 32, 64, 1024
 FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FOPEN_NONSEEKABLE = 1, 2, 4
 GETATTR_FH = 1
-NOTIFY_INVAL_INODE, NOTIFY_INVAL_ENTRY, NOTIFY_DELETE = 2, 3, 6
+NOTIFY_POLL, NOTIFY_INVAL_INODE, NOTIFY_INVAL_ENTRY, NOTIFY_DELETE = 1, 2, 3, 6
+POLL_SCHEDULE_NOTIFY = 1
+POLLIN, POLLPRI, POLLOUT, POLLERR, POLLHUP = 0x1, 0x2, 0x4, 0x8, 0x10
+POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND = 0x40, 0x80, 0x100, 0x200
+POLL_ASKED = POLLIN | POLLPRI | POLLOUT | POLLRDNORM | POLLRDBAND | POLLWRNORM | POLLWRBAND
 INT_REQ_BIT = 1  # the unique of an INTERRUPT request (requests' own are even)
 
 IN_HEADER = struct.Struct("<IIQQIIIHH")       # fuse_in_header (40)
@@ -58,6 +62,8 @@ INIT_OUT = struct.Struct("<IIIIHHIIHHI7I")
 KSTATFS = struct.Struct("<QQQQQIIII6I")
 SETATTR_IN = struct.Struct("<IIQQQQQQIIIIIIII")
 READ_IN = WRITE_IN = struct.Struct("<QQIIQII")
+POLL_IN = struct.Struct("<QQII")              # fuse_poll_in: fh, kh, flags, events
+COPY_FILE_RANGE_IN = struct.Struct("<QQQQQQQ")  # fh_in, off_in, nodeid_out, fh_out...
 DIRENT = struct.Struct("<QQII")
 U32_PAIR = struct.Struct("<II")
 U64 = struct.Struct("<Q")
@@ -66,6 +72,47 @@ U64 = struct.Struct("<Q")
 def _fuse_error(code: int):
     from umvu.modules.vufuse import _pyfuse3
     return _pyfuse3().FUSEError(code)
+
+
+class Readiness:
+    """What poll, select and epoll see of an open file whose daemon answers POLL: the
+    guest's fd is a copy of one end (g) of a datagram socket pair umvu holds both ends
+    of. g is readable while a byte from the other end (u) waits in it (POLLIN), and
+    writable unless g's own send buffer is full of datagrams u has not read (POLLOUT):
+    the daemon's revents, set by umvu."""
+    __slots__ = ("g", "u", "revents")
+
+    def __init__(self) -> None:
+        self.g, self.u = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        for s in (self.g, self.u):
+            s.setblocking(False)
+        self.g.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1)  # (the least: a few)
+        self.revents = POLLOUT  # (as made: writable, not readable)
+
+    def fd(self) -> int:
+        return self.g.fileno()
+
+    def set(self, revents: int) -> None:
+        if self.g.fileno() < 0:
+            return
+        old, self.revents = self.revents, revents
+        try:
+            if revents & POLLIN and not old & POLLIN:
+                self.u.send(b"r")
+            elif old & POLLIN and not revents & POLLIN:
+                self.g.recv(16)
+            if old & POLLOUT and not revents & POLLOUT:
+                for _ in range(4096):  # (until the send buffer is full)
+                    self.g.send(b"w")
+            elif revents & POLLOUT and not old & POLLOUT:
+                for _ in range(4096):
+                    self.u.recv(16)
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        self.g.close()
+        self.u.close()
 
 
 class Pending:
@@ -106,6 +153,7 @@ class Connection:
         self.files = 0   # open file descriptions of /dev/fuse on this connection
         self.on_notify = None  # callback(code, body) for the daemon's notifications
         self.dropped: set = set()  # uniques whose replies nobody awaits
+        self.posted: dict = {}  # unique -> callback(error, body) of a request not waited
         # nodes named by requests the daemon has not answered yet: a FORGET of one
         # waits until they are (libfuse drops a node at its FORGET, and a request
         # still to be served on it would abort the daemon: "node N not found")
@@ -265,6 +313,16 @@ class Connection:
             raise _fuse_error(-p.error)
         return p.body
 
+    def post(self, opcode: int, nodeid: int, body: bytes, on_reply) -> None:
+        """Send a request nobody waits for: on_reply(error, body) when its reply comes
+        (a POLL asked again after the daemon's NOTIFY_POLL, from the daemon's own call)."""
+        if not self.initialized.is_set() or self.dead or self.unmounted or self.init_error:
+            return
+        unique = self._next_unique()
+        self._naming(unique, (nodeid,))
+        self.posted[unique] = on_reply
+        self._push(None, self.header(opcode, nodeid, len(body), unique, (0, 0, 0)) + body)
+
     def _naming(self, unique: int, nodes) -> None:
         nodes = tuple(n for n in nodes if n)
         if nodes:
@@ -334,6 +392,7 @@ class Connection:
             p.done.set()
         self.waiting.clear()
         self.dropped.clear()
+        self.posted.clear()
         self.uses.clear()
         self.inflight.clear()
         self.deferred.clear()
@@ -387,6 +446,11 @@ class Connection:
         if unique in self.dropped:
             self.dropped.discard(unique)
             self._answered(unique)
+            return len(data)
+        on_reply = self.posted.pop(unique, None)
+        if on_reply is not None:
+            self._answered(unique)
+            on_reply(error, data[OUT_HEADER.size:])
             return len(data)
         p = self.waiting.pop(unique, None)
         if p is None:

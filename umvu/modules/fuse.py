@@ -144,11 +144,13 @@ class DevFuse:
 
 class WireService(FuseService):
     """A mount served by a guest daemon (vufuse's service over WireOps)."""
+    pollable = True  # (a FUSE file has a poll: epoll may watch it)
 
     def __init__(self, ops, api, dev, readonly, default_permissions, allow_other,
                  user_id, group_id):
         super().__init__(ops, api, dev, readonly, default_permissions, timeout=1e9)
         self._generation: dict = {}  # inode -> writes through this mount (read-ahead)
+        self.polled: dict = {}  # kh -> the WireHandle of an open file with a Readiness
         self.allow_other = allow_other
         self.user_id, self.group_id = user_id, group_id
 
@@ -185,7 +187,9 @@ class WireService(FuseService):
     def pread(self, h, size, offset):
         w = h.fh
         if h.direct:
-            return super().pread(h, size, offset)
+            data = super().pread(h, size, offset)
+            self._repoll(h)
+            return data
         gen = self._generation.get(h.inode, 0)
         a = w.ahead
         if a is not None and a[0] == gen:
@@ -196,12 +200,76 @@ class WireService(FuseService):
                 return data[offset - start:offset - start + size]  # (short: the end)
         want = max(size, self.conn.max_read)
         data = super().pread(h, want, offset)
+        self._repoll(h)
         w.ahead = (gen, offset, data) if len(data) > size else None
         return data[:size]
 
     def pwrite(self, h, data, offset):
         self._changed(h.inode)
-        return super().pwrite(h, data, offset)
+        n = super().pwrite(h, data, offset)
+        self._repoll(h)
+        return n
+
+    def copy_file_range(self, h_in, off_in, h_out, off_out, length):
+        self._changed(h_out.inode)
+        n = super().copy_file_range(h_in, off_in, h_out, off_out, length)
+        self._repoll(h_in)
+        self._repoll(h_out)
+        return n
+
+    # ------------------------------------------------------------ poll
+    # The kernel asks the daemon (POLL) each time a client polls a file, and again
+    # when the daemon notifies (NOTIFY_POLL). A client's poll, select and epoll run
+    # natively here, on the guest's fd: so umvu asks when the file is opened, after
+    # every read or write of it and when the daemon notifies, and shows the answer
+    # on that fd (a Readiness). A daemon with no poll (ENOSYS) is never asked again;
+    # its files are always ready, the kernel's DEFAULT_POLLMASK.
+    def _opened(self, h):
+        h = super()._opened(h)
+        if not h.is_dir and wire.POLL not in self.conn.no:
+            w = h.fh
+            w.kh = self.conn._next_unique()  # (one per open file, as the kernel's ff->kh)
+            try:
+                revents = self.call("poll", w)
+            except OSError:
+                revents = None  # (ENOSYS: no poll; an error: the kernel's POLLERR)
+            if revents is not None:
+                w.readiness = wire.Readiness()
+                w.readiness.set(revents)
+                self.polled[w.kh] = w
+        return h
+
+    def _repoll(self, h) -> None:
+        w = h.fh
+        if getattr(w, "readiness", None) is not None and wire.POLL not in self.conn.no:
+            try:
+                revents = self.call("poll", w)
+            except OSError:
+                return
+            w.readiness.set(revents)
+
+    def notify_poll(self, kh: int) -> None:
+        """The daemon's NOTIFY_POLL: its file's readiness is asked again."""
+        w = self.polled.get(kh)
+        if w is not None and w.readiness is not None:
+            self.ops.poll_again(w, w.readiness.set)
+
+    def placeholder(self, h):
+        w = h.fh
+        return w.readiness.fd() if getattr(w, "readiness", None) is not None else None
+
+    def plain_content(self, h):
+        return super().plain_content(h) and getattr(h.fh, "readiness", None) is None
+
+    def close(self, h):
+        try:
+            super().close(h)
+        finally:
+            w = h.fh
+            if getattr(w, "readiness", None) is not None:
+                self.polled.pop(w.kh, None)
+                w.readiness.close()
+                w.readiness = None
 
     def fallocate(self, h, mode, offset, length):
         self._rofs()
@@ -315,7 +383,12 @@ class Fuse(Module):
 
     @staticmethod
     def _notified(service, code, body) -> None:
-        """The daemon's notifications: what they invalidate is dropped from the caches."""
+        """The daemon's notifications: what they invalidate is dropped from the caches;
+        a NOTIFY_POLL has the file's readiness asked again."""
+        if code == wire.NOTIFY_POLL:
+            if len(body) >= 8:
+                service.notify_poll(struct.unpack_from("<Q", body)[0])
+            return
         service._attr_cache.clear()
         service._searched.clear()
         if code in (wire.NOTIFY_INVAL_ENTRY, wire.NOTIFY_DELETE) and len(body) >= 16:
