@@ -7,7 +7,9 @@ SIGCANCEL umvu must deliver with its own siginfo (a walk of a big tree then an u
 hung in one run of three before it did)."""
 from __future__ import annotations
 
+import ctypes
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -507,3 +509,82 @@ def test_poll_and_copy_file_range(tmp_path, fuse_pollcopy, as_user, who):
             args, umount="vuumount")], cwd=tmp_path, timeout=120)
     assert g.returncode == 0, g.stderr.decode()
     assert g.stdout == native.stdout
+
+
+def _dev_fuse_watch():
+    """An inotify fd that hears every open of the host's /dev/fuse (IN_OPEN)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    assert fd >= 0 and libc.inotify_add_watch(fd, b"/dev/fuse", 0x20) >= 0
+    return fd
+
+
+def _dev_fuse_opened(fd) -> bool:
+    try:
+        return bool(os.read(fd, 4096))
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+AS_NOBODY = {name: spec for name, spec in READ_ONLY_DAEMONS.items()}
+AS_NOBODY["bindfs"] = ("bindfs", "src")
+AS_NOBODY["pyfuse3-hello"] = ("/usr/bin/python3 hello.py", None)
+# a script's wait for its mount (bounded: a daemon that failed leaves it waiting)
+MOUNTED = ('for i in $(seq 1200); do grep -q " $PWD/%s " /proc/self/mounts && break; '
+           'sleep 0.05; done\n')
+
+
+@pytest.mark.parametrize("daemon", sorted(AS_NOBODY))
+def test_each_daemon_as_nobody(images, examples, tmp_path, as_user, daemon):
+    """The read-only scenarios as an unprivileged user: each daemon run by nobody inside
+    umvu lists the same as the same daemon on the host's kernel FUSE (run by root: the
+    host's /dev/fuse is root's alone here); while the session's mount is up the host's
+    mount table does not hold it, and the host's /dev/fuse is never opened (inotify).
+    pyfuse3's hello gives its files its own uid and gid, and bindfs run by a user shows
+    that user as every file's owner: nobody there, root here;
+    the files of the tree that only root may read are left out of both walks."""
+    command, source = AS_NOBODY[daemon]
+    work = as_user.work / ("as-nobody-" + daemon)
+    native_dir = tmp_path / "native"
+    for top in (work, native_dir):
+        top.mkdir()
+        if daemon == "bindfs":
+            subprocess.run(["cp", "-a", str(images / "src"), str(top / "src")], check=True)
+        elif daemon == "pyfuse3-hello":
+            shutil.copy(examples / "hello.py", top / "hello.py")
+        else:
+            shutil.copy(images / source, top / source)
+        (top / "m").mkdir()
+    arg = {"bindfs": "src", "pyfuse3-hello": ""}.get(daemon, source)
+    if daemon == "pyfuse3-hello":
+        walk = "cd m && { %s\n}" % READONLY_WORKLOAD.replace("ls -la", "ls -lan")
+    else:
+        # (not lost+found and modes/, whose files root's walk reads and nobody may not)
+        walk = "python3 %s walk m --skip lost+found --skip modes" % FSTREE
+    bg = " &" if daemon == "pyfuse3-hello" else ""  # (it stays in the foreground)
+    try:
+        native = sh("%s %s m%s\n%s(%s); fusermount3 -u m; wait" % (
+            command, arg, bg, MOUNTED % "m", walk), cwd=native_dir, timeout=300)
+        assert native.returncode == 0, native.stderr.decode()[-3000:]
+        assert len(native.stdout.splitlines()) > (5 if daemon == "pyfuse3-hello" else 100)
+        subprocess.run(["chown", "-R", "nobody", str(work)], check=True)
+        guest_cmd = ("cd %s || exit 9; vu_insmod fuse || exit 9; %s %s m%s\n%s"
+                     "touch mounted.flag; until [ -e checked.flag ]; do sleep 0.05; done; "
+                     "(%s); vuumount m; wait" % (work, command, arg, bg, MOUNTED % "m", walk))
+        watch = _dev_fuse_watch()
+        rc, out, err = _host_check(lambda: subprocess.Popen(
+            as_user.prefix + ["bash", "-c", guest_cmd], stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE), work / "m", work)
+        assert not _dev_fuse_opened(watch)
+        assert rc == 0, err.decode()[-3000:]
+        if daemon == "pyfuse3-hello":
+            out = out.replace(b" 65534 65534 ", b" 0 0 ")
+        expected = native.stdout
+        if daemon == "bindfs":  # (run by a user, it shows that user as every owner)
+            owner = re.compile(rb"^('.*' [0-7]+) \d+:", re.M)
+            out, expected = (owner.sub(rb"\1 OWNER:", o) for o in (out, expected))
+        assert out == expected
+    finally:
+        subprocess.run(["rm", "-rf", str(work)])

@@ -25,7 +25,9 @@ KNOWN = {
 
 def normalize(line: str, pids: set[str]) -> str:
     line = re.sub(r"0x[0-9a-f]+", "ADDR", line)
-    line = re.sub(r"si_utime=\d+, si_stime=\d+", "si_utime=T, si_stime=T", line)
+    # (the CPU times of a child, and their seconds in a comment once not 0)
+    line = re.sub(r"si_utime=\d+( /\* [\d.]+ s \*/)?, si_stime=\d+( /\* [\d.]+ s \*/)?",
+                  "si_utime=T, si_stime=T", line)
     line = re.sub(r'^getrandom\("[^"]*"', 'getrandom("RANDOM"', line)
     line = re.sub(r"\s+= ", " = ", line)
     return re.sub(r"\b\d+\b", lambda m: "PID" if m.group(0) in pids else m.group(0), line)

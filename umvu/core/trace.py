@@ -41,6 +41,17 @@ SIGNALS = {1: "SIGHUP", 2: "SIGINT", 3: "SIGQUIT", 4: "SIGILL", 5: "SIGTRAP", 6:
            27: "SIGPROF", 28: "SIGWINCH", 29: "SIGIO", 30: "SIGPWR", 31: "SIGSYS"}
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def clock_t(ticks: int) -> str:
+    """A clock_t as strace shows it: the ticks, and the seconds in a comment when any."""
+    if ticks <= 0 or CLK_TCK <= 0:
+        return str(ticks)
+    width = min(len(str(CLK_TCK)) - 1, 9)
+    return "%d /* %d.%0*d s */" % (ticks, ticks // CLK_TCK, width, ticks % CLK_TCK)
+
+
 def signame(sig: int) -> str:
     if sig in SIGNALS:
         return SIGNALS[sig]
@@ -327,7 +338,8 @@ class CallFormatter(Decoders):
             code_s = CLD_CODES.get(code, str(code))
             shown = signame(status) if code in (2, 3, 4, 5) else str(status)
             body = ("si_signo=SIGCHLD, si_code=%s, si_pid=%d, si_uid=%d, si_status=%s, "
-                    "si_utime=%d, si_stime=%d" % (code_s, pid, uid, shown, utime, stime))
+                    "si_utime=%s, si_stime=%s" % (code_s, pid, uid, shown, clock_t(utime),
+                                                  clock_t(stime)))
         elif sig in (4, 7, 8, 11) and code > 0:
             fault = struct.unpack_from("<Q", info, 16)[0]
             code_s = SEGV_CODES.get(code, str(code)) if sig == 11 else str(code)
