@@ -95,16 +95,23 @@ class Readiness:
     def set(self, revents: int) -> None:
         if self.g.fileno() < 0:
             return
-        old, self.revents = self.revents, revents
+        readable = bool(revents & (POLLIN | POLLRDNORM))
+        writable = bool(revents & (POLLOUT | POLLWRNORM))
+        was_readable = bool(self.revents & POLLIN)
+        was_writable = bool(self.revents & POLLOUT)
+        self.revents = (POLLIN if readable else 0) | (POLLOUT if writable else 0)
         try:
-            if revents & POLLIN and not old & POLLIN:
+            if readable and not was_readable:
                 self.u.send(b"r")
-            elif old & POLLIN and not revents & POLLIN:
+            elif was_readable and not readable:
                 self.g.recv(16)
-            if old & POLLOUT and not revents & POLLOUT:
+        except BlockingIOError:
+            pass
+        try:
+            if was_writable and not writable:
                 for _ in range(4096):  # (until the send buffer is full)
                     self.g.send(b"w")
-            elif revents & POLLOUT and not old & POLLOUT:
+            elif writable and not was_writable:
                 for _ in range(4096):
                     self.u.recv(16)
         except BlockingIOError:
