@@ -457,7 +457,7 @@ def test_client_signal_while_the_daemon_works(tmp_path, fuse_stall, mode, daemon
 
 POLLCOPY_SCRIPT = r"""
 %(daemon)s %(mnt)s 2> daemon.log &
-until [ -e %(mnt)s/a ]; do sleep 0.05; done
+for i in $(seq 1200); do [ -e %(mnt)s/a ] && break; sleep 0.05; done
 /usr/bin/python3 %(client)s %(mnt)s; echo status=$?
 %(umount)s %(mnt)s
 wait
