@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import BASE_ENV, REPO, run
+from conftest import BASE_ENV, REPO, UMVU, run
 from test_pyfuse3_examples import (READONLY_WORKLOAD, WORKLOAD,  # noqa: F401
                                    examples, kernel_run)  # (examples: a fixture)
 
@@ -151,10 +151,15 @@ def test_read_only_daemon_same_as_kernel(images, tmp_path, daemon):
     _same(native, guest)
 
 
-def test_fuseext2_rw_on_a_vudev_partition(tmp_path):
+@pytest.mark.parametrize("who", ["root", "nobody"])
+def test_fuseext2_rw_on_a_vudev_partition(tmp_path, as_user, who):
     """The second seed scenario: a disk image partitioned with sgdisk, a partition
     formatted, fuse-ext2 -o rw+ on /dev/hda1 of vudevpartx; e2fsck clean after, debugfs
-    sees the file."""
+    sees the file. As nobody too: the host's mount table never holds the mount, the
+    host's /dev/fuse is never opened."""
+    if who == "nobody":
+        tmp_path = as_user.work / "partition"
+        tmp_path.mkdir()
     disk = tmp_path / "disk.img"
     subprocess.run(["truncate", "-s", "40M", str(disk)], check=True)
     subprocess.run(["sgdisk", "-n", "1:2048:+30M", "-t", "1:8300", str(disk)],
@@ -167,17 +172,30 @@ def test_fuseext2_rw_on_a_vudev_partition(tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
     cmd = ("set -e; vu_insmod vudev fuse; vumount -t vudevpartx %s /dev/hda; "
-           "fuseext2 -o rw+ /dev/hda1 %s; echo seeded > %s/seed; mkdir %s/dir; "
-           "cat %s/seed; vuumount %s; vuumount /dev/hda" % (disk, mnt, mnt, mnt, mnt, mnt))
-    r = run("umvu", ["bash", "-c", cmd], cwd=tmp_path, timeout=300)
-    assert r.returncode == 0, r.stderr.decode()[-3000:]
-    assert r.stdout == b"seeded\n"
+           "fuseext2 -o rw+ /dev/hda1 %s; touch mounted.flag; "
+           "until [ -e checked.flag ]; do sleep 0.05; done; echo seeded > %s/seed; "
+           "mkdir %s/dir; cat %s/seed; vuumount %s; vuumount /dev/hda" %
+           (disk, mnt, mnt, mnt, mnt, mnt))
+    if who == "nobody":
+        subprocess.run(["chown", "-R", "nobody", str(tmp_path)], check=True)
+        prefix = as_user.prefix
+    else:
+        prefix = UMVU
+    watch = _dev_fuse_watch()
+    rc, out, err = _host_check(lambda: subprocess.Popen(
+        prefix + ["bash", "-c", cmd], cwd=tmp_path, env=BASE_ENV, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE), mnt, tmp_path)
+    assert not _dev_fuse_opened(watch)
+    assert rc == 0, err.decode()[-3000:]
+    assert out == b"seeded\n"
     subprocess.run(["dd", "if=%s" % disk, "of=%s" % part, "bs=512", "skip=2048",
                     "count=%d" % (30 * 2048), "status=none"], check=True)
     fsck = subprocess.run(["e2fsck", "-fn", str(part)], capture_output=True)
     assert fsck.returncode == 0, fsck.stdout.decode()
     dbg = subprocess.run(["debugfs", "-R", "cat /seed", str(part)], capture_output=True)
     assert dbg.stdout == b"seeded\n"
+    if who == "nobody":
+        shutil.rmtree(tmp_path)
 
 
 def test_bindfs(images, tmp_path):
@@ -269,18 +287,32 @@ def test_unprivileged_user(images, as_user):
     assert dbg.stdout == b"mine\n"
 
 
-@pytest.mark.parametrize("name", ["hello", "passthroughfs"])
-def test_pyfuse3_example_as_a_program(examples, name, tmp_path):
+@pytest.mark.parametrize("name, who", [("hello", "root"), ("passthroughfs", "root"),
+                                       ("passthroughfs", "nobody")])
+def test_pyfuse3_example_as_a_program(examples, name, who, tmp_path, as_user):
     """pyfuse3's examples, unedited, run as plain programs inside umvu (pyfuse3 ->
     libfuse3 -> umvu's /dev/fuse; pyfuse3 waits for its fd with trio, so its readiness
-    must be right) against the same programs on the kernel's FUSE."""
-    example = examples / (name + ".py")
+    must be right) against the same programs on the kernel's FUSE (run by root; inside
+    umvu by root, and by nobody with its own copy of the example)."""
     script = READONLY_WORKLOAD if name == "hello" else WORKLOAD
+    if who == "nobody":
+        # passthroughfs makes a file 0777 less its own umask whatever mode is asked, and
+        # tar sets the archive's modes by chmod for root only: a user's tar would give
+        # 0755 on kernel FUSE too. cp -a sets them by chmod for anyone.
+        old = "tar cf - docs | (mkdir t && cd t && tar xf -)"
+        assert old in script
+        script = script.replace(old, "mkdir t && cp -a docs t/")
     results = {}
     for side in ("kernel", "umvu"):
-        mnt = tmp_path / ("mnt-" + side)
+        top = as_user.work / "pyfuse3" if side == "umvu" and who == "nobody" else tmp_path
+        top.mkdir(exist_ok=True)
+        example = examples / (name + ".py")
+        if top != tmp_path:
+            shutil.copy(example, top / example.name)
+            example = top / example.name
+        mnt = top / ("mnt-" + side)
         mnt.mkdir()
-        src = tmp_path / ("src-" + side)
+        src = top / ("src-" + side)
         src.mkdir()
         (src / "existing").write_text("was here\n")
         args = [str(src)] if name == "passthroughfs" else []
@@ -291,12 +323,18 @@ def test_pyfuse3_example_as_a_program(examples, name, tmp_path):
                     "until grep -q ' %s ' /proc/self/mounts; do sleep 0.05; done; "
                     "(cd %s && { %s\n}); vuumount %s; wait $!; echo daemon=$?" %
                     (example, " ".join(args), mnt, mnt, mnt, script, mnt))
-            r = run("umvu", ["bash", "-c", full], cwd="/", timeout=600)
+            if who == "nobody":
+                subprocess.run(["chown", "-R", "nobody", str(top)], check=True)
+                r = as_user(["bash", "-c", full], timeout=600)
+            else:
+                r = run("umvu", ["bash", "-c", full], cwd="/", timeout=600)
             assert r.stdout.endswith(b"daemon=0\n"), r.stderr.decode()[-3000:]
             r.stdout = r.stdout[:-len(b"daemon=0\n")]
         results[side] = (r.returncode, r.stdout.decode())
         if args:
             results[side + "-src"] = sorted(os.listdir(src))
+        if top != tmp_path:
+            shutil.rmtree(top)
     assert results["umvu"] == results["kernel"]
     assert len(results["kernel"][1].splitlines()) > 5
     if name == "passthroughfs":
