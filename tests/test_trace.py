@@ -137,8 +137,8 @@ def test_intercepted_calls_and_their_module(tmp_path):
 
 def test_traced_as_another_user(as_user):
     """-d s in a session of a user other than root: a read-only open of a file in a
-    mount is given its memfd over umvu's socket, as untraced (the guest's own open of
-    /proc/UMVU/fd/N, which the trace once let it make, fails: umvu is not dumpable)."""
+    mount is given its memfd over umvu's socket, as untraced (a guest's own open of
+    /proc/UMVU/fd/N fails EACCES: umvu is not dumpable)."""
     work = as_user.work / "traced"
     work.mkdir()
     subprocess.run(["chown", "nobody", str(work)], check=True)
