@@ -92,9 +92,14 @@ def as_user(request):
 
 
 
-def compile_prog(tmp_path_factory, name: str) -> Path:
-    """tests/progs/NAME.c built (gcc -O2 -Wall) into a fresh directory: the executable."""
+def compile_prog(tmp_path_factory, name: str, pkg: str | None = None) -> Path:
+    """tests/progs/NAME.c built (gcc -O2 -Wall, with pkg-config PKG's flags if given)
+    into a fresh directory: the executable."""
     exe = tmp_path_factory.mktemp("prog") / name
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe), str(REPO / "tests/progs" /
-                                                                 (name + ".c"))], check=True)
+    flags = []
+    if pkg is not None:
+        flags = subprocess.run(["pkg-config", "--cflags", "--libs", pkg], check=True,
+                               capture_output=True, text=True).stdout.split()
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe),
+                    str(REPO / "tests/progs" / (name + ".c"))] + flags, check=True)
     return exe

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import BASE_ENV, REPO, UMVU, run
+from conftest import BASE_ENV, REPO, UMVU, compile_prog, run
 from test_pyfuse3_examples import (READONLY_WORKLOAD, WORKLOAD,  # noqa: F401
                                    examples, kernel_run)  # (examples: a fixture)
 
@@ -462,12 +462,7 @@ grep -c INTERRUPT daemon.log
 
 @pytest.fixture(scope="module")
 def fuse_stall(tmp_path_factory):
-    exe = tmp_path_factory.mktemp("stall") / "fuse_stall"
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], check=True,
-                           capture_output=True, text=True).stdout.split()
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe),
-                    str(REPO / "tests" / "progs" / "fuse_stall.c")] + flags, check=True)
-    return exe
+    return compile_prog(tmp_path_factory, "fuse_stall", pkg="fuse3")
 
 
 @pytest.mark.parametrize("mode", ["umvu", "umvu-S"])
@@ -505,12 +500,7 @@ cat daemon.log
 
 @pytest.fixture(scope="module")
 def fuse_pollcopy(tmp_path_factory):
-    exe = tmp_path_factory.mktemp("pollcopy") / "fuse_pollcopy"
-    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fuse3"], check=True,
-                           capture_output=True, text=True).stdout.split()
-    subprocess.run(["gcc", "-O2", "-Wall", "-o", str(exe),
-                    str(PROGS / "fuse_pollcopy.c")] + flags, check=True)
-    return exe
+    return compile_prog(tmp_path_factory, "fuse_pollcopy", pkg="fuse3")
 
 
 @pytest.mark.parametrize("who", ["umvu", "umvu-S", "nobody"])

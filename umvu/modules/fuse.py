@@ -211,8 +211,14 @@ class WireService(FuseService):
         return n
 
     def copy_file_range(self, h_in, off_in, h_out, off_out, length):
+        """copy_file_range(2) between two open files of this mount: one
+        FUSE_COPY_FILE_RANGE (ENOSYS: the core copies through reads and writes, as the
+        kernel does)."""
+        self._rofs()
         self._changed(h_out.inode)
-        n = super().copy_file_range(h_in, off_in, h_out, off_out, length)
+        n = self.call("copy_file_range", h_in.fh, off_in, h_out.fh, off_out, length, 0)
+        if n:
+            self._kill_privs(h_out.inode, self.ctx(), h_out.fh)
         self._repoll(h_in)
         self._repoll(h_out)
         return n
@@ -241,7 +247,7 @@ class WireService(FuseService):
 
     def _repoll(self, h) -> None:
         w = h.fh
-        if getattr(w, "readiness", None) is not None and wire.POLL not in self.conn.no:
+        if w.readiness is not None and wire.POLL not in self.conn.no:
             try:
                 revents = self.call("poll", w)
             except OSError:
@@ -256,17 +262,17 @@ class WireService(FuseService):
 
     def placeholder(self, h):
         w = h.fh
-        return w.readiness.fd() if getattr(w, "readiness", None) is not None else None
+        return w.readiness.fd() if w.readiness is not None else None
 
     def plain_content(self, h):
-        return super().plain_content(h) and getattr(h.fh, "readiness", None) is None
+        return super().plain_content(h) and h.fh.readiness is None
 
     def close(self, h):
         try:
             super().close(h)
         finally:
             w = h.fh
-            if getattr(w, "readiness", None) is not None:
+            if w.readiness is not None:
                 self.polled.pop(w.kh, None)
                 w.readiness.close()
                 w.readiness = None

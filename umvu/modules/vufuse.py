@@ -680,19 +680,6 @@ class FuseService(KernelRules):
             self._kill_privs(h.inode, self.ctx(), h.fh)
         return n
 
-    def copy_file_range(self, h_in, off_in, h_out, off_out, length):
-        """copy_file_range(2) between two open files of this mount: the file system's
-        ``copy_file_range(fh_in, off_in, fh_out, off_out, length, flags)`` (libfuse's,
-        FUSE_COPY_FILE_RANGE); absent or ENOSYS: the core copies through reads and
-        writes, as the kernel does."""
-        if not hasattr(self.ops, "copy_file_range"):
-            raise OSError(errno.ENOSYS, "no copy_file_range")
-        self._rofs()
-        n = self.call("copy_file_range", h_in.fh, off_in, h_out.fh, off_out, length, 0)
-        if n:
-            self._kill_privs(h_out.inode, self.ctx(), h_out.fh)
-        return n
-
     def seek_data(self, h, offset, whence):
         """SEEK_DATA/SEEK_HOLE: the file system's ``lseek(fh, offset, whence)``
         (libfuse's lseek, FUSE_LSEEK); absent or ENOSYS: the core's generic answer."""
